@@ -1,0 +1,188 @@
+/**
+ * The internal API's operations, transport-free: validate the input, call the user's actor,
+ * return a contract result. The HTTP routes (`routes.ts`) and the RPC entrypoint
+ * (`index.ts`, `BrokerApi`) are both thin shells over these functions, so a service-binding
+ * caller and an HTTP caller get exactly the same behaviour.
+ */
+import type { TokenInput, UserActor } from "./actor";
+import { loadConfig, type BrokerConfig } from "./config";
+import {
+  failure,
+  type ConnectionView,
+  type ConnectStarted,
+  type Disconnected,
+  type Failure,
+  type TokenResult,
+  type UserDeleted,
+} from "./contract";
+import { ConfigError } from "./crypto";
+import { logEvent } from "./log";
+import { authorizeUrl, checkReturnTo, signState } from "./oauth";
+import { parseAppType, parseMinValidity, parsePermission, parseRepository, parseUserId } from "./validate";
+
+/** `GET /connection` answers the view with `ok: true` added, so every result is discriminated. */
+export type ConnectionResult = ({ ok: true } & ConnectionView) | Failure;
+
+export function userActor(env: Env, userId: string): DurableObjectStub<UserActor> {
+  return env.USER_ACTOR.get(env.USER_ACTOR.idFromName(userId));
+}
+
+/** `POST /v1/users/{userId}/token`. */
+export function getToken(env: Env, userId: unknown, body: unknown): Promise<TokenResult> {
+  return withConfig(env, async (config) => {
+    const input = parseTokenInput(config, userId, body);
+    if (!input.ok) return input;
+    return callActor(async (): Promise<TokenResult> => await userActor(env, input.value.userId).token(input.value));
+  });
+}
+
+/** `POST /v1/users/{userId}/token/rejected`. */
+export function reportRejectedToken(env: Env, userId: unknown, body: unknown): Promise<TokenResult> {
+  return withConfig(env, async (config) => {
+    const user = parseUserId(userId);
+    if (!user.ok) return user;
+    const fields = asObject(body);
+    const app = parseAppType(config, fields.appType);
+    if (!app.ok) return app;
+    if (typeof fields.token !== "string" || fields.token.length === 0 || fields.token.length > 512) {
+      return failure("invalid_request", "token must be the access token GitHub refused");
+    }
+    const token = fields.token;
+    return callActor(
+      async (): Promise<TokenResult> => await userActor(env, user.value).rejected({ userId: user.value, appType: app.value.appType, token }),
+    );
+  });
+}
+
+/** `GET /v1/users/{userId}/connection?appType=`. */
+export function getConnection(env: Env, userId: unknown, appType: unknown): Promise<ConnectionResult> {
+  return withConfig(env, async (config) => {
+    const user = parseUserId(userId);
+    if (!user.ok) return user;
+    const app = parseAppType(config, appType);
+    if (!app.ok) return app;
+    return callActor(async () => ({
+      ok: true as const,
+      ...(await userActor(env, user.value).connection({ userId: user.value, appType: app.value.appType })),
+    }));
+  });
+}
+
+/** `POST /v1/users/{userId}/connect`: the authorize URL to send the user's browser to. */
+export function startConnect(env: Env, userId: unknown, body: unknown): Promise<ConnectStarted | Failure> {
+  return withConfig(env, async (config) => {
+    const user = parseUserId(userId);
+    if (!user.ok) return user;
+    const fields = asObject(body);
+    const app = parseAppType(config, fields.appType);
+    if (!app.ok) return app;
+    const returnTo = checkReturnTo(config, fields.returnTo);
+    if (!returnTo) return failure("invalid_request", "returnTo must be an absolute URL on an origin in ALLOWED_RETURN_ORIGINS");
+    return callActor(async () => {
+      const begun = await userActor(env, user.value).beginConnect({ userId: user.value, appType: app.value.appType, returnTo });
+      if (!begun.ok) return begun;
+      const state = await signState(env.STATE_SIGNING_KEY, {
+        userId: user.value,
+        appType: app.value.appType,
+        returnTo,
+        nonce: begun.nonce,
+        expiresAt: Math.floor(begun.expiresAt / 1000),
+      });
+      return { ok: true as const, authorizeUrl: authorizeUrl(config, app.value, state, begun.codeChallenge) };
+    });
+  });
+}
+
+/** `DELETE /v1/users/{userId}/connection?appType=`. */
+export function disconnect(env: Env, userId: unknown, appType: unknown): Promise<Disconnected | Failure> {
+  return withConfig(env, async (config) => {
+    const user = parseUserId(userId);
+    if (!user.ok) return user;
+    const app = parseAppType(config, appType);
+    if (!app.ok) return app;
+    return callActor(async () => {
+      const done = await userActor(env, user.value).disconnect({ userId: user.value, appType: app.value.appType });
+      return done.ok ? { ok: true as const, status: "not_connected" as const, githubGrant: done.githubGrant } : done;
+    });
+  });
+}
+
+/** `DELETE /v1/users/{userId}`: the account-deletion path. */
+export function deleteUser(env: Env, userId: unknown): Promise<UserDeleted | Failure> {
+  return withConfig(env, async () => {
+    const user = parseUserId(userId);
+    if (!user.ok) return user;
+    return callActor(async () => {
+      const done = await userActor(env, user.value).deleteUser({ userId: user.value });
+      return done.ok ? { ok: true as const, deleted: true as const, githubGrants: done.githubGrants } : done;
+    });
+  });
+}
+
+// ---- helpers ----
+
+function parseTokenInput(config: BrokerConfig, userId: unknown, body: unknown): { ok: true; value: TokenInput } | Failure {
+  const user = parseUserId(userId);
+  if (!user.ok) return user;
+  const fields = asObject(body);
+  const app = parseAppType(config, fields.appType);
+  if (!app.ok) return app;
+  const repository = parseRepository(config, fields.repository);
+  if (!repository.ok) return repository;
+  const permission = parsePermission(fields.permission);
+  if (!permission.ok) return permission;
+  const minValidity = parseMinValidity(fields.minValiditySeconds);
+  if (!minValidity.ok) return minValidity;
+  return {
+    ok: true,
+    value: {
+      userId: user.value,
+      appType: app.value.appType,
+      repository: repository.value,
+      permission: permission.value,
+      minValiditySeconds: minValidity.value,
+    },
+  };
+}
+
+function asObject(body: unknown): Record<string, unknown> {
+  return body && typeof body === "object" && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+}
+
+/** Runs `fn` with the parsed configuration; a broken configuration is the operator's problem. */
+async function withConfig<T>(env: Env, fn: (config: BrokerConfig) => Promise<T | Failure>): Promise<T | Failure> {
+  let config: BrokerConfig;
+  try {
+    config = loadConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    logEvent({ event: "config_error", level: "error", detail: err.message });
+    return failure("app_misconfigured", "The broker is misconfigured; an operator has to fix it.");
+  }
+  try {
+    return await fn(config);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    logEvent({ event: "config_error", level: "error", detail: err.message });
+    return failure("app_misconfigured", "The broker is misconfigured; an operator has to fix it.");
+  }
+}
+
+/**
+ * Calls the actor; a call that fails in transit (the object was reset or moved) is retried
+ * once when the runtime says it may be, and otherwise reported as a temporary failure.
+ * The actor's own results never throw: they are contract values.
+ */
+async function callActor<T>(fn: () => Promise<T>): Promise<T | Failure> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const e = err as { retryable?: boolean; overloaded?: boolean; message?: string; name?: string };
+      if (e instanceof ConfigError) throw e;
+      if (attempt === 0 && e.retryable && !e.overloaded) continue;
+      logEvent({ event: "actor_error", level: "error", detail: `${e.name ?? "Error"}: ${e.message ?? ""}`.slice(0, 200) });
+      return failure("github_unavailable", "The broker could not complete the request; try again.", 1);
+    }
+  }
+}

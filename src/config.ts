@@ -1,0 +1,107 @@
+/**
+ * The broker's configuration, read from the Worker's `env` once per isolate.
+ * Names and meanings are fixed by the contract (README, "Configuration").
+ */
+import { ConfigError } from "./crypto";
+
+/** One configured GitHub App. */
+export interface AppConfig {
+  appType: string;
+  clientId: string;
+  /** `GITHUB_CLIENT_SECRET_<APPTYPE>`; empty when unset (the App then answers `app_misconfigured`). */
+  clientSecret: string;
+  /** `GITHUB_WEBHOOK_SECRET_<APPTYPE>`, split on commas (several during a rotation). */
+  webhookSecrets: string[];
+}
+
+export interface BrokerConfig {
+  apps: ReadonlyMap<string, AppConfig>;
+  /** `GITHUB_WEB_URL` without a trailing slash: authorize and token endpoints. */
+  webUrl: string;
+  /** `GITHUB_API_URL` without a trailing slash. */
+  apiUrl: string;
+  /** `PUBLIC_BASE_URL` without a trailing slash. */
+  publicBaseUrl: string;
+  /** The callback GitHub redirects to: `${publicBaseUrl}/oauth/callback`. */
+  callbackUrl: string;
+  allowedReturnOrigins: ReadonlySet<string>;
+  /** Bound on every call to GitHub (`GITHUB_TIMEOUT_MS`, default 10 000). */
+  githubTimeoutMs: number;
+}
+
+/** The environment as the broker reads it: vars, secrets and bindings by name. */
+export type BrokerEnv = Env & Record<string, unknown>;
+
+const APP_TYPE = /^[a-z][a-z0-9_]{0,31}$/;
+
+const cache = new WeakMap<object, BrokerConfig>();
+
+/** Parses the configuration; throws {@link ConfigError} with an operator-readable message. */
+export function loadConfig(env: Env): BrokerConfig {
+  let config = cache.get(env);
+  if (!config) {
+    config = parse(env as BrokerEnv);
+    cache.set(env, config);
+  }
+  return config;
+}
+
+function parse(env: BrokerEnv): BrokerConfig {
+  let appsJson: unknown;
+  try {
+    appsJson = typeof env.GITHUB_APPS === "string" ? JSON.parse(env.GITHUB_APPS) : env.GITHUB_APPS;
+  } catch {
+    throw new ConfigError("GITHUB_APPS is not valid JSON");
+  }
+  if (!appsJson || typeof appsJson !== "object") throw new ConfigError("GITHUB_APPS must be an object");
+  const apps = new Map<string, AppConfig>();
+  for (const [appType, value] of Object.entries(appsJson as Record<string, unknown>)) {
+    const clientId = (value as { clientId?: unknown } | null)?.clientId;
+    if (!APP_TYPE.test(appType) || typeof clientId !== "string" || !clientId) {
+      throw new ConfigError(`GITHUB_APPS: entry "${appType}" needs a lowercase name and a clientId`);
+    }
+    const suffix = appType.toUpperCase();
+    apps.set(appType, {
+      appType,
+      clientId,
+      clientSecret: str(env[`GITHUB_CLIENT_SECRET_${suffix}`]),
+      webhookSecrets: str(env[`GITHUB_WEBHOOK_SECRET_${suffix}`])
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    });
+  }
+  const publicBaseUrl = trimSlash(str(env.PUBLIC_BASE_URL) || "http://localhost:8787");
+  const timeout = Number(str(env.GITHUB_TIMEOUT_MS) || 10_000);
+  return {
+    apps,
+    webUrl: trimSlash(str(env.GITHUB_WEB_URL) || "https://github.com"),
+    apiUrl: trimSlash(str(env.GITHUB_API_URL) || "https://api.github.com"),
+    publicBaseUrl,
+    callbackUrl: `${publicBaseUrl}/oauth/callback`,
+    allowedReturnOrigins: new Set(
+      str(env.ALLOWED_RETURN_ORIGINS)
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .map(originOf),
+    ),
+    githubTimeoutMs: Number.isFinite(timeout) && timeout > 0 ? timeout : 10_000,
+  };
+}
+
+function originOf(s: string): string {
+  try {
+    return new URL(s).origin;
+  } catch {
+    throw new ConfigError(`ALLOWED_RETURN_ORIGINS: "${s}" is not an origin`);
+  }
+}
+
+function str(v: unknown): string {
+  return typeof v === "string" ? v : "";
+}
+
+function trimSlash(s: string): string {
+  return s.replace(/\/+$/, "");
+}

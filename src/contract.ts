@@ -1,0 +1,146 @@
+/**
+ * The broker's public contract as types: every status, reason code and response shape that
+ * callers (agent sessions, the web app, operators) rely on. The code and the tests both use
+ * these, so a change here is a change to the contract (`../shared/contract.md`).
+ */
+
+/** HTTP status for each failure reason. The keys are the complete set of reason codes. */
+export const REASON_STATUS = {
+  invalid_request: 400,
+  unauthorized: 401,
+  not_connected: 404,
+  revoked: 409,
+  reconnect_required: 409,
+  no_repo_access: 403,
+  rate_limited: 429,
+  github_unavailable: 503,
+  app_misconfigured: 503,
+} as const;
+
+/** A stable, machine-readable failure reason. `message` is for people; this is for code. */
+export type Reason = keyof typeof REASON_STATUS;
+
+/** Every error body the broker sends, over HTTP and over RPC alike. */
+export interface Failure {
+  ok: false;
+  reason: Reason;
+  message: string;
+  /** Set for `rate_limited` and `github_unavailable`: when trying again makes sense. */
+  retryAfterSeconds?: number;
+}
+
+/** Builds a {@link Failure}. `message` must never contain a token, code or secret. */
+export function failure(reason: Reason, message: string, retryAfterSeconds?: number): Failure {
+  return retryAfterSeconds === undefined
+    ? { ok: false, reason, message }
+    : { ok: false, reason, message, retryAfterSeconds };
+}
+
+/**
+ * The state of one user's connection to one GitHub App.
+ * - `not_connected`: never connected, or disconnected ("Connect").
+ * - `connected`: tokens stored and usable.
+ * - `revoked`: the user revoked the App's authorization on GitHub ("Reconnect").
+ * - `reconnect_required`: the refresh token expired, was rejected or could not be
+ *   decrypted ("Reconnect").
+ */
+export type ConnectionStatus = "not_connected" | "connected" | "revoked" | "reconnect_required";
+
+/** Why a connection is `revoked` or `reconnect_required`. */
+export type ConnectionReason =
+  | "user_revoked"
+  | "token_rejected"
+  | "refresh_token_expired"
+  | "refresh_token_rejected"
+  | "undecryptable"
+  | "no_refresh_token";
+
+/** `GET /v1/users/{userId}/connection`. Times are RFC 3339 UTC (`2026-11-22T10:00:00Z`). */
+export interface ConnectionView {
+  status: ConnectionStatus;
+  githubUserId?: string;
+  githubLogin?: string;
+  accessTokenExpiresAt?: string;
+  refreshTokenExpiresAt?: string;
+  connectedAt?: string;
+  updatedAt?: string;
+  revokedAt?: string;
+  reason?: ConnectionReason;
+}
+
+/** The git identity of the user: commits made with it are attributed to them on GitHub. */
+export interface Committer {
+  /** GitHub display name, or the login where there is none. */
+  name: string;
+  /** `{githubUserId}+{login}@users.noreply.github.com`. */
+  email: string;
+}
+
+/** A checked user access token for one repository. */
+export interface TokenGrant {
+  ok: true;
+  token: string;
+  expiresAt: string;
+  /** GitHub's numeric user id, as a decimal string. */
+  githubUserId: string;
+  githubLogin: string;
+  committer: Committer;
+}
+
+export type TokenResult = TokenGrant | Failure;
+
+/** The repository permission a caller asks for; `push` by default. */
+export type Permission = "push" | "pull";
+
+/** What revoking the grant at GitHub achieved. */
+export type GrantOutcome = "revoked" | "already_gone" | "failed";
+
+export interface ConnectStarted {
+  ok: true;
+  authorizeUrl: string;
+}
+
+export interface Disconnected {
+  ok: true;
+  status: "not_connected";
+  githubGrant: GrantOutcome;
+}
+
+export interface UserDeleted {
+  ok: true;
+  deleted: true;
+  githubGrants: Record<string, GrantOutcome>;
+}
+
+/** `github_connect=error&reason=<code>` on the redirect after the OAuth callback. */
+export type CallbackErrorCode =
+  | "access_denied"
+  | "invalid_state"
+  | "expired_state"
+  | "exchange_failed"
+  | "github_unavailable";
+
+/** Request bodies of the internal API, as callers send them (validated on arrival). */
+export interface TokenRequest {
+  appType: string;
+  /** `owner/name`, or `https://github.com/owner/name(.git)` on the configured host. */
+  repository: string;
+  permission?: Permission;
+  /** Default 300, at most 3600. */
+  minValiditySeconds?: number;
+}
+
+export interface RejectedTokenReport {
+  appType: string;
+  token: string;
+}
+
+export interface ConnectRequest {
+  appType: string;
+  returnTo: string;
+}
+
+/** Formats epoch milliseconds as RFC 3339 UTC with whole seconds and a `Z`. */
+export function rfc3339(ms: number): string {
+  return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace(".000Z", "Z");
+}

@@ -1,0 +1,600 @@
+/**
+ * A GitHub emulator: the parts of github.com and api.github.com the broker talks to, with
+ * GitHub's behaviour where the broker's correctness depends on it.
+ *
+ * - Authorization codes are single use and expire after 10 minutes; PKCE (S256) is checked.
+ * - A refresh returns a new access + refresh pair and kills the old refresh token, and the
+ *   old access token with it.
+ * - Errors on `/login/oauth/access_token` come as `{error, error_description, error_uri}`
+ *   with HTTP 200, as GitHub sends them.
+ * - Access tokens expire on the emulator's clock, which a test can move.
+ * - It counts what it was asked and injects faults on demand (5xx, hangs, a response lost
+ *   after the rotation happened, rate limits, wrong client credentials).
+ *
+ * Only Web-standard APIs are used, so the same class serves requests inside the vitest
+ * pool (as Miniflare's outbound service, running in Node), under `wrangler dev` (as a Worker)
+ * and in the benchmark. Control endpoints live under `/_emulator/`.
+ */
+
+import { sign } from "@octokit/webhooks-methods";
+
+export interface EmulatorApp {
+  clientId: string;
+  clientSecret: string;
+  /** Used to sign the webhooks the emulator sends. */
+  webhookSecret?: string;
+  /** Where `github_app_authorization` webhooks for this App are delivered. */
+  webhookUrl?: string;
+}
+
+export interface EmulatorUser {
+  id: number;
+  login: string;
+  name: string | null;
+  /** `owner/name` (any case) → the user's permission on it. */
+  repos: Record<string, "push" | "pull">;
+}
+
+/** Endpoints that can be counted and faulted. */
+export type Endpoint = "exchange" | "refresh" | "user" | "repo" | "revoke_grant";
+
+/**
+ * - `status_5xx`: answer 503 without doing anything.
+ * - `hang`: never answer (until {@link GitHubEmulator.reset}, or `hangMs`); nothing done.
+ * - `drop_after_rotate`: do the work (rotate the pair), then never answer: the response is lost.
+ * - `rate_limit`: 403 with `x-ratelimit-remaining: 0` (API) or 429 (OAuth), `retry-after`.
+ * - `bad_client`: `incorrect_client_credentials` (OAuth endpoint only).
+ * - `delay`: answer normally, `delayMs` late (the rotation happens when the answer is sent).
+ */
+export type FaultKind = "status_5xx" | "hang" | "drop_after_rotate" | "rate_limit" | "bad_client" | "delay";
+
+export interface Fault {
+  endpoint: Endpoint;
+  kind: FaultKind;
+  /** How many requests it applies to; default 1. `-1`: until cleared. */
+  count?: number;
+  delayMs?: number;
+}
+
+interface TokenRecord {
+  clientId: string;
+  userId: number;
+  expiresAt: number;
+  alive: boolean;
+  /** Access and refresh token issued together share a pair id. */
+  pairId: number;
+}
+
+interface CodeRecord {
+  clientId: string;
+  userId: number;
+  redirectUri: string;
+  codeChallenge: string | null;
+  expiresAt: number;
+  used: boolean;
+}
+
+export interface EmulatorSettings {
+  /** `expires_in` of user access tokens (GitHub: 28800). */
+  accessTokenExpiresIn: number;
+  /** `refresh_token_expires_in` (GitHub: about six months). */
+  refreshTokenExpiresIn: number;
+  /** "Expire user authorization tokens" on the App; when off no refresh token is issued. */
+  expiringTokens: boolean;
+  /** Whether a refresh also kills the previous access token. */
+  refreshKillsAccessToken: boolean;
+  /** Upper bound of a `hang`, so a forgotten hang never holds a process forever. */
+  hangMs: number;
+}
+
+const DEFAULT_SETTINGS: EmulatorSettings = {
+  accessTokenExpiresIn: 28_800,
+  refreshTokenExpiresIn: 15_897_600,
+  expiringTokens: true,
+  refreshKillsAccessToken: true,
+  hangMs: 60_000,
+};
+
+export class GitHubEmulator {
+  readonly apps = new Map<string, EmulatorApp>();
+  readonly users = new Map<number, EmulatorUser>();
+  settings: EmulatorSettings = { ...DEFAULT_SETTINGS };
+  /** Seconds added to the real clock: the emulator's "now", its `Date` header and expiries. */
+  clockOffsetSeconds = 0;
+  readonly counts: Record<Endpoint, number> = { exchange: 0, refresh: 0, user: 0, repo: 0, revoke_grant: 0 };
+  /** Faults injected so far, by kind. */
+  readonly faultsInjected: Partial<Record<FaultKind, number>> = {};
+
+  #accessTokens = new Map<string, TokenRecord>();
+  #refreshTokens = new Map<string, TokenRecord>();
+  #codes = new Map<string, CodeRecord>();
+  #faults: Fault[] = [];
+  #hangs = new Set<() => void>();
+  #nextPair = 1;
+  #webhookFetch: (req: Request) => Promise<Response>;
+
+  constructor(apps: EmulatorApp[], options: { webhookFetch?: (req: Request) => Promise<Response> } = {}) {
+    for (const app of apps) this.apps.set(app.clientId, app);
+    this.#webhookFetch = options.webhookFetch ?? ((req) => fetch(req));
+  }
+
+  now(): number {
+    return Date.now() + this.clockOffsetSeconds * 1000;
+  }
+
+  /** Forgets every user, token, code, fault and count; releases pending hangs. */
+  reset(): void {
+    this.users.clear();
+    this.#accessTokens.clear();
+    this.#refreshTokens.clear();
+    this.#codes.clear();
+    this.#faults = [];
+    for (const release of this.#hangs) release();
+    this.#hangs.clear();
+    this.settings = { ...DEFAULT_SETTINGS };
+    this.clockOffsetSeconds = 0;
+    for (const key of Object.keys(this.counts) as Endpoint[]) this.counts[key] = 0;
+    for (const key of Object.keys(this.faultsInjected) as FaultKind[]) delete this.faultsInjected[key];
+  }
+
+  addUser(user: EmulatorUser): void {
+    const repos: Record<string, "push" | "pull"> = {};
+    for (const [name, perm] of Object.entries(user.repos)) repos[name.toLowerCase()] = perm;
+    this.users.set(user.id, { ...user, repos });
+  }
+
+  addFault(fault: Fault): void {
+    this.#faults.push({ count: 1, ...fault });
+  }
+
+  clearFaults(): void {
+    this.#faults = [];
+    for (const release of this.#hangs) release();
+    this.#hangs.clear();
+  }
+
+  /** Issues an authorization code as if `userId` clicked "Authorize" on the consent page. */
+  authorize(params: { clientId: string; userId: number; redirectUri: string; codeChallenge?: string | null }): string {
+    if (!this.apps.has(params.clientId)) throw new Error("unknown client_id");
+    if (!this.users.has(params.userId)) throw new Error("unknown user");
+    const code = randomToken("");
+    this.#codes.set(code, {
+      clientId: params.clientId,
+      userId: params.userId,
+      redirectUri: params.redirectUri,
+      codeChallenge: params.codeChallenge ?? null,
+      expiresAt: this.now() + 600_000,
+      used: false,
+    });
+    return code;
+  }
+
+  /** Issues a pair directly (no code), for seeding; returns the tokens as GitHub would. */
+  issuePair(clientId: string, userId: number): { accessToken: string; refreshToken: string | null; pairId: number } {
+    const pairId = this.#nextPair++;
+    const now = this.now();
+    const accessToken = randomToken("ghu_");
+    this.#accessTokens.set(accessToken, {
+      clientId,
+      userId,
+      pairId,
+      alive: true,
+      expiresAt: now + this.settings.accessTokenExpiresIn * 1000,
+    });
+    let refreshToken: string | null = null;
+    if (this.settings.expiringTokens) {
+      refreshToken = randomToken("ghr_");
+      this.#refreshTokens.set(refreshToken, {
+        clientId,
+        userId,
+        pairId,
+        alive: true,
+        expiresAt: now + this.settings.refreshTokenExpiresIn * 1000,
+      });
+    }
+    return { accessToken, refreshToken, pairId };
+  }
+
+  /** The truth about a refresh token: alive (usable now) or not, and its pair. */
+  refreshTokenState(token: string): { alive: boolean; pairId: number; userId: number; clientId: string } | null {
+    const rec = this.#refreshTokens.get(token);
+    if (!rec) return null;
+    return { alive: rec.alive && rec.expiresAt > this.now(), pairId: rec.pairId, userId: rec.userId, clientId: rec.clientId };
+  }
+
+  accessTokenState(token: string): { alive: boolean; pairId: number; userId: number; clientId: string } | null {
+    const rec = this.#accessTokens.get(token);
+    if (!rec) return null;
+    return { alive: rec.alive && rec.expiresAt > this.now(), pairId: rec.pairId, userId: rec.userId, clientId: rec.clientId };
+  }
+
+  /** Live refresh tokens of one user and App (there is at most one per grant). */
+  liveRefreshTokens(clientId: string, userId: number): string[] {
+    const out: string[] = [];
+    for (const [token, rec] of this.#refreshTokens) {
+      if (rec.clientId === clientId && rec.userId === userId && rec.alive && rec.expiresAt > this.now()) out.push(token);
+    }
+    return out;
+  }
+
+  /** Revokes the user's grant for the App, as "Revoke" in GitHub's settings does. */
+  revokeGrant(clientId: string, userId: number): void {
+    for (const map of [this.#accessTokens, this.#refreshTokens]) {
+      for (const rec of map.values()) if (rec.clientId === clientId && rec.userId === userId) rec.alive = false;
+    }
+  }
+
+  /**
+   * Revokes the grant and delivers a signed `github_app_authorization` webhook to the App's
+   * `webhookUrl`, the way GitHub does when a user revokes the App in their settings.
+   */
+  async revokeAndNotify(clientId: string, userId: number): Promise<{ status: number; deliveryId: string }> {
+    this.revokeGrant(clientId, userId);
+    const app = this.apps.get(clientId);
+    const user = this.users.get(userId);
+    if (!app?.webhookUrl || !app.webhookSecret || !user) throw new Error("app has no webhook configured");
+    const body = JSON.stringify({
+      action: "revoked",
+      sender: { login: user.login, id: user.id, type: "User" },
+    });
+    const deliveryId = crypto.randomUUID();
+    const res = await this.#webhookFetch(
+      new Request(app.webhookUrl, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "x-github-event": "github_app_authorization",
+          "x-github-delivery": deliveryId,
+          "x-hub-signature-256": await sign(app.webhookSecret, body),
+          "user-agent": "GitHub-Hookshot/emulator",
+        },
+        body,
+      }),
+    );
+    return { status: res.status, deliveryId };
+  }
+
+  /** Serves one request, GitHub's routes and the `/_emulator/` control routes. */
+  async fetch(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    const path = url.pathname.replace(/\/+$/, "") || "/";
+    try {
+      if (path.startsWith("/_emulator/")) return await this.#control(request, path.slice("/_emulator/".length), url);
+      if (request.method === "POST" && path === "/login/oauth/access_token") return await this.#tokenEndpoint(request);
+      if (request.method === "GET" && path === "/login/oauth/authorize") return this.#consentPage(url);
+      if (request.method === "POST" && path === "/login/oauth/authorize") return await this.#consentAnswer(request);
+      if (request.method === "GET" && path === "/user") return await this.#getUser(request);
+      const repo = /^\/repos\/([^/]+)\/([^/]+)$/.exec(path);
+      if (request.method === "GET" && repo) return await this.#getRepo(request, `${repo[1]}/${repo[2]}`);
+      const grant = /^\/applications\/([^/]+)\/grant$/.exec(path);
+      if (request.method === "DELETE" && grant) return await this.#deleteGrant(request, decodeURIComponent(grant[1]!));
+      return this.#json(404, { message: "Not Found", documentation_url: "https://docs.github.com/rest" });
+    } catch (err) {
+      if (err instanceof Hang) return await this.#hang();
+      throw err;
+    }
+  }
+
+  // ---- faults ----
+
+  #takeFault(endpoint: Endpoint): Fault | null {
+    const i = this.#faults.findIndex((f) => f.endpoint === endpoint);
+    if (i < 0) return null;
+    const fault = this.#faults[i]!;
+    if (fault.count !== -1) {
+      fault.count = (fault.count ?? 1) - 1;
+      if (fault.count <= 0) this.#faults.splice(i, 1);
+    }
+    this.faultsInjected[fault.kind] = (this.faultsInjected[fault.kind] ?? 0) + 1;
+    return fault;
+  }
+
+  /** Never answers until reset or `hangMs`; then a 504, as a proxy in front of GitHub would. */
+  #hang(): Promise<Response> {
+    return new Promise((resolve) => {
+      const release = () => {
+        clearTimeout(timer);
+        this.#hangs.delete(release);
+        resolve(this.#json(504, { message: "Gateway Timeout" }));
+      };
+      const timer = setTimeout(release, this.settings.hangMs);
+      this.#hangs.add(release);
+    });
+  }
+
+  async #applyFault(fault: Fault | null, oauth: boolean): Promise<Response | null> {
+    if (!fault) return null;
+    switch (fault.kind) {
+      case "status_5xx":
+        return this.#json(503, { message: "Service Unavailable" });
+      case "hang":
+        return this.#hang();
+      case "rate_limit":
+        return oauth
+          ? this.#json(429, { message: "Too Many Requests" }, { "retry-after": "30" })
+          : this.#json(
+              403,
+              { message: "API rate limit exceeded for user." },
+              {
+                "x-ratelimit-remaining": "0",
+                "x-ratelimit-reset": String(Math.floor(this.now() / 1000) + 60),
+                "retry-after": "60",
+              },
+            );
+      case "bad_client":
+        return oauth ? this.#oauthError("incorrect_client_credentials", "The client_id and/or client_secret passed are incorrect.") : null;
+      case "delay":
+        await new Promise((r) => setTimeout(r, fault.delayMs ?? 100));
+        return null;
+      case "drop_after_rotate":
+        return null; // handled by the endpoint: do the work, then hang
+    }
+  }
+
+  // ---- OAuth ----
+
+  async #tokenEndpoint(request: Request): Promise<Response> {
+    const params = await readParams(request);
+    const isRefresh = params.get("grant_type") === "refresh_token";
+    const endpoint: Endpoint = isRefresh ? "refresh" : "exchange";
+    this.counts[endpoint]++;
+    const fault = this.#takeFault(endpoint);
+    const early = await this.#applyFault(fault, true);
+    if (early) return early;
+
+    const app = this.apps.get(params.get("client_id") ?? "");
+    if (!app || params.get("client_secret") !== app.clientSecret) {
+      return this.#oauthError("incorrect_client_credentials", "The client_id and/or client_secret passed are incorrect.");
+    }
+    const result = isRefresh ? this.#refresh(app, params) : await this.#exchange(app, params);
+    if (fault?.kind === "drop_after_rotate") throw new Hang();
+    return result;
+  }
+
+  async #exchange(app: EmulatorApp, params: URLSearchParams): Promise<Response> {
+    const code = this.#codes.get(params.get("code") ?? "");
+    if (!code || code.used || code.clientId !== app.clientId || code.expiresAt <= this.now()) {
+      return this.#oauthError("bad_verification_code", "The code passed is incorrect or expired.");
+    }
+    code.used = true; // single use, even when the rest of the exchange fails
+    const redirectUri = params.get("redirect_uri");
+    if (redirectUri !== null && redirectUri !== code.redirectUri) {
+      return this.#oauthError("redirect_uri_mismatch", "The redirect_uri MUST match the registered callback URL for this application.");
+    }
+    if (code.codeChallenge !== null) {
+      const verifier = params.get("code_verifier") ?? "";
+      if ((await s256(verifier)) !== code.codeChallenge) {
+        return this.#oauthError("bad_verification_code", "The code_verifier does not match the code_challenge.");
+      }
+    }
+    return this.#issue(app.clientId, code.userId);
+  }
+
+  #refresh(app: EmulatorApp, params: URLSearchParams): Response {
+    const token = params.get("refresh_token") ?? "";
+    const rec = this.#refreshTokens.get(token);
+    if (!rec || !rec.alive || rec.clientId !== app.clientId || rec.expiresAt <= this.now()) {
+      return this.#oauthError("bad_refresh_token", "The refresh token passed is incorrect or expired.");
+    }
+    rec.alive = false; // single use: the old refresh token is dead from now on
+    if (this.settings.refreshKillsAccessToken) {
+      for (const access of this.#accessTokens.values()) if (access.pairId === rec.pairId) access.alive = false;
+    }
+    return this.#issue(app.clientId, rec.userId);
+  }
+
+  #issue(clientId: string, userId: number): Response {
+    const pair = this.issuePair(clientId, userId);
+    const body: Record<string, unknown> = {
+      access_token: pair.accessToken,
+      expires_in: this.settings.accessTokenExpiresIn,
+      scope: "",
+      token_type: "bearer",
+    };
+    if (pair.refreshToken) {
+      body.refresh_token = pair.refreshToken;
+      body.refresh_token_expires_in = this.settings.refreshTokenExpiresIn;
+    }
+    return this.#json(200, body);
+  }
+
+  #oauthError(error: string, description: string): Response {
+    // GitHub answers OAuth errors with HTTP 200 and the error in the body.
+    return this.#json(200, { error, error_description: description, error_uri: `https://docs.github.com/apps#${error}` });
+  }
+
+  // ---- consent page (for the local demo) ----
+
+  #consentPage(url: URL): Response {
+    const clientId = url.searchParams.get("client_id") ?? "";
+    const app = this.apps.get(clientId);
+    if (!app) return new Response("Unknown client_id", { status: 404 });
+    const users = [...this.users.values()];
+    const hidden = ["client_id", "redirect_uri", "state", "code_challenge", "code_challenge_method"]
+      .map((k) => `<input type="hidden" name="${k}" value="${escapeHtml(url.searchParams.get(k) ?? "")}">`)
+      .join("");
+    const options = users
+      .map((u) => `<option value="${u.id}">@${escapeHtml(u.login)}${u.name ? ` (${escapeHtml(u.name)})` : ""}</option>`)
+      .join("");
+    return new Response(
+      `<!doctype html><html><head><meta charset="utf-8"><title>Authorize application · GitHub emulator</title>
+<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}button{font-size:1rem;padding:.5rem 1rem;margin-right:.5rem}</style></head>
+<body><h1>Authorize application</h1><p>GitHub emulator: the App <code>${escapeHtml(clientId)}</code> wants to act on your behalf.</p>
+<form method="post" action="/login/oauth/authorize">${hidden}
+<label>Signed in as <select name="user_id">${options}</select></label>
+<p><button name="decision" value="authorize" id="authorize">Authorize</button>
+<button name="decision" value="cancel" id="cancel">Cancel</button></p></form></body></html>`,
+      { headers: { "content-type": "text/html; charset=utf-8" } },
+    );
+  }
+
+  async #consentAnswer(request: Request): Promise<Response> {
+    const form = await readParams(request);
+    const redirectUri = form.get("redirect_uri") ?? "";
+    const target = new URL(redirectUri);
+    const state = form.get("state");
+    if (state !== null) target.searchParams.set("state", state);
+    if (form.get("decision") !== "authorize") {
+      target.searchParams.set("error", "access_denied");
+      target.searchParams.set("error_description", "The user has denied your application access.");
+    } else {
+      const code = this.authorize({
+        clientId: form.get("client_id") ?? "",
+        userId: Number(form.get("user_id")),
+        redirectUri,
+        codeChallenge: form.get("code_challenge") || null,
+      });
+      target.searchParams.set("code", code);
+    }
+    return new Response(null, { status: 302, headers: { location: target.toString() } });
+  }
+
+  // ---- REST API ----
+
+  #bearer(request: Request): TokenRecord | null {
+    const header = request.headers.get("authorization") ?? "";
+    const m = /^(?:token|bearer) (\S+)$/i.exec(header);
+    const rec = m ? this.#accessTokens.get(m[1]!) : undefined;
+    return rec && rec.alive && rec.expiresAt > this.now() ? rec : null;
+  }
+
+  async #getUser(request: Request): Promise<Response> {
+    this.counts.user++;
+    const early = await this.#applyFault(this.#takeFault("user"), false);
+    if (early) return early;
+    const rec = this.#bearer(request);
+    if (!rec) return this.#json(401, { message: "Bad credentials" });
+    const user = this.users.get(rec.userId)!;
+    return this.#json(200, { login: user.login, id: user.id, name: user.name, type: "User" });
+  }
+
+  async #getRepo(request: Request, fullName: string): Promise<Response> {
+    this.counts.repo++;
+    const early = await this.#applyFault(this.#takeFault("repo"), false);
+    if (early) return early;
+    const rec = this.#bearer(request);
+    if (!rec) return this.#json(401, { message: "Bad credentials" });
+    const perm = this.users.get(rec.userId)!.repos[decodeURIComponent(fullName).toLowerCase()];
+    if (!perm) return this.#json(404, { message: "Not Found" });
+    const [owner, name] = decodeURIComponent(fullName).split("/");
+    return this.#json(200, {
+      full_name: `${owner}/${name}`,
+      name,
+      owner: { login: owner },
+      private: true,
+      permissions: { admin: false, maintain: false, push: perm === "push", triage: perm === "push", pull: true },
+    });
+  }
+
+  async #deleteGrant(request: Request, clientId: string): Promise<Response> {
+    this.counts.revoke_grant++;
+    const early = await this.#applyFault(this.#takeFault("revoke_grant"), false);
+    if (early) return early;
+    const app = this.apps.get(clientId);
+    const auth = request.headers.get("authorization") ?? "";
+    const expected = app ? `basic ${btoa(`${app.clientId}:${app.clientSecret}`)}` : "";
+    if (!app || auth.toLowerCase() !== expected.toLowerCase()) return this.#json(401, { message: "Bad credentials" });
+    let token = "";
+    try {
+      token = String(((await request.json()) as { access_token?: unknown }).access_token ?? "");
+    } catch {
+      return this.#json(422, { message: "Invalid request." });
+    }
+    const rec = this.#accessTokens.get(token);
+    if (!rec || rec.clientId !== clientId) return this.#json(404, { message: "Not Found" });
+    if (!rec.alive || rec.expiresAt <= this.now()) return this.#json(422, { message: "Invalid token." });
+    this.revokeGrant(clientId, rec.userId);
+    return new Response(null, { status: 204, headers: this.#headers() });
+  }
+
+  // ---- control API ----
+
+  async #control(request: Request, action: string, url: URL): Promise<Response> {
+    const body = request.method === "POST" ? ((await request.json().catch(() => ({}))) as Record<string, any>) : {};
+    switch (`${request.method} ${action}`) {
+      case "POST reset":
+        this.reset();
+        return this.#json(200, { ok: true });
+      case "POST users":
+        this.addUser(body as EmulatorUser);
+        return this.#json(200, { ok: true });
+      case "POST settings":
+        this.settings = { ...this.settings, ...body };
+        return this.#json(200, this.settings);
+      case "POST clock":
+        this.clockOffsetSeconds = Number(body.offsetSeconds ?? 0);
+        return this.#json(200, { now: new Date(this.now()).toISOString() });
+      case "POST faults":
+        this.addFault(body as Fault);
+        return this.#json(200, { ok: true });
+      case "DELETE faults":
+        this.clearFaults();
+        return this.#json(200, { ok: true });
+      case "POST authorize":
+        return this.#json(200, { code: this.authorize(body as Parameters<GitHubEmulator["authorize"]>[0]) });
+      case "POST issue":
+        return this.#json(200, this.issuePair(String(body.clientId), Number(body.userId)));
+      case "POST revoke":
+        if (body.notify) return this.#json(200, await this.revokeAndNotify(String(body.clientId), Number(body.userId)));
+        this.revokeGrant(String(body.clientId), Number(body.userId));
+        return this.#json(200, { ok: true });
+      case "GET stats":
+        return this.#json(200, { counts: this.counts, faultsInjected: this.faultsInjected });
+      case "GET token": {
+        const token = url.searchParams.get("token") ?? "";
+        return this.#json(200, { refresh: this.refreshTokenState(token), access: this.accessTokenState(token) });
+      }
+      case "GET live": {
+        const tokens = this.liveRefreshTokens(url.searchParams.get("clientId") ?? "", Number(url.searchParams.get("userId")));
+        return this.#json(200, { refreshTokens: tokens });
+      }
+      default:
+        return this.#json(404, { message: `no control route ${request.method} ${action}` });
+    }
+  }
+
+  #headers(extra: Record<string, string> = {}): Headers {
+    return new Headers({ date: new Date(this.now()).toUTCString(), "x-github-request-id": randomToken("").slice(0, 16), ...extra });
+  }
+
+  #json(status: number, body: unknown, extra: Record<string, string> = {}): Response {
+    const headers = this.#headers(extra);
+    headers.set("content-type", "application/json; charset=utf-8");
+    return new Response(JSON.stringify(body), { status, headers });
+  }
+}
+
+/** Thrown to turn an answer into a hang after the work was done (a lost response). */
+class Hang extends Error {}
+
+async function readParams(request: Request): Promise<URLSearchParams> {
+  const type = request.headers.get("content-type") ?? "";
+  const text = await request.text();
+  if (type.includes("application/json")) {
+    const obj = JSON.parse(text || "{}") as Record<string, unknown>;
+    return new URLSearchParams(Object.entries(obj).map(([k, v]) => [k, String(v)]));
+  }
+  const params = new URLSearchParams(text);
+  // GitHub also accepts the parameters in the query string.
+  for (const [k, v] of new URL(request.url).searchParams) if (!params.has(k)) params.set(k, v);
+  return params;
+}
+
+function randomToken(prefix: string): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(27));
+  return prefix + base64url(bytes);
+}
+
+function base64url(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+async function s256(verifier: string): Promise<string> {
+  return base64url(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier))));
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}

@@ -1,0 +1,62 @@
+/**
+ * The Worker entry. Every named export here is something the runtime instantiates:
+ *
+ * - `default`: the public URL (OAuth callback, webhooks, health, `/v1` behind a bearer token).
+ * - {@link BrokerApi}: the named entrypoint that agent sessions and the web app bind to
+ *   (`[[services]] ... entrypoint = "BrokerApi"`): `fetch` serves the internal API with no
+ *   bearer token (a service binding is already trusted), and the same operations are RPC
+ *   methods returning the contract's result types.
+ * - {@link UserActor}, {@link IdentityIndex}: the Durable Object classes.
+ *
+ * Nothing else may be exported from this module: each named export is an entrypoint.
+ */
+import { WorkerEntrypoint } from "cloudflare:workers";
+import * as api from "./api";
+import type { TokenRequest, RejectedTokenReport, ConnectRequest } from "./contract";
+import { apiRouter, publicRouter } from "./routes";
+
+export { UserActor } from "./actor";
+export { IdentityIndex } from "./identity-index";
+
+export default {
+  fetch(request, env) {
+    return publicRouter.fetch(request, env);
+  },
+} satisfies ExportedHandler<Env>;
+
+/** The internal API for service bindings: HTTP (`fetch`) and RPC. */
+export class BrokerApi extends WorkerEntrypoint<Env> {
+  override fetch(request: Request): Promise<Response> {
+    return apiRouter.fetch(request, this.env);
+  }
+
+  /** A checked user token for one repository. See `POST /v1/users/{userId}/token`. */
+  getToken(userId: string, request: TokenRequest) {
+    return api.getToken(this.env, userId, request);
+  }
+
+  /** Report a token GitHub refused. See `POST /v1/users/{userId}/token/rejected`. */
+  reportRejectedToken(userId: string, report: RejectedTokenReport) {
+    return api.reportRejectedToken(this.env, userId, report);
+  }
+
+  /** See `GET /v1/users/{userId}/connection`. */
+  getConnection(userId: string, appType: string) {
+    return api.getConnection(this.env, userId, appType);
+  }
+
+  /** See `POST /v1/users/{userId}/connect`. */
+  startConnect(userId: string, request: ConnectRequest) {
+    return api.startConnect(this.env, userId, request);
+  }
+
+  /** See `DELETE /v1/users/{userId}/connection`. */
+  disconnect(userId: string, appType: string) {
+    return api.disconnect(this.env, userId, appType);
+  }
+
+  /** See `DELETE /v1/users/{userId}`. */
+  deleteUser(userId: string) {
+    return api.deleteUser(this.env, userId);
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * Schema migrations for the Durable Objects' SQLite storage. Each object applies the
+ * files of its own folder under `migrations/` in order at start-up, inside one
+ * transaction per file, and records each in `_migrations`, so a schema change is a new
+ * numbered file and never an edit of an old one.
+ */
+import identityIndex0001 from "../migrations/identity-index/0001_links.sql";
+import userActor0001 from "../migrations/user-actor/0001_connections.sql";
+import userActor0002 from "../migrations/user-actor/0002_pending_connects.sql";
+
+export interface Migration {
+  name: string;
+  sql: string;
+}
+
+/** Migrations of {@link UserActor}, in the order they apply. */
+export const USER_ACTOR_MIGRATIONS: readonly Migration[] = [
+  { name: "0001_connections", sql: userActor0001 },
+  { name: "0002_pending_connects", sql: userActor0002 },
+];
+
+/** Migrations of {@link IdentityIndex}, in the order they apply. */
+export const IDENTITY_INDEX_MIGRATIONS: readonly Migration[] = [{ name: "0001_links", sql: identityIndex0001 }];
+
+/**
+ * Applies the migrations not yet recorded. Synchronous: SQLite-backed storage executes
+ * statements synchronously, so calling this in the constructor finishes before the object
+ * serves anything, with no `blockConcurrencyWhile` needed.
+ */
+export function migrate(storage: DurableObjectStorage, migrations: readonly Migration[]): void {
+  const sql = storage.sql;
+  sql.exec("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)");
+  const applied = new Set(sql.exec<{ name: string }>("SELECT name FROM _migrations").toArray().map((r) => r.name));
+  for (const m of migrations) {
+    if (applied.has(m.name)) continue;
+    storage.transactionSync(() => {
+      sql.exec(m.sql);
+      sql.exec("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", m.name, Date.now());
+    });
+  }
+}

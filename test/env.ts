@@ -1,0 +1,39 @@
+/**
+ * The configuration the tests run with (shared by vitest.config.ts, which runs in Node,
+ * and the tests, which run in workerd). Test-only keys: never use them anywhere else.
+ */
+export const EMULATOR_URL = "http://github.emulator";
+export const EMULATOR_API_URL = "http://api.github.emulator";
+export const PUBLIC_BASE_URL = "https://broker.test";
+export const RETURN_ORIGIN = "https://app.test";
+
+export const APPS = {
+  standard: { clientId: "Iv23.test-standard", clientSecret: "test-secret-standard", webhookSecret: "whsec-standard" },
+  lite: { clientId: "Iv23.test-lite", clientSecret: "test-secret-lite", webhookSecret: "whsec-lite" },
+} as const;
+
+/** Two AES keys: `k2` (primary) encrypts; `k1` still decrypts, as after a rotation. */
+export const KEY_K1 = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
+export const KEY_K2 = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+
+export const INTERNAL_API_TOKEN = "test-internal-api-token";
+export const STATE_SIGNING_KEY = "test-state-signing-key-0123456789";
+
+export const TEST_BINDINGS: Record<string, string> = {
+  GITHUB_APPS: JSON.stringify({ standard: { clientId: APPS.standard.clientId }, lite: { clientId: APPS.lite.clientId } }),
+  GITHUB_CLIENT_SECRET_STANDARD: APPS.standard.clientSecret,
+  GITHUB_CLIENT_SECRET_LITE: APPS.lite.clientSecret,
+  // A comma-separated list, as during a webhook secret rotation.
+  GITHUB_WEBHOOK_SECRET_STANDARD: `${APPS.standard.webhookSecret},whsec-standard-next`,
+  GITHUB_WEBHOOK_SECRET_LITE: APPS.lite.webhookSecret,
+  GITHUB_WEB_URL: EMULATOR_URL,
+  // A different host than the web URL: the broker must keep OAuth and REST calls apart.
+  GITHUB_API_URL: EMULATOR_API_URL,
+  PUBLIC_BASE_URL,
+  ALLOWED_RETURN_ORIGINS: RETURN_ORIGIN,
+  TOKEN_ENCRYPTION_KEYS: `k2:${KEY_K2},k1:${KEY_K1}`,
+  STATE_SIGNING_KEY,
+  INTERNAL_API_TOKEN,
+  GITHUB_TIMEOUT_MS: "400",
+  DEMO_MODE: "false",
+};

@@ -1,0 +1,132 @@
+/**
+ * Test helpers: drive the GitHub emulator, call the broker as its callers do, and look
+ * inside a user's actor storage.
+ */
+import { runInDurableObject } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import type { Endpoint, EmulatorSettings, FaultKind } from "../src/emulator/github";
+import { APPS, EMULATOR_URL, INTERNAL_API_TOKEN, PUBLIC_BASE_URL, RETURN_ORIGIN } from "./env";
+
+export type AppType = keyof typeof APPS;
+
+async function control<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(`${EMULATOR_URL}/_emulator/${path}`, {
+    method,
+    headers: { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`emulator ${method} ${path}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
+}
+
+/** The GitHub emulator's control API. */
+export const emulator = {
+  reset: () => control("POST", "reset"),
+  addUser: (user: { id: number; login: string; name?: string | null; repos?: Record<string, "push" | "pull"> }) =>
+    control("POST", "users", { name: null, repos: {}, ...user }),
+  settings: (settings: Partial<EmulatorSettings>) => control("POST", "settings", settings),
+  clock: (offsetSeconds: number) => control("POST", "clock", { offsetSeconds }),
+  fault: (fault: { endpoint: Endpoint; kind: FaultKind; count?: number; delayMs?: number }) => control("POST", "faults", fault),
+  clearFaults: () => control("DELETE", "faults"),
+  stats: () => control<{ counts: Record<Endpoint, number>; faultsInjected: Record<string, number> }>("GET", "stats"),
+  authorize: (p: { clientId: string; userId: number; redirectUri: string; codeChallenge?: string | null }) =>
+    control<{ code: string }>("POST", "authorize", p),
+  tokenState: (token: string) =>
+    control<{ refresh: TokenState | null; access: TokenState | null }>("GET", `token?token=${encodeURIComponent(token)}`),
+  liveRefreshTokens: (appType: AppType, githubUserId: number) =>
+    control<{ refreshTokens: string[] }>("GET", `live?clientId=${APPS[appType].clientId}&userId=${githubUserId}`),
+  revoke: (appType: AppType, githubUserId: number, notify = false) =>
+    control<{ status?: number; deliveryId?: string }>("POST", "revoke", { clientId: APPS[appType].clientId, userId: githubUserId, notify }),
+};
+
+export interface TokenState {
+  alive: boolean;
+  pairId: number;
+  userId: number;
+  clientId: string;
+}
+
+/** Calls the broker's public URL, as an operator or GitHub would. */
+export function publicFetch(path: string, init: RequestInit = {}): Promise<Response> {
+  return exports.default.fetch(new Request(`${PUBLIC_BASE_URL}${path}`, { redirect: "manual", ...init }));
+}
+
+/** Calls the internal API on the public URL with the bearer token; JSON in, JSON out. */
+export async function callApi<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const res = await publicFetch(`/v1${path}`, {
+    method,
+    headers: { authorization: `Bearer ${INTERNAL_API_TOKEN}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
+}
+
+export function requestToken(userId: string, body: Record<string, unknown>) {
+  return callApi("POST", `/users/${encodeURIComponent(userId)}/token`, { appType: "standard", ...body });
+}
+
+export function actor(userId: string) {
+  return env.USER_ACTOR.get(env.USER_ACTOR.idFromName(userId));
+}
+
+/** The user's stored connection row, read straight from the actor's SQLite storage. */
+export function storedRow(userId: string, appType: AppType = "standard"): Promise<Record<string, any> | null> {
+  return runInDurableObject(actor(userId), (_instance, state) => {
+    return (state.storage.sql.exec("SELECT * FROM connections WHERE app_type = ?", appType).toArray()[0] as Record<string, any>) ?? null;
+  });
+}
+
+/** Moves the stored access-token expiry (as if time had passed for the broker). */
+export function setStoredExpiry(userId: string, appType: AppType, accessTokenExpiresAt: number): Promise<void> {
+  return runInDurableObject(actor(userId), (_instance, state) => {
+    state.storage.sql.exec("UPDATE connections SET access_token_expires_at = ? WHERE app_type = ?", accessTokenExpiresAt, appType);
+  });
+}
+
+/** Every value in the actor's storage, as one string, to search for plaintext. */
+export function dumpStorage(userId: string): Promise<string> {
+  return runInDurableObject(actor(userId), (_instance, state) => {
+    const tables = state.storage.sql
+      .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '_cf_%'")
+      .toArray()
+      .map((r) => r.name);
+    return JSON.stringify(tables.map((t) => state.storage.sql.exec(`SELECT * FROM "${t}"`).toArray()));
+  });
+}
+
+/**
+ * Connects `userId` to the App through the real flow: connect → the emulator's consent
+ * (as if the user clicked Authorize) → the callback. Returns the redirect target.
+ */
+export async function connectUser(
+  userId: string,
+  githubUser: { id: number; login: string; name?: string | null; repos?: Record<string, "push" | "pull"> },
+  appType: AppType = "standard",
+): Promise<URL> {
+  await emulator.addUser(githubUser);
+  const callback = await authorizeAs(userId, githubUser.id, appType);
+  const res = await publicFetch(callback);
+  if (res.status !== 302) throw new Error(`callback answered ${res.status}: ${await res.text()}`);
+  return new URL(res.headers.get("location")!);
+}
+
+/** Starts a connect and has the emulator's user approve it; returns the callback path. */
+export async function authorizeAs(userId: string, githubUserId: number, appType: AppType = "standard"): Promise<string> {
+  const started = await callApi("POST", `/users/${encodeURIComponent(userId)}/connect`, {
+    appType,
+    returnTo: `${RETURN_ORIGIN}/settings/github`,
+  });
+  if (started.status !== 200) throw new Error(`connect answered ${started.status}: ${JSON.stringify(started.body)}`);
+  const authorize = new URL(started.body.authorizeUrl);
+  const { code } = await emulator.authorize({
+    clientId: authorize.searchParams.get("client_id")!,
+    userId: githubUserId,
+    redirectUri: authorize.searchParams.get("redirect_uri")!,
+    codeChallenge: authorize.searchParams.get("code_challenge"),
+  });
+  const callback = new URL(authorize.searchParams.get("redirect_uri")!);
+  callback.searchParams.set("code", code);
+  callback.searchParams.set("state", authorize.searchParams.get("state")!);
+  return callback.pathname + callback.search;
+}
