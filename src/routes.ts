@@ -22,7 +22,7 @@ import { handleWebhook } from "./webhooks";
 type Handler = (request: IRequest, env: Env) => Promise<Response | undefined> | Response | undefined;
 
 /** A JSON response; failures get the status their reason maps to. */
-export function json(body: Failure | { ok: true }, status?: number): Response {
+export function json<T extends Failure | { ok: true }>(body: T, status?: number): Response {
   const code = status ?? (body.ok ? 200 : REASON_STATUS[body.reason]);
   const headers = new Headers({ "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
   if (!body.ok && body.retryAfterSeconds !== undefined) headers.set("retry-after", String(body.retryAfterSeconds));

@@ -1,0 +1,189 @@
+/**
+ * Single-flight refresh: the guarantees that keep a user connected when many agent
+ * sessions, faults and evictions meet one single-use refresh token.
+ */
+import { abortAllDurableObjects } from "cloudflare:test";
+import { beforeEach, describe, expect, it } from "vitest";
+import { emulator, connectUser, requestToken, setStoredExpiry, storedRow, callApi, actor } from "./helpers";
+import { runInDurableObject } from "cloudflare:test";
+import { open, loadKeyring } from "../src/crypto";
+import { env } from "cloudflare:workers";
+
+const GH = { id: 4242, login: "mona", name: "Mona Lisa", repos: { "acme/widgets": "push" as const } };
+
+beforeEach(async () => {
+  await emulator.reset();
+});
+
+/** Connects the user, then makes the broker see the access token as expired. */
+async function connectedWithExpiredToken(userId: string) {
+  await connectUser(userId, GH);
+  await setStoredExpiry(userId, "standard", Date.now() - 1000);
+  const before = await storedRow(userId);
+  const stats = await emulator.stats();
+  return { before: before!, refreshesBefore: stats.counts.refresh };
+}
+
+async function decrypted(userId: string, field: "access_token" | "refresh_token"): Promise<string | null> {
+  const row = await storedRow(userId);
+  const keyring = await loadKeyring(env.TOKEN_ENCRYPTION_KEYS);
+  return open(keyring, row![field], { userId, appType: "standard", field });
+}
+
+describe("single-flight refresh", () => {
+  it("200 concurrent callers on an expired token share exactly one refresh and get the same new token", async () => {
+    const { before, refreshesBefore } = await connectedWithExpiredToken("sf-1");
+    const results = await Promise.all(
+      Array.from({ length: 200 }, () => requestToken("sf-1", { repository: "acme/widgets" })),
+    );
+    const stats = await emulator.stats();
+    expect(stats.counts.refresh - refreshesBefore).toBe(1);
+    expect(results.every((r) => r.status === 200)).toBe(true);
+    const tokens = new Set(results.map((r) => r.body.token));
+    expect(tokens.size).toBe(1);
+    // The token handed out is the new one, and the stored pair is the live one at GitHub.
+    const stored = await decrypted("sf-1", "access_token");
+    expect([...tokens][0]).toBe(stored);
+    const refresh = await decrypted("sf-1", "refresh_token");
+    expect((await emulator.tokenState(refresh!)).refresh!.alive).toBe(true);
+    expect((await storedRow("sf-1"))!.version).toBe(before.version + 1);
+  });
+
+  it("a caller that arrives after a refresh uses its result instead of refreshing again", async () => {
+    const { refreshesBefore } = await connectedWithExpiredToken("sf-2");
+    const first = await requestToken("sf-2", { repository: "acme/widgets" });
+    const second = await requestToken("sf-2", { repository: "acme/widgets" });
+    expect(first.body.token).toBe(second.body.token);
+    expect((await emulator.stats()).counts.refresh - refreshesBefore).toBe(1);
+  });
+
+  it("refreshes a still-valid token that does not meet minValiditySeconds", async () => {
+    await connectUser("sf-3", GH);
+    await setStoredExpiry("sf-3", "standard", Date.now() + 200_000);
+    const old = await decrypted("sf-3", "access_token");
+    const kept = await requestToken("sf-3", { repository: "acme/widgets", minValiditySeconds: 100 });
+    expect(kept.body.token).toBe(old);
+    const fresh = await requestToken("sf-3", { repository: "acme/widgets", minValiditySeconds: 300 });
+    expect(fresh.status).toBe(200);
+    expect(fresh.body.token).not.toBe(old);
+    expect(Date.parse(fresh.body.expiresAt) - Date.now()).toBeGreaterThan(300_000);
+  });
+
+  for (const kind of ["status_5xx", "hang"] as const) {
+    it(`GitHub ${kind === "hang" ? "hanging" : "failing with 503"}: every caller gets github_unavailable, storage is byte-for-byte unchanged, recovery works`, async () => {
+      const { before, refreshesBefore } = await connectedWithExpiredToken(`sf-${kind}`);
+      await emulator.fault({ endpoint: "refresh", kind, count: -1 });
+      const results = await Promise.all(
+        Array.from({ length: 50 }, () => requestToken(`sf-${kind}`, { repository: "acme/widgets" })),
+      );
+      for (const r of results) {
+        expect(r.status).toBe(503);
+        expect(r.body.reason).toBe("github_unavailable");
+        expect(r.body.retryAfterSeconds).toBeGreaterThan(0);
+      }
+      // Callers share attempts: a failed attempt is not cached (later callers try again),
+      // but the burst never turns into one refresh per caller.
+      expect((await emulator.stats()).counts.refresh - refreshesBefore).toBeLessThan(10);
+      expect(await storedRow(`sf-${kind}`)).toEqual(before);
+      const conn = await callApi("GET", `/users/sf-${kind}/connection?appType=standard`);
+      expect(conn.body.status).toBe("connected");
+
+      await emulator.clearFaults();
+      const after = await requestToken(`sf-${kind}`, { repository: "acme/widgets" });
+      expect(after.status).toBe(200);
+      expect((await storedRow(`sf-${kind}`))!.refresh_token).not.toBe(before.refresh_token);
+    });
+  }
+
+  it("a refresh whose answer was lost: the next attempt gets bad_refresh_token and the user must reconnect", async () => {
+    const { before } = await connectedWithExpiredToken("sf-lost");
+    const oldRefresh = await decrypted("sf-lost", "refresh_token");
+    await emulator.fault({ endpoint: "refresh", kind: "drop_after_rotate" });
+    const lost = await requestToken("sf-lost", { repository: "acme/widgets" });
+    expect(lost.body.reason).toBe("github_unavailable");
+    // GitHub did rotate: the stored refresh token is dead, but the broker could not know.
+    expect((await emulator.tokenState(oldRefresh!)).refresh!.alive).toBe(false);
+    expect(await storedRow("sf-lost")).toEqual(before);
+
+    const next = await requestToken("sf-lost", { repository: "acme/widgets" });
+    expect(next.status).toBe(409);
+    expect(next.body.reason).toBe("reconnect_required");
+    const conn = await callApi("GET", "/users/sf-lost/connection?appType=standard");
+    expect(conn.body).toMatchObject({ status: "reconnect_required", reason: "refresh_token_rejected" });
+    const row = await storedRow("sf-lost");
+    expect(row!.access_token).toBeNull();
+    expect(row!.refresh_token).toBeNull();
+    // No retry loop: a further call answers from storage without asking GitHub.
+    const refreshes = (await emulator.stats()).counts.refresh;
+    expect((await requestToken("sf-lost", { repository: "acme/widgets" })).body.reason).toBe("reconnect_required");
+    expect((await emulator.stats()).counts.refresh).toBe(refreshes);
+  });
+
+  it("rate limiting and wrong App credentials keep the tokens", async () => {
+    const { before } = await connectedWithExpiredToken("sf-rl");
+    await emulator.fault({ endpoint: "refresh", kind: "rate_limit" });
+    const limited = await requestToken("sf-rl", { repository: "acme/widgets" });
+    expect(limited.status).toBe(429);
+    expect(limited.body).toMatchObject({ ok: false, reason: "rate_limited", retryAfterSeconds: 30 });
+    await emulator.fault({ endpoint: "refresh", kind: "bad_client" });
+    const misconfigured = await requestToken("sf-rl", { repository: "acme/widgets" });
+    expect(misconfigured.status).toBe(503);
+    expect(misconfigured.body.reason).toBe("app_misconfigured");
+    expect(await storedRow("sf-rl")).toEqual(before);
+    expect((await requestToken("sf-rl", { repository: "acme/widgets" })).status).toBe(200);
+  });
+
+  it("the object evicted mid-refresh: the stored pair is the old one or the new one, never a mix, and later calls are honest", async () => {
+    const { before } = await connectedWithExpiredToken("sf-evict");
+    // GitHub answers after 300 ms; the object is torn down while it waits.
+    await emulator.fault({ endpoint: "refresh", kind: "delay", delayMs: 300 });
+    const inflight = Array.from({ length: 20 }, () => requestToken("sf-evict", { repository: "acme/widgets" }));
+    await new Promise((r) => setTimeout(r, 100));
+    await abortAllDurableObjects();
+    const results = await Promise.all(inflight);
+    for (const r of results) {
+      expect([200, 503]).toContain(r.status);
+      if (r.status === 503) expect(r.body.reason).toBe("github_unavailable");
+    }
+    await new Promise((r) => setTimeout(r, 300)); // let the emulator finish the rotation
+
+    const row = await storedRow("sf-evict");
+    const access = await decrypted("sf-evict", "access_token");
+    const refresh = await decrypted("sf-evict", "refresh_token");
+    const a = (await emulator.tokenState(access!)).access!;
+    const r = (await emulator.tokenState(refresh!)).refresh!;
+    // Same pair: access and refresh token were issued together.
+    expect(a.pairId).toBe(r.pairId);
+    if (row!.version === before.version) {
+      expect(row!.refresh_token).toBe(before.refresh_token);
+    }
+    const later = await requestToken("sf-evict", { repository: "acme/widgets" });
+    if (later.status === 200) {
+      expect((await emulator.tokenState(later.body.token)).access!.alive).toBe(true);
+    } else {
+      // GitHub rotated but the answer never arrived: the only allowed loss, reported honestly.
+      expect(later.body.reason).toBe("reconnect_required");
+      expect(r.alive).toBe(false);
+    }
+  });
+
+  it("uses GitHub's Date header for expiries, so a skewed local clock does not matter", async () => {
+    await emulator.addUser(GH);
+    // GitHub's clock is two hours ahead of ours.
+    await emulator.clock(7200);
+    await connectUser("sf-skew", GH);
+    const conn = await callApi("GET", "/users/sf-skew/connection?appType=standard");
+    const expires = Date.parse(conn.body.accessTokenExpiresAt);
+    const expected = Date.now() + 7200_000 + 28_800_000;
+    expect(Math.abs(expires - expected)).toBeLessThan(5_000);
+  });
+
+  it("the DO's calls really reach the emulator (outbound route proof)", async () => {
+    await connectUser("sf-route", GH);
+    const before = (await emulator.stats()).counts.repo;
+    await runInDurableObject(actor("sf-route"), async (instance) => {
+      await instance.token({ userId: "sf-route", appType: "standard", repository: "acme/widgets", permission: "push", minValiditySeconds: 300 });
+    });
+    expect((await emulator.stats()).counts.repo).toBe(before + 1);
+  });
+});
