@@ -1,0 +1,219 @@
+/**
+ * `npm run bench`: the broker's speed, measured in one run on this machine.
+ *
+ * The broker (bundled with a tiny extra Durable Object, see bench/worker.ts) runs in the
+ * real workerd runtime through Miniflare, with SQLite-backed Durable Objects; the GitHub
+ * emulator runs in this process as its outbound service, so every GitHub call is counted.
+ *
+ * Figures:
+ *  - hot path: `POST /v1/users/{id}/token`, valid token, cached repository check;
+ *  - bare: `POST /bench/bare/{id}`, one RPC to a Durable Object that does nothing;
+ *    both through the same HTTP entry, interleaved in rounds, and their ratio;
+ *  - refresh storm: N concurrent token requests on an expired token, the GitHub refresh
+ *    calls they caused (target: 1) and their latency.
+ *
+ * Options: --seconds S (per measured phase, default 3), --concurrency C (default 16),
+ *          --storm N (default 1000).
+ */
+import { build } from "esbuild";
+import { convertV4MiniflareOptions, Miniflare, Response as MfResponse } from "miniflare";
+import { GitHubEmulator } from "../src/emulator/github.ts";
+import { APPS, INTERNAL_API_TOKEN, KEY_K1, KEY_K2, RETURN_ORIGIN, STATE_SIGNING_KEY } from "../test/env.ts";
+
+const args = new Map<string, string>();
+for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ""), process.argv[i + 1] ?? "");
+const SECONDS = Number(args.get("seconds") ?? 3);
+const CONCURRENCY = Number(args.get("concurrency") ?? 16);
+const STORM = Number(args.get("storm") ?? 1000);
+
+const BASE = "http://broker.bench";
+const EMULATOR = "http://github.bench";
+
+let logLines = 0;
+const emulator = new GitHubEmulator(Object.values(APPS).map((a) => ({ ...a })));
+
+async function bundle(): Promise<string> {
+  const result = await build({
+    entryPoints: ["bench/worker.ts"],
+    bundle: true,
+    format: "esm",
+    platform: "neutral",
+    target: "es2024",
+    conditions: ["workerd", "worker", "browser"],
+    mainFields: ["browser", "module", "main"],
+    external: ["cloudflare:*"],
+    loader: { ".sql": "text" },
+    write: false,
+    logLevel: "error",
+  });
+  return result.outputFiles[0]!.text;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+interface Phase {
+  requests: number;
+  seconds: number;
+  latencies: number[];
+  errors: number;
+}
+
+/** `CONCURRENCY` loops sending `send()` back to back for `seconds`. */
+async function load(send: () => Promise<Response>, seconds: number): Promise<Phase> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const end = performance.now() + seconds * 1000;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (performance.now() < end) {
+        const t0 = performance.now();
+        const res = await send();
+        await res.arrayBuffer();
+        latencies.push(performance.now() - t0);
+        if (res.status !== 200) errors++;
+      }
+    }),
+  );
+  return { requests: latencies.length, seconds: (performance.now() - started) / 1000, latencies, errors };
+}
+
+function merge(phases: Phase[]): { rps: number; p50: number; p99: number; requests: number; errors: number } {
+  const latencies = phases.flatMap((p) => p.latencies).sort((a, b) => a - b);
+  const requests = phases.reduce((n, p) => n + p.requests, 0);
+  const seconds = phases.reduce((n, p) => n + p.seconds, 0);
+  return {
+    rps: requests / seconds,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    requests,
+    errors: phases.reduce((n, p) => n + p.errors, 0),
+  };
+}
+
+const fmt = (n: number, d = 2) => n.toFixed(d);
+
+async function main() {
+  const mf = new Miniflare(convertV4MiniflareOptions({
+    modules: [{ type: "ESModule", path: "bench-worker.js", contents: await bundle() }],
+    compatibilityDate: "2026-11-01",
+    durableObjects: {
+      USER_ACTOR: { className: "UserActor", useSQLite: true },
+      IDENTITY_INDEX: { className: "IdentityIndex", useSQLite: true },
+      BARE: { className: "BareObject", useSQLite: true },
+    },
+    bindings: {
+      GITHUB_APPS: JSON.stringify({ standard: { clientId: APPS.standard.clientId }, lite: { clientId: APPS.lite.clientId } }),
+      GITHUB_CLIENT_SECRET_STANDARD: APPS.standard.clientSecret,
+      GITHUB_CLIENT_SECRET_LITE: APPS.lite.clientSecret,
+      GITHUB_WEBHOOK_SECRET_STANDARD: APPS.standard.webhookSecret,
+      GITHUB_WEBHOOK_SECRET_LITE: APPS.lite.webhookSecret,
+      GITHUB_WEB_URL: EMULATOR,
+      GITHUB_API_URL: EMULATOR,
+      PUBLIC_BASE_URL: BASE,
+      ALLOWED_RETURN_ORIGINS: RETURN_ORIGIN,
+      TOKEN_ENCRYPTION_KEYS: `k2:${KEY_K2},k1:${KEY_K1}`,
+      STATE_SIGNING_KEY,
+      INTERNAL_API_TOKEN,
+      GITHUB_TIMEOUT_MS: "10000",
+    },
+    // The broker's structured logs would go to Cloudflare's log pipeline, not to the load
+    // generator: count them instead of printing them.
+    handleStructuredLogs: () => {
+      logLines++;
+    },
+    outboundService: async (request) => {
+      const res = await emulator.fetch(request as unknown as Request);
+      return new MfResponse(res.body as never, { status: res.status, headers: [...res.headers] });
+    },
+  }));
+  const url = await mf.ready;
+  const headers = { authorization: `Bearer ${INTERNAL_API_TOKEN}`, "content-type": "application/json" };
+  const call = (path: string, body?: unknown, method = "POST") =>
+    fetch(new URL(path, url), { method, headers, body: body === undefined ? undefined : JSON.stringify(body), redirect: "manual" });
+
+  /** Connects a user through the real flow (connect → consent → callback). */
+  async function connect(userId: string, githubId: number) {
+    emulator.addUser({ id: githubId, login: `user${githubId}`, name: null, repos: { "acme/app": "push" } });
+    const started = (await (await call(`/v1/users/${userId}/connect`, { appType: "standard", returnTo: `${RETURN_ORIGIN}/done` })).json()) as {
+      authorizeUrl: string;
+    };
+    const authorize = new URL(started.authorizeUrl);
+    const code = emulator.authorize({
+      clientId: APPS.standard.clientId,
+      userId: githubId,
+      redirectUri: authorize.searchParams.get("redirect_uri")!,
+      codeChallenge: authorize.searchParams.get("code_challenge"),
+    });
+    const res = await fetch(new URL(`/oauth/callback?code=${code}&state=${authorize.searchParams.get("state")}`, url), { redirect: "manual" });
+    if (!res.headers.get("location")?.includes("github_connect=success")) throw new Error("connect failed");
+  }
+
+  const tokenBody = { appType: "standard", repository: "acme/app" };
+  await connect("bench-hot", 1);
+  // Warm up both paths (isolate, objects, repository cache).
+  for (let i = 0; i < 200; i++) {
+    await (await call("/v1/users/bench-hot/token", tokenBody)).arrayBuffer();
+    await (await call("/bench/bare/bench-hot", tokenBody)).arrayBuffer();
+  }
+
+  const githubBefore = { ...emulator.counts };
+  const hot: Phase[] = [];
+  const bare: Phase[] = [];
+  const rounds = 4;
+  for (let r = 0; r < rounds; r++) {
+    bare.push(await load(() => call("/bench/bare/bench-hot", tokenBody), SECONDS / rounds));
+    hot.push(await load(() => call("/v1/users/bench-hot/token", tokenBody), SECONDS / rounds));
+  }
+  const githubCalls = Object.entries(emulator.counts).reduce((n, [k, v]) => n + v - githubBefore[k as keyof typeof githubBefore], 0);
+  const h = merge(hot);
+  const b = merge(bare);
+
+  // Refresh storm: a token that needs a refresh, STORM concurrent callers.
+  emulator.settings.accessTokenExpiresIn = 301; // valid, but under the 300 s minValidity in 2 s
+  await connect("bench-storm", 2);
+  emulator.settings.accessTokenExpiresIn = 28_800;
+  await new Promise((r) => setTimeout(r, 2_100));
+  const refreshesBefore = emulator.counts.refresh;
+  const stormLatencies: number[] = [];
+  let stormErrors = 0;
+  const tokens = new Set<string>();
+  await Promise.all(
+    Array.from({ length: STORM }, async () => {
+      const t0 = performance.now();
+      const res = await call("/v1/users/bench-storm/token", tokenBody);
+      const body = (await res.json()) as { token?: string };
+      stormLatencies.push(performance.now() - t0);
+      if (res.status !== 200) stormErrors++;
+      else tokens.add(body.token!);
+    }),
+  );
+  stormLatencies.sort((a, b) => a - b);
+  const stormRefreshes = emulator.counts.refresh - refreshesBefore;
+
+  console.log(`token broker benchmark (${new Date().toISOString()}, node ${process.version}, ${CONCURRENCY} concurrent clients, ${SECONDS}s per path)`);
+  console.log("");
+  console.log("path                          req/s     p50 ms   p99 ms   requests  errors");
+  const row = (name: string, m: ReturnType<typeof merge>) =>
+    console.log(
+      `${name.padEnd(28)}${fmt(m.rps, 0).padStart(7)}  ${fmt(m.p50).padStart(8)} ${fmt(m.p99).padStart(8)}  ${String(m.requests).padStart(8)}  ${String(m.errors).padStart(6)}`,
+    );
+  row("bare Durable Object RPC", b);
+  row("hot path /token", h);
+  console.log("");
+  console.log(`hot path / bare throughput ratio: ${fmt((h.rps / b.rps) * 100, 1)}% (target >= 80%)`);
+  console.log(`GitHub calls during the hot path: ${githubCalls} (target 0)`);
+  console.log(
+    `refresh storm: ${STORM} concurrent callers on an expired token -> ${stormRefreshes} GitHub refresh call(s) (target 1), ` +
+      `${tokens.size} distinct token(s), ${stormErrors} errors, p50 ${fmt(percentile(stormLatencies, 50))} ms, p99 ${fmt(percentile(stormLatencies, 99))} ms`,
+  );
+  console.log(`structured log lines written by the broker during the run: ${logLines}`);
+  await mf.dispose();
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

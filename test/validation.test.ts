@@ -1,0 +1,83 @@
+/** Bad input gets the contract's 4xx and reason, and changes nothing stored. */
+import { beforeEach, describe, expect, it } from "vitest";
+import { INTERNAL_API_TOKEN } from "./env";
+import { callApi, connectUser, dumpStorage, emulator, publicFetch } from "./helpers";
+
+const GH = { id: 5, login: "valid", name: null, repos: { "acme/app": "push" as const } };
+
+beforeEach(async () => {
+  await emulator.reset();
+});
+
+describe("bad input", () => {
+  it("malformed JSON, wrong shapes, oversized bodies, bad fields: 400 invalid_request, storage untouched", async () => {
+    await connectUser("v-1", GH);
+    const before = await dumpStorage("v-1");
+    const refreshesBefore = (await emulator.stats()).counts;
+    const cases: [string, unknown][] = [
+      ["not json", "{oops"],
+      ["array body", "[]"],
+      ["string body", '"x"'],
+      ["oversized body", JSON.stringify({ appType: "standard", repository: "acme/app", pad: "x".repeat(17 * 1024) })],
+      ["unknown appType", { appType: "enterprise", repository: "acme/app" }],
+      ["missing repository", { appType: "standard" }],
+      ["dot-dot repository", { appType: "standard", repository: "../etc/passwd" }],
+      ["dot-dot name", { appType: "standard", repository: "acme/.." }],
+      ["three segments", { appType: "standard", repository: "acme/app/extra" }],
+      ["encoded slash", { appType: "standard", repository: "acme%2Fapp" }],
+      ["other host", { appType: "standard", repository: "https://evil.example/acme/app" }],
+      ["userinfo", { appType: "standard", repository: "http://x@github.emulator/acme/app" }],
+      ["encoded dot segment", { appType: "standard", repository: "http://github.emulator/acme/%2e%2e/app" }],
+      ["query string", { appType: "standard", repository: "http://github.emulator/acme/app?x=1" }],
+      ["bad owner", { appType: "standard", repository: "-acme/app" }],
+      ["unicode", { appType: "standard", repository: "acmé/app" }],
+      ["bad permission", { appType: "standard", repository: "acme/app", permission: "admin" }],
+      ["minValidity too big", { appType: "standard", repository: "acme/app", minValiditySeconds: 3601 }],
+      ["minValidity negative", { appType: "standard", repository: "acme/app", minValiditySeconds: -1 }],
+      ["minValidity not int", { appType: "standard", repository: "acme/app", minValiditySeconds: 1.5 }],
+    ];
+    for (const [name, body] of cases) {
+      const res = await callApi("POST", "/users/v-1/token", body);
+      expect(res.status, name).toBe(400);
+      expect(res.body, name).toMatchObject({ ok: false, reason: "invalid_request" });
+      expect(typeof res.body.message, name).toBe("string");
+    }
+    expect(await dumpStorage("v-1")).toBe(before);
+    expect((await emulator.stats()).counts).toEqual(refreshesBefore);
+  });
+
+  it("bad user ids are 400, including path tricks", async () => {
+    for (const id of ["a%2F..%2Fb", "x".repeat(129), "bad%20space", "%E2%98%83", "a%00b"]) {
+      const res = await callApi("POST", `/users/${id}/token`, { appType: "standard", repository: "acme/app" });
+      expect(res.status, id).toBe(400);
+      expect(res.body.reason, id).toBe("invalid_request");
+    }
+    const ok = await callApi("GET", `/users/${encodeURIComponent("org:42@team.x_y-z")}/connection?appType=standard`);
+    expect(ok.status).toBe(200);
+  });
+
+  it("unknown appType on the connection routes is 400", async () => {
+    expect((await callApi("GET", "/users/v-2/connection?appType=nope")).body.reason).toBe("invalid_request");
+    expect((await callApi("GET", "/users/v-2/connection")).status).toBe(400);
+    expect((await callApi("DELETE", "/users/v-2/connection?appType=nope")).status).toBe(400);
+  });
+
+  it("/v1 on the public URL needs the bearer token: missing or wrong is 401", async () => {
+    const body = JSON.stringify({ appType: "standard", repository: "acme/app" });
+    const none = await publicFetch("/v1/users/v-3/token", { method: "POST", body });
+    expect(none.status).toBe(401);
+    expect(await none.json()).toMatchObject({ ok: false, reason: "unauthorized" });
+    for (const header of [`Bearer ${INTERNAL_API_TOKEN}x`, `Basic ${INTERNAL_API_TOKEN}`, `Bearer ${INTERNAL_API_TOKEN.slice(0, -1)}`]) {
+      const res = await publicFetch("/v1/users/v-3/token", { method: "POST", body, headers: { authorization: header } });
+      expect(res.status, header).toBe(401);
+    }
+  });
+
+  it("unknown routes and methods under /v1 answer with a contract body, never a 500", async () => {
+    const res = await callApi("PATCH", "/users/v-4/token", {});
+    expect(res.status).toBe(404);
+    expect(res.body).toMatchObject({ ok: false, reason: "invalid_request" });
+    expect((await callApi("GET", "/nothing")).status).toBe(404);
+    expect((await publicFetch("/nothing")).status).toBe(404);
+  });
+});
