@@ -15,7 +15,7 @@ export class BareObject extends DurableObject {
 }
 
 export default {
-  async fetch(request, env, ctx) {
+  async fetch(request, env) {
     const url = new URL(request.url);
     const bare = /^\/bench\/bare\/([^/]+)$/.exec(url.pathname);
     if (bare) {
@@ -24,6 +24,6 @@ export default {
       const stub = env.BARE.get(env.BARE.idFromName(userId));
       return Response.json({ ...(await stub.ping({ userId })), echo: typeof body.repository });
     }
-    return broker.fetch(request, env, ctx);
+    return broker.fetch(request, env);
   },
 } satisfies ExportedHandler<Env & { BARE: DurableObjectNamespace<BareObject> }>;
