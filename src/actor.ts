@@ -275,6 +275,17 @@ export class UserActor extends DurableObject<Env> {
     return "revoked";
   }
 
+  /** Local demo only (`DEMO_MODE`): make the broker see the access token as expired now. */
+  async demoExpireAccessToken(input: { appType: string }): Promise<void> {
+    if (this.env.DEMO_MODE !== "true") return;
+    this.ctx.storage.sql.exec(
+      "UPDATE connections SET access_token_expires_at = ?, updated_at = ? WHERE app_type = ? AND status = 'connected'",
+      Date.now(),
+      Date.now(),
+      input.appType,
+    );
+  }
+
   // ------------------------------------------------------------------ internals
 
   async #context(userId: string, appType: string): Promise<{ ok: true; value: CallContext } | Failure> {

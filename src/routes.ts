@@ -4,7 +4,7 @@
  * - {@link apiRouter}: the internal API (`/v1/...`). Reached through the service binding's
  *   `fetch` as it is, and from the public URL only behind `INTERNAL_API_TOKEN`.
  * - {@link publicRouter}: what the internet can reach: health, the OAuth callback, GitHub's
- *   webhooks, and `/v1` behind the bearer check.
+ *   webhooks, `/v1` behind the bearer check, and the local demo when `DEMO_MODE` is on.
  *
  * Cross-cutting concerns are middleware: JSON body parsing with the size limit, the bearer
  * check, and one error handler that turns any surprise into a contract error body.
@@ -14,6 +14,7 @@ import * as api from "./api";
 import { loadConfig } from "./config";
 import { REASON_STATUS, failure, type Failure } from "./contract";
 import { ConfigError, timingSafeEqualStrings } from "./crypto";
+import { demoApi, demoPage, isDemoEnabled } from "./demo";
 import { logEvent } from "./log";
 import { resultUrl, verifyState } from "./oauth";
 import { readJsonBody } from "./validate";
@@ -157,5 +158,11 @@ export const publicRouter = Router({ catch: onError })
   .get("/healthz", () => new Response("ok", { headers: { "content-type": "text/plain" } }))
   .get("/oauth/callback", oauthCallback)
   .post("/webhooks/github/:appType", webhook)
+  .get("/demo", (_req, env: Env) => (isDemoEnabled(env) ? demoPage(env) : undefined))
+  .post("/demo/api/:action", async (req, env: Env) => {
+    if (!isDemoEnabled(env)) return undefined;
+    const body = await readJsonBody(req as unknown as Request);
+    return json({ ok: true, ...(await demoApi(env, param(req, "action") ?? "", body.ok ? body.value : {})) } as { ok: true });
+  })
   .all("/v1/*", requireInternalToken, (req, env: Env) => apiRouter.fetch(req, env))
   .all("*", () => new Response("Not Found", { status: 404 }));
