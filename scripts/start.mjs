@@ -10,6 +10,8 @@
 import { spawn } from "node:child_process";
 import { copyFileSync, existsSync } from "node:fs";
 
+// BROKER_STATE_DIR: where Durable Object storage lives (the browser test uses a fresh one).
+const STATE_DIR = process.env.BROKER_STATE_DIR || ".wrangler/state";
 const BROKER = "http://127.0.0.1:8787";
 const EMULATOR = "http://127.0.0.1:8788";
 
@@ -22,7 +24,7 @@ const env = { ...process.env, WRANGLER_SEND_METRICS: "false", WRANGLER_LOG: proc
 const common = ["--ip", "127.0.0.1", "--show-interactive-dev-session=false"];
 const children = [
   spawn("wrangler", ["dev", "-c", "emulator/wrangler.toml", "--port", "8788", "--inspector-port", "9230", ...common], { env, stdio: "inherit" }),
-  spawn("wrangler", ["dev", "-c", "wrangler.toml", "--port", "8787", "--inspector-port", "9229", "--persist-to", ".wrangler/state", ...common], {
+  spawn("wrangler", ["dev", "-c", "wrangler.toml", "--port", "8787", "--inspector-port", "9229", "--persist-to", STATE_DIR, ...common], {
     env,
     stdio: "inherit",
   }),

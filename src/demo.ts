@@ -63,7 +63,7 @@ const PAGE = `<!doctype html>
   button.primary { background: #1f883d; color: #fff; border-color: #1f883d; }
   input { font: inherit; padding: .35rem; width: 16rem; }
   code { background: #f6f8fa; padding: .1rem .3rem; border-radius: 4px; }
-  #flash:empty { display: none; }
+  #flash:empty, [hidden] { display: none !important; }
 </style></head>
 <body>
 <h1>GitHub token broker: local demo</h1>

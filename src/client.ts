@@ -1,0 +1,130 @@
+/**
+ * The agent-side client: what an agent session uses to get the user's token, through a
+ * service binding to the broker's `BrokerApi` entrypoint.
+ *
+ * ```ts
+ * import { UserTokenClient, shouldFallBack } from "github-token-broker/client";
+ *
+ * const tokens = new UserTokenClient({ broker: env.TOKEN_BROKER, userId, appType: "standard" });
+ * const result = await tokens.getToken("octo-org/hello-world");
+ * if (shouldFallBack(result)) useInstallationToken(result.reason);
+ * else git.push({ token: result.token, author: result.committer });
+ * ```
+ *
+ * - Keeps each token until `expiresAt − refreshMarginSeconds` (5 minutes by default) and
+ *   asks for a fresh one ahead of that; a token closer to expiry is never handed out.
+ * - Coalesces concurrent calls in one session: one broker call per repository at a time.
+ * - {@link UserTokenClient.reportRejected} tells the broker GitHub refused a token and
+ *   returns the replacement (or the reason there is none).
+ * - Never throws for a broker or transport failure: every result is the contract's
+ *   {@link TokenResult}, so the caller can switch to the App installation token on `reason`.
+ */
+import type { Permission, RejectedTokenReport, TokenGrant, TokenRequest, TokenResult } from "./contract";
+import { failure } from "./contract";
+
+export type { Failure, Permission, Reason, TokenGrant, TokenResult } from "./contract";
+
+/** The part of the `BrokerApi` entrypoint the client uses (a service binding satisfies it). */
+export interface TokenBrokerBinding {
+  getToken(userId: string, request: TokenRequest): Promise<TokenResult>;
+  reportRejectedToken(userId: string, report: RejectedTokenReport): Promise<TokenResult>;
+}
+
+export interface UserTokenClientOptions {
+  broker: TokenBrokerBinding;
+  userId: string;
+  appType: string;
+  /** A cached token is replaced this long before it expires. Default 300 s. */
+  refreshMarginSeconds?: number;
+  /** Clock, for tests. */
+  now?: () => number;
+}
+
+export class UserTokenClient {
+  readonly #broker: TokenBrokerBinding;
+  readonly #userId: string;
+  readonly #appType: string;
+  readonly #marginMs: number;
+  readonly #now: () => number;
+  readonly #cache = new Map<string, TokenGrant>();
+  readonly #inflight = new Map<string, Promise<TokenResult>>();
+
+  constructor(options: UserTokenClientOptions) {
+    this.#broker = options.broker;
+    this.#userId = options.userId;
+    this.#appType = options.appType;
+    this.#marginMs = (options.refreshMarginSeconds ?? 300) * 1000;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** A token for `repository` valid for more than the refresh margin, or why there is none. */
+  getToken(repository: string, permission: Permission = "push"): Promise<TokenResult> {
+    const key = `${permission} ${repository.toLowerCase()}`;
+    const cached = this.#cache.get(key);
+    if (cached && Date.parse(cached.expiresAt) - this.#marginMs > this.#now()) return Promise.resolve(cached);
+    let pending = this.#inflight.get(key);
+    if (!pending) {
+      pending = this.#fetch(key, repository, permission).finally(() => this.#inflight.delete(key));
+      this.#inflight.set(key, pending);
+    }
+    return pending;
+  }
+
+  /**
+   * GitHub refused `token` (a 401 on a push or an API call): tell the broker, which checks
+   * with GitHub and answers a working token or the reason there is none.
+   */
+  async reportRejected(repository: string, token: string, permission: Permission = "push"): Promise<TokenResult> {
+    const key = `${permission} ${repository.toLowerCase()}`;
+    if (this.#cache.get(key)?.token === token) this.#cache.delete(key);
+    const result = await this.#call(() => this.#broker.reportRejectedToken(this.#userId, { appType: this.#appType, token }));
+    if (!result.ok) return result;
+    // The broker vouches for the token; the repository check of the original grant stands.
+    this.#remember(key, result);
+    return result;
+  }
+
+  /** Forgets every cached token (for example when the session ends). */
+  clear(): void {
+    this.#cache.clear();
+  }
+
+  async #fetch(key: string, repository: string, permission: Permission): Promise<TokenResult> {
+    // Ask for a token that outlives the margin by as much again, so it is cached a while.
+    const minValiditySeconds = Math.min(3600, Math.ceil((2 * this.#marginMs) / 1000));
+    const result = await this.#call(() =>
+      this.#broker.getToken(this.#userId, { appType: this.#appType, repository, permission, minValiditySeconds }),
+    );
+    if (!result.ok) {
+      this.#cache.delete(key);
+      return result;
+    }
+    return this.#remember(key, result);
+  }
+
+  #remember(key: string, grant: TokenGrant): TokenResult {
+    if (Date.parse(grant.expiresAt) - this.#marginMs <= this.#now()) {
+      // Never hand out a token about to expire: the broker could not give a longer one.
+      return failure("github_unavailable", "The broker returned a token too close to expiry.", 5);
+    }
+    this.#cache.set(key, grant);
+    return grant;
+  }
+
+  async #call(fn: () => Promise<TokenResult>): Promise<TokenResult> {
+    try {
+      return await fn();
+    } catch {
+      return failure("github_unavailable", "The token broker could not be reached.", 1);
+    }
+  }
+}
+
+/**
+ * Whether the caller should use the App installation token instead: any failure. The
+ * `reason` says whether the user must act (`revoked`, `reconnect_required`,
+ * `not_connected`, `no_repo_access`) or it is worth retrying later (`retryAfterSeconds`).
+ */
+export function shouldFallBack(result: TokenResult): result is Extract<TokenResult, { ok: false }> {
+  return !result.ok;
+}
