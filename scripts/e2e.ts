@@ -1,10 +1,12 @@
 /**
- * `npm run test:browser`: the local demo, used as a person would, in headless Chromium.
+ * `npm run test:e2e`: the local demo, used as a person would, in headless Chromium, and
+ * the example agent Worker calling the broker through its service binding.
  *
- * Starts `npm start` (broker + GitHub emulator, fresh Durable Object storage), then drives
- * Debian's Chromium through playwright-core: connect (cancel once, then authorize) → token →
- * forced refresh → revoke on GitHub (signed webhook) → reconnect → disconnect, checking
- * what the page shows at each step. Screenshots of every state go to artifacts/browser/.
+ * Starts `npm start` (broker + GitHub emulator, fresh Durable Object storage) and the
+ * example agent Worker beside it, then drives Debian's Chromium through playwright-core:
+ * connect (cancel once, then authorize) → token → forced refresh → revoke on GitHub
+ * (signed webhook) → reconnect → disconnect, checking what the page shows at each step
+ * and what the agent Worker gets. Screenshots of every state go to artifacts/browser/.
  */
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
@@ -26,6 +28,20 @@ const server = spawn("npm", ["start"], {
 let serverLog = "";
 server.stdout!.on("data", (d) => (serverLog += d));
 server.stderr!.on("data", (d) => (serverLog += d));
+const AGENT = "http://127.0.0.1:8789";
+const agent = spawn(
+  "wrangler",
+  ["dev", "-c", "examples/agent-worker/wrangler.toml", "--port", "8789", "--ip", "127.0.0.1", "--inspector-port", "9231", "--show-interactive-dev-session=false"],
+  { env: { ...process.env, WRANGLER_SEND_METRICS: "false" }, stdio: ["ignore", "pipe", "pipe"], detached: true },
+);
+agent.stdout!.on("data", (d) => (serverLog += d));
+agent.stderr!.on("data", (d) => (serverLog += d));
+
+/** What the example agent Worker would push with, for the demo user. */
+async function agentCredential(): Promise<{ credential: string; reason?: string; author?: string }> {
+  const res = await fetch(`${AGENT}/?user=demo-user&repo=octo-org/hello-world`);
+  return (await res.json()) as { credential: string; reason?: string; author?: string };
+}
 
 let passed = 0;
 let failed = 0;
@@ -56,8 +72,8 @@ async function buttonsShown(page: Page, shown: string[]) {
 async function waitForBroker() {
   for (let i = 0; i < 240; i++) {
     try {
-      const [b, e] = await Promise.all([fetch(`${BROKER}/demo`), fetch("http://127.0.0.1:8788/settings/applications")]);
-      if (b.ok && e.ok) return;
+      const [b, e, a] = await Promise.all([fetch(`${BROKER}/demo`), fetch("http://127.0.0.1:8788/settings/applications"), fetch(AGENT)]);
+      if (b.ok && e.ok && a.ok) return;
     } catch {
       /* not up yet */
     }
@@ -76,6 +92,11 @@ async function main() {
   const page = await browser.newPage();
   page.setDefaultTimeout(15_000);
   const status = () => page.locator("#status").innerText();
+
+  await step("the example agent Worker falls back to the installation token for a user not connected", page, async () => {
+    const got = await agentCredential();
+    expect(got.credential === "installation_token" && got.reason === "not_connected", JSON.stringify(got));
+  }, "00-start");
 
   await step("a new user sees 'Connect GitHub'", page, async () => {
     await page.goto(`${BROKER}/demo`);
@@ -113,6 +134,8 @@ async function main() {
     expect(text.includes("commits as The Octocat <583231+octocat@users.noreply.github.com>"), text);
     firstToken = (await page.locator("#token-result").getAttribute("data-token")) ?? "";
     expect(firstToken.startsWith("ghu_"), `token prefix ${firstToken}`);
+    const got = await agentCredential();
+    expect(got.credential === "user_token" && got.author === "The Octocat <583231+octocat@users.noreply.github.com>", JSON.stringify(got));
   }, "05-token");
 
   await step("After the access token expires, the next token is a refreshed one", page, async () => {
@@ -136,6 +159,8 @@ async function main() {
     await buttonsShown(page, ["reconnect"]);
     await page.click("#get-token");
     await page.locator("#token-result", { hasText: "No token: revoked" }).waitFor();
+    const got = await agentCredential();
+    expect(got.credential === "installation_token" && got.reason === "revoked", JSON.stringify(got));
   }, "07-revoked");
 
   await step("Reconnect brings the connection back", page, async () => {
@@ -164,13 +189,15 @@ try {
   failed++;
   console.log(`FAIL ${(err as Error).message}`);
 } finally {
-  try {
-    process.kill(-server.pid!, "SIGTERM");
-  } catch {
-    /* already gone */
+  for (const child of [server, agent]) {
+    try {
+      process.kill(-child.pid!, "SIGTERM");
+    } catch {
+      /* already gone */
+    }
   }
   rmSync(stateDir, { recursive: true, force: true });
 }
 console.log(`screenshots in ${ARTIFACTS}/`);
-console.log(`browser: ${passed} passed, ${failed} failed`);
+console.log(`e2e: ${passed} passed, ${failed} failed`);
 process.exit(failed === 0 ? 0 : 1);
