@@ -108,6 +108,13 @@ export class UserActor extends DurableObject<Env> {
   /** Serialises code exchanges (two browser tabs), so the last pair stored is the last issued. */
   #connectQueue: Promise<unknown> = Promise.resolve();
   readonly #repoCache = new Map<string, { push: boolean; pull: boolean; until: number }>();
+  /** The user this object belongs to, once read from `meta`. */
+  #owner: string | undefined;
+  /**
+   * The last decrypted access token per appType, keyed by its sealed form: the hot path
+   * skips AES-GCM when the stored value has not changed. Memory only, never storage.
+   */
+  readonly #opened = new Map<string, { sealed: string; token: string }>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -256,6 +263,8 @@ export class UserActor extends DurableObject<Env> {
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.#repoCache.clear();
+    this.#opened.clear();
+    this.#owner = undefined;
     // The next call on this object (a re-created user) needs the schema again.
     migrate(this.ctx.storage, USER_ACTOR_MIGRATIONS);
     logEvent({ event: "delete_user", userId: input.userId, outcome: "deleted" });
@@ -296,10 +305,15 @@ export class UserActor extends DurableObject<Env> {
       const keyring = await loadKeyring(this.env.TOKEN_ENCRYPTION_KEYS);
       // The object is named by the user id; remembering it lets us refuse a mismatch
       // (a bug upstream) instead of mixing two users' data.
-      const sql = this.ctx.storage.sql;
-      const owner = sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'user_id'").toArray()[0]?.value;
-      if (owner === undefined) sql.exec("INSERT INTO meta (key, value) VALUES ('user_id', ?)", userId);
-      else if (owner !== userId) return failure("invalid_request", "userId does not match this actor");
+      if (this.#owner === undefined) {
+        const sql = this.ctx.storage.sql;
+        this.#owner = sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'user_id'").toArray()[0]?.value;
+        if (this.#owner === undefined) {
+          sql.exec("INSERT INTO meta (key, value) VALUES ('user_id', ?)", userId);
+          this.#owner = userId;
+        }
+      }
+      if (this.#owner !== userId) return failure("invalid_request", "userId does not match this actor");
       return { ok: true, value: { userId, app, config, keyring, github: new GitHubClient(config) } };
     } catch (err) {
       if (err instanceof ConfigError) {
@@ -337,9 +351,14 @@ export class UserActor extends DurableObject<Env> {
 
   /** Decrypts the stored access token (re-sealing under the primary key when it is old). */
   async #openAccess(c: CallContext, row: ConnectionRow): Promise<Live | Failure> {
+    const cached = this.#opened.get(c.app.appType);
+    if (cached && cached.sealed === row.access_token && !sealedWithOldKey(c.keyring, row.access_token)) {
+      return { ok: true, row, accessToken: cached.token };
+    }
     const ctx = { userId: c.userId, appType: c.app.appType, field: "access_token" };
     const token = await open(c.keyring, row.access_token!, ctx);
     if (token === null) return this.#undecryptable(c, row);
+    this.#opened.set(c.app.appType, { sealed: row.access_token!, token });
     if (sealedWithOldKey(c.keyring, row.access_token!) || (row.refresh_token && sealedWithOldKey(c.keyring, row.refresh_token))) {
       await this.#reseal(c, row, token);
     }
