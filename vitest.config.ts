@@ -32,7 +32,13 @@ export default defineConfig({
     cloudflareTest({
       wrangler: { configPath: "./wrangler.toml" },
       miniflare: {
-        bindings: TEST_BINDINGS,
+        bindings: {
+          ...TEST_BINDINGS,
+          // The soak's size and length: `SOAK_SECONDS=300 npm test` for a long run.
+          SOAK_SECONDS: process.env.SOAK_SECONDS ?? "15",
+          SOAK_USERS: process.env.SOAK_USERS ?? "12",
+          SOAK_SESSIONS: process.env.SOAK_SESSIONS ?? "3",
+        },
         outboundService: toEmulator,
       },
     }),
@@ -42,5 +48,8 @@ export default defineConfig({
     // One emulator is shared by all test files, so files run one at a time.
     fileParallelism: false,
     testTimeout: 30_000,
+    // The broker's structured log lines are asserted on where they matter (console spies);
+    // printed, they would bury the test report.
+    onConsoleLog: (log) => !log.startsWith('{"event"'),
   },
 });

@@ -63,6 +63,8 @@ interface TokenRecord {
   alive: boolean;
   /** Access and refresh token issued together share a pair id. */
   pairId: number;
+  /** A refresh token spent by a refresh (as opposed to revoked or expired). */
+  rotated?: boolean;
 }
 
 interface CodeRecord {
@@ -111,6 +113,8 @@ export class GitHubEmulator {
   #faults: Fault[] = [];
   #hangs = new Set<() => void>();
   #nextPair = 1;
+  /** Per `clientId:userId`: rotations whose answer was dropped, and grant revocations. */
+  #history = new Map<string, GrantHistory>();
   #webhookFetch: (req: Request) => Promise<Response>;
 
   constructor(apps: EmulatorApp[], options: { webhookFetch?: (req: Request) => Promise<Response> } = {}) {
@@ -129,6 +133,7 @@ export class GitHubEmulator {
     this.#refreshTokens.clear();
     this.#codes.clear();
     this.#faults = [];
+    this.#history.clear();
     for (const release of this.#hangs) release();
     this.#hangs.clear();
     this.settings = { ...DEFAULT_SETTINGS };
@@ -217,8 +222,24 @@ export class GitHubEmulator {
     return out;
   }
 
+  /**
+   * What happened to a user's grant that can legitimately end a connection: rotations whose
+   * answer was never delivered, and revocations. The truth check uses it.
+   */
+  history(clientId: string, userId: number): GrantHistory {
+    return { ...(this.#history.get(`${clientId}:${userId}`) ?? emptyHistory()) };
+  }
+
+  #record(clientId: string, userId: number, what: keyof GrantHistory): void {
+    const key = `${clientId}:${userId}`;
+    const entry = this.#history.get(key) ?? emptyHistory();
+    entry[what]++;
+    this.#history.set(key, entry);
+  }
+
   /** Revokes the user's grant for the App, as "Revoke" in GitHub's settings does. */
   revokeGrant(clientId: string, userId: number): void {
+    this.#record(clientId, userId, "revocations");
     for (const map of [this.#accessTokens, this.#refreshTokens]) {
       for (const rec of map.values()) if (rec.clientId === clientId && rec.userId === userId) rec.alive = false;
     }
@@ -347,7 +368,11 @@ export class GitHubEmulator {
       return this.#oauthError("incorrect_client_credentials", "The client_id and/or client_secret passed are incorrect.");
     }
     const result = isRefresh ? this.#refresh(app, params) : await this.#exchange(app, params);
-    if (fault?.kind === "drop_after_rotate") throw new Hang();
+    if (fault?.kind === "drop_after_rotate") {
+      const rec = this.#refreshTokens.get(params.get("refresh_token") ?? "");
+      if (isRefresh && rec) this.#record(app.clientId, rec.userId, "droppedRotations");
+      throw new Hang();
+    }
     return result;
   }
 
@@ -373,10 +398,14 @@ export class GitHubEmulator {
   #refresh(app: EmulatorApp, params: URLSearchParams): Response {
     const token = params.get("refresh_token") ?? "";
     const rec = this.#refreshTokens.get(token);
+    // A client presenting a refresh token that was already spent: the race this broker exists
+    // to prevent (legitimate only right after a rotation whose answer was lost).
+    if (rec?.rotated) this.#record(rec.clientId, rec.userId, "spentTokenReuses");
     if (!rec || !rec.alive || rec.clientId !== app.clientId || rec.expiresAt <= this.now()) {
       return this.#oauthError("bad_refresh_token", "The refresh token passed is incorrect or expired.");
     }
     rec.alive = false; // single use: the old refresh token is dead from now on
+    rec.rotated = true;
     if (this.settings.refreshKillsAccessToken) {
       for (const access of this.#accessTokens.values()) if (access.pairId === rec.pairId) access.alive = false;
     }
@@ -544,6 +573,8 @@ export class GitHubEmulator {
         const token = url.searchParams.get("token") ?? "";
         return this.#json(200, { refresh: this.refreshTokenState(token), access: this.accessTokenState(token) });
       }
+      case "GET history":
+        return this.#json(200, this.history(url.searchParams.get("clientId") ?? "", Number(url.searchParams.get("userId"))));
       case "GET live": {
         const tokens = this.liveRefreshTokens(url.searchParams.get("clientId") ?? "", Number(url.searchParams.get("userId")));
         return this.#json(200, { refreshTokens: tokens });
@@ -562,6 +593,20 @@ export class GitHubEmulator {
     headers.set("content-type", "application/json; charset=utf-8");
     return new Response(JSON.stringify(body), { status, headers });
   }
+}
+
+/** Per grant (App and user): the events that can legitimately end a connection, and reuses. */
+export interface GrantHistory {
+  /** Refreshes that rotated the pair but whose answer was never delivered. */
+  droppedRotations: number;
+  /** Grant revocations ("Revoke" in the user's settings, or `DELETE .../grant`). */
+  revocations: number;
+  /** Refresh attempts with a refresh token already spent by an earlier refresh. */
+  spentTokenReuses: number;
+}
+
+function emptyHistory(): GrantHistory {
+  return { droppedRotations: 0, revocations: 0, spentTokenReuses: 0 };
 }
 
 /** Thrown to turn an answer into a hang after the work was done (a lost response). */
