@@ -1,0 +1,166 @@
+/**
+ * Hostile input, generated: every public and internal route gets malformed and huge JSON,
+ * odd unicode and path tricks, forged and replayed states and signatures, wrong methods,
+ * missing headers. Whatever comes in: no 5xx, every error a contract reason, no secret
+ * echoed, and no stored byte changed by a rejected request.
+ */
+import { sign } from "@octokit/webhooks-methods";
+import fc from "fast-check";
+import { beforeAll, describe, expect, it } from "vitest";
+import { REASON_STATUS } from "../src/contract";
+import { APPS, INTERNAL_API_TOKEN, KEY_K1, KEY_K2, RETURN_ORIGIN, STATE_SIGNING_KEY } from "./env";
+import { authorizeAs, connectUser, dumpStorage, emulator, publicFetch } from "./helpers";
+
+const VICTIM = "fuzz-victim";
+const SECRETS = [INTERNAL_API_TOKEN, STATE_SIGNING_KEY, KEY_K1, KEY_K2, APPS.standard.clientSecret, APPS.lite.clientSecret, APPS.standard.webhookSecret];
+const REASONS = new Set(Object.keys(REASON_STATUS));
+const RUNS = 150;
+
+const trickySegment = fc.oneof(
+  fc.string({ maxLength: 40 }),
+  fc.string({ unit: "grapheme", maxLength: 20 }),
+  fc.constantFrom("..", "%2e%2e", "a%2Fb", "%00", "%", "%zz", "..%2F..", "ＡＢ", "\u202e", "a b", "x".repeat(200), VICTIM, `${VICTIM}%2F..`),
+  fc.stringMatching(/^[A-Za-z0-9_.:@-]{1,20}$/),
+);
+const method = fc.constantFrom("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD");
+const body = fc.oneof(
+  fc.constant(undefined),
+  fc.json(),
+  fc.string({ maxLength: 200 }),
+  fc.record({
+    appType: fc.oneof(fc.constantFrom("standard", "lite", "Standard", "", "__proto__"), fc.string()),
+    repository: fc.oneof(fc.constantFrom("acme/app", "acme/../app", "https://github.emulator/acme/app.git", "acme/app?x"), fc.string()),
+    permission: fc.oneof(fc.constantFrom("push", "pull", "admin"), fc.anything()),
+    minValiditySeconds: fc.oneof(fc.integer(), fc.double(), fc.string()),
+    returnTo: fc.oneof(fc.constantFrom(`${RETURN_ORIGIN}/x`, "javascript:alert(1)", "https://evil.example"), fc.string()),
+    token: fc.string(),
+  }, { requiredKeys: [] }).map((o) => JSON.stringify(o)),
+  fc.constant(JSON.stringify({ pad: "x".repeat(20_000) })),
+);
+const tail = fc.constantFrom("token", "token/rejected", "connection", "connect", "", "x", "token/../connection");
+
+async function expectContractAnswer(res: Response, label: string): Promise<string> {
+  const text = await res.text();
+  expect(res.status, label).toBeLessThan(500);
+  for (const secret of SECRETS) expect(text.includes(secret), `${label} echoes a secret`).toBe(false);
+  if (text && res.headers.get("content-type")?.includes("application/json")) {
+    const parsed = JSON.parse(text) as { ok?: boolean; reason?: string };
+    if (parsed.ok === false) expect(REASONS.has(parsed.reason!), `${label}: reason ${parsed.reason}`).toBe(true);
+  }
+  return text;
+}
+
+beforeAll(async () => {
+  await emulator.reset();
+  await connectUser(VICTIM, { id: 8080, login: "victim", name: null, repos: { "acme/app": "push" } });
+});
+
+describe("fuzz", () => {
+  it("internal API: any method, path, body → a contract answer; a rejected request changes nothing stored", async () => {
+    await fc.assert(
+      fc.asyncProperty(method, fc.boolean(), trickySegment, tail, body, fc.boolean(), async (m, targetVictim, seg, t, b, queryApp) => {
+        const userId = targetVictim ? VICTIM : seg;
+        const before = targetVictim ? await dumpStorage(VICTIM) : "";
+        const path = `/v1/users/${userId}/${t}${queryApp ? "?appType=standard" : ""}`;
+        const res = await publicFetch(path, {
+          method: m,
+          headers: { authorization: `Bearer ${INTERNAL_API_TOKEN}`, "content-type": "application/json" },
+          body: m === "GET" || m === "HEAD" ? undefined : b,
+        });
+        const label = `${m} ${path}`;
+        await expectContractAnswer(res, label);
+        if (targetVictim && res.status >= 400) expect(await dumpStorage(VICTIM), `${label} changed storage`).toBe(before);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("public URL: /v1 without the right bearer is 401, unknown paths 404, never a 5xx", async () => {
+    await fc.assert(
+      fc.asyncProperty(method, fc.array(trickySegment, { maxLength: 4 }), fc.option(fc.string()), async (m, segs, auth) => {
+        const headers: Record<string, string> = {};
+        if (auth !== null) headers.authorization = auth;
+        const res = await publicFetch(`/v1/${segs.join("/")}`, { method: m, headers });
+        await expectContractAnswer(res, `v1 ${segs.join("/")}`);
+        // Dot segments can resolve the path out of /v1 (then it is simply not found).
+        const underV1 = new URL(`/v1/${segs.join("/")}`, "https://x").pathname.startsWith("/v1/");
+        if (auth !== `Bearer ${INTERNAL_API_TOKEN}`) expect(res.status).toBe(underV1 ? 401 : 404);
+        const other = await publicFetch(`/${segs.join("/")}x`, { method: m });
+        expect(other.status).toBeLessThan(500);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("webhooks: random bodies, events and signatures → 400/401/404, never accepted without a valid signature", async () => {
+    const before = await dumpStorage(VICTIM);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom("standard", "lite", "nope", "%2e%2e"),
+        fc.oneof(fc.json(), fc.string(), fc.constant(JSON.stringify({ action: "revoked", sender: { id: 8080 } }))),
+        fc.oneof(fc.constant(null), fc.string(), fc.string({ unit: fc.constantFrom(..."0123456789abcdef"), minLength: 64, maxLength: 64 }).map((h) => `sha256=${h}`)),
+        fc.option(fc.constantFrom("github_app_authorization", "ping", "push", "")),
+        async (appType, payload, signature, event) => {
+          const headers: Record<string, string> = {};
+          if (signature !== null) headers["x-hub-signature-256"] = signature;
+          if (event !== null) headers["x-github-event"] = event;
+          const res = await publicFetch(`/webhooks/github/${appType}`, { method: "POST", headers, body: payload });
+          await expectContractAnswer(res, `webhook ${appType}`);
+          expect([400, 401, 404]).toContain(res.status);
+        },
+      ),
+      { numRuns: RUNS },
+    );
+    // A correctly signed body with one byte changed is refused too.
+    const payload = JSON.stringify({ action: "revoked", sender: { id: 8080 } });
+    const signature = await sign(APPS.standard.webhookSecret, payload);
+    await fc.assert(
+      fc.asyncProperty(fc.nat({ max: payload.length - 1 }), fc.string({ minLength: 1, maxLength: 1 }), async (i, c) => {
+        fc.pre(payload[i] !== c);
+        const tampered = payload.slice(0, i) + c + payload.slice(i + 1);
+        const res = await publicFetch("/webhooks/github/standard", {
+          method: "POST",
+          headers: { "x-hub-signature-256": signature, "x-github-event": "github_app_authorization" },
+          body: tampered,
+        });
+        expect(res.status).toBe(401);
+      }),
+      { numRuns: 60 },
+    );
+    expect(await dumpStorage(VICTIM)).toBe(before);
+  });
+
+  it("OAuth callback: forged, mutated and replayed states never connect anyone and never leak the code", async () => {
+    await emulator.addUser({ id: 9090, login: "fuzzed", name: null, repos: {} });
+    const real = new URL(`https://x${await authorizeAs("fuzz-cb", 9090)}`);
+    const state = real.searchParams.get("state")!;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.string(),
+          fc.tuple(fc.nat({ max: state.length - 1 }), fc.string({ minLength: 1, maxLength: 1 })).map(([i, c]) => state.slice(0, i) + c + state.slice(i + 1)),
+          fc.constant(state.split(".")[0]!),
+        ),
+        fc.option(fc.string({ minLength: 1 })),
+        fc.option(fc.string({ minLength: 1 })),
+        async (s, code, error) => {
+          fc.pre(s !== state);
+          const q = new URLSearchParams({ state: s });
+          if (code !== null) q.set("code", code);
+          if (error !== null) q.set("error", error);
+          const res = await publicFetch(`/oauth/callback?${q}`);
+          expect([302, 400]).toContain(res.status);
+          const location = res.headers.get("location");
+          if (location) {
+            expect(new URL(location).origin).toBe(RETURN_ORIGIN);
+            if (code && code.length > 3) expect(location).not.toContain(encodeURIComponent(code));
+          }
+        },
+      ),
+      { numRuns: RUNS },
+    );
+    expect((await publicFetch(real.pathname + real.search)).headers.get("location")).toContain("github_connect=success");
+    // Replayed, the real one is refused.
+    expect((await publicFetch(real.pathname + real.search)).headers.get("location")).toContain("reason=invalid_state");
+  });
+});
