@@ -10,10 +10,14 @@
  *  - bare: `POST /bench/bare/{id}`, one RPC to a Durable Object that does nothing;
  *    both through the same HTTP entry, interleaved in rounds, and their ratio;
  *  - refresh storm: N concurrent token requests on an expired token, the GitHub refresh
- *    calls they caused (target: 1) and their latency.
+ *    calls they caused (target: 1) and their latency;
+ *  - scale: hot-path throughput with every request on 1 user vs spread over --users users
+ *    (no shared object on the hot path, so it should not fall);
+ *  - cold start: the first request to a user's actor (object start and schema migration
+ *    included) vs the same request to a warm one.
  *
  * Options: --seconds S (per measured phase, default 3), --concurrency C (default 16),
- *          --storm N (default 1000).
+ *          --storm N (default 1000), --users N (default 1000).
  */
 import { build } from "esbuild";
 import { convertV4MiniflareOptions, Miniflare, Response as MfResponse } from "miniflare";
@@ -25,6 +29,7 @@ for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.repla
 const SECONDS = Number(args.get("seconds") ?? 3);
 const CONCURRENCY = Number(args.get("concurrency") ?? 16);
 const STORM = Number(args.get("storm") ?? 1000);
+const USERS = Number(args.get("users") ?? 1000);
 
 const BASE = "http://broker.bench";
 const EMULATOR = "http://github.bench";
@@ -193,6 +198,33 @@ async function main() {
   stormLatencies.sort((a, b) => a - b);
   const stormRefreshes = emulator.counts.refresh - refreshesBefore;
 
+  // Scale: the same hot path, on one user vs spread over USERS users.
+  for (let i = 0; i < USERS; i++) await connect(`bench-scale-${i}`, 10_000 + i);
+  for (let i = 0; i < USERS; i++) await (await call(`/v1/users/bench-scale-${i}/token`, tokenBody)).arrayBuffer();
+  let next = 0;
+  const one: Phase[] = [];
+  const many: Phase[] = [];
+  for (let r = 0; r < rounds; r++) {
+    one.push(await load(() => call("/v1/users/bench-hot/token", tokenBody), SECONDS / rounds));
+    many.push(await load(() => call(`/v1/users/bench-scale-${next++ % USERS}/token`, tokenBody), SECONDS / rounds));
+  }
+  const o = merge(one);
+  const m = merge(many);
+
+  // Cold start: first request to a fresh actor vs the same request to a warm one.
+  const sequential = async (paths: string[]) => {
+    const out: number[] = [];
+    for (const path of paths) {
+      const t0 = performance.now();
+      await (await call(path, undefined, "GET")).arrayBuffer();
+      out.push(performance.now() - t0);
+    }
+    return out.sort((a, b) => a - b);
+  };
+  const coldPaths = Array.from({ length: 200 }, (_, i) => `/v1/users/bench-cold-${i}/connection?appType=standard`);
+  const cold = await sequential(coldPaths);
+  const warm = await sequential(coldPaths);
+
   console.log(`token broker benchmark (${new Date().toISOString()}, node ${process.version}, ${CONCURRENCY} concurrent clients, ${SECONDS}s per path)`);
   console.log("");
   console.log("path                          req/s     p50 ms   p99 ms   requests  errors");
@@ -208,6 +240,14 @@ async function main() {
   console.log(
     `refresh storm: ${STORM} concurrent callers on an expired token -> ${stormRefreshes} GitHub refresh call(s) (target 1), ` +
       `${tokens.size} distinct token(s), ${stormErrors} errors, p50 ${fmt(percentile(stormLatencies, 50))} ms, p99 ${fmt(percentile(stormLatencies, 99))} ms`,
+  );
+  console.log("");
+  row(`hot path, 1 user`, o);
+  row(`hot path, ${USERS} users`, m);
+  console.log(`${USERS} users / 1 user throughput ratio: ${fmt((m.rps / o.rps) * 100, 1)}%`);
+  console.log(
+    `actor cold start (first request, schema migration included): p50 ${fmt(percentile(cold, 50))} ms, p99 ${fmt(percentile(cold, 99))} ms; ` +
+      `warm: p50 ${fmt(percentile(warm, 50))} ms, p99 ${fmt(percentile(warm, 99))} ms; cold/warm p50 ratio ${fmt(percentile(cold, 50) / percentile(warm, 50))}x`,
   );
   console.log(`structured log lines written by the broker during the run: ${logLines}`);
   await mf.dispose();
