@@ -19,10 +19,7 @@
  * Options: --seconds S (per measured phase, default 3), --concurrency C (default 16),
  *          --storm N (default 1000), --users N (default 1000).
  */
-import { build } from "esbuild";
-import { convertV4MiniflareOptions, Miniflare, Response as MfResponse } from "miniflare";
-import { GitHubEmulator } from "../src/emulator/github.ts";
-import { APPS, INTERNAL_API_TOKEN, KEY_K1, KEY_K2, RETURN_ORIGIN, STATE_SIGNING_KEY } from "../test/env.ts";
+import { startHarness } from "./harness.ts";
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ""), process.argv[i + 1] ?? "");
@@ -30,29 +27,6 @@ const SECONDS = Number(args.get("seconds") ?? 3);
 const CONCURRENCY = Number(args.get("concurrency") ?? 16);
 const STORM = Number(args.get("storm") ?? 1000);
 const USERS = Number(args.get("users") ?? 1000);
-
-const BASE = "http://broker.bench";
-const EMULATOR = "http://github.bench";
-
-let logLines = 0;
-const emulator = new GitHubEmulator(Object.values(APPS).map((a) => ({ ...a })));
-
-async function bundle(): Promise<string> {
-  const result = await build({
-    entryPoints: ["bench/worker.ts"],
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    target: "es2024",
-    conditions: ["workerd", "worker", "browser"],
-    mainFields: ["browser", "module", "main"],
-    external: ["cloudflare:*"],
-    loader: { ".sql": "text" },
-    write: false,
-    logLevel: "error",
-  });
-  return result.outputFiles[0]!.text;
-}
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -101,61 +75,8 @@ function merge(phases: Phase[]): { rps: number; p50: number; p99: number; reques
 const fmt = (n: number, d = 2) => n.toFixed(d);
 
 async function main() {
-  const mf = new Miniflare(convertV4MiniflareOptions({
-    modules: [{ type: "ESModule", path: "bench-worker.js", contents: await bundle() }],
-    compatibilityDate: "2026-11-01",
-    durableObjects: {
-      USER_ACTOR: { className: "UserActor", useSQLite: true },
-      IDENTITY_INDEX: { className: "IdentityIndex", useSQLite: true },
-      BARE: { className: "BareObject", useSQLite: true },
-    },
-    bindings: {
-      GITHUB_APPS: JSON.stringify({ standard: { clientId: APPS.standard.clientId }, lite: { clientId: APPS.lite.clientId } }),
-      GITHUB_CLIENT_SECRET_STANDARD: APPS.standard.clientSecret,
-      GITHUB_CLIENT_SECRET_LITE: APPS.lite.clientSecret,
-      GITHUB_WEBHOOK_SECRET_STANDARD: APPS.standard.webhookSecret,
-      GITHUB_WEBHOOK_SECRET_LITE: APPS.lite.webhookSecret,
-      GITHUB_WEB_URL: EMULATOR,
-      GITHUB_API_URL: EMULATOR,
-      PUBLIC_BASE_URL: BASE,
-      ALLOWED_RETURN_ORIGINS: RETURN_ORIGIN,
-      TOKEN_ENCRYPTION_KEYS: `k2:${KEY_K2},k1:${KEY_K1}`,
-      STATE_SIGNING_KEY,
-      INTERNAL_API_TOKEN,
-      GITHUB_TIMEOUT_MS: "10000",
-    },
-    // The broker's structured logs would go to Cloudflare's log pipeline, not to the load
-    // generator: count them instead of printing them.
-    handleStructuredLogs: () => {
-      logLines++;
-    },
-    outboundService: async (request) => {
-      const res = await emulator.fetch(request as unknown as Request);
-      return new MfResponse(res.body as never, { status: res.status, headers: [...res.headers] });
-    },
-  }));
-  const url = await mf.ready;
-  const headers = { authorization: `Bearer ${INTERNAL_API_TOKEN}`, "content-type": "application/json" };
-  const call = (path: string, body?: unknown, method = "POST") =>
-    fetch(new URL(path, url), { method, headers, body: body === undefined ? undefined : JSON.stringify(body), redirect: "manual" });
-
-  /** Connects a user through the real flow (connect → consent → callback). */
-  async function connect(userId: string, githubId: number) {
-    emulator.addUser({ id: githubId, login: `user${githubId}`, name: null, repos: { "acme/app": "push" } });
-    const started = (await (await call(`/v1/users/${userId}/connect`, { appType: "standard", returnTo: `${RETURN_ORIGIN}/done` })).json()) as {
-      authorizeUrl: string;
-    };
-    const authorize = new URL(started.authorizeUrl);
-    const code = emulator.authorize({
-      clientId: APPS.standard.clientId,
-      userId: githubId,
-      redirectUri: authorize.searchParams.get("redirect_uri")!,
-      codeChallenge: authorize.searchParams.get("code_challenge"),
-    });
-    const res = await fetch(new URL(`/oauth/callback?code=${code}&state=${authorize.searchParams.get("state")}`, url), { redirect: "manual" });
-    if (!res.headers.get("location")?.includes("github_connect=success")) throw new Error("connect failed");
-  }
-
+  const harness = await startHarness();
+  const { emulator, call, connect } = harness;
   const tokenBody = { appType: "standard", repository: "acme/app" };
   await connect("bench-hot", 1);
   // Warm up both paths (isolate, objects, repository cache).
@@ -249,8 +170,8 @@ async function main() {
     `actor cold start (first request, schema migration included): p50 ${fmt(percentile(cold, 50))} ms, p99 ${fmt(percentile(cold, 99))} ms; ` +
       `warm: p50 ${fmt(percentile(warm, 50))} ms, p99 ${fmt(percentile(warm, 99))} ms; cold/warm p50 ratio ${fmt(percentile(cold, 50) / percentile(warm, 50))}x`,
   );
-  console.log(`structured log lines written by the broker during the run: ${logLines}`);
-  await mf.dispose();
+  console.log(`structured log lines written by the broker during the run: ${harness.logLines()}`);
+  await harness.dispose();
 }
 
 main().catch((err) => {

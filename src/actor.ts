@@ -38,6 +38,7 @@ import {
   failure,
   rfc3339,
   type CallbackErrorCode,
+  type CapabilityGrant,
   type ConnectionReason,
   type ConnectionView,
   type Failure,
@@ -47,6 +48,7 @@ import {
 } from "./contract";
 import { base64urlEncode, ConfigError, loadKeyring, open, randomString, seal, sealedWithOldKey, sha256, timingSafeEqualStrings, type Keyring } from "./crypto";
 import { GitHubClient, type GitHubError, type GitHubUser, type TokenSet } from "./github";
+import { mintCapability } from "./capabilities";
 import { identityIndex } from "./identity-index";
 import { logEvent } from "./log";
 import { migrate, USER_ACTOR_MIGRATIONS } from "./schema";
@@ -282,6 +284,97 @@ export class UserActor extends DurableObject<Env> {
     this.#markBroken(row, "revoked", "user_revoked");
     logEvent({ event: "revoked_on_github", userId: input.userId, appType: input.appType, outcome: "revoked" });
     return "revoked";
+  }
+
+  /**
+   * Issues a session capability (`POST /v1/users/{userId}/capabilities`) after the same
+   * repository check as a token. See src/capabilities.ts for the format and why it is stored.
+   */
+  async issueCapability(input: TokenInput & { sessionId: string; ttlSeconds: number }): Promise<CapabilityGrant | Failure> {
+    const ctx = await this.#context(input.userId, input.appType);
+    if (!ctx.ok) return ctx;
+    const c = ctx.value;
+    const live = await this.#live(c, 0);
+    if (!live.ok) return live;
+    const checked = await this.#checkRepository(c, live, input.repository, input.permission, 0);
+    if (!checked.ok) return checked;
+    const row = checked.row;
+    const now = Date.now();
+    // Never longer than the connection itself can last.
+    const expiresAt = Math.min(now + input.ttlSeconds * 1000, row.refresh_token_expires_at ?? now + input.ttlSeconds * 1000);
+    const { capability, secretHash } = await mintCapability(input.userId);
+    const sql = this.ctx.storage.sql;
+    sql.exec("DELETE FROM capabilities WHERE expires_at <= ?", now);
+    sql.exec(
+      `INSERT INTO capabilities (secret_hash, session_id, app_type, repository, permission, github_user_id, connected_at, issued_at, expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      secretHash,
+      input.sessionId,
+      c.app.appType,
+      input.repository,
+      input.permission,
+      row.github_user_id,
+      row.connected_at,
+      now,
+      expiresAt,
+    );
+    const grant = grantOf(checked);
+    logEvent({ event: "capability_issued", userId: c.userId, appType: c.app.appType, outcome: "ok", sessionId: input.sessionId });
+    return {
+      ok: true,
+      capability,
+      expiresAt: rfc3339(expiresAt),
+      gitRemoteUrl: `${c.config.publicBaseUrl}/git/${input.repository}.git`,
+      committer: grant.ok ? grant.committer : { name: row.github_login, email: "" },
+    };
+  }
+
+  /** `DELETE /v1/users/{userId}/capabilities/{sessionId}`: revokes every capability of the session. */
+  async revokeCapabilities(input: { userId: string; sessionId: string }): Promise<{ ok: true; revoked: number }> {
+    const revoked = this.ctx.storage.sql.exec("DELETE FROM capabilities WHERE session_id = ?", input.sessionId).rowsWritten;
+    logEvent({ event: "capability_revoked", userId: input.userId, outcome: String(revoked), sessionId: input.sessionId });
+    return { ok: true, revoked };
+  }
+
+  /**
+   * Redeems a capability for one proxied request: checks it (known, not expired, this
+   * repository, enough permission, connection still the one it was issued under) and
+   * answers a live user token at this moment, so a refresh by another session never breaks
+   * a running one.
+   */
+  async redeemCapability(input: { userId: string; secretHash: string; repository: string; write: boolean }): Promise<
+    { ok: true; token: string } | Failure
+  > {
+    const sql = this.ctx.storage.sql;
+    const cap = sql
+      .exec<{ app_type: string; repository: string; permission: string; github_user_id: string; connected_at: number; expires_at: number }>(
+        "SELECT app_type, repository, permission, github_user_id, connected_at, expires_at FROM capabilities WHERE secret_hash = ?",
+        input.secretHash,
+      )
+      .toArray()[0];
+    if (!cap) return failure("invalid_capability", "Unknown or revoked capability.");
+    if (cap.expires_at <= Date.now()) {
+      sql.exec("DELETE FROM capabilities WHERE secret_hash = ?", input.secretHash);
+      return failure("expired_capability", "The capability has expired; ask the broker for a new one.");
+    }
+    if (cap.repository.toLowerCase() !== input.repository.toLowerCase()) {
+      return failure("repository_mismatch", `This capability is for ${cap.repository} only.`);
+    }
+    if (input.write && cap.permission !== "push") return failure("insufficient_permission", "This capability is read-only.");
+    const row = this.#row(cap.app_type);
+    // Dead with the connection it was issued under: revoked, disconnected, or replaced.
+    if (!row || row.status !== "connected" || row.github_user_id !== cap.github_user_id || row.connected_at !== cap.connected_at) {
+      return failure("source_unavailable", "The user's GitHub connection is gone.");
+    }
+    const ctx = await this.#context(input.userId, cap.app_type);
+    if (!ctx.ok) return ctx;
+    const live = await this.#live(ctx.value, 120_000);
+    if (!live.ok) {
+      return live.reason === "revoked" || live.reason === "reconnect_required" || live.reason === "not_connected"
+        ? failure("source_unavailable", "The user's GitHub connection is gone.")
+        : live;
+    }
+    return { ok: true, token: live.accessToken };
   }
 
   /** Local demo only (`DEMO_MODE`): make the broker see the access token as expired now. */

@@ -8,6 +8,7 @@ import type { TokenInput, UserActor } from "./actor";
 import { loadConfig, type BrokerConfig } from "./config";
 import {
   failure,
+  type CapabilityGrant,
   type ConnectionView,
   type ConnectStarted,
   type Disconnected,
@@ -116,6 +117,36 @@ export function deleteUser(env: Env, userId: unknown): Promise<UserDeleted | Fai
       const done = await userActor(env, user.value).deleteUser({ userId: user.value });
       return done.ok ? { ok: true as const, deleted: true as const, githubGrants: done.githubGrants } : done;
     });
+  });
+}
+
+/** `POST /v1/users/{userId}/capabilities`: a session capability for one repository. */
+export function issueCapability(env: Env, userId: unknown, body: unknown): Promise<CapabilityGrant | Failure> {
+  return withConfig(env, async (config) => {
+    const input = parseTokenInput(config, userId, body);
+    if (!input.ok) return input;
+    const fields = asObject(body);
+    const session = parseUserId(fields.sessionId);
+    if (!session.ok) return failure("invalid_request", "sessionId must be 1-128 characters of A-Z a-z 0-9 _ . : @ -");
+    const ttl = fields.ttlSeconds ?? 3600;
+    if (typeof ttl !== "number" || !Number.isInteger(ttl) || ttl < 1 || ttl > 28_800) {
+      return failure("invalid_request", "ttlSeconds must be an integer from 1 to 28800");
+    }
+    return callActor(
+      async (): Promise<CapabilityGrant | Failure> =>
+        await userActor(env, input.value.userId).issueCapability({ ...input.value, sessionId: session.value, ttlSeconds: ttl }),
+    );
+  });
+}
+
+/** `DELETE /v1/users/{userId}/capabilities/{sessionId}`. */
+export function revokeCapabilities(env: Env, userId: unknown, sessionId: unknown): Promise<{ ok: true; revoked: number } | Failure> {
+  return withConfig(env, async () => {
+    const user = parseUserId(userId);
+    if (!user.ok) return user;
+    const session = parseUserId(sessionId);
+    if (!session.ok) return failure("invalid_request", "sessionId must be 1-128 characters of A-Z a-z 0-9 _ . : @ -");
+    return callActor(async () => await userActor(env, user.value).revokeCapabilities({ userId: user.value, sessionId: session.value }));
   });
 }
 

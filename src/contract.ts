@@ -17,8 +17,28 @@ export const REASON_STATUS = {
   app_misconfigured: 503,
 } as const;
 
+/**
+ * Reasons of the session-capability routes (`/v1/.../capabilities`, the git proxy `/git/...`
+ * and the REST proxy `/api/repos/...`), on top of {@link REASON_STATUS}.
+ */
+export const CAPABILITY_REASON_STATUS = {
+  /** Missing, malformed, unknown or revoked capability. */
+  invalid_capability: 401,
+  expired_capability: 401,
+  /** The capability is bound to another repository. */
+  repository_mismatch: 403,
+  /** A push (or a REST write) with a `pull` capability. */
+  insufficient_permission: 403,
+  /** Not a git smart-HTTP path or an allowed REST path. */
+  invalid_upstream_request: 404,
+  /** The user's connection is gone (revoked, disconnected, deleted, another account). */
+  source_unavailable: 410,
+} as const;
+
+export type CapabilityReason = keyof typeof CAPABILITY_REASON_STATUS;
+
 /** A stable, machine-readable failure reason. `message` is for people; this is for code. */
-export type Reason = keyof typeof REASON_STATUS;
+export type Reason = keyof typeof REASON_STATUS | CapabilityReason;
 
 /** Every error body the broker sends, over HTTP and over RPC alike. */
 export interface Failure {
@@ -138,6 +158,30 @@ export interface RejectedTokenReport {
 export interface ConnectRequest {
   appType: string;
   returnTo: string;
+}
+
+export interface CapabilityRequest {
+  appType: string;
+  repository: string;
+  /** The agent session it is for; `DELETE .../capabilities/{sessionId}` revokes it early. */
+  sessionId: string;
+  permission?: Permission;
+  /** Default 3600, 1 to 28800; never past the refresh token's expiry. */
+  ttlSeconds?: number;
+}
+
+export interface CapabilityGrant {
+  ok: true;
+  capability: string;
+  expiresAt: string;
+  /** `${PUBLIC_BASE_URL}/git/{owner}/{repo}.git`; the capability is the HTTP password. */
+  gitRemoteUrl: string;
+  committer: Committer;
+}
+
+/** HTTP status for any reason, contract or capability. */
+export function statusOf(reason: Reason): number {
+  return reason in REASON_STATUS ? REASON_STATUS[reason as keyof typeof REASON_STATUS] : CAPABILITY_REASON_STATUS[reason as CapabilityReason];
 }
 
 /** Formats epoch milliseconds as RFC 3339 UTC with whole seconds and a `Z`. */

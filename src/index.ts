@@ -12,7 +12,7 @@
  */
 import { WorkerEntrypoint } from "cloudflare:workers";
 import * as api from "./api";
-import type { TokenRequest, RejectedTokenReport, ConnectRequest } from "./contract";
+import type { CapabilityRequest, ConnectRequest, RejectedTokenReport, TokenRequest } from "./contract";
 import { apiRouter, publicRouter } from "./routes";
 
 export { UserActor } from "./actor";
@@ -53,6 +53,16 @@ export class BrokerApi extends WorkerEntrypoint<Env> {
   /** See `DELETE /v1/users/{userId}/connection`. */
   disconnect(userId: string, appType: string) {
     return api.disconnect(this.env, userId, appType);
+  }
+
+  /** A session capability for one repository. See `POST /v1/users/{userId}/capabilities`. */
+  issueCapability(userId: string, request: CapabilityRequest) {
+    return api.issueCapability(this.env, userId, request);
+  }
+
+  /** See `DELETE /v1/users/{userId}/capabilities/{sessionId}`. */
+  revokeCapabilities(userId: string, sessionId: string) {
+    return api.revokeCapabilities(this.env, userId, sessionId);
   }
 
   /** See `DELETE /v1/users/{userId}`. */

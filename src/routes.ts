@@ -4,7 +4,8 @@
  * - {@link apiRouter}: the internal API (`/v1/...`). Reached through the service binding's
  *   `fetch` as it is, and from the public URL only behind `INTERNAL_API_TOKEN`.
  * - {@link publicRouter}: what the internet can reach: health, the OAuth callback, GitHub's
- *   webhooks, `/v1` behind the bearer check, and the local demo when `DEMO_MODE` is on.
+ *   webhooks, the git and REST proxies for session capabilities, `/v1` behind the bearer
+ *   check, and the local demo when `DEMO_MODE` is on.
  *
  * Cross-cutting concerns are middleware: JSON body parsing with the size limit, the bearer
  * check, and one error handler that turns any surprise into a contract error body.
@@ -12,9 +13,10 @@
 import { Router, type IRequest } from "itty-router";
 import * as api from "./api";
 import { loadConfig } from "./config";
-import { REASON_STATUS, failure, type Failure } from "./contract";
+import { failure, statusOf, type Failure } from "./contract";
 import { ConfigError, timingSafeEqualStrings } from "./crypto";
 import { demoApi, demoPage, isDemoEnabled } from "./demo";
+import { proxyGit, proxyRest } from "./git-proxy";
 import { logEvent } from "./log";
 import { resultUrl, verifyState } from "./oauth";
 import { readJsonBody } from "./validate";
@@ -24,7 +26,7 @@ type Handler = (request: IRequest, env: Env) => Promise<Response | undefined> | 
 
 /** A JSON response; failures get the status their reason maps to. */
 export function json<T extends Failure | { ok: true }>(body: T, status?: number): Response {
-  const code = status ?? (body.ok ? 200 : REASON_STATUS[body.reason]);
+  const code = status ?? (body.ok ? 200 : statusOf(body.reason));
   const headers = new Headers({ "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
   if (!body.ok && body.retryAfterSeconds !== undefined) headers.set("retry-after", String(body.retryAfterSeconds));
   return new Response(JSON.stringify(body), { status: code, headers });
@@ -82,6 +84,12 @@ export const apiRouter = Router({ base: "/v1", catch: onError })
   )
   .post("/users/:userId/token/rejected", withJsonBody, async (req, env: Env) =>
     json(await api.reportRejectedToken(env, param(req, "userId"), req.content)),
+  )
+  .post("/users/:userId/capabilities", withJsonBody, async (req, env: Env) =>
+    json(await api.issueCapability(env, param(req, "userId"), req.content)),
+  )
+  .delete("/users/:userId/capabilities/:sessionId", async (req, env: Env) =>
+    json(await api.revokeCapabilities(env, param(req, "userId"), param(req, "sessionId"))),
   )
   .delete("/users/:userId", async (req, env: Env) => json(await api.deleteUser(env, param(req, "userId"))))
   .all("*", noRoute);
@@ -164,5 +172,7 @@ export const publicRouter = Router({ catch: onError })
     const body = await readJsonBody(req as unknown as Request);
     return json({ ok: true, ...(await demoApi(env, param(req, "action") ?? "", body.ok ? body.value : {})) } as { ok: true });
   })
+  .all("/git/*", (req, env: Env) => proxyGit(req as unknown as Request, env))
+  .all("/api/repos/*", (req, env: Env) => proxyRest(req as unknown as Request, env))
   .all("/v1/*", requireInternalToken, (req, env: Env) => apiRouter.fetch(req, env))
   .all("*", () => new Response("Not Found", { status: 404 }));

@@ -7,6 +7,7 @@
 import identityIndex0001 from "../migrations/identity-index/0001_links.sql";
 import userActor0001 from "../migrations/user-actor/0001_connections.sql";
 import userActor0002 from "../migrations/user-actor/0002_pending_connects.sql";
+import userActor0003 from "../migrations/user-actor/0003_capabilities.sql";
 
 export interface Migration {
   name: string;
@@ -17,6 +18,7 @@ export interface Migration {
 export const USER_ACTOR_MIGRATIONS: readonly Migration[] = [
   { name: "0001_connections", sql: userActor0001 },
   { name: "0002_pending_connects", sql: userActor0002 },
+  { name: "0003_capabilities", sql: userActor0003 },
 ];
 
 /** Migrations of {@link IdentityIndex}, in the order they apply. */

@@ -36,7 +36,13 @@ export interface EmulatorUser {
 }
 
 /** Endpoints that can be counted and faulted. */
-export type Endpoint = "exchange" | "refresh" | "user" | "repo" | "revoke_grant";
+export type Endpoint = "exchange" | "refresh" | "user" | "repo" | "revoke_grant" | "git";
+
+/**
+ * Serves git smart-HTTP for a repository on disk (see emulator/git-backend.ts, Node only).
+ * Called after the emulator checked the token and the user's permission.
+ */
+export type GitBackend = (request: Request, repository: string, pathInfo: string, user: EmulatorUser) => Promise<Response>;
 
 /**
  * - `status_5xx`: answer 503 without doing anything.
@@ -103,7 +109,7 @@ export class GitHubEmulator {
   settings: EmulatorSettings = { ...DEFAULT_SETTINGS };
   /** Seconds added to the real clock: the emulator's "now", its `Date` header and expiries. */
   clockOffsetSeconds = 0;
-  readonly counts: Record<Endpoint, number> = { exchange: 0, refresh: 0, user: 0, repo: 0, revoke_grant: 0 };
+  readonly counts: Record<Endpoint, number> = { exchange: 0, refresh: 0, user: 0, repo: 0, revoke_grant: 0, git: 0 };
   /** Faults injected so far, by kind. */
   readonly faultsInjected: Partial<Record<FaultKind, number>> = {};
 
@@ -116,10 +122,12 @@ export class GitHubEmulator {
   /** Per `clientId:userId`: rotations whose answer was dropped, and grant revocations. */
   #history = new Map<string, GrantHistory>();
   #webhookFetch: (req: Request) => Promise<Response>;
+  #gitBackend: GitBackend | null;
 
-  constructor(apps: EmulatorApp[], options: { webhookFetch?: (req: Request) => Promise<Response> } = {}) {
+  constructor(apps: EmulatorApp[], options: { webhookFetch?: (req: Request) => Promise<Response>; gitBackend?: GitBackend } = {}) {
     for (const app of apps) this.apps.set(app.clientId, app);
     this.#webhookFetch = options.webhookFetch ?? ((req) => fetch(req));
+    this.#gitBackend = options.gitBackend ?? null;
   }
 
   now(): number {
@@ -287,6 +295,8 @@ export class GitHubEmulator {
       if (request.method === "GET" && path === "/user") return await this.#getUser(request);
       const repo = /^\/repos\/([^/]+)\/([^/]+)$/.exec(path);
       if (request.method === "GET" && repo) return await this.#getRepo(request, `${repo[1]}/${repo[2]}`);
+      const git = /^\/([^/]+)\/([^/]+?)\.git(\/info\/refs|\/git-upload-pack|\/git-receive-pack)$/.exec(url.pathname);
+      if (git && this.#gitBackend) return await this.#git(request, `${git[1]}/${git[2]}`, url);
       const grant = /^\/applications\/([^/]+)\/grant$/.exec(path);
       if (request.method === "DELETE" && grant) return await this.#deleteGrant(request, decodeURIComponent(grant[1]!));
       return this.#json(404, { message: "Not Found", documentation_url: "https://docs.github.com/rest" });
@@ -534,6 +544,32 @@ export class GitHubEmulator {
     if (!rec.alive || rec.expiresAt <= this.now()) return this.#json(422, { message: "Invalid token." });
     this.revokeGrant(clientId, rec.userId);
     return new Response(null, { status: 204, headers: this.#headers() });
+  }
+
+  // ---- git smart-HTTP (as github.com serves it, with x-access-token Basic auth) ----
+
+  async #git(request: Request, repository: string, url: URL): Promise<Response> {
+    this.counts.git++;
+    const early = await this.#applyFault(this.#takeFault("git"), false);
+    if (early) return early;
+    const auth = /^Basic (.+)$/i.exec(request.headers.get("authorization") ?? "");
+    let token = "";
+    try {
+      token = auth ? atob(auth[1]!).split(":").slice(1).join(":") : "";
+    } catch {
+      token = "";
+    }
+    const rec = token ? this.#accessTokens.get(token) : undefined;
+    if (!rec || !rec.alive || rec.expiresAt <= this.now()) {
+      return new Response("Invalid username or token.\n", { status: 401, headers: { "www-authenticate": 'Basic realm="GitHub"' } });
+    }
+    const user = this.users.get(rec.userId)!;
+    const perm = user.repos[repository.toLowerCase()];
+    const push = url.pathname.endsWith("/git-receive-pack") || url.searchParams.get("service") === "git-receive-pack";
+    if (!perm) return new Response("Repository not found.\n", { status: 404 });
+    if (push && perm !== "push") return new Response(`Permission to ${repository}.git denied to ${user.login}.\n`, { status: 403 });
+    const pathInfo = `/${repository}.git${url.pathname.slice(url.pathname.indexOf(".git/") + 4)}`;
+    return this.#gitBackend!(request, repository, pathInfo, user);
   }
 
   // ---- control API ----

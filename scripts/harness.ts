@@ -1,0 +1,116 @@
+/**
+ * The broker in workerd, driven from Node: bundles bench/worker.ts (the broker plus one
+ * no-op Durable Object), runs it in Miniflare with SQLite-backed Durable Objects, and sends
+ * every outbound fetch to a {@link GitHubEmulator} in this process. Used by the benchmark
+ * and by the tests that need a real HTTP server (the real `git` client).
+ */
+import { build } from "esbuild";
+import { createServer } from "node:net";
+import { convertV4MiniflareOptions, Miniflare, Response as MfResponse } from "miniflare";
+import { GitHubEmulator } from "../src/emulator/github.ts";
+import { APPS, INTERNAL_API_TOKEN, KEY_K1, KEY_K2, RETURN_ORIGIN, STATE_SIGNING_KEY } from "../test/env.ts";
+
+export const EMULATOR_ORIGIN = "http://github.harness";
+
+export interface Harness {
+  url: URL;
+  emulator: GitHubEmulator;
+  /** Structured log lines the broker wrote (counted, not printed). */
+  logLines(): number;
+  /** An internal-API call with the bearer token. */
+  call(path: string, body?: unknown, method?: string): Promise<Response>;
+  /** Connects a user through the real flow: connect → consent → callback. */
+  connect(userId: string, githubId: number, repos?: Record<string, "push" | "pull">): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+async function bundle(): Promise<string> {
+  const result = await build({
+    entryPoints: ["bench/worker.ts"],
+    bundle: true,
+    format: "esm",
+    platform: "neutral",
+    target: "es2024",
+    conditions: ["workerd", "worker", "browser"],
+    mainFields: ["browser", "module", "main"],
+    external: ["cloudflare:*"],
+    loader: { ".sql": "text" },
+    write: false,
+    logLevel: "error",
+  });
+  return result.outputFiles[0]!.text;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startHarness(emulator = new GitHubEmulator(Object.values(APPS).map((a) => ({ ...a })))): Promise<Harness> {
+  let logLines = 0;
+  const port = await freePort();
+  const mf = new Miniflare(
+    convertV4MiniflareOptions({
+      modules: [{ type: "ESModule", path: "bench-worker.js", contents: await bundle() }],
+      compatibilityDate: "2026-11-01",
+      host: "127.0.0.1",
+      port,
+      durableObjects: {
+        USER_ACTOR: { className: "UserActor", useSQLite: true },
+        IDENTITY_INDEX: { className: "IdentityIndex", useSQLite: true },
+        BARE: { className: "BareObject", useSQLite: true },
+      },
+      bindings: {
+        GITHUB_APPS: JSON.stringify({ standard: { clientId: APPS.standard.clientId }, lite: { clientId: APPS.lite.clientId } }),
+        GITHUB_CLIENT_SECRET_STANDARD: APPS.standard.clientSecret,
+        GITHUB_CLIENT_SECRET_LITE: APPS.lite.clientSecret,
+        GITHUB_WEBHOOK_SECRET_STANDARD: APPS.standard.webhookSecret,
+        GITHUB_WEBHOOK_SECRET_LITE: APPS.lite.webhookSecret,
+        GITHUB_WEB_URL: EMULATOR_ORIGIN,
+        GITHUB_API_URL: EMULATOR_ORIGIN,
+        PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
+        ALLOWED_RETURN_ORIGINS: RETURN_ORIGIN,
+        TOKEN_ENCRYPTION_KEYS: `k2:${KEY_K2},k1:${KEY_K1}`,
+        STATE_SIGNING_KEY,
+        INTERNAL_API_TOKEN,
+        GITHUB_TIMEOUT_MS: "10000",
+      },
+      // The broker's structured logs would go to Cloudflare's log pipeline: count them.
+      handleStructuredLogs: () => {
+        logLines++;
+      },
+      outboundService: async (request) => {
+        const res = await emulator.fetch(request as unknown as Request);
+        return new MfResponse(res.body as never, { status: res.status, headers: [...res.headers] });
+      },
+    }),
+  );
+  const url = await mf.ready;
+  const headers = { authorization: `Bearer ${INTERNAL_API_TOKEN}`, "content-type": "application/json" };
+  const call = (path: string, body?: unknown, method = "POST") =>
+    fetch(new URL(path, url), { method, headers, body: body === undefined ? undefined : JSON.stringify(body), redirect: "manual" });
+
+  async function connect(userId: string, githubId: number, repos: Record<string, "push" | "pull"> = { "acme/app": "push" }) {
+    emulator.addUser({ id: githubId, login: `user${githubId}`, name: null, repos });
+    const res = await call(`/v1/users/${userId}/connect`, { appType: "standard", returnTo: `${RETURN_ORIGIN}/done` });
+    const started = (await res.json()) as { authorizeUrl: string };
+    const authorize = new URL(started.authorizeUrl);
+    const code = emulator.authorize({
+      clientId: APPS.standard.clientId,
+      userId: githubId,
+      redirectUri: authorize.searchParams.get("redirect_uri")!,
+      codeChallenge: authorize.searchParams.get("code_challenge"),
+    });
+    const back = await fetch(new URL(`/oauth/callback?code=${code}&state=${authorize.searchParams.get("state")}`, url), { redirect: "manual" });
+    if (!back.headers.get("location")?.includes("github_connect=success")) throw new Error(`connect failed: ${back.headers.get("location")}`);
+  }
+
+  return { url, emulator, logLines: () => logLines, call, connect, dispose: () => mf.dispose() };
+}
