@@ -1,15 +1,29 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Response as MiniflareResponse } from "miniflare";
 import { defineConfig, type Plugin } from "vitest/config";
+import { createRepository, gitHttpBackend } from "./emulator/git-backend.ts";
 import { GitHubEmulator } from "./src/emulator/github.ts";
 import { APPS, TEST_BINDINGS } from "./test/env.ts";
 
 /**
- * The GitHub emulator runs here, in the vitest process, and Miniflare's `outboundService`
- * sends it every `fetch` the Worker makes, the Durable Objects' included (a test proves
- * that). The tests drive it through its `/_emulator/` control routes.
+ * Two projects:
+ * - `workers`: the broker's tests, inside workerd (the vitest Workers pool). The GitHub
+ *   emulator runs here, in the vitest process, and Miniflare's `outboundService` sends it
+ *   every `fetch` the Worker makes, the Durable Objects' included (a test proves that). Its
+ *   git endpoints serve real repositories through `git http-backend`.
+ * - `node`: tests that need the broker on a real port (the real `git` client), through
+ *   scripts/harness.ts.
  */
-const emulator = new GitHubEmulator(Object.values(APPS).map((a) => ({ ...a })));
+const gitRoot = mkdtempSync(join(tmpdir(), "emulator-git-"));
+await createRepository(gitRoot, "acme/app", { "README.md": "# app\n" });
+await createRepository(gitRoot, "acme/other", { "README.md": "# other\n" });
+const emulator = new GitHubEmulator(
+  Object.values(APPS).map((a) => ({ ...a })),
+  { gitBackend: gitHttpBackend(gitRoot) },
+);
 
 async function toEmulator(request: Request): Promise<Response> {
   const res = await emulator.fetch(request);
@@ -27,29 +41,46 @@ function sqlAsText(): Plugin {
 }
 
 export default defineConfig({
-  plugins: [
-    sqlAsText(),
-    cloudflareTest({
-      wrangler: { configPath: "./wrangler.toml" },
-      miniflare: {
-        bindings: {
-          ...TEST_BINDINGS,
-          // The soak's size and length: `SOAK_SECONDS=300 npm test` for a long run.
-          SOAK_SECONDS: process.env.SOAK_SECONDS ?? "15",
-          SOAK_USERS: process.env.SOAK_USERS ?? "12",
-          SOAK_SESSIONS: process.env.SOAK_SESSIONS ?? "3",
-        },
-        outboundService: toEmulator,
-      },
-    }),
-  ],
   test: {
-    include: ["test/**/*.test.ts"],
-    // One emulator is shared by all test files, so files run one at a time.
-    fileParallelism: false,
-    testTimeout: 30_000,
     // The broker's structured log lines are asserted on where they matter (console spies);
     // printed, they would bury the test report.
-    onConsoleLog: (log) => !log.startsWith('{"event"'),
+    onConsoleLog: (log: string) => !log.startsWith('{"event"'),
+    projects: [
+      {
+        plugins: [
+          sqlAsText(),
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: {
+                ...TEST_BINDINGS,
+                // The soak's size and length: `SOAK_SECONDS=300 npm test` for a long run.
+                SOAK_SECONDS: process.env.SOAK_SECONDS ?? "15",
+                SOAK_USERS: process.env.SOAK_USERS ?? "12",
+                SOAK_SESSIONS: process.env.SOAK_SESSIONS ?? "3",
+              },
+              outboundService: toEmulator,
+            },
+          }),
+        ],
+        test: {
+          name: "workers",
+          include: ["test/**/*.test.ts"],
+          // One emulator is shared by all test files, so files run one at a time.
+          fileParallelism: false,
+          testTimeout: 30_000,
+        },
+      },
+      {
+        test: {
+          name: "node",
+          include: ["test-node/**/*.test.ts"],
+          environment: "node",
+          fileParallelism: false,
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
+      },
+    ],
   },
 });

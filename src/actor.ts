@@ -343,7 +343,7 @@ export class UserActor extends DurableObject<Env> {
    * a running one.
    */
   async redeemCapability(input: { userId: string; secretHash: string; repository: string; write: boolean }): Promise<
-    { ok: true; token: string } | Failure
+    { ok: true; token: string; repository: string } | Failure
   > {
     const sql = this.ctx.storage.sql;
     const cap = sql
@@ -374,7 +374,8 @@ export class UserActor extends DurableObject<Env> {
         ? failure("source_unavailable", "The user's GitHub connection is gone.")
         : live;
     }
-    return { ok: true, token: live.accessToken };
+    // The repository as issued: what is forwarded is exactly what was checked.
+    return { ok: true, token: live.accessToken, repository: cap.repository };
   }
 
   /** Local demo only (`DEMO_MODE`): make the broker see the access token as expired now. */

@@ -34,7 +34,7 @@ export async function proxyGit(request: Request, env: Env): Promise<Response> {
     return gitError(redeemed);
   }
   const config = loadConfig(env);
-  const upstream = `${config.webUrl}/${route.repository}.git${route.upstreamPath}${url.search}`;
+  const upstream = `${config.webUrl}/${redeemed.repository}.git${route.upstreamPath}${url.search}`;
   const headers = pick(request.headers, GIT_REQUEST_HEADERS);
   headers.set("authorization", `Basic ${btoa(`x-access-token:${redeemed.token}`)}`);
   return forward(upstream, request, headers, GIT_RESPONSE_HEADERS, "git");
@@ -54,13 +54,18 @@ export async function proxyRest(request: Request, env: Env): Promise<Response> {
     return jsonError(redeemed);
   }
   const config = loadConfig(env);
-  const upstream = `${config.apiUrl}/repos/${route.repository}${route.subPath}${url.search}`;
+  const upstream = `${config.apiUrl}/repos/${redeemed.repository}${route.subPath}${url.search}`;
   const headers = pick(request.headers, REST_REQUEST_HEADERS);
   headers.set("authorization", `Bearer ${redeemed.token}`);
   return forward(upstream, request, headers, REST_RESPONSE_HEADERS, "rest");
 }
 
-async function redeem(env: Env, request: Request, repository: string, write: boolean): Promise<{ ok: true; token: string } | Failure> {
+async function redeem(
+  env: Env,
+  request: Request,
+  repository: string,
+  write: boolean,
+): Promise<{ ok: true; token: string; repository: string } | Failure> {
   const raw = capabilityFromRequest(request);
   const parsed = raw ? await parseCapability(raw) : null;
   if (!parsed) return failure("invalid_capability", "Send the session capability as the HTTP password.");
