@@ -14,11 +14,21 @@
  *  - scale: hot-path throughput with every request on 1 user vs spread over --users users
  *    (no shared object on the hot path, so it should not fall);
  *  - cold start: the first request to a user's actor (object start and schema migration
- *    included) vs the same request to a warm one.
+ *    included) vs the same request to a warm one;
+ *  - git proxy: `git clone` of a repository of a few MiB through the broker's proxy vs
+ *    directly from the emulator, median of 3 each.
  *
  * Options: --seconds S (per measured phase, default 3), --concurrency C (default 16),
  *          --storm N (default 1000), --users N (default 1000).
  */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createRepository, gitHttpBackend, run } from "../emulator/git-backend.ts";
+import { serve } from "../emulator/serve.ts";
+import { GitHubEmulator } from "../src/emulator/github.ts";
+import { APPS } from "../test/env.ts";
 import { startHarness } from "./harness.ts";
 
 const args = new Map<string, string>();
@@ -75,7 +85,9 @@ function merge(phases: Phase[]): { rps: number; p50: number; p99: number; reques
 const fmt = (n: number, d = 2) => n.toFixed(d);
 
 async function main() {
-  const harness = await startHarness();
+  const gitRoot = mkdtempSync(join(tmpdir(), "bench-git-"));
+  const emulator0 = new GitHubEmulator(Object.values(APPS).map((a) => ({ ...a })), { gitBackend: gitHttpBackend(gitRoot) });
+  const harness = await startHarness(emulator0);
   const { emulator, call, connect } = harness;
   const tokenBody = { appType: "standard", repository: "acme/app" };
   await connect("bench-hot", 1);
@@ -146,6 +158,38 @@ async function main() {
   const cold = await sequential(coldPaths);
   const warm = await sequential(coldPaths);
 
+  // Git: clone a few MiB directly from the emulator and through the proxy.
+  await createRepository(gitRoot, "acme/big", {
+    "a.bin": new Uint8Array(randomBytes(2 * 1024 * 1024)),
+    "b.bin": new Uint8Array(randomBytes(2 * 1024 * 1024)),
+    "README.md": "# big\n",
+  });
+  await connect("bench-git", 3, { "acme/big": "push" });
+  const direct = await serve((req) => emulator.fetch(req));
+  const token = ((await (await call("/v1/users/bench-git/token", { appType: "standard", repository: "acme/big" })).json()) as { token: string }).token;
+  const capRes = await call("/v1/users/bench-git/capabilities", { appType: "standard", repository: "acme/big", sessionId: "bench" });
+  const cap = (await capRes.json()) as { capability: string; gitRemoteUrl: string };
+  const directUrl = new URL("/acme/big.git", direct.url);
+  directUrl.username = "x-access-token";
+  directUrl.password = token;
+  const proxyUrl = new URL(cap.gitRemoteUrl);
+  proxyUrl.username = "x-capability";
+  proxyUrl.password = cap.capability;
+  const cloneTimes = { direct: [] as number[], proxy: [] as number[] };
+  const scratch = mkdtempSync(join(tmpdir(), "bench-clones-"));
+  for (let i = 0; i < 3; i++) {
+    for (const [kind, remote] of [["direct", directUrl], ["proxy", proxyUrl]] as const) {
+      const t0 = performance.now();
+      await run("git", ["clone", "-q", remote.toString(), join(scratch, `${kind}-${i}`)]);
+      cloneTimes[kind].push(performance.now() - t0);
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const { stdout: packSize } = await run("du", ["-sk", join(gitRoot, "acme/big.git")]);
+  await direct.close();
+  rmSync(scratch, { recursive: true, force: true });
+  rmSync(gitRoot, { recursive: true, force: true });
+
   console.log(`token broker benchmark (${new Date().toISOString()}, node ${process.version}, ${CONCURRENCY} concurrent clients, ${SECONDS}s per path)`);
   console.log("");
   console.log("path                          req/s     p50 ms   p99 ms   requests  errors");
@@ -169,6 +213,10 @@ async function main() {
   console.log(
     `actor cold start (first request, schema migration included): p50 ${fmt(percentile(cold, 50))} ms, p99 ${fmt(percentile(cold, 99))} ms; ` +
       `warm: p50 ${fmt(percentile(warm, 50))} ms, p99 ${fmt(percentile(warm, 99))} ms; cold/warm p50 ratio ${fmt(percentile(cold, 50) / percentile(warm, 50))}x`,
+  );
+  console.log(
+    `git clone of a ${(Number(packSize.split(/\s/)[0]) / 1024).toFixed(1)} MiB repository: direct from the emulator ${fmt(median(cloneTimes.direct), 0)} ms, ` +
+      `through the proxy ${fmt(median(cloneTimes.proxy), 0)} ms (median of 3); proxy/direct ratio ${fmt(median(cloneTimes.proxy) / median(cloneTimes.direct))}x`,
   );
   console.log(`structured log lines written by the broker during the run: ${harness.logLines()}`);
   await harness.dispose();
