@@ -7,13 +7,13 @@
 import { sign } from "@octokit/webhooks-methods";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
-import { REASON_STATUS } from "../src/contract";
+import { CAPABILITY_REASON_STATUS, REASON_STATUS } from "../src/contract";
 import { APPS, INTERNAL_API_TOKEN, KEY_K1, KEY_K2, RETURN_ORIGIN, STATE_SIGNING_KEY } from "./env";
 import { authorizeAs, connectUser, dumpStorage, emulator, publicFetch } from "./helpers";
 
 const VICTIM = "fuzz-victim";
 const SECRETS = [INTERNAL_API_TOKEN, STATE_SIGNING_KEY, KEY_K1, KEY_K2, APPS.standard.clientSecret, APPS.lite.clientSecret, APPS.standard.webhookSecret];
-const REASONS = new Set(Object.keys(REASON_STATUS));
+const REASONS = new Set([...Object.keys(REASON_STATUS), ...Object.keys(CAPABILITY_REASON_STATUS)]);
 const RUNS = 150;
 
 const trickySegment = fc.oneof(
@@ -37,7 +37,7 @@ const body = fc.oneof(
   }, { requiredKeys: [] }).map((o) => JSON.stringify(o)),
   fc.constant(JSON.stringify({ pad: "x".repeat(20_000) })),
 );
-const tail = fc.constantFrom("token", "token/rejected", "connection", "connect", "", "x", "token/../connection");
+const tail = fc.constantFrom("token", "token/rejected", "connection", "connect", "", "x", "token/../connection", "capabilities", "capabilities/s1");
 
 async function expectContractAnswer(res: Response, label: string): Promise<string> {
   const text = await res.text();
@@ -128,6 +128,29 @@ describe("fuzz", () => {
       { numRuns: 60 },
     );
     expect(await dumpStorage(VICTIM)).toBe(before);
+  });
+
+  it("git and REST proxies: any path, method and credentials → a stable reason, never a 5xx", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        method,
+        fc.constantFrom("/git/", "/api/repos/"),
+        fc.array(trickySegment, { maxLength: 5 }),
+        fc.option(fc.oneof(fc.string(), fc.constant("gcap1.ZnV6ei12aWN0aW0.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))),
+        async (m, prefix, segs, cap) => {
+          const headers: Record<string, string> = {};
+          if (cap !== null) headers.authorization = prefix === "/git/" ? `Basic ${btoa(`x:${cap.replace(/[^\x00-\xff]/g, "")}`)}` : `Bearer ${cap}`;
+          const res = await publicFetch(`${prefix}${segs.join("/")}`, { method: m, headers, body: m === "GET" || m === "HEAD" ? undefined : "0000" });
+          const text = await res.text();
+          expect(res.status).toBeLessThan(500);
+          expect([401, 403, 404, 410]).toContain(res.status);
+          // Dot segments can resolve the path out of the proxy (then it is simply not found).
+          const inProxy = new URL(`${prefix}${segs.join("/")}`, "https://x").pathname.startsWith(prefix);
+          if (m !== "HEAD" && inProxy) expect(text).toMatch(/invalid_capability|expired_capability|repository_mismatch|insufficient_permission|invalid_upstream_request|source_unavailable/);
+        },
+      ),
+      { numRuns: RUNS },
+    );
   });
 
   it("OAuth callback: forged, mutated and replayed states never connect anyone and never leak the code", async () => {
