@@ -5,7 +5,7 @@
  * caller and an HTTP caller get exactly the same behaviour.
  */
 import type { TokenInput, UserActor } from "./actor";
-import { loadConfig, type BrokerConfig } from "./config";
+import { loadConfig, type AppConfig, type BrokerConfig } from "./config";
 import {
   failure,
   type CapabilityGrant,
@@ -40,17 +40,15 @@ export function getToken(env: Env, userId: unknown, body: unknown): Promise<Toke
 /** `POST /v1/users/{userId}/token/rejected`. */
 export function reportRejectedToken(env: Env, userId: unknown, body: unknown): Promise<TokenResult> {
   return withConfig(env, async (config) => {
-    const user = parseUserId(userId);
-    if (!user.ok) return user;
     const fields = asObject(body);
-    const app = parseAppType(config, fields.appType);
-    if (!app.ok) return app;
+    const who = parseUserAndApp(config, userId, fields.appType);
+    if (!who.ok) return who;
     if (typeof fields.token !== "string" || fields.token.length === 0 || fields.token.length > 512) {
       return failure("invalid_request", "token must be the access token GitHub refused");
     }
     const token = fields.token;
     return callActor(
-      async (): Promise<TokenResult> => await userActor(env, user.value).rejected({ userId: user.value, appType: app.value.appType, token }),
+      async (): Promise<TokenResult> => await userActor(env, who.userId).rejected({ userId: who.userId, appType: who.app.appType, token }),
     );
   });
 }
@@ -58,13 +56,11 @@ export function reportRejectedToken(env: Env, userId: unknown, body: unknown): P
 /** `GET /v1/users/{userId}/connection?appType=`. */
 export function getConnection(env: Env, userId: unknown, appType: unknown): Promise<ConnectionResult> {
   return withConfig(env, async (config) => {
-    const user = parseUserId(userId);
-    if (!user.ok) return user;
-    const app = parseAppType(config, appType);
-    if (!app.ok) return app;
+    const who = parseUserAndApp(config, userId, appType);
+    if (!who.ok) return who;
     return callActor(async () => ({
       ok: true as const,
-      ...(await userActor(env, user.value).connection({ userId: user.value, appType: app.value.appType })),
+      ...(await userActor(env, who.userId).connection({ userId: who.userId, appType: who.app.appType })),
     }));
   });
 }
@@ -72,24 +68,22 @@ export function getConnection(env: Env, userId: unknown, appType: unknown): Prom
 /** `POST /v1/users/{userId}/connect`: the authorize URL to send the user's browser to. */
 export function startConnect(env: Env, userId: unknown, body: unknown): Promise<ConnectStarted | Failure> {
   return withConfig(env, async (config) => {
-    const user = parseUserId(userId);
-    if (!user.ok) return user;
     const fields = asObject(body);
-    const app = parseAppType(config, fields.appType);
-    if (!app.ok) return app;
+    const who = parseUserAndApp(config, userId, fields.appType);
+    if (!who.ok) return who;
     const returnTo = checkReturnTo(config, fields.returnTo);
     if (!returnTo) return failure("invalid_request", "returnTo must be an absolute URL on an origin in ALLOWED_RETURN_ORIGINS");
     return callActor(async () => {
-      const begun = await userActor(env, user.value).beginConnect({ userId: user.value, appType: app.value.appType, returnTo });
+      const begun = await userActor(env, who.userId).beginConnect({ userId: who.userId, appType: who.app.appType, returnTo });
       if (!begun.ok) return begun;
       const state = await signState(env.STATE_SIGNING_KEY, {
-        userId: user.value,
-        appType: app.value.appType,
+        userId: who.userId,
+        appType: who.app.appType,
         returnTo,
         nonce: begun.nonce,
         expiresAt: Math.floor(begun.expiresAt / 1000),
       });
-      return { ok: true as const, authorizeUrl: authorizeUrl(config, app.value, state, begun.codeChallenge) };
+      return { ok: true as const, authorizeUrl: authorizeUrl(config, who.app, state, begun.codeChallenge) };
     });
   });
 }
@@ -97,12 +91,10 @@ export function startConnect(env: Env, userId: unknown, body: unknown): Promise<
 /** `DELETE /v1/users/{userId}/connection?appType=`. */
 export function disconnect(env: Env, userId: unknown, appType: unknown): Promise<Disconnected | Failure> {
   return withConfig(env, async (config) => {
-    const user = parseUserId(userId);
-    if (!user.ok) return user;
-    const app = parseAppType(config, appType);
-    if (!app.ok) return app;
+    const who = parseUserAndApp(config, userId, appType);
+    if (!who.ok) return who;
     return callActor(async () => {
-      const done = await userActor(env, user.value).disconnect({ userId: user.value, appType: app.value.appType });
+      const done = await userActor(env, who.userId).disconnect({ userId: who.userId, appType: who.app.appType });
       return done.ok ? { ok: true as const, status: "not_connected" as const, githubGrant: done.githubGrant } : done;
     });
   });
@@ -153,11 +145,9 @@ export function revokeCapabilities(env: Env, userId: unknown, sessionId: unknown
 // ---- helpers ----
 
 function parseTokenInput(config: BrokerConfig, userId: unknown, body: unknown): { ok: true; value: TokenInput } | Failure {
-  const user = parseUserId(userId);
-  if (!user.ok) return user;
   const fields = asObject(body);
-  const app = parseAppType(config, fields.appType);
-  if (!app.ok) return app;
+  const who = parseUserAndApp(config, userId, fields.appType);
+  if (!who.ok) return who;
   const repository = parseRepository(config, fields.repository);
   if (!repository.ok) return repository;
   const permission = parsePermission(fields.permission);
@@ -167,13 +157,22 @@ function parseTokenInput(config: BrokerConfig, userId: unknown, body: unknown): 
   return {
     ok: true,
     value: {
-      userId: user.value,
-      appType: app.value.appType,
+      userId: who.userId,
+      appType: who.app.appType,
       repository: repository.value,
       permission: permission.value,
       minValiditySeconds: minValidity.value,
     },
   };
+}
+
+/** The user id and App every per-user operation starts from. */
+function parseUserAndApp(config: BrokerConfig, userId: unknown, appType: unknown): { ok: true; userId: string; app: AppConfig } | Failure {
+  const user = parseUserId(userId);
+  if (!user.ok) return user;
+  const app = parseAppType(config, appType);
+  if (!app.ok) return app;
+  return { ok: true, userId: user.value, app: app.value };
 }
 
 function asObject(body: unknown): Record<string, unknown> {

@@ -20,44 +20,61 @@ const GIT_RESPONSE_HEADERS = ["content-type", "cache-control", "expires", "pragm
 const REST_REQUEST_HEADERS = ["content-type", "accept", "x-github-api-version", "user-agent"];
 const REST_RESPONSE_HEADERS = ["content-type", "etag", "link", "last-modified", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after"];
 
+/** What differs between the two proxies. */
+interface ProxySpec {
+  kind: "git" | "rest";
+  /** The parsed route, or `null` when the path or method is not allowed. */
+  route: { repository: string; write: boolean } | null;
+  refusal: string;
+  /** The upstream URL for the repository as issued. */
+  upstream: (repository: string) => string;
+  authorization: (token: string) => string;
+  requestHeaders: string[];
+  responseHeaders: string[];
+}
+
 /** `/git/...`: errors are plain text, which git prints to the user as `remote: ...`. */
-export async function proxyGit(request: Request, env: Env): Promise<Response> {
+export function proxyGit(request: Request, env: Env): Promise<Response> {
   const url = new URL(request.url);
   const route = parseGitRoute(request.method, url.pathname, url.search.slice(1));
-  if (!route) {
-    await request.body?.cancel();
-    return gitError(failure("invalid_upstream_request", "Only git smart-HTTP fetch and push of the bound repository go through here."));
-  }
-  const redeemed = await redeem(env, request, route.repository, route.write);
-  if (!redeemed.ok) {
-    await request.body?.cancel();
-    return gitError(redeemed);
-  }
   const config = loadConfig(env);
-  const upstream = `${config.webUrl}/${redeemed.repository}.git${route.upstreamPath}${url.search}`;
-  const headers = pick(request.headers, GIT_REQUEST_HEADERS);
-  headers.set("authorization", `Basic ${btoa(`x-access-token:${redeemed.token}`)}`);
-  return forward(upstream, request, headers, GIT_RESPONSE_HEADERS, "git");
+  return proxy(request, env, {
+    kind: "git",
+    route,
+    refusal: "Only git smart-HTTP fetch and push of the bound repository go through here.",
+    upstream: (repository) => `${config.webUrl}/${repository}.git${route!.upstreamPath}${url.search}`,
+    authorization: (token) => `Basic ${btoa(`x-access-token:${token}`)}`,
+    requestHeaders: GIT_REQUEST_HEADERS,
+    responseHeaders: GIT_RESPONSE_HEADERS,
+  });
 }
 
 /** `/api/repos/{owner}/{name}/...`: an allow-list of REST calls around a push. */
-export async function proxyRest(request: Request, env: Env): Promise<Response> {
+export function proxyRest(request: Request, env: Env): Promise<Response> {
   const url = new URL(request.url);
   const route = parseRestRoute(request.method, url.pathname);
-  if (!route) {
-    await request.body?.cancel();
-    return jsonError(failure("invalid_upstream_request", "This REST call is not on the proxy's allow-list."));
-  }
-  const redeemed = await redeem(env, request, route.repository, route.write);
-  if (!redeemed.ok) {
-    await request.body?.cancel();
-    return jsonError(redeemed);
-  }
   const config = loadConfig(env);
-  const upstream = `${config.apiUrl}/repos/${redeemed.repository}${route.subPath}${url.search}`;
-  const headers = pick(request.headers, REST_REQUEST_HEADERS);
-  headers.set("authorization", `Bearer ${redeemed.token}`);
-  return forward(upstream, request, headers, REST_RESPONSE_HEADERS, "rest");
+  return proxy(request, env, {
+    kind: "rest",
+    route,
+    refusal: "This REST call is not on the proxy's allow-list.",
+    upstream: (repository) => `${config.apiUrl}/repos/${repository}${route!.subPath}${url.search}`,
+    authorization: (token) => `Bearer ${token}`,
+    requestHeaders: REST_REQUEST_HEADERS,
+    responseHeaders: REST_RESPONSE_HEADERS,
+  });
+}
+
+/** Checks the route and the capability, then forwards with a live user token. */
+async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Response> {
+  const refused = spec.route ? await redeem(env, request, spec.route.repository, spec.route.write) : failure("invalid_upstream_request", spec.refusal);
+  if (!refused.ok) {
+    await request.body?.cancel();
+    return failureResponse(spec.kind, refused);
+  }
+  const headers = pick(request.headers, spec.requestHeaders);
+  headers.set("authorization", spec.authorization(refused.token));
+  return forward(spec.upstream(refused.repository), request, headers, spec.responseHeaders, spec.kind);
 }
 
 async function redeem(

@@ -4,7 +4,7 @@
  */
 import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import type { Endpoint, EmulatorSettings, FaultKind } from "../src/emulator/github";
+import type { Endpoint, EmulatorSettings, FaultKind, TokenState } from "../src/emulator/github";
 import { APPS, EMULATOR_URL, INTERNAL_API_TOKEN, PUBLIC_BASE_URL, RETURN_ORIGIN } from "./env";
 
 export type AppType = keyof typeof APPS;
@@ -39,12 +39,6 @@ export const emulator = {
     control<{ status?: number; deliveryId?: string }>("POST", "revoke", { clientId: APPS[appType].clientId, userId: githubUserId, notify }),
 };
 
-export interface TokenState {
-  alive: boolean;
-  pairId: number;
-  userId: number;
-  clientId: string;
-}
 
 /** Calls the broker's public URL, as an operator or GitHub would. */
 export function publicFetch(path: string, init: RequestInit = {}): Promise<Response> {

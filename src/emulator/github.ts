@@ -73,6 +73,13 @@ interface TokenRecord {
   rotated?: boolean;
 }
 
+export interface TokenState {
+  alive: boolean;
+  pairId: number;
+  userId: number;
+  clientId: string;
+}
+
 interface CodeRecord {
   clientId: string;
   userId: number;
@@ -209,14 +216,16 @@ export class GitHubEmulator {
   }
 
   /** The truth about a refresh token: alive (usable now) or not, and its pair. */
-  refreshTokenState(token: string): { alive: boolean; pairId: number; userId: number; clientId: string } | null {
-    const rec = this.#refreshTokens.get(token);
-    if (!rec) return null;
-    return { alive: rec.alive && rec.expiresAt > this.now(), pairId: rec.pairId, userId: rec.userId, clientId: rec.clientId };
+  refreshTokenState(token: string): TokenState | null {
+    return this.#state(this.#refreshTokens.get(token));
   }
 
-  accessTokenState(token: string): { alive: boolean; pairId: number; userId: number; clientId: string } | null {
-    const rec = this.#accessTokens.get(token);
+  /** The truth about an access token. */
+  accessTokenState(token: string): TokenState | null {
+    return this.#state(this.#accessTokens.get(token));
+  }
+
+  #state(rec: TokenRecord | undefined): TokenState | null {
     if (!rec) return null;
     return { alive: rec.alive && rec.expiresAt > this.now(), pairId: rec.pairId, userId: rec.userId, clientId: rec.clientId };
   }
