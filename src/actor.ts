@@ -39,6 +39,7 @@ import {
   rfc3339,
   type CallbackErrorCode,
   type CapabilityGrant,
+  type Committer,
   type ConnectionReason,
   type ConnectionView,
   type Failure,
@@ -130,7 +131,7 @@ export class UserActor extends DurableObject<Env> {
     const started = Date.now();
     const ctx = await this.#context(input.userId, input.appType);
     if (!ctx.ok) return ctx;
-    let live = await this.#live(ctx.value, input.minValiditySeconds * 1000);
+    const live = await this.#live(ctx.value, input.minValiditySeconds * 1000);
     let result: TokenResult;
     if (!live.ok) {
       result = live;
@@ -230,9 +231,10 @@ export class UserActor extends DurableObject<Env> {
    */
   completeConnect(input: { userId: string; appType: string; nonce: string; code: string | null }): Promise<ConnectCompletion> {
     // Chained so that two tabs finishing at once store their pairs in the order GitHub
-    // issued them; the chain never rejects (#completeConnect returns results).
+    // issued them.
     const run = this.#connectQueue.then(() => this.#completeConnect(input));
-    this.#connectQueue = run;
+    // A connect that throws (an index call failed in transit) must not jam the queue.
+    this.#connectQueue = run.catch(() => undefined);
     return run;
   }
 
@@ -318,14 +320,13 @@ export class UserActor extends DurableObject<Env> {
       now,
       expiresAt,
     );
-    const grant = grantOf(checked);
     logEvent({ event: "capability_issued", userId: c.userId, appType: c.app.appType, outcome: "ok", sessionId: input.sessionId });
     return {
       ok: true,
       capability,
       expiresAt: rfc3339(expiresAt),
       gitRemoteUrl: `${c.config.publicBaseUrl}/git/${input.repository}.git`,
-      committer: grant.ok ? grant.committer : { name: row.github_login, email: "" },
+      committer: committerOf(row),
     };
   }
 
@@ -752,9 +753,11 @@ function grantOf(live: Live): TokenResult {
     expiresAt: rfc3339(row.access_token_expires_at!),
     githubUserId: row.github_user_id,
     githubLogin: row.github_login,
-    committer: {
-      name: row.github_name ?? row.github_login,
-      email: `${row.github_user_id}+${row.github_login}@users.noreply.github.com`,
-    },
+    committer: committerOf(row),
   };
+}
+
+/** The user's git identity: display name (or login) and GitHub's no-reply address. */
+function committerOf(row: ConnectionRow): Committer {
+  return { name: row.github_name ?? row.github_login, email: `${row.github_user_id}+${row.github_login}@users.noreply.github.com` };
 }

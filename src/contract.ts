@@ -69,7 +69,6 @@ export type ConnectionStatus = "not_connected" | "connected" | "revoked" | "reco
 /** Why a connection is `revoked` or `reconnect_required`. */
 export type ConnectionReason =
   | "user_revoked"
-  | "token_rejected"
   | "refresh_token_expired"
   | "refresh_token_rejected"
   | "undecryptable"

@@ -97,7 +97,6 @@ const reasons = {
   refresh_token_rejected: "GitHub no longer accepts the stored refresh token",
   refresh_token_expired: "the refresh token expired",
   undecryptable: "the stored tokens could not be decrypted",
-  token_rejected: "GitHub rejected the token",
   no_refresh_token: "GitHub issued no refresh token",
 };
 const when = (iso) => iso ? new Date(iso).toLocaleString() : "?";
