@@ -1,6 +1,8 @@
 /** Bad input gets the contract's 4xx and reason, and changes nothing stored. */
 import { beforeEach, describe, expect, it } from "vitest";
-import { INTERNAL_API_TOKEN } from "./env";
+import { env } from "cloudflare:workers";
+import { publicRouter } from "../src/routes";
+import { INTERNAL_API_TOKEN, PUBLIC_BASE_URL } from "./env";
 import { callApi, connectUser, dumpStorage, emulator, publicFetch } from "./helpers";
 
 const GH = { id: 5, login: "valid", name: null, repos: { "acme/app": "push" as const } };
@@ -71,6 +73,17 @@ describe("bad input", () => {
       const res = await publicFetch("/v1/users/v-3/token", { method: "POST", body, headers: { authorization: header } });
       expect(res.status, header).toBe(401);
     }
+  });
+
+  it("without INTERNAL_API_TOKEN, /v1 on the public URL does not exist (404), with or without a bearer", async () => {
+    const closed = { ...env, INTERNAL_API_TOKEN: "" } as Env;
+    for (const authorization of [undefined, `Bearer ${INTERNAL_API_TOKEN}`, "Bearer "]) {
+      const headers: Record<string, string> = authorization ? { authorization } : {};
+      const res = await publicRouter.fetch(new Request(`${PUBLIC_BASE_URL}/v1/users/v-5/connection?appType=standard`, { headers }), closed);
+      expect(res.status, String(authorization)).toBe(404);
+    }
+    const health = await publicRouter.fetch(new Request(`${PUBLIC_BASE_URL}/healthz`), closed);
+    expect(health.status).toBe(200);
   });
 
   it("unknown routes and methods under /v1 answer with a contract body, never a 500", async () => {
