@@ -9,7 +9,7 @@
  * and what the agent Worker gets. Screenshots of every state go to artifacts/browser/.
  */
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Page } from "playwright-core";
@@ -200,4 +200,6 @@ try {
 }
 console.log(`screenshots in ${ARTIFACTS}/`);
 console.log(`e2e: ${passed} passed, ${failed} failed`);
+// Same keys as vitest's JSON report, for scripts/summary.mjs.
+writeFileSync("artifacts/e2e.json", JSON.stringify({ numPassedTests: passed, numFailedTests: failed }));
 process.exit(failed === 0 ? 0 : 1);

@@ -34,6 +34,7 @@ export const TEST_BINDINGS: Record<string, string> = {
   TOKEN_ENCRYPTION_KEYS: `k2:${KEY_K2},k1:${KEY_K1}`,
   STATE_SIGNING_KEY,
   INTERNAL_API_TOKEN,
-  GITHUB_TIMEOUT_MS: "400",
+  // Short, so hang tests are quick; far above the emulator's few milliseconds even on a busy CI machine.
+  GITHUB_TIMEOUT_MS: "1000",
   DEMO_MODE: "false",
 };

@@ -53,7 +53,7 @@ async function connect(u: SoakUser) {
 
 it(`soak: ${USERS} users x ${SESSIONS} sessions for ${SECONDS}s under faults, then the truth check`, async () => {
   await emulator.reset();
-  await emulator.settings({ accessTokenExpiresIn: 3, hangMs: 1500 });
+  await emulator.settings({ accessTokenExpiresIn: 3, hangMs: 2500 });
   const users: SoakUser[] = Array.from({ length: USERS }, (_, i) => ({
     userId: `soak-${i}`,
     githubId: 50_000 + i,
