@@ -64,8 +64,9 @@ function onError(err: unknown): Response {
   return json(failure("github_unavailable", "The broker hit an internal error; try again.", 1));
 }
 
-function noRoute(request: IRequest): Response {
-  return json(failure("invalid_request", `No route for ${request.method} ${new URL(request.url).pathname}`), 404);
+function noRoute(): Response {
+  // The path is not echoed: a caller's mistake may have put something secret in it.
+  return json(failure("invalid_request", "No such route or method; see the API in the README."), 404);
 }
 
 /** The internal API. */
@@ -130,8 +131,9 @@ const oauthCallback: Handler = async (request, env) => {
       code: githubError || !code ? null : code,
     });
     if (done.ok) return redirect({ ok: true }, done.returnTo);
-    // The user cancelled (`access_denied`), or GitHub sent another error or no code.
-    const reason = done.code === "access_denied" && githubError && githubError !== "access_denied" ? "exchange_failed" : done.code;
+    // `access_denied` only when the user cancelled; another GitHub error, or no code at all,
+    // is a failed exchange.
+    const reason = done.code === "access_denied" && githubError !== "access_denied" ? "exchange_failed" : done.code;
     return redirect({ ok: false, code: reason }, done.returnTo ?? claims.returnTo);
   } catch (err) {
     logEvent({ event: "connect", userId: claims.userId, appType: claims.appType, outcome: "actor_error", detail: String((err as Error)?.message).slice(0, 200) });

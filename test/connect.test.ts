@@ -68,6 +68,16 @@ describe("connect", () => {
     expect(location(await publicFetch(denied)).searchParams.get("reason")).toBe("invalid_state");
   });
 
+  it("a callback with neither code nor error, or with another GitHub error, is exchange_failed", async () => {
+    for (const extra of ["", "&error=redirect_uri_mismatch&error_description=The%20redirect_uri%20MUST%20match"]) {
+      const started = await startConnect("c-3b");
+      const state = new URL(started.body.authorizeUrl).searchParams.get("state")!;
+      const target = location(await publicFetch(`/oauth/callback?state=${encodeURIComponent(state)}${extra}`));
+      expect(target.searchParams.get("reason")).toBe("exchange_failed");
+      expect(target.toString()).not.toContain("MUST");
+    }
+  });
+
   it("a forged or tampered state gets a 400 page and no redirect", async () => {
     await emulator.addUser(OCTO);
     const callback = new URL(`${PUBLIC_BASE_URL}${await authorizeAs("c-4", OCTO.id)}`);
