@@ -161,7 +161,7 @@ export class UserActor extends DurableObject<Env> {
     const c = ctx.value;
     const current = await this.#live(c, 0);
     if (!current.ok) return current;
-    if (!(await timingSafeEqualStrings(current.accessToken, input.token))) {
+    if (!(await timingSafeEqualStrings(input.token, current.accessToken))) {
       // About an older token: answer with the current state, change nothing.
       return this.#grantIfStillCurrent(c, current);
     }

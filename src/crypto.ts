@@ -155,12 +155,25 @@ export async function sha256(data: string): Promise<Uint8Array> {
 }
 
 /**
- * Compares two secrets without leaking where they differ or how long they are: both are
- * hashed to 32 bytes, then compared with workerd's `timingSafeEqual`.
+ * Compares a given secret `a` with the expected one `b` without leaking where they differ or
+ * how long they are: both are hashed to 32 bytes, then compared with workerd's
+ * `timingSafeEqual`.
  */
 export async function timingSafeEqualStrings(a: string, b: string): Promise<boolean> {
-  const [ha, hb] = await Promise.all([sha256(a), sha256(b)]);
+  const [ha, hb] = await Promise.all([sha256(a), expectedDigest(b)]);
   return crypto.subtle.timingSafeEqual(ha, hb);
+}
+
+// The expected side (a configured secret, or a stored token) is hashed once per isolate.
+const digestCache = new Map<string, Promise<Uint8Array>>();
+function expectedDigest(value: string): Promise<Uint8Array> {
+  let digest = digestCache.get(value);
+  if (!digest) {
+    if (digestCache.size > 256) digestCache.clear();
+    digest = sha256(value);
+    digestCache.set(value, digest);
+  }
+  return digest;
 }
 
 /** Random bytes as base64url, for nonces and PKCE verifiers. */
