@@ -74,7 +74,7 @@ async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Respo
   }
   const headers = pick(request.headers, spec.requestHeaders);
   headers.set("authorization", spec.authorization(refused.token));
-  return forward(spec.upstream(refused.repository), request, headers, spec.responseHeaders, spec.kind);
+  return forward(spec.upstream(refused.repository), request, headers, spec.responseHeaders, spec.kind, refused.userId);
 }
 
 async function redeem(
@@ -82,18 +82,19 @@ async function redeem(
   request: Request,
   repository: string,
   write: boolean,
-): Promise<{ ok: true; token: string; repository: string } | Failure> {
+): Promise<{ ok: true; token: string; repository: string; userId: string } | Failure> {
   const raw = capabilityFromRequest(request);
   const parsed = raw ? await parseCapability(raw) : null;
   if (!parsed) return failure("invalid_capability", "Send the session capability as the HTTP password.");
   try {
-    return await userActor(env, parsed.userId).redeemCapability({ userId: parsed.userId, secretHash: parsed.secretHash, repository, write });
+    const redeemed = await userActor(env, parsed.userId).redeemCapability({ userId: parsed.userId, secretHash: parsed.secretHash, repository, write });
+    return redeemed.ok ? { ...redeemed, userId: parsed.userId } : redeemed;
   } catch {
     return failure("github_unavailable", "The broker could not check the capability; try again.", 1);
   }
 }
 
-async function forward(upstream: string, request: Request, headers: Headers, keep: string[], kind: string): Promise<Response> {
+async function forward(upstream: string, request: Request, headers: Headers, keep: string[], kind: string, userId: string): Promise<Response> {
   const started = Date.now();
   let response: Response;
   try {
@@ -106,7 +107,7 @@ async function forward(upstream: string, request: Request, headers: Headers, kee
   } catch {
     return failureResponse(kind, failure("github_unavailable", "GitHub could not be reached.", 5));
   }
-  logEvent({ event: `proxy_${kind}`, outcome: String(response.status), durationMs: Date.now() - started });
+  logEvent({ event: `proxy_${kind}`, userId, outcome: String(response.status), durationMs: Date.now() - started });
   if (response.status >= 300 && response.status < 400) {
     await response.body?.cancel();
     return failureResponse(kind, failure("invalid_upstream_request", "GitHub answered with a redirect, which the proxy does not follow."));
