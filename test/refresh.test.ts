@@ -49,6 +49,16 @@ describe("single-flight refresh", () => {
     expect((await storedRow("sf-1"))!.version).toBe(before.version + 1);
   });
 
+  it("the rotated pair is durable before a caller sees the new token: an abort right after loses nothing", async () => {
+    await connectedWithExpiredToken("sf-durable");
+    const res = await requestToken("sf-durable", { repository: "acme/widgets" });
+    expect(res.status).toBe(200);
+    await abortAllDurableObjects();
+    expect(await decrypted("sf-durable", "access_token")).toBe(res.body.token);
+    const refresh = await decrypted("sf-durable", "refresh_token");
+    expect((await emulator.tokenState(refresh!)).refresh!.alive).toBe(true);
+  });
+
   it("a caller that arrives after a refresh uses its result instead of refreshing again", async () => {
     const { refreshesBefore } = await connectedWithExpiredToken("sf-2");
     const first = await requestToken("sf-2", { repository: "acme/widgets" });
