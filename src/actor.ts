@@ -589,7 +589,7 @@ export class UserActor extends DurableObject<Env> {
         answer = await c.github.getRepoPermissions(live.accessToken, repository);
       }
       if (!answer.ok) {
-        if (answer.error.kind !== "not_found") return githubFailure(answer.error);
+        if (answer.error.kind !== "not_found" && answer.error.kind !== "forbidden") return githubFailure(answer.error);
         perms = { push: false, pull: false, until: Date.now() + REPO_CACHE_MS };
       } else {
         perms = { ...answer.value, until: Date.now() + REPO_CACHE_MS };

@@ -39,6 +39,8 @@ export interface GitHubUser {
  * - `bad_grant`: GitHub rejected the code or refresh token (`bad_refresh_token`, ...).
  * - `unauthorized`: the REST API refused the user token (401).
  * - `not_found`: 404 (for a repository: missing, or not visible to this user token).
+ * - `forbidden`: 403 that is not a rate limit (SAML SSO not authorised for this token, an
+ *   organisation policy): the user cannot reach it with this token, and retrying won't help.
  */
 export type GitHubError =
   | { kind: "unavailable"; retryAfterSeconds: number; detail: string }
@@ -46,7 +48,8 @@ export type GitHubError =
   | { kind: "app_misconfigured"; detail: string }
   | { kind: "bad_grant"; code: string; detail: string }
   | { kind: "unauthorized"; detail: string }
-  | { kind: "not_found"; detail: string };
+  | { kind: "not_found"; detail: string }
+  | { kind: "forbidden"; detail: string };
 
 export type GitHubResult<T> = { ok: true; value: T } | { ok: false; error: GitHubError };
 
@@ -185,6 +188,7 @@ export class GitHubClient {
     const fail = httpFailure(response, label);
     if (fail) {
       await response.body?.cancel();
+      if (response.status === 403 && fail.error.kind === "unavailable") return { ok: false, error: { kind: "forbidden", detail: `${label}: 403` } };
       return fail;
     }
     const body = await readJson(response);

@@ -71,6 +71,15 @@ describe("token for a repository", () => {
     expect((await requestToken("t-6", { repository: "acme/app" })).status).toBe(200);
   });
 
+  it("a 403 that is not a rate limit (SAML SSO) is no_repo_access, not a retryable outage", async () => {
+    await connectUser("t-sso", { ...MONA, repos: { ...MONA.repos } });
+    await emulator.fault({ endpoint: "repo", kind: "sso_required" });
+    const res = await requestToken("t-sso", { repository: "acme/app" });
+    expect(res.status).toBe(403);
+    expect(res.body.reason).toBe("no_repo_access");
+    expect(res.body.retryAfterSeconds).toBeUndefined();
+  });
+
   it("a token GitHub refuses during the repository check is refreshed once, then used", async () => {
     await connectUser("t-7", { ...MONA, repos: { ...MONA.repos } });
     const first = await requestToken("t-7", { repository: "acme/app" });

@@ -51,8 +51,9 @@ export type GitBackend = (request: Request, repository: string, pathInfo: string
  * - `rate_limit`: 403 with `x-ratelimit-remaining: 0` (API) or 429 (OAuth), `retry-after`.
  * - `bad_client`: `incorrect_client_credentials` (OAuth endpoint only).
  * - `delay`: answer normally, `delayMs` late (the rotation happens when the answer is sent).
+ * - `sso_required`: 403 as for an organisation whose SAML SSO the token is not authorised for.
  */
-export type FaultKind = "status_5xx" | "hang" | "drop_after_rotate" | "rate_limit" | "bad_client" | "delay";
+export type FaultKind = "status_5xx" | "hang" | "drop_after_rotate" | "rate_limit" | "bad_client" | "delay" | "sso_required";
 
 export interface Fault {
   endpoint: Endpoint;
@@ -366,6 +367,10 @@ export class GitHubEmulator {
       case "delay":
         await new Promise((r) => setTimeout(r, fault.delayMs ?? 100));
         return null;
+      case "sso_required":
+        return this.#json(403, {
+          message: "Resource protected by organization SAML enforcement. You must grant your OAuth token access to this organization.",
+        });
       case "drop_after_rotate":
         return null; // handled by the endpoint: do the work, then hang
     }
