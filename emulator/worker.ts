@@ -6,7 +6,7 @@
  * Besides GitHub's own routes it serves a tiny "GitHub settings" page where the demo
  * user can revoke the App, which sends the signed `github_app_authorization` webhook.
  */
-import { GitHubEmulator, type EmulatorApp } from "../src/emulator/github";
+import { escapeHtml as esc, GitHubEmulator, type EmulatorApp } from "../src/emulator/github";
 
 interface EmulatorEnv {
   /** JSON array of {@link EmulatorApp}. */
@@ -77,6 +77,3 @@ function settingsPage(emu: GitHubEmulator, url: URL): Response {
   );
 }
 
-function esc(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}

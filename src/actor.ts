@@ -33,7 +33,7 @@
  * token (or an undecryptable value) wipes the tokens and asks for a reconnect.
  */
 import { DurableObject } from "cloudflare:workers";
-import { loadConfig, type AppConfig, type BrokerConfig } from "./config";
+import { loadConfig, misconfigured, type AppConfig, type BrokerConfig } from "./config";
 import {
   failure,
   rfc3339,
@@ -411,10 +411,7 @@ export class UserActor extends DurableObject<Env> {
       if (this.#owner !== userId) return failure("invalid_request", "userId does not match this actor");
       return { ok: true, value: { userId, app, config, keyring, github: new GitHubClient(config) } };
     } catch (err) {
-      if (err instanceof ConfigError) {
-        logEvent({ event: "config_error", level: "error", detail: err.message });
-        return failure("app_misconfigured", "The broker is misconfigured; an operator has to fix it.");
-      }
+      if (err instanceof ConfigError) return misconfigured(err);
       throw err;
     }
   }

@@ -5,7 +5,7 @@
  * caller and an HTTP caller get exactly the same behaviour.
  */
 import type { TokenInput, UserActor } from "./actor";
-import { loadConfig, type AppConfig, type BrokerConfig } from "./config";
+import { loadConfig, misconfigured, type AppConfig, type BrokerConfig } from "./config";
 import {
   failure,
   type CapabilityGrant,
@@ -181,20 +181,11 @@ function asObject(body: unknown): Record<string, unknown> {
 
 /** Runs `fn` with the parsed configuration; a broken configuration is the operator's problem. */
 async function withConfig<T>(env: Env, fn: (config: BrokerConfig) => Promise<T | Failure>): Promise<T | Failure> {
-  let config: BrokerConfig;
   try {
-    config = loadConfig(env);
+    return await fn(loadConfig(env));
   } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    logEvent({ event: "config_error", level: "error", detail: err.message });
-    return failure("app_misconfigured", "The broker is misconfigured; an operator has to fix it.");
-  }
-  try {
-    return await fn(config);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    logEvent({ event: "config_error", level: "error", detail: err.message });
-    return failure("app_misconfigured", "The broker is misconfigured; an operator has to fix it.");
+    if (err instanceof ConfigError) return misconfigured(err);
+    throw err;
   }
 }
 

@@ -2,7 +2,9 @@
  * The broker's configuration, read from the Worker's `env` once per isolate.
  * Names and meanings are fixed by the contract (README, "Configuration").
  */
+import { failure, type Failure } from "./contract";
 import { ConfigError } from "./crypto";
+import { logEvent } from "./log";
 
 /** One configured GitHub App. */
 export interface AppConfig {
@@ -31,6 +33,15 @@ export interface BrokerConfig {
 
 /** The environment as the broker reads it: vars, secrets and bindings by name. */
 export type BrokerEnv = Env & Record<string, unknown>;
+
+/**
+ * The answer to a broken configuration: logged for the operator (the message names the
+ * setting, never its value), reported to the caller as `app_misconfigured`.
+ */
+export function misconfigured(err: ConfigError): Failure {
+  logEvent({ event: "config_error", level: "error", detail: err.message });
+  return failure("app_misconfigured", "The broker is misconfigured; an operator has to fix it.");
+}
 
 const APP_TYPE = /^[a-z][a-z0-9_]{0,31}$/;
 

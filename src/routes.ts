@@ -12,7 +12,7 @@
  */
 import { Router, type IRequest } from "itty-router";
 import * as api from "./api";
-import { loadConfig } from "./config";
+import { loadConfig, misconfigured } from "./config";
 import { failure, statusOf, type Failure } from "./contract";
 import { ConfigError, timingSafeEqualStrings } from "./crypto";
 import { demoApi, demoPage, isDemoEnabled } from "./demo";
@@ -55,10 +55,7 @@ function query(request: IRequest, name: string): string | undefined {
 }
 
 function onError(err: unknown): Response {
-  if (err instanceof ConfigError) {
-    logEvent({ event: "config_error", level: "error", detail: err.message });
-    return json(failure("app_misconfigured", "The broker is misconfigured; an operator has to fix it."));
-  }
+  if (err instanceof ConfigError) return json(misconfigured(err));
   const e = err as { name?: string; message?: string };
   logEvent({ event: "unhandled_error", level: "error", detail: `${e?.name ?? "Error"}: ${String(e?.message ?? "")}`.slice(0, 200) });
   return json(failure("github_unavailable", "The broker hit an internal error; try again.", 1));

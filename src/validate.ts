@@ -78,14 +78,8 @@ export function parseMinValidity(value: unknown): Parsed<number> {
  * that: the stream is cut as soon as the limit is passed.
  */
 export async function readJsonBody(request: Request): Promise<Parsed<Record<string, unknown>>> {
-  const tooBig = failure("invalid_request", `body must be at most ${MAX_BODY_BYTES} bytes`);
-  const declared = Number(request.headers.get("content-length"));
-  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) {
-    await request.body?.cancel();
-    return tooBig;
-  }
   const text = await readLimited(request, MAX_BODY_BYTES);
-  if (text === null) return tooBig;
+  if (text === null) return failure("invalid_request", `body must be at most ${MAX_BODY_BYTES} bytes`);
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -96,12 +90,21 @@ export async function readJsonBody(request: Request): Promise<Parsed<Record<stri
   return { ok: true, value: body as Record<string, unknown> };
 }
 
-/** The body as text, or `null` once it passes `limit` bytes (the rest is never read). */
+/**
+ * The body as text, or `null` when it is over `limit` bytes: refused unread when the
+ * Content-Length says so, otherwise cut as soon as the stream passes the limit.
+ */
 export async function readLimited(request: Request, limit: number): Promise<string | null> {
   if (!request.body) return "";
-  // With a Content-Length the runtime delivers exactly that many bytes: read it in one go.
   const declared = request.headers.get("content-length");
-  if (declared !== null && /^\d+$/.test(declared) && Number(declared) <= limit) return request.text();
+  if (declared !== null && /^\d+$/.test(declared)) {
+    if (Number(declared) > limit) {
+      await request.body.cancel();
+      return null;
+    }
+    // The runtime delivers exactly the declared length: read it in one go.
+    return request.text();
+  }
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;

@@ -32,11 +32,6 @@ export async function handleWebhook(env: Env, app: AppConfig, request: Request):
     await request.body?.cancel();
     return { status: 401, handled: "bad_signature" };
   }
-  const declared = Number(request.headers.get("content-length"));
-  if (Number.isFinite(declared) && declared > MAX_WEBHOOK_BYTES) {
-    await request.body?.cancel();
-    return { status: 400, handled: "invalid_request", message: `payload over ${MAX_WEBHOOK_BYTES} bytes` };
-  }
   const body = await readLimited(request, MAX_WEBHOOK_BYTES);
   if (body === "") return { status: 400, handled: "invalid_request", message: "empty payload" };
   if (body === null) return { status: 400, handled: "invalid_request", message: `payload over ${MAX_WEBHOOK_BYTES} bytes` };
