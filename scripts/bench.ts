@@ -86,9 +86,9 @@ const fmt = (n: number, d = 2) => n.toFixed(d);
 
 async function main() {
   const gitRoot = mkdtempSync(join(tmpdir(), "bench-git-"));
-  const emulator0 = new GitHubEmulator(Object.values(APPS).map((a) => ({ ...a })), { gitBackend: gitHttpBackend(gitRoot) });
-  const harness = await startHarness(emulator0);
-  const { emulator, call, connect } = harness;
+  const emulator = new GitHubEmulator(Object.values(APPS).map((a) => ({ ...a })), { gitBackend: gitHttpBackend(gitRoot) });
+  const harness = await startHarness(emulator);
+  const { call, connect } = harness;
   const tokenBody = { appType: "standard", repository: "acme/app" };
   await connect("bench-hot", 1);
   // Warm up both paths (isolate, objects, repository cache).
