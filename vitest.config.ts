@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { Response as MiniflareResponse } from "miniflare";
 import { defineConfig, type Plugin } from "vitest/config";
 import { createRepository, gitHttpBackend } from "./emulator/git-backend.ts";
-import { GitHubEmulator } from "./src/emulator/github.ts";
-import { APPS, TEST_BINDINGS } from "./test/env.ts";
+import { GitHubEmulator } from "./emulator/github.ts";
+import { APPS, TEST_BINDINGS } from "./test/support/env.ts";
 
 /**
  * Two projects:
@@ -15,7 +15,7 @@ import { APPS, TEST_BINDINGS } from "./test/env.ts";
  *   every `fetch` the Worker makes, the Durable Objects' included (a test proves that). Its
  *   git endpoints serve real repositories through `git http-backend`.
  * - `node`: tests that need the broker on a real port (the real `git` client), through
- *   scripts/harness.ts.
+ *   test/support/harness.ts.
  */
 const gitRoot = mkdtempSync(join(tmpdir(), "emulator-git-"));
 await createRepository(gitRoot, "acme/app", { "README.md": "# app\n" });

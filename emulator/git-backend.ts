@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import type { EmulatorUser, GitBackend } from "../src/emulator/github.ts";
+import type { EmulatorUser, GitBackend } from "./github.ts";
 
 /** A backend for the bare repositories under `root` (`root/owner/name.git`). */
 export function gitHttpBackend(root: string): GitBackend {

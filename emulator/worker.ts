@@ -6,7 +6,7 @@
  * Besides GitHub's own routes it serves a tiny "GitHub settings" page where the demo
  * user can revoke the App, which sends the signed `github_app_authorization` webhook.
  */
-import { escapeHtml as esc, GitHubEmulator, type EmulatorApp } from "../src/emulator/github";
+import { escapeHtml as esc, GitHubEmulator, type EmulatorApp } from "./github";
 
 interface EmulatorEnv {
   /** JSON array of {@link EmulatorApp}. */

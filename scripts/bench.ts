@@ -27,9 +27,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRepository, gitHttpBackend, run } from "../emulator/git-backend.ts";
 import { serve } from "../emulator/serve.ts";
-import { GitHubEmulator } from "../src/emulator/github.ts";
-import { APPS } from "../test/env.ts";
-import { startHarness } from "./harness.ts";
+import { GitHubEmulator } from "../emulator/github.ts";
+import { APPS } from "../test/support/env.ts";
+import { startHarness } from "../test/support/harness.ts";
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ""), process.argv[i + 1] ?? "");

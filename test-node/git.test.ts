@@ -1,15 +1,15 @@
 /**
  * The git proxy with the real `git` binary: the broker runs in workerd on a real port
- * (scripts/harness.ts), the emulator serves real repositories through `git http-backend`.
+ * (test/support/harness.ts), the emulator serves real repositories through `git http-backend`.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRepository, gitHttpBackend, run } from "../emulator/git-backend.ts";
-import { GitHubEmulator } from "../src/emulator/github.ts";
-import { startHarness, type Harness } from "../scripts/harness.ts";
-import { APPS } from "../test/env.ts";
+import { GitHubEmulator } from "../emulator/github.ts";
+import { startHarness, type Harness } from "../test/support/harness.ts";
+import { APPS } from "../test/support/env.ts";
 
 let harness: Harness;
 let root: string;

@@ -1,7 +1,7 @@
 /** Session capabilities and the proxies, inside workerd (the real git client is in test-node/). */
 import { beforeEach, describe, expect, it } from "vitest";
-import { PUBLIC_BASE_URL } from "./env";
-import { callApi, connectUser, emulator, publicFetch, requestToken, setStoredExpiry } from "./helpers";
+import { PUBLIC_BASE_URL } from "./support/env";
+import { callApi, connectUser, emulator, publicFetch, requestToken, setStoredExpiry } from "./support/helpers";
 
 const DEV = { id: 6060, login: "dev", name: "Dev Eloper", repos: { "acme/app": "push" as const, "acme/other": "push" as const, "acme/docs": "pull" as const } };
 

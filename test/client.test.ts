@@ -3,7 +3,7 @@ import { exports } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { UserTokenClient, shouldFallBack, type TokenBrokerBinding } from "../src/client";
 import type { TokenResult } from "../src/contract";
-import { connectUser, emulator, requestToken, setStoredExpiry } from "./helpers";
+import { connectUser, emulator, requestToken, setStoredExpiry } from "./support/helpers";
 
 const GH = { id: 3003, login: "agent-user", name: "Agent User", repos: { "acme/app": "push" as const } };
 

@@ -3,8 +3,8 @@ import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { identityIndex } from "../src/identity-index";
 import { signState } from "../src/oauth";
-import { APPS, EMULATOR_URL, PUBLIC_BASE_URL, RETURN_ORIGIN, STATE_SIGNING_KEY } from "./env";
-import { authorizeAs, callApi, connectUser, emulator, publicFetch, requestToken, storedRow } from "./helpers";
+import { APPS, EMULATOR_URL, PUBLIC_BASE_URL, RETURN_ORIGIN, STATE_SIGNING_KEY } from "./support/env";
+import { authorizeAs, callApi, connectUser, emulator, publicFetch, requestToken, storedRow } from "./support/helpers";
 
 const OCTO = { id: 1001, login: "octocat", name: "The Octocat", repos: { "acme/app": "push" as const } };
 
@@ -236,7 +236,7 @@ describe("connect", () => {
     const token = await requestToken("c-13", { repository: "acme/app" });
     expect((await emulator.tokenState(token.body.token)).access!.alive).toBe(true);
     // And the stored refresh token is a live one: a refresh works.
-    const { setStoredExpiry } = await import("./helpers");
+    const { setStoredExpiry } = await import("./support/helpers");
     await setStoredExpiry("c-13", "standard", Date.now() - 1);
     expect((await requestToken("c-13", { repository: "acme/app" })).status).toBe(200);
   });
@@ -246,7 +246,7 @@ describe("connect", () => {
     const first = await storedRow("c-14");
     // Break it: the refresh token was rejected.
     await emulator.revoke("standard", OCTO.id);
-    const { setStoredExpiry } = await import("./helpers");
+    const { setStoredExpiry } = await import("./support/helpers");
     await setStoredExpiry("c-14", "standard", Date.now() - 1);
     expect((await requestToken("c-14", { repository: "acme/app" })).body.reason).toBe("reconnect_required");
 

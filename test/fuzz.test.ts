@@ -8,8 +8,8 @@ import { sign } from "@octokit/webhooks-methods";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { CAPABILITY_REASON_STATUS, REASON_STATUS } from "../src/contract";
-import { APPS, INTERNAL_API_TOKEN, KEY_K1, KEY_K2, RETURN_ORIGIN, STATE_SIGNING_KEY } from "./env";
-import { authorizeAs, connectUser, dumpStorage, emulator, publicFetch } from "./helpers";
+import { APPS, INTERNAL_API_TOKEN, KEY_K1, KEY_K2, RETURN_ORIGIN, STATE_SIGNING_KEY } from "./support/env";
+import { authorizeAs, connectUser, dumpStorage, emulator, publicFetch } from "./support/helpers";
 
 const VICTIM = "fuzz-victim";
 const SECRETS = [INTERNAL_API_TOKEN, STATE_SIGNING_KEY, KEY_K1, KEY_K2, APPS.standard.clientSecret, APPS.lite.clientSecret, APPS.standard.webhookSecret];

@@ -3,8 +3,8 @@ import { sign } from "@octokit/webhooks-methods";
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { identityIndex } from "../src/identity-index";
-import { APPS } from "./env";
-import { callApi, connectUser, dumpStorage, emulator, publicFetch, requestToken, setStoredExpiry, storedRow } from "./helpers";
+import { APPS } from "./support/env";
+import { callApi, connectUser, dumpStorage, emulator, publicFetch, requestToken, setStoredExpiry, storedRow } from "./support/helpers";
 
 const MONA = { id: 7001, login: "mona", name: "Mona", repos: { "acme/app": "push" as const } };
 

@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from "vitest";
-import { callApi, connectUser, emulator, publicFetch, requestToken } from "./helpers";
+import { callApi, connectUser, emulator, publicFetch, requestToken } from "./support/helpers";
 
 beforeEach(async () => {
   await emulator.reset();

@@ -19,9 +19,9 @@ import { evictDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import { loadKeyring, open } from "../src/crypto";
-import type { GrantHistory } from "../src/emulator/github";
-import { APPS } from "./env";
-import { actor, connectUser, emulator, publicFetch, requestToken, setStoredExpiry, storedRow } from "./helpers";
+import type { GrantHistory } from "../emulator/github";
+import { APPS } from "./support/env";
+import { actor, connectUser, emulator, publicFetch, requestToken, setStoredExpiry, storedRow } from "./support/helpers";
 
 const bindings = env as unknown as Record<string, string>;
 const SECONDS = Number(bindings.SOAK_SECONDS ?? 15);

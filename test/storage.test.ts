@@ -4,8 +4,8 @@ import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { loadKeyring, open, seal } from "../src/crypto";
 import { USER_ACTOR_MIGRATIONS } from "../src/schema";
-import { KEY_K1 } from "./env";
-import { actor, callApi, connectUser, dumpStorage, emulator, requestToken, setStoredExpiry, storedRow } from "./helpers";
+import { KEY_K1 } from "./support/env";
+import { actor, callApi, connectUser, dumpStorage, emulator, requestToken, setStoredExpiry, storedRow } from "./support/helpers";
 
 const GH = { id: 99, login: "hubot", name: "Hubot", repos: { "acme/app": "push" as const } };
 

@@ -1,6 +1,6 @@
 /** `POST /v1/users/{userId}/token`: the repository check, the identity, the hot path. */
 import { beforeEach, describe, expect, it } from "vitest";
-import { callApi, connectUser, emulator, requestToken } from "./helpers";
+import { callApi, connectUser, emulator, requestToken } from "./support/helpers";
 
 beforeEach(async () => {
   await emulator.reset();

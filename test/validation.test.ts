@@ -2,8 +2,8 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { env } from "cloudflare:workers";
 import { publicRouter } from "../src/routes";
-import { INTERNAL_API_TOKEN, PUBLIC_BASE_URL } from "./env";
-import { callApi, connectUser, dumpStorage, emulator, publicFetch } from "./helpers";
+import { INTERNAL_API_TOKEN, PUBLIC_BASE_URL } from "./support/env";
+import { callApi, connectUser, dumpStorage, emulator, publicFetch } from "./support/helpers";
 
 const GH = { id: 5, login: "valid", name: null, repos: { "acme/app": "push" as const } };
 

@@ -7,8 +7,8 @@
 import { build } from "esbuild";
 import { createServer } from "node:net";
 import { convertV4MiniflareOptions, Miniflare, Response as MfResponse } from "miniflare";
-import { GitHubEmulator } from "../src/emulator/github.ts";
-import { APPS, INTERNAL_API_TOKEN, KEY_K1, KEY_K2, RETURN_ORIGIN, STATE_SIGNING_KEY } from "../test/env.ts";
+import { GitHubEmulator } from "../../emulator/github.ts";
+import { APPS, INTERNAL_API_TOKEN, KEY_K1, KEY_K2, RETURN_ORIGIN, STATE_SIGNING_KEY } from "./env.ts";
 
 export const EMULATOR_ORIGIN = "http://github.harness";
 

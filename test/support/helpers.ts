@@ -4,7 +4,7 @@
  */
 import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import type { Endpoint, EmulatorSettings, FaultKind, TokenState } from "../src/emulator/github";
+import type { Endpoint, EmulatorSettings, FaultKind, TokenState } from "../../emulator/github";
 import { APPS, EMULATOR_URL, INTERNAL_API_TOKEN, PUBLIC_BASE_URL, RETURN_ORIGIN } from "./env";
 
 export type AppType = keyof typeof APPS;
