@@ -4,11 +4,13 @@
  * (`index.ts`, `BrokerApi`) are both thin shells over these functions, so a service-binding
  * caller and an HTTP caller get exactly the same behaviour.
  */
-import type { TokenInput, UserActor } from "./actor";
+import type { TokenInput, UserActor } from "./actor/user-actor";
 import { loadConfig, misconfigured, type AppConfig, type BrokerConfig } from "./config";
 import {
   failure,
+  rfc3339,
   type CapabilityGrant,
+  type ConnectConfirmed,
   type ConnectionView,
   type ConnectStarted,
   type Disconnected,
@@ -73,6 +75,8 @@ export function startConnect(env: Env, userId: unknown, body: unknown): Promise<
     if (!who.ok) return who;
     const returnTo = checkReturnTo(config, fields.returnTo);
     if (!returnTo) return failure("invalid_request", "returnTo must be an absolute URL on an origin in ALLOWED_RETURN_ORIGINS");
+    const selectAccount = fields.selectAccount ?? false;
+    if (typeof selectAccount !== "boolean") return failure("invalid_request", "selectAccount must be true or false");
     return callActor(async () => {
       const begun = await userActor(env, who.userId).beginConnect({ userId: who.userId, appType: who.app.appType, returnTo });
       if (!begun.ok) return begun;
@@ -83,8 +87,30 @@ export function startConnect(env: Env, userId: unknown, body: unknown): Promise<
         nonce: begun.nonce,
         expiresAt: Math.floor(begun.expiresAt / 1000),
       });
-      return { ok: true as const, authorizeUrl: authorizeUrl(config, who.app, state, begun.codeChallenge) };
+      return {
+        ok: true as const,
+        authorizeUrl: authorizeUrl(config, who.app, state, begun.codeChallenge, selectAccount),
+        expiresAt: rfc3339(begun.expiresAt),
+      };
     });
+  });
+}
+
+/**
+ * `POST /v1/users/{userId}/connect/confirm {ticket}`: the web app's server confirms the
+ * connect that came back to a browser signed in as `userId`. The user id must come from the
+ * web app's session for that browser, never from the URL: that is what makes a connect
+ * started by someone else fail here with `invalid_ticket`.
+ */
+export function confirmConnect(env: Env, userId: unknown, body: unknown): Promise<ConnectConfirmed | Failure> {
+  return withConfig(env, async () => {
+    const user = parseUserId(userId);
+    if (!user.ok) return user;
+    const ticket = asObject(body).ticket;
+    if (typeof ticket !== "string" || !/^[A-Za-z0-9_-]{16,128}$/.test(ticket)) {
+      return failure("invalid_ticket", "The connect ticket is unknown, used, expired, or was issued for another user.");
+    }
+    return callActor(async (): Promise<ConnectConfirmed | Failure> => await userActor(env, user.value).confirmConnect({ userId: user.value, ticket }));
   });
 }
 
@@ -190,20 +216,24 @@ async function withConfig<T>(env: Env, fn: (config: BrokerConfig) => Promise<T |
 }
 
 /**
- * Calls the actor; a call that fails in transit (the object was reset or moved) is retried
- * once when the runtime says it may be, and otherwise reported as a temporary failure.
- * The actor's own results never throw: they are contract values.
+ * The one policy for a call into a Durable Object: a call that fails in transit (the object
+ * was reset or moved) is retried once when the runtime says it may be, then reported as
+ * `broker_unavailable`. The actors' own results never throw: they are contract values.
  */
-async function callActor<T>(fn: () => Promise<T>): Promise<T | Failure> {
+export async function callActor<T>(fn: () => Promise<T>): Promise<T | Failure> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await fn();
     } catch (err) {
-      const e = err as { retryable?: boolean; overloaded?: boolean; message?: string; name?: string };
-      if (e instanceof ConfigError) throw e;
+      if (err instanceof ConfigError) return misconfigured(err);
+      const e = err as { retryable?: boolean; overloaded?: boolean; remote?: boolean; message?: string; name?: string };
       if (attempt === 0 && e.retryable && !e.overloaded) continue;
       logEvent({ event: "actor_error", level: "error", detail: `${e.name ?? "Error"}: ${e.message ?? ""}`.slice(0, 200) });
-      return failure("github_unavailable", "The broker could not complete the request; try again.", 1);
+      // `remote`: thrown by the actor's own code, which never throws on purpose: a bug.
+      // Anything else is the runtime's (the object was reset, moved or overloaded).
+      return e.remote
+        ? failure("internal_error", "The broker hit an internal error; it was logged.")
+        : failure("broker_unavailable", "The broker could not complete the request; try again.", 1);
     }
   }
 }

@@ -15,6 +15,17 @@ export const REASON_STATUS = {
   rate_limited: 429,
   github_unavailable: 503,
   app_misconfigured: 503,
+  /** `connect/confirm`: the ticket is unknown, used, older than 5 minutes, or another user's. */
+  invalid_ticket: 400,
+  /** `connect/confirm`: GitHub refused the code, or the App issues no expiring user tokens. */
+  exchange_failed: 502,
+  /**
+   * Not in the contract's table: a Durable Object call failed in transit (the object was
+   * reset or overloaded) even after one retry. Retrying is safe; `retryAfterSeconds` is set.
+   */
+  broker_unavailable: 503,
+  /** Not in the contract's table: the broker's own bug. Never used for a GitHub failure. */
+  internal_error: 500,
 } as const;
 
 /**
@@ -98,8 +109,15 @@ export interface Committer {
 /** A checked user access token for one repository. */
 export interface TokenGrant {
   ok: true;
+  /** Whose identity the token carries: the user's (`user`) or the App installation's (`app`). */
+  identity: "user";
   token: string;
   expiresAt: string;
+  /**
+   * The token's remaining life in seconds when the answer was made. A caller whose clock may
+   * differ from the broker's schedules its refresh from this, not from `expiresAt`.
+   */
+  expiresInSeconds: number;
   /** GitHub's numeric user id, as a decimal string. */
   githubUserId: string;
   githubLogin: string;
@@ -111,12 +129,31 @@ export type TokenResult = TokenGrant | Failure;
 /** The repository permission a caller asks for; `push` by default. */
 export type Permission = "push" | "pull";
 
-/** What revoking the grant at GitHub achieved. */
-export type GrantOutcome = "revoked" | "already_gone" | "failed";
+/**
+ * What revoking the grant at GitHub achieved.
+ * - `revoked`: GitHub deleted the grant.
+ * - `already_gone`: GitHub said it was gone (404/422), or the broker held no usable token
+ *   for it (the connection was revoked or `reconnect_required`).
+ * - `pending`: GitHub could not be reached. The broker keeps the sealed tokens it needs and
+ *   retries from the actor's alarm until GitHub confirms or the tokens have expired; it never
+ *   forgets a live grant.
+ */
+export type GrantOutcome = "revoked" | "already_gone" | "pending";
 
 export interface ConnectStarted {
   ok: true;
   authorizeUrl: string;
+  /** When the authorize URL (its `state`) stops being accepted. */
+  expiresAt: string;
+}
+
+/** `POST /v1/users/{userId}/connect/confirm`: the connection the ticket completed. */
+export interface ConnectConfirmed {
+  ok: true;
+  status: "connected";
+  appType: string;
+  githubUserId: string;
+  githubLogin: string;
 }
 
 export interface Disconnected {
@@ -131,13 +168,14 @@ export interface UserDeleted {
   githubGrants: Record<string, GrantOutcome>;
 }
 
-/** `github_connect=error&reason=<code>` on the redirect after the OAuth callback. */
-export type CallbackErrorCode =
-  | "access_denied"
-  | "invalid_state"
-  | "expired_state"
-  | "exchange_failed"
-  | "github_unavailable";
+/**
+ * `github_connect=error&reason=<code>` on the redirect after the OAuth callback:
+ * - `access_denied`: the person cancelled on GitHub's consent screen (or GitHub reported any
+ *   other authorization error, whose text goes to the log only);
+ * - `invalid_state`: the state's connect is unknown or was already used;
+ * - `expired_state`: the authorize URL was older than 10 minutes.
+ */
+export type CallbackErrorCode = "access_denied" | "invalid_state" | "expired_state";
 
 /** Request bodies of the internal API, as callers send them (validated on arrival). */
 export interface TokenRequest {
@@ -157,6 +195,13 @@ export interface RejectedTokenReport {
 export interface ConnectRequest {
   appType: string;
   returnTo: string;
+  /** Adds `prompt=select_account`, so a person signed in to several GitHub accounts picks one. */
+  selectAccount?: boolean;
+}
+
+export interface ConnectConfirmRequest {
+  /** The `connect_ticket` the callback put on `returnTo`. */
+  ticket: string;
 }
 
 export interface CapabilityRequest {

@@ -29,9 +29,8 @@ export async function demoApi(env: Env, action: string, body: Record<string, unk
     case "token":
       return api.getToken(env, DEMO_USER, { appType: APP_TYPE, repository: body.repository, minValiditySeconds: body.minValiditySeconds });
     case "expire":
-      // Lets the demo show a refresh without waiting eight hours.
-      await api.userActor(env, DEMO_USER).demoExpireAccessToken({ appType: APP_TYPE });
-      return api.getConnection(env, DEMO_USER, APP_TYPE);
+      // Moving to a dev-only actor subclass (the production class has no demo hooks).
+      return failure("invalid_request", "not available in this build");
     case "disconnect":
       return api.disconnect(env, DEMO_USER, APP_TYPE);
     default:

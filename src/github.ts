@@ -13,7 +13,12 @@
  */
 import type { AppConfig, BrokerConfig } from "./config";
 
-/** A user-to-server token pair with absolute expiries (epoch ms, on GitHub's clock). */
+/**
+ * A user-to-server token pair with absolute expiries in epoch ms on **the broker's clock**:
+ * the moment the answer was received plus GitHub's `expires_in`. The broker compares them
+ * with its own clock only ("one clock"): mixing GitHub's `Date` with the local clock would
+ * hand out tokens for as long as GitHub runs ahead, after they died.
+ */
 export interface TokenSet {
   accessToken: string;
   accessTokenExpiresAt: number;
@@ -131,6 +136,7 @@ export class GitHubClient {
       body: new URLSearchParams({ client_id: app.clientId, client_secret: app.clientSecret, ...params }),
     });
     if (!res.ok) return res;
+    const receivedAt = Date.now();
     const response = res.value;
     const fail = httpFailure(response, "POST /login/oauth/access_token");
     if (fail) {
@@ -146,8 +152,7 @@ export class GitHubClient {
       return { ok: false, error: { kind: "bad_grant", code: body.error, detail } };
     }
     if (typeof body.access_token !== "string" || !body.access_token) return unavailable("token endpoint: no access_token");
-    // Expiries on GitHub's clock (its Date header), so a skewed local clock does not matter.
-    const issuedAt = serverTime(response);
+    const issuedAt = receivedAt;
     const expiresIn = Number(body.expires_in);
     const refreshExpiresIn = Number(body.refresh_token_expires_in);
     const hasRefresh = typeof body.refresh_token === "string" && body.refresh_token !== "";

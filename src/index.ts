@@ -12,10 +12,10 @@
  */
 import { WorkerEntrypoint } from "cloudflare:workers";
 import * as api from "./api";
-import type { CapabilityRequest, ConnectRequest, RejectedTokenReport, TokenRequest } from "./contract";
-import { apiRouter, publicRouter } from "./routes";
+import type { CapabilityRequest, ConnectConfirmRequest, ConnectRequest, RejectedTokenReport, TokenRequest } from "./contract";
+import { apiRouter, publicRouter } from "./http/routes";
 
-export { UserActor } from "./actor";
+export { UserActor } from "./actor/user-actor";
 export { IdentityIndex } from "./identity-index";
 
 export default {
@@ -48,6 +48,14 @@ export class BrokerApi extends WorkerEntrypoint<Env> {
   /** See `POST /v1/users/{userId}/connect`. */
   startConnect(userId: string, request: ConnectRequest) {
     return api.startConnect(this.env, userId, request);
+  }
+
+  /**
+   * See `POST /v1/users/{userId}/connect/confirm`. `userId` must be the user signed in to
+   * the browser session that brought the ticket back, never an id taken from the URL.
+   */
+  confirmConnect(userId: string, request: ConnectConfirmRequest) {
+    return api.confirmConnect(this.env, userId, request);
   }
 
   /** See `DELETE /v1/users/{userId}/connection`. */

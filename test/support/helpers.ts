@@ -90,19 +90,35 @@ export function dumpStorage(userId: string): Promise<string> {
 }
 
 /**
- * Connects `userId` to the App through the real flow: connect → the emulator's consent
- * (as if the user clicked Authorize) → the callback. Returns the redirect target.
+ * Connects `userId` to the App through the real two-phase flow: connect → the emulator's
+ * consent (as if the user clicked Authorize) → the callback → the web app's confirmation
+ * with the ticket, as `userId`. Returns the confirmation's body.
  */
 export async function connectUser(
   userId: string,
   githubUser: { id: number; login: string; name?: string | null; repos?: Record<string, "push" | "pull"> },
   appType: AppType = "standard",
-): Promise<URL> {
+): Promise<Record<string, any>> {
   await emulator.addUser(githubUser);
-  const callback = await authorizeAs(userId, githubUser.id, appType);
-  const res = await publicFetch(callback);
+  const ticket = await callbackTicket(await authorizeAs(userId, githubUser.id, appType));
+  const confirmed = await confirmConnect(userId, ticket);
+  if (confirmed.status !== 200) throw new Error(`confirm answered ${confirmed.status}: ${JSON.stringify(confirmed.body)}`);
+  return confirmed.body;
+}
+
+/** Follows the callback path; returns the ticket from the redirect (throws on anything else). */
+export async function callbackTicket(callbackPath: string): Promise<string> {
+  const res = await publicFetch(callbackPath);
   if (res.status !== 302) throw new Error(`callback answered ${res.status}: ${await res.text()}`);
-  return new URL(res.headers.get("location")!);
+  const back = new URL(res.headers.get("location")!);
+  const ticket = back.searchParams.get("connect_ticket");
+  if (back.searchParams.get("github_connect") !== "confirm" || !ticket) throw new Error(`callback redirected to ${back.search}`);
+  return ticket;
+}
+
+/** The web app's server confirming a connect for the user signed in to its session. */
+export function confirmConnect(userId: string, ticket: string) {
+  return callApi("POST", `/users/${encodeURIComponent(userId)}/connect/confirm`, { ticket });
 }
 
 /** Starts a connect and has the emulator's user approve it; returns the callback path. */

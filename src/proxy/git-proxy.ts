@@ -9,11 +9,13 @@
  * Bodies stream both ways (packs are never buffered), redirects are never followed, and
  * only the headers git and the REST API need cross in either direction.
  */
-import { userActor } from "./api";
-import { capabilityFromRequest, parseCapability, parseGitRoute, parseRestRoute } from "./capabilities";
-import { loadConfig } from "./config";
-import { failure, statusOf, type Failure, type Reason } from "./contract";
-import { logEvent } from "./log";
+import { callActor, userActor } from "../api";
+import { loadConfig } from "../config";
+import { failure, type Failure } from "../contract";
+import { gitFailure, json } from "../http/respond";
+import { logEvent } from "../log";
+import { capabilityFromRequest, verifyCapability } from "./capability-token";
+import { parseGitRoute, parseRestRoute } from "./paths";
 
 const GIT_REQUEST_HEADERS = ["content-type", "accept", "content-encoding", "git-protocol", "user-agent"];
 const GIT_RESPONSE_HEADERS = ["content-type", "cache-control", "expires", "pragma", "content-encoding"];
@@ -84,14 +86,15 @@ async function redeem(
   write: boolean,
 ): Promise<{ ok: true; token: string; repository: string; userId: string } | Failure> {
   const raw = capabilityFromRequest(request);
-  const parsed = raw ? await parseCapability(raw) : null;
-  if (!parsed) return failure("invalid_capability", "Send the session capability as the HTTP password.");
-  try {
-    const redeemed = await userActor(env, parsed.userId).redeemCapability({ userId: parsed.userId, secretHash: parsed.secretHash, repository, write });
-    return redeemed.ok ? { ...redeemed, userId: parsed.userId } : redeemed;
-  } catch {
-    return failure("github_unavailable", "The broker could not check the capability; try again.", 1);
-  }
+  // Authenticated here, before any Durable Object is touched: a forged one wakes nothing.
+  const verified = raw ? await verifyCapability(env, raw) : null;
+  if (!verified) return failure("invalid_capability", "Send the session capability as the HTTP password.");
+  const { userId, secretHash } = verified;
+  const redeemed = await callActor(
+    async (): Promise<{ ok: true; token: string; repository: string } | Failure> =>
+      await userActor(env, userId).redeemCapability({ userId, secretHash, repository, write }),
+  );
+  return redeemed.ok ? { ...redeemed, userId } : redeemed;
 }
 
 async function forward(upstream: string, request: Request, headers: Headers, keep: string[], kind: string, userId: string): Promise<Response> {
@@ -116,20 +119,7 @@ async function forward(upstream: string, request: Request, headers: Headers, kee
 }
 
 function failureResponse(kind: string, f: Failure): Response {
-  return kind === "git" ? gitError(f) : jsonError(f);
-}
-
-function gitError(f: Failure): Response {
-  const headers = new Headers({ "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" });
-  if (f.reason === "invalid_capability") headers.set("www-authenticate", 'Basic realm="github-token-broker"');
-  return new Response(`${f.reason}: ${f.message}\n`, { status: statusOf(f.reason as Reason), headers });
-}
-
-function jsonError(f: Failure): Response {
-  return new Response(JSON.stringify(f), {
-    status: statusOf(f.reason),
-    headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" },
-  });
+  return kind === "git" ? gitFailure(f) : json(f);
 }
 
 function pick(from: Headers, names: string[]): Headers {
