@@ -19,7 +19,7 @@ export interface Harness {
   logLines(): number;
   /** An internal-API call with the bearer token. */
   call(path: string, body?: unknown, method?: string): Promise<Response>;
-  /** Connects a user through the real flow: connect → consent → callback. */
+  /** Connects a user through the real flow: connect → consent → callback → confirm. */
   connect(userId: string, githubId: number, repos?: Record<string, "push" | "pull">): Promise<void>;
   dispose(): Promise<void>;
 }
@@ -109,7 +109,10 @@ export async function startHarness(emulator = new GitHubEmulator(Object.values(A
       codeChallenge: authorize.searchParams.get("code_challenge"),
     });
     const back = await fetch(new URL(`/oauth/callback?code=${code}&state=${authorize.searchParams.get("state")}`, url), { redirect: "manual" });
-    if (!back.headers.get("location")?.includes("github_connect=success")) throw new Error(`connect failed: ${back.headers.get("location")}`);
+    const ticket = new URL(back.headers.get("location") ?? "x:").searchParams.get("connect_ticket");
+    if (!ticket) throw new Error(`callback answered ${back.status} without a ticket`);
+    const confirmed = await call(`/v1/users/${userId}/connect/confirm`, { ticket });
+    if (confirmed.status !== 200) throw new Error(`confirm answered ${confirmed.status}: ${await confirmed.text()}`);
   }
 
   return { url, emulator, logLines: () => logLines, call, connect, dispose: () => mf.dispose() };
