@@ -50,6 +50,8 @@ export default defineConfig({
         plugins: [
           sqlAsText(),
           cloudflareTest({
+            // The production entry plus the explorer's hold points (test/support/entry.ts).
+            main: "./test/support/entry.ts",
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
               bindings: {

@@ -10,6 +10,9 @@
  * - Access tokens expire on the emulator's clock, which a test can move.
  * - It counts what it was asked and injects faults on demand (5xx, hangs, a response lost
  *   after the rotation happened, rate limits, wrong client credentials).
+ * - It can hold any request (the k-th that matches) until a test releases it, numbers every
+ *   request on arrival, and remembers which request killed each token: the interleaving
+ *   explorer's truth.
  *
  * Only Web-standard APIs are used, so the same class serves requests inside the vitest
  * pool (as Miniflare's outbound service, running in Node), under `wrangler dev` (as a Worker)
@@ -72,6 +75,8 @@ interface TokenRecord {
   pairId: number;
   /** A refresh token spent by a refresh (as opposed to revoked or expired). */
   rotated?: boolean;
+  /** What ended it, and the arrival sequence number of the request that did. */
+  killedBy?: { cause: "rotation" | "revocation"; seq: number };
 }
 
 export interface TokenState {
@@ -79,6 +84,21 @@ export interface TokenState {
   pairId: number;
   userId: number;
   clientId: string;
+  /** Why it died (rotation or revocation) and the arrival number of the request that killed it. */
+  killedBy?: { cause: "rotation" | "revocation"; seq: number };
+}
+
+/**
+ * A request held at the emulator until a test releases it (the interleaving explorer).
+ * It catches the `skip + 1`-th request that matches after it was armed, before that request
+ * does anything: no fault, no token check, no rotation.
+ */
+interface Hold {
+  match: ReadonlySet<string> | null;
+  skip: number;
+  caught: { endpoint: string; seq: number } | null;
+  released: boolean;
+  waiters: (() => void)[];
 }
 
 interface CodeRecord {
@@ -127,6 +147,10 @@ export class GitHubEmulator {
   #faults: Fault[] = [];
   #hangs = new Set<() => void>();
   #nextPair = 1;
+  /** Arrival number of every request (GitHub's and hold points), for ordering facts in tests. */
+  #seq = 0;
+  #holds = new Map<number, Hold>();
+  #nextHold = 1;
   /** Per `clientId:userId`: rotations whose answer was dropped, and grant revocations. */
   #history = new Map<string, GrantHistory>();
   #webhookFetch: (req: Request) => Promise<Response>;
@@ -152,6 +176,7 @@ export class GitHubEmulator {
     this.#history.clear();
     for (const release of this.#hangs) release();
     this.#hangs.clear();
+    for (const id of [...this.#holds.keys()]) this.release(id);
     this.settings = { ...DEFAULT_SETTINGS };
     this.clockOffsetSeconds = 0;
     for (const key of Object.keys(this.counts) as Endpoint[]) this.counts[key] = 0;
@@ -228,7 +253,9 @@ export class GitHubEmulator {
 
   #state(rec: TokenRecord | undefined): TokenState | null {
     if (!rec) return null;
-    return { alive: rec.alive && rec.expiresAt > this.now(), pairId: rec.pairId, userId: rec.userId, clientId: rec.clientId };
+    const state: TokenState = { alive: rec.alive && rec.expiresAt > this.now(), pairId: rec.pairId, userId: rec.userId, clientId: rec.clientId };
+    if (rec.killedBy) state.killedBy = rec.killedBy;
+    return state;
   }
 
   /** Live refresh tokens of one user and App (there is at most one per grant). */
@@ -256,11 +283,68 @@ export class GitHubEmulator {
   }
 
   /** Revokes the user's grant for the App, as "Revoke" in GitHub's settings does. */
-  revokeGrant(clientId: string, userId: number): void {
+  revokeGrant(clientId: string, userId: number, seq = ++this.#seq): void {
     this.#record(clientId, userId, "revocations");
     for (const map of [this.#accessTokens, this.#refreshTokens]) {
-      for (const rec of map.values()) if (rec.clientId === clientId && rec.userId === userId) rec.alive = false;
+      for (const rec of map.values()) {
+        if (rec.clientId !== clientId || rec.userId !== userId || !rec.alive) continue;
+        rec.alive = false;
+        rec.killedBy = { cause: "revocation", seq };
+      }
     }
+  }
+
+  /** The arrival number the next request will get: everything numbered below it has arrived. */
+  mark(): number {
+    return ++this.#seq;
+  }
+
+  /** Arms a hold; see {@link Hold}. `match`: endpoint names, or every endpoint when omitted. */
+  hold(options: { match?: string[]; skip?: number } = {}): number {
+    const id = this.#nextHold++;
+    this.#holds.set(id, { match: options.match ? new Set(options.match) : null, skip: options.skip ?? 0, caught: null, released: false, waiters: [] });
+    return id;
+  }
+
+  /** What a hold has caught so far (`null`: nothing yet). */
+  held(id: number): { endpoint: string; seq: number } | null {
+    return this.#holds.get(id)?.caught ?? null;
+  }
+
+  /** Lets a held request go on (or disarms a hold that caught nothing). */
+  release(id: number): void {
+    const hold = this.#holds.get(id);
+    if (!hold) return;
+    hold.released = true;
+    for (const go of hold.waiters.splice(0)) go();
+    this.#holds.delete(id);
+  }
+
+  /** Waits while an armed hold catches this request. */
+  async #holdPoint(endpoint: string, seq: number): Promise<void> {
+    for (const hold of this.#holds.values()) {
+      if (hold.caught || hold.released || (hold.match && !hold.match.has(endpoint))) continue;
+      if (hold.skip > 0) {
+        hold.skip--;
+        continue;
+      }
+      hold.caught = { endpoint, seq };
+      await new Promise<void>((resolve) => hold.waiters.push(resolve));
+      return;
+    }
+  }
+
+  /** Which counted endpoint a request is, for holds; `null` for anything else. */
+  async #endpointOf(request: Request, path: string): Promise<string | null> {
+    if (request.method === "POST" && path === "/login/oauth/access_token") {
+      const params = await readParams(request.clone());
+      return params.get("grant_type") === "refresh_token" ? "refresh" : "exchange";
+    }
+    if (request.method === "GET" && path === "/user") return "user";
+    if (request.method === "GET" && /^\/repos\/[^/]+\/[^/]+$/.test(path)) return "repo";
+    if (request.method === "DELETE" && /^\/applications\/[^/]+\/grant$/.test(path)) return "revoke_grant";
+    if (/\.git\/(info\/refs|git-upload-pack|git-receive-pack)$/.test(path)) return "git";
+    return null;
   }
 
   /**
@@ -298,8 +382,17 @@ export class GitHubEmulator {
     const url = new URL(request.url);
     const path = url.pathname.replace(/\/+$/, "") || "/";
     try {
+      if (path === "/_emulator/hold-point") {
+        // A point in the broker's own code (a Durable-Object-to-Durable-Object call) that a
+        // test can hold like a GitHub request: see test/support/entry.ts.
+        await this.#holdPoint(url.searchParams.get("name") ?? "point", ++this.#seq);
+        return new Response(null, { status: 204 });
+      }
       if (path.startsWith("/_emulator/")) return await this.#control(request, path.slice("/_emulator/".length), url);
-      if (request.method === "POST" && path === "/login/oauth/access_token") return await this.#tokenEndpoint(request);
+      const seq = ++this.#seq;
+      const endpoint = await this.#endpointOf(request, path);
+      if (endpoint) await this.#holdPoint(endpoint, seq);
+      if (request.method === "POST" && path === "/login/oauth/access_token") return await this.#tokenEndpoint(request, seq);
       if (request.method === "GET" && path === "/login/oauth/authorize") return this.#consentPage(url);
       if (request.method === "POST" && path === "/login/oauth/authorize") return await this.#consentAnswer(request);
       if (request.method === "GET" && path === "/user") return await this.#getUser(request);
@@ -378,7 +471,7 @@ export class GitHubEmulator {
 
   // ---- OAuth ----
 
-  async #tokenEndpoint(request: Request): Promise<Response> {
+  async #tokenEndpoint(request: Request, seq: number): Promise<Response> {
     const params = await readParams(request);
     const isRefresh = params.get("grant_type") === "refresh_token";
     const endpoint: Endpoint = isRefresh ? "refresh" : "exchange";
@@ -391,7 +484,7 @@ export class GitHubEmulator {
     if (!app || params.get("client_secret") !== app.clientSecret) {
       return this.#oauthError("incorrect_client_credentials", "The client_id and/or client_secret passed are incorrect.");
     }
-    const result = isRefresh ? this.#refresh(app, params) : await this.#exchange(app, params);
+    const result = isRefresh ? this.#refresh(app, params, seq) : await this.#exchange(app, params);
     if (fault?.kind === "drop_after_rotate") {
       const rec = this.#refreshTokens.get(params.get("refresh_token") ?? "");
       if (isRefresh && rec) this.#record(app.clientId, rec.userId, "droppedRotations");
@@ -419,7 +512,7 @@ export class GitHubEmulator {
     return this.#issue(app.clientId, code.userId);
   }
 
-  #refresh(app: EmulatorApp, params: URLSearchParams): Response {
+  #refresh(app: EmulatorApp, params: URLSearchParams, seq: number): Response {
     const token = params.get("refresh_token") ?? "";
     const rec = this.#refreshTokens.get(token);
     // A client presenting a refresh token that was already spent: the race this broker exists
@@ -430,8 +523,13 @@ export class GitHubEmulator {
     }
     rec.alive = false; // single use: the old refresh token is dead from now on
     rec.rotated = true;
+    rec.killedBy = { cause: "rotation", seq };
     if (this.settings.refreshKillsAccessToken) {
-      for (const access of this.#accessTokens.values()) if (access.pairId === rec.pairId) access.alive = false;
+      for (const access of this.#accessTokens.values()) {
+        if (access.pairId !== rec.pairId || !access.alive) continue;
+        access.alive = false;
+        access.killedBy = { cause: "rotation", seq };
+      }
     }
     return this.#issue(app.clientId, rec.userId);
   }
@@ -617,6 +715,10 @@ export class GitHubEmulator {
         if (body.notify) return this.#json(200, await this.revokeAndNotify(String(body.clientId), Number(body.userId)));
         this.revokeGrant(String(body.clientId), Number(body.userId));
         return this.#json(200, { ok: true });
+      case "POST holds":
+        return this.#json(200, { id: this.hold(body as { match?: string[]; skip?: number }) });
+      case "POST mark":
+        return this.#json(200, { seq: this.mark() });
       case "GET stats":
         return this.#json(200, { counts: this.counts, faultsInjected: this.faultsInjected });
       case "GET token": {
@@ -629,8 +731,15 @@ export class GitHubEmulator {
         const tokens = this.liveRefreshTokens(url.searchParams.get("clientId") ?? "", Number(url.searchParams.get("userId")));
         return this.#json(200, { refreshTokens: tokens });
       }
-      default:
+      default: {
+        const hold = /^holds\/(\d+)(\/release)?$/.exec(action);
+        if (hold && request.method === "GET") return this.#json(200, { caught: this.held(Number(hold[1])) });
+        if (hold && hold[2] && request.method === "POST") {
+          this.release(Number(hold[1]));
+          return this.#json(200, { ok: true });
+        }
         return this.#json(404, { message: `no control route ${request.method} ${action}` });
+      }
     }
   }
 

@@ -377,14 +377,18 @@ export class UserActor extends DurableObject<Env> {
     return owner === userId ? null : failure("invalid_request", "userId does not match this actor");
   }
 
-  /** Everything of the user goes; pending revocations (which name no user) stay until done. */
+  /**
+   * Everything of the user goes; pending revocations (which name no user) stay until done.
+   * The empty schema is re-created at once (the input gate holds other events across the
+   * `deleteAll`), so operations still in flight find nothing instead of a missing table.
+   */
   async #wipe(): Promise<void> {
     this.#vault.forget();
     this.#repos.forget();
     this.#owner = undefined;
     if (this.#revoker.pending().length === 0) {
       await this.ctx.storage.deleteAll();
-      this.#ready = false;
+      migrate(this.ctx.storage, USER_ACTOR_MIGRATIONS);
       return;
     }
     const sql = this.ctx.storage.sql;

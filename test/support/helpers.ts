@@ -33,8 +33,29 @@ export const emulator = {
     control<{ code: string }>("POST", "authorize", p),
   tokenState: (token: string) =>
     control<{ refresh: TokenState | null; access: TokenState | null }>("GET", `token?token=${encodeURIComponent(token)}`),
+  /** Waits until the hold has caught a request; `null` when `done` settles first (nothing to hold). */
+  async waitHeld(id: number, done: Promise<unknown>, timeoutMs = 5000): Promise<{ endpoint: string; seq: number } | null> {
+    let finished = false;
+    void done.then(
+      () => (finished = true),
+      () => (finished = true),
+    );
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const caught = await emulator.held(id);
+      if (caught) return caught;
+      if (finished || Date.now() > until) return null;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  },
   liveRefreshTokens: (appType: AppType, githubUserId: number) =>
     control<{ refreshTokens: string[] }>("GET", `live?clientId=${APPS[appType].clientId}&userId=${githubUserId}`),
+  /** Arms a hold on the `skip + 1`-th matching request from now (every endpoint when `match` is omitted). */
+  hold: (options: { match?: string[]; skip?: number } = {}) => control<{ id: number }>("POST", "holds", options).then((r) => r.id),
+  held: (id: number) => control<{ caught: { endpoint: string; seq: number } | null }>("GET", `holds/${id}`).then((r) => r.caught),
+  release: (id: number) => control("POST", `holds/${id}/release`),
+  /** An arrival number: every request the emulator numbered below it has arrived. */
+  mark: () => control<{ seq: number }>("POST", "mark").then((r) => r.seq),
   revoke: (appType: AppType, githubUserId: number, notify = false) =>
     control<{ status?: number; deliveryId?: string }>("POST", "revoke", { clientId: APPS[appType].clientId, userId: githubUserId, notify }),
 };
