@@ -73,7 +73,8 @@ async function connect(u: SoakUser, account: number) {
 
 it(`soak: ${USERS} users x ${SESSIONS} sessions for ${SECONDS}s under faults and lifecycle churn, then the truth check`, async () => {
   await emulator.reset();
-  await emulator.settings({ accessTokenExpiresIn: 3, hangMs: 2500 });
+  // The emulator knows the broker's timeout, so a rotation answered after it counts as lost.
+  await emulator.settings({ accessTokenExpiresIn: 3, hangMs: 2500, clientTimeoutMs: Number(bindings.GITHUB_TIMEOUT_MS) });
   const users: SoakUser[] = Array.from({ length: USERS }, (_, i) => ({
     userId: `soak-${i}`,
     accounts: [50_000 + i, 60_000 + i],
