@@ -262,6 +262,8 @@ export class UserActor extends DurableObject<Env> {
 
   /** See housekeeping.ts. */
   override async alarm(): Promise<void> {
+    // Checked afresh: an alarm may outlive the storage it was set for.
+    this.#ready = false;
     if (!this.#readable()) return;
     const service = await serviceContext(this.env);
     if (!service.ok) {
