@@ -21,6 +21,7 @@ import {
 import { ConfigError } from "./crypto";
 import { logEvent } from "./log";
 import { authorizeUrl, checkReturnTo, signState } from "./oauth";
+import { parsePushPolicy } from "./proxy/ref-policy";
 import { parseAppType, parseMinValidity, parsePermission, parseRepository, parseUserId } from "./validate";
 
 /** `GET /connection` answers the view with `ok: true` added, so every result is discriminated. */
@@ -150,9 +151,11 @@ export function issueCapability(env: Env, userId: unknown, body: unknown): Promi
     if (typeof ttl !== "number" || !Number.isInteger(ttl) || ttl < 1 || ttl > 28_800) {
       return failure("invalid_request", "ttlSeconds must be an integer from 1 to 28800");
     }
+    const policy = parsePushPolicy(fields.branches, fields.allowDelete);
+    if (!policy.ok) return policy;
     return callActor(
       async (): Promise<CapabilityGrant | Failure> =>
-        await userActor(env, input.value.userId).issueCapability({ ...input.value, sessionId: session.value, ttlSeconds: ttl }),
+        await userActor(env, input.value.userId).issueCapability({ ...input.value, sessionId: session.value, ttlSeconds: ttl, policy: policy.value }),
     );
   });
 }

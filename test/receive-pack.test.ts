@@ -94,7 +94,7 @@ function referenceParse(bytes: Uint8Array): { commands: RefCommand[]; pushCert: 
     const nul = raw.indexOf(0);
     const decode = (b: Uint8Array) => {
       try {
-        return new TextDecoder("utf-8", { fatal: true }).decode(b);
+        return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(b);
       } catch {
         return null;
       }

@@ -36,6 +36,7 @@ import { timingSafeEqualStrings } from "../crypto";
 import { githubFailure } from "../failures";
 import { logEvent } from "../log";
 import { mintCapability } from "../proxy/capability-token";
+import type { PushPolicy } from "../proxy/ref-policy";
 import { hasSchema, migrate, USER_ACTOR_MIGRATIONS } from "../schema";
 import { CapabilityStore } from "./capability-store";
 import { ConnectFlow, type CallbackResult } from "./connect-flow";
@@ -244,7 +245,7 @@ export class UserActor extends DurableObject<Env> {
   // ------------------------------------------------------------------ capabilities
 
   /** `POST /v1/users/{userId}/capabilities`, after the same repository check as a token. */
-  async issueCapability(input: TokenInput & { sessionId: string; ttlSeconds: number }): Promise<CapabilityGrant | Failure> {
+  async issueCapability(input: TokenInput & { sessionId: string; ttlSeconds: number; policy: PushPolicy }): Promise<CapabilityGrant | Failure> {
     const c = await this.#read(input.userId, input.appType);
     if (!c.ok) return c;
     const minted = await mintCapability(this.env, input.userId);
@@ -269,6 +270,7 @@ export class UserActor extends DurableObject<Env> {
         connectedAt: row.connected_at,
         generation: row.generation,
         expiresAt,
+        policy: input.policy,
       });
       await this.#housekeeping.schedule();
       logEvent({ event: "capability_issued", userId: input.userId, appType: input.appType, outcome: "ok", sessionId: input.sessionId });
@@ -278,6 +280,8 @@ export class UserActor extends DurableObject<Env> {
         expiresAt: rfc3339(expiresAt),
         gitRemoteUrl: `${c.value.config.publicBaseUrl}/git/${input.repository}.git`,
         committer: committerOf(row),
+        branches: input.policy.branches,
+        allowDelete: input.policy.allowDelete,
       };
     }
     return failure("github_unavailable", "The connection changed while the broker was answering; try again.", 1);
@@ -297,7 +301,7 @@ export class UserActor extends DurableObject<Env> {
    * never breaks a running one and a reconnect never lends another account's token.
    */
   async redeemCapability(input: { userId: string; secretHash: string; repository: string; write: boolean }): Promise<
-    { ok: true; token: string; repository: string } | Failure
+    { ok: true; token: string; repository: string; policy: PushPolicy } | Failure
   > {
     if (!this.#readable() || this.#ownerMismatch(input.userId)) return failure("invalid_capability", "Unknown or revoked capability.");
     const cap = this.#caps.find(input.secretHash, input.repository, input.write);
@@ -312,7 +316,7 @@ export class UserActor extends DurableObject<Env> {
       if (!live.ok) return live.reason === "revoked" || live.reason === "reconnect_required" || live.reason === "not_connected" ? gone : live;
       if (live.row.generation !== cap.generation) return gone;
       // The repository as issued: what is forwarded is exactly what was checked.
-      if (this.#refresher.isCurrent(live)) return { ok: true, token: live.accessToken, repository: cap.repository };
+      if (this.#refresher.isCurrent(live)) return { ok: true, token: live.accessToken, repository: cap.repository, policy: CapabilityStore.policyOf(cap) };
     }
     return failure("github_unavailable", "The connection changed while the broker was answering; try again.", 1);
   }

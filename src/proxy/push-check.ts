@@ -4,8 +4,14 @@
  * ref outside the session's policy is refused whole, in git's own `report-status`, with
  * HTTP 200 as git expects a refusal, so `git push` prints
  * `! [remote rejected] main (branch not allowed for this session: agent/*)` for every ref;
- * the request body is cancelled and nothing reaches GitHub. An allowed push goes on with a
- * body that replays every byte (the pack is streamed, never buffered).
+ * nothing reaches GitHub. An allowed push goes on with a body that replays every byte (the
+ * pack is streamed, never buffered).
+ *
+ * The refused push's body is read to its end and dropped before the answer goes out: git
+ * sends a push over its 1 MiB post buffer while it waits for the answer, and an answer that
+ * cuts the upload short makes it print `curl 55 Send failure: Broken pipe` and then
+ * "Everything up-to-date" instead of the refusal. Dropping costs bandwidth, never memory,
+ * and stops at {@link MAX_DISCARD_BYTES} (GitHub's own limit on a push).
  */
 import { failure } from "../contract";
 import { gitFailure } from "../http/respond";
@@ -40,7 +46,7 @@ export async function checkPush(request: Request, policy: PushPolicy, userId: st
   const body = forward ?? section.body;
   const decision = decidePush(policy, section.commands);
   if (decision.allowed) return { ok: true, body };
-  await body.cancel();
+  await discard(body);
   logEvent({ event: "push_refused", userId, outcome: decision.refusals.find((r) => r.reason !== "refused_as_whole")!.reason, refs: decision.refusals.length });
   if (!wantsReport(section.capabilities)) {
     const first = decision.refusals.find((r) => r.reason !== "refused_as_whole")!;
@@ -58,6 +64,28 @@ export async function checkPush(request: Request, policy: PushPolicy, userId: st
       headers: { "content-type": "application/x-git-receive-pack-result", "cache-control": "no-cache" },
     }),
   };
+}
+
+/** GitHub refuses pushes over 2 GiB; a refused push is never read further than that. */
+const MAX_DISCARD_BYTES = 2 * 1024 ** 3;
+
+/** Reads `body` to its end (or the limit), keeping nothing. */
+async function discard(body: ReadableStream<Uint8Array>): Promise<void> {
+  const reader = body.getReader();
+  let seen = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      seen += value.byteLength;
+      if (seen > MAX_DISCARD_BYTES) {
+        await reader.cancel();
+        return;
+      }
+    }
+  } catch {
+    // The client went away: nobody is left to answer.
+  }
 }
 
 function refuse(message: string): PushCheck {
