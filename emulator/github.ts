@@ -436,7 +436,7 @@ export class GitHubEmulator {
     });
   }
 
-  async #applyFault(fault: Fault | null, oauth: boolean): Promise<Response | null> {
+  async #applyFault(fault: Fault | null, oauth: boolean, request?: Request): Promise<Response | null> {
     if (!fault) return null;
     switch (fault.kind) {
       case "status_5xx":
@@ -461,9 +461,11 @@ export class GitHubEmulator {
         await new Promise((r) => setTimeout(r, fault.delayMs ?? 100));
         return null;
       case "sso_required":
-        return this.#json(403, {
-          message: "Resource protected by organization SAML enforcement. You must grant your OAuth token access to this organization.",
-        });
+        return this.#json(
+          403,
+          { message: "Resource protected by organization SAML enforcement. You must grant your OAuth token access to this organization." },
+          { "x-github-sso": `required; url=${ssoUrl(request)}` },
+        );
       case "drop_after_rotate":
         return null; // handled by the endpoint: do the work, then hang
     }
@@ -611,7 +613,7 @@ export class GitHubEmulator {
 
   async #getUser(request: Request): Promise<Response> {
     this.counts.user++;
-    const early = await this.#applyFault(this.#takeFault("user"), false);
+    const early = await this.#applyFault(this.#takeFault("user"), false, request);
     if (early) return early;
     const rec = this.#bearer(request);
     if (!rec) return this.#json(401, { message: "Bad credentials" });
@@ -621,7 +623,7 @@ export class GitHubEmulator {
 
   async #getRepo(request: Request, fullName: string): Promise<Response> {
     this.counts.repo++;
-    const early = await this.#applyFault(this.#takeFault("repo"), false);
+    const early = await this.#applyFault(this.#takeFault("repo"), false, request);
     if (early) return early;
     const rec = this.#bearer(request);
     if (!rec) return this.#json(401, { message: "Bad credentials" });
@@ -639,7 +641,7 @@ export class GitHubEmulator {
 
   async #deleteGrant(request: Request, clientId: string): Promise<Response> {
     this.counts.revoke_grant++;
-    const early = await this.#applyFault(this.#takeFault("revoke_grant"), false);
+    const early = await this.#applyFault(this.#takeFault("revoke_grant"), false, request);
     if (early) return early;
     const app = this.apps.get(clientId);
     const auth = request.headers.get("authorization") ?? "";
@@ -662,7 +664,7 @@ export class GitHubEmulator {
 
   async #git(request: Request, repository: string, url: URL): Promise<Response> {
     this.counts.git++;
-    const early = await this.#applyFault(this.#takeFault("git"), false);
+    const early = await this.#applyFault(this.#takeFault("git"), false, request);
     if (early) return early;
     const auth = /^Basic (.+)$/i.exec(request.headers.get("authorization") ?? "");
     let token = "";
@@ -762,6 +764,18 @@ export interface GrantHistory {
   revocations: number;
   /** Refresh attempts with a refresh token already spent by an earlier refresh. */
   spentTokenReuses: number;
+}
+
+/**
+ * Where GitHub sends a person to authorize an organisation's SAML SSO for an App: on the web
+ * host (the API host without `api.`), `/orgs/{owner}/sso?authorization_request=...`.
+ */
+function ssoUrl(request: Request | undefined): string {
+  const url = new URL(request?.url ?? "https://github.com/");
+  const web = new URL(url.origin);
+  if (web.hostname.startsWith("api.")) web.hostname = web.hostname.slice(4);
+  const owner = /^\/repos\/([^/]+)\//.exec(url.pathname)?.[1] ?? /^\/([^/]+)\//.exec(url.pathname)?.[1] ?? "acme";
+  return `${web.origin}/orgs/${owner}/sso?authorization_request=${randomToken("")}`;
 }
 
 function emptyHistory(): GrantHistory {

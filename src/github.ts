@@ -46,6 +46,8 @@ export interface GitHubUser {
  * - `not_found`: 404 (for a repository: missing, or not visible to this user token).
  * - `forbidden`: 403 that is not a rate limit (SAML SSO not authorised for this token, an
  *   organisation policy): the user cannot reach it with this token, and retrying won't help.
+ *   `ssoUrl`: GitHub's `X-GitHub-SSO: required; url=...`, where the person authorizes the
+ *   organisation for this App (kept only when it is on the configured GitHub host).
  */
 export type GitHubError =
   | { kind: "unavailable"; retryAfterSeconds: number; detail: string }
@@ -54,7 +56,7 @@ export type GitHubError =
   | { kind: "bad_grant"; code: string; detail: string }
   | { kind: "unauthorized"; detail: string }
   | { kind: "not_found"; detail: string }
-  | { kind: "forbidden"; detail: string };
+  | { kind: "forbidden"; detail: string; ssoUrl?: string };
 
 export type GitHubResult<T> = { ok: true; value: T } | { ok: false; error: GitHubError };
 
@@ -193,7 +195,10 @@ export class GitHubClient {
     const fail = httpFailure(response, label);
     if (fail) {
       await response.body?.cancel();
-      if (response.status === 403 && fail.error.kind === "unavailable") return { ok: false, error: { kind: "forbidden", detail: `${label}: 403` } };
+      if (response.status === 403 && fail.error.kind === "unavailable") {
+        const ssoUrl = ssoUrlOf(response, this.config.webUrl);
+        return { ok: false, error: ssoUrl ? { kind: "forbidden", detail: `${label}: 403 (SAML SSO)`, ssoUrl } : { kind: "forbidden", detail: `${label}: 403` } };
+      }
       return fail;
     }
     const body = await readJson(response);
@@ -223,6 +228,23 @@ export class GitHubClient {
 
 function unavailable(detail: string, retryAfterSeconds = DEFAULT_RETRY_AFTER): { ok: false; error: GitHubError } {
   return { ok: false, error: { kind: "unavailable", retryAfterSeconds, detail } };
+}
+
+/**
+ * The authorize URL of `X-GitHub-SSO: required; url=<url>`, when it is an absolute URL on the
+ * configured GitHub web host (it goes to a person's browser: nothing else is passed on).
+ */
+export function ssoUrlOf(response: Response, webUrl: string): string | undefined {
+  const header = response.headers.get("x-github-sso") ?? "";
+  const m = /^\s*required\s*;\s*url=(\S+)\s*$/i.exec(header);
+  if (!m) return undefined;
+  try {
+    const url = new URL(m[1]!);
+    if (url.origin !== new URL(webUrl).origin || url.username || url.password || m[1]!.length > 2048) return undefined;
+    return url.toString();
+  } catch {
+    return undefined;
+  }
 }
 
 /** Classifies non-2xx answers shared by every endpoint: rate limits and outages. */
