@@ -282,6 +282,7 @@ describe("receive-pack command reader", () => {
     const section = await readCommandSection(source);
     if (!section.ok) throw new Error(section.message);
     await section.body.cancel();
+    for (let i = 0; i < 50 && !cancelled; i++) await new Promise((r) => setTimeout(r, 2));
     expect(cancelled).toBe(true);
   });
 });
