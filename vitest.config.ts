@@ -44,7 +44,7 @@ export default defineConfig({
   test: {
     // The broker's structured log lines are asserted on where they matter (console spies);
     // printed, they would bury the test report.
-    onConsoleLog: (log: string) => !log.startsWith('{"event"'),
+    onConsoleLog: (log: string) => process.env.SHOW_LOGS === "1" || !log.startsWith('{"event"'),
     projects: [
       {
         plugins: [

@@ -121,6 +121,12 @@ export interface EmulatorSettings {
   refreshKillsAccessToken: boolean;
   /** Upper bound of a `hang`, so a forgotten hang never holds a process forever. */
   hangMs: number;
+  /**
+   * The client's own timeout (the broker's `GITHUB_TIMEOUT_MS`), when known: a rotation
+   * answered later than (about) this was lost by the client, and is recorded as a dropped
+   * rotation, the same fact as a `drop_after_rotate` fault.
+   */
+  clientTimeoutMs: number | null;
 }
 
 const DEFAULT_SETTINGS: EmulatorSettings = {
@@ -129,6 +135,7 @@ const DEFAULT_SETTINGS: EmulatorSettings = {
   expiringTokens: true,
   refreshKillsAccessToken: true,
   hangMs: 60_000,
+  clientTimeoutMs: null,
 };
 
 export class GitHubEmulator {
@@ -390,9 +397,10 @@ export class GitHubEmulator {
       }
       if (path.startsWith("/_emulator/")) return await this.#control(request, path.slice("/_emulator/".length), url);
       const seq = ++this.#seq;
+      const arrivedAt = Date.now();
       const endpoint = await this.#endpointOf(request, path);
       if (endpoint) await this.#holdPoint(endpoint, seq);
-      if (request.method === "POST" && path === "/login/oauth/access_token") return await this.#tokenEndpoint(request, seq);
+      if (request.method === "POST" && path === "/login/oauth/access_token") return await this.#tokenEndpoint(request, seq, arrivedAt);
       if (request.method === "GET" && path === "/login/oauth/authorize") return this.#consentPage(url);
       if (request.method === "POST" && path === "/login/oauth/authorize") return await this.#consentAnswer(request);
       if (request.method === "GET" && path === "/user") return await this.#getUser(request);
@@ -473,7 +481,7 @@ export class GitHubEmulator {
 
   // ---- OAuth ----
 
-  async #tokenEndpoint(request: Request, seq: number): Promise<Response> {
+  async #tokenEndpoint(request: Request, seq: number, arrivedAt: number): Promise<Response> {
     const params = await readParams(request);
     const isRefresh = params.get("grant_type") === "refresh_token";
     const endpoint: Endpoint = isRefresh ? "refresh" : "exchange";
@@ -491,6 +499,13 @@ export class GitHubEmulator {
       const rec = this.#refreshTokens.get(params.get("refresh_token") ?? "");
       if (isRefresh && rec) this.#record(app.clientId, rec.userId, "droppedRotations");
       throw new Hang();
+    }
+    const timeout = this.settings.clientTimeoutMs;
+    if (isRefresh && timeout !== null && Date.now() - arrivedAt >= timeout * 0.9 && result.status === 200) {
+      // The client gave up (its timeout) before GitHub answered: the rotation happened and
+      // its answer is lost, exactly like a dropped response.
+      const rec = this.#refreshTokens.get(params.get("refresh_token") ?? "");
+      if (rec) this.#record(app.clientId, rec.userId, "droppedRotations");
     }
     return result;
   }

@@ -15,7 +15,8 @@ import { verify } from "@octokit/webhooks-methods";
 import type { AppConfig } from "./config";
 import { identityIndex } from "./identity-index";
 import { logEvent } from "./log";
-import { userActor } from "./api";
+import { callActor, userActor } from "./api";
+import type { Failure } from "./contract";
 import { readLimited } from "./validate";
 
 /** GitHub caps webhook payloads at 25 MB; the events we act on are a few KiB. */
@@ -35,7 +36,9 @@ export interface WebhookSummary {
 export type WebhookOutcome =
   | { kind: "done"; summary: WebhookSummary }
   | { kind: "bad_signature" }
-  | { kind: "invalid"; message: string };
+  | { kind: "invalid"; message: string }
+  /** A user's actor could not be reached: answer 5xx, so GitHub redelivers (nothing was recorded). */
+  | { kind: "retry"; failure: Failure };
 
 export async function handleWebhook(env: Env, app: AppConfig, request: Request): Promise<WebhookOutcome> {
   const signature = request.headers.get("x-hub-signature-256") ?? "";
@@ -62,28 +65,33 @@ export async function handleWebhook(env: Env, app: AppConfig, request: Request):
   if (typeof senderId !== "number" || !Number.isSafeInteger(senderId) || senderId <= 0) {
     return { kind: "invalid", message: "sender.id must be a positive integer" };
   }
-  return { kind: "done", summary: await revokeLinkedUsers(env, app, String(senderId), request.headers.get("x-github-delivery") ?? "") };
+  return revokeLinkedUsers(env, app, String(senderId), request.headers.get("x-github-delivery") ?? "");
 }
 
-async function revokeLinkedUsers(env: Env, app: AppConfig, githubUserId: string, deliveryId: string): Promise<WebhookSummary> {
+async function revokeLinkedUsers(env: Env, app: AppConfig, githubUserId: string, deliveryId: string): Promise<WebhookOutcome> {
   const index = identityIndex(env, githubUserId);
   // A redelivery gets the first delivery's answer and does nothing again.
   if (deliveryId) {
-    const seen = await index.deliveryOutcome({ deliveryId });
-    if (seen) return JSON.parse(seen) as WebhookSummary;
+    const seen = await callActor(() => index.deliveryOutcome({ deliveryId }));
+    if (typeof seen === "string") return { kind: "done", summary: JSON.parse(seen) as WebhookSummary };
+    if (seen !== null) return { kind: "retry", failure: seen };
   }
-  const userIds = await index.users({ appType: app.appType });
+  const userIds = await callActor(() => index.users({ appType: app.appType }));
+  if (!Array.isArray(userIds)) return { kind: "retry", failure: userIds };
   const results = await Promise.all(
-    userIds.map((userId) => userActor(env, userId).revokedOnGitHub({ userId, appType: app.appType, githubUserId })),
+    userIds.map((userId) => callActor(() => userActor(env, userId).revokedOnGitHub({ userId, appType: app.appType, githubUserId }))),
   );
+  const failed = results.find((r): r is Failure => typeof r === "object");
+  // Each actor's revocation is idempotent: GitHub's redelivery finishes what failed here.
+  if (failed) return { kind: "retry", failure: failed };
   const summary: WebhookSummary = {
     handled: "revoked",
     users: results.filter((r) => r === "revoked").length,
     stillAuthorized: results.filter((r) => r === "still_authorized").length,
   };
-  if (deliveryId) await index.recordDelivery({ deliveryId, outcome: JSON.stringify(summary) });
+  if (deliveryId) await callActor(() => index.recordDelivery({ deliveryId, outcome: JSON.stringify(summary) }));
   logEvent({ event: "webhook_revoked", appType: app.appType, outcome: "revoked", linkedUsers: userIds.length, revoked: summary.users, stillAuthorized: summary.stillAuthorized });
-  return summary;
+  return { kind: "done", summary };
 }
 
 async function verifyAny(secrets: string[], body: string, signature: string): Promise<boolean> {

@@ -163,9 +163,13 @@ export class ConnectFlow {
         return failure("exchange_failed", "The GitHub App does not issue expiring user tokens: turn on 'Expire user authorization tokens' in its settings.");
       }
       const deleted = () => epoch !== this.#d.lifecycle.epoch;
+      // Links this connect wrote (the new account's, and the previous account's it retired):
+      // a connect that ends up storing nothing removes them again.
+      const unlinkOnLoss: string[] = [];
       const lost = async (f: Failure, why: string) => {
         log("abandoned", why);
         await this.#abandon(c, tokens);
+        for (const gh of unlinkOnLoss) await this.#unlinkQuietly(gh, c.userId, appType);
         return f;
       };
       if (deleted()) return lost(invalid, "account deleted during the connect");
@@ -173,17 +177,20 @@ export class ConnectFlow {
       if (!user.ok) return lost(exchangeFailure(user.error), user.error.detail);
       if (deleted()) return lost(invalid, "account deleted during the connect");
       // The link is written before the connection, so no connection is ever unreachable by
-      // the revocation webhook; a link left behind by a failure below is stale and harmless.
+      // the revocation webhook.
       try {
         await identityIndex(this.#d.env, user.value.id).link({ appType, userId: c.userId });
       } catch {
         return lost(failure("broker_unavailable", "The broker could not record the connection; try again.", 1), "identity index unreachable");
       }
-      // Another GitHub account's grant is not forgotten: it goes to the revoker.
       const before = this.#d.store.get(appType);
+      if (!before || before.github_user_id !== user.value.id) unlinkOnLoss.push(user.value.id);
+      if (deleted()) return lost(invalid, "account deleted during the connect");
+      // Another GitHub account's grant is not forgotten: it goes to the revoker.
       if (before && before.github_user_id !== user.value.id) {
         const retired = await this.#d.lifecycle.retire(c, appType);
         if (!retired.ok) return lost(retired, "could not retire the previous account's connection");
+        if (retired.row) unlinkOnLoss.push(retired.row.github_user_id);
       }
       const pair = await this.#d.vault.sealPair(c.keyring, c.userId, appType, tokens);
       await this.#d.refresher.settle(appType);

@@ -52,6 +52,7 @@ const webhook: Handler = async (request, env) => {
   const outcome = await handleWebhook(env, app, request);
   if (outcome.kind === "bad_signature") return json(failure("unauthorized", "Bad or missing X-Hub-Signature-256."));
   if (outcome.kind === "invalid") return json(failure("invalid_request", outcome.message));
+  if (outcome.kind === "retry") return json(outcome.failure);
   return json({ ok: true, ...outcome.summary }, outcome.summary.handled === "ignored" ? 200 : 202);
 };
 
