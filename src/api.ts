@@ -4,6 +4,7 @@
  * (`index.ts`, `BrokerApi`) are both thin shells over these functions, so a service-binding
  * caller and an HTTP caller get exactly the same behaviour.
  */
+import { parseTokenScope } from "./actor/scoped-tokens";
 import type { TokenInput, UserActor } from "./actor/user-actor";
 import { loadConfig, misconfigured, type AppConfig, type BrokerConfig } from "./config";
 import {
@@ -36,7 +37,10 @@ export function getToken(env: Env, userId: unknown, body: unknown): Promise<Toke
   return withConfig(env, async (config) => {
     const input = parseTokenInput(config, userId, body);
     if (!input.ok) return input;
-    return callActor(async (): Promise<TokenResult> => await userActor(env, input.value.userId).token(input.value));
+    const scope = parseTokenScope(asObject(body).scope, asObject(body).permissions);
+    if (!scope.ok) return scope;
+    const value = scope.value ? { ...input.value, scope: scope.value } : input.value;
+    return callActor(async (): Promise<TokenResult> => await userActor(env, value.userId).token(value));
   });
 }
 

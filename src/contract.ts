@@ -128,6 +128,12 @@ export interface TokenGrant {
   githubUserId: string;
   githubLogin: string;
   committer: Committer;
+  /** `repository` when the request asked for `scope: "repository"`: the token reaches that repository only. */
+  scope?: "repository";
+  /** With `scope`: the one repository the token reaches (`owner/name`). */
+  repository?: string;
+  /** With `scope`, when the request limited them: the token's GitHub permissions. */
+  permissions?: Record<string, string>;
 }
 
 export type TokenResult = TokenGrant | Failure;
@@ -191,6 +197,10 @@ export interface TokenRequest {
   permission?: Permission;
   /** Default 300, at most 3600. */
   minValiditySeconds?: number;
+  /** `repository`: a token minted for this repository only (`/applications/{client_id}/token/scoped`). */
+  scope?: "repository";
+  /** With `scope`: GitHub permission names to `read` / `write` (`{"contents": "write"}`). */
+  permissions?: Record<string, string>;
 }
 
 export interface RejectedTokenReport {

@@ -128,6 +128,73 @@ export class GitHubClient {
     return "failed";
   }
 
+  /**
+   * `POST /applications/{client_id}/token/scoped`: a user token limited to one repository
+   * (and to `permissions`, when given), derived from the user's `accessToken`. Its expiry is
+   * on the broker's clock: receipt time plus what GitHub's `expires_at` leaves after its own
+   * `Date`, never later than `notAfter` (the parent's expiry) — "one clock".
+   */
+  async scopedToken(
+    app: AppConfig,
+    accessToken: string,
+    repository: string,
+    permissions: Record<string, string> | null,
+    notAfter: number,
+  ): Promise<GitHubResult<{ token: string; expiresAt: number }>> {
+    if (!app.clientSecret) return { ok: false, error: { kind: "app_misconfigured", detail: "client secret not configured" } };
+    const [owner, name] = repository.split("/") as [string, string];
+    const body: Record<string, unknown> = { access_token: accessToken, target: owner, repositories: [name] };
+    if (permissions) body.permissions = permissions;
+    const res = await this.#fetch(`${this.config.apiUrl}/applications/${encodeURIComponent(app.clientId)}/token/scoped`, {
+      method: "POST",
+      headers: { accept: "application/vnd.github+json", authorization: basic(app), "content-type": "application/json", "x-github-api-version": "2022-11-28" },
+      body: JSON.stringify(body),
+    });
+    if (!res.ok) return res;
+    const receivedAt = Date.now();
+    const response = res.value;
+    const label = "POST /applications/{client_id}/token/scoped";
+    if (response.status === 401) {
+      await response.body?.cancel();
+      return { ok: false, error: { kind: "app_misconfigured", detail: `${label}: 401` } };
+    }
+    // 404: GitHub's answer for a parent token it no longer accepts; 422: a target or
+    // permission the user or installation cannot have.
+    if (response.status === 404 || response.status === 422) {
+      await response.body?.cancel();
+      return { ok: false, error: { kind: response.status === 404 ? "unauthorized" : "forbidden", detail: `${label}: ${response.status}` } };
+    }
+    const fail = httpFailure(response, label);
+    if (fail) {
+      await response.body?.cancel();
+      return fail;
+    }
+    const json = await readJson(response);
+    if (!json || typeof json.token !== "string" || !json.token) return unavailable(`${label}: no token`);
+    const githubExpiry = typeof json.expires_at === "string" ? Date.parse(json.expires_at) : NaN;
+    const lifetime = Number.isFinite(githubExpiry) ? githubExpiry - serverTime(response) : Infinity;
+    return { ok: true, value: { token: json.token, expiresAt: Math.min(receivedAt + lifetime, notAfter) } };
+  }
+
+  /**
+   * `DELETE /applications/{client_id}/token`: revokes one token, not the grant (used for the
+   * scoped tokens of a generation that ended while the grant lives on).
+   */
+  async revokeToken(app: AppConfig, token: string): Promise<"revoked" | "already_gone" | "failed"> {
+    if (!app.clientSecret) return "failed";
+    const res = await this.#fetch(`${this.config.apiUrl}/applications/${encodeURIComponent(app.clientId)}/token`, {
+      method: "DELETE",
+      headers: { accept: "application/vnd.github+json", authorization: basic(app), "content-type": "application/json" },
+      body: JSON.stringify({ access_token: token }),
+    });
+    if (!res.ok) return "failed";
+    const status = res.value.status;
+    await res.value.body?.cancel();
+    if (status === 204) return "revoked";
+    if (status === 404 || status === 422) return "already_gone";
+    return "failed";
+  }
+
   // ---- internals ----
 
   async #tokenRequest(app: AppConfig, params: Record<string, string>): Promise<GitHubResult<TokenSet>> {
@@ -224,6 +291,10 @@ export class GitHubClient {
       return unavailable(timedOut ? `timeout after ${this.config.githubTimeoutMs} ms` : "network error");
     }
   }
+}
+
+function basic(app: AppConfig): string {
+  return `Basic ${btoa(`${app.clientId}:${app.clientSecret}`)}`;
 }
 
 function unavailable(detail: string, retryAfterSeconds = DEFAULT_RETRY_AFTER): { ok: false; error: GitHubError } {

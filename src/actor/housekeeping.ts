@@ -61,7 +61,7 @@ export class Housekeeping {
   /** Sets the alarm to the next time it is needed, or deletes it when the actor holds nothing. */
   async schedule(): Promise<void> {
     const sql = this.#d.storage.sql;
-    const holds = ["connections", "pending_connects", "connect_tickets", "capabilities", "pending_revocations"].some(
+    const holds = ["connections", "pending_connects", "connect_tickets", "capabilities", "pending_revocations", "scoped_tokens"].some(
       (t) => sql.exec(`SELECT 1 FROM ${t} LIMIT 1`).toArray().length > 0,
     );
     if (!holds) {

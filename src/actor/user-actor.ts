@@ -30,6 +30,7 @@ import {
   type Failure,
   type GrantOutcome,
   type Permission,
+  type TokenGrant,
   type TokenResult,
 } from "../contract";
 import { timingSafeEqualStrings } from "../crypto";
@@ -47,9 +48,12 @@ import { Housekeeping } from "./housekeeping";
 import { Lifecycle, type RevocationOutcome } from "./lifecycle";
 import { Refresher, type Live } from "./refresher";
 import { RepoAccess } from "./repo-access";
+import { ScopedTokens, scopedGrant, type ScopeRequest } from "./scoped-tokens";
 import { TokenVault } from "./token-vault";
 
 export interface TokenInput {
+  /** Present for `scope: "repository"`: a scoped token instead of the user token. */
+  scope?: ScopeRequest | null;
   userId: string;
   appType: string;
   /** Validated `owner/name`. */
@@ -71,6 +75,7 @@ export class UserActor extends DurableObject<Env> {
   readonly #lifecycle: Lifecycle;
   readonly #flow: ConnectFlow;
   readonly #housekeeping: Housekeeping;
+  readonly #scoped: ScopedTokens;
   /** Whether the schema is known to exist (and be migrated) in this object's storage. */
   #ready = false;
   /** The user this object belongs to, once read from `meta`. */
@@ -83,6 +88,7 @@ export class UserActor extends DurableObject<Env> {
     this.#refresher = new Refresher(this.#store, this.#vault);
     this.#repos = new RepoAccess(this.#refresher);
     this.#caps = new CapabilityStore(sql);
+    this.#scoped = new ScopedTokens(sql, this.#store, this.#vault);
     const objectOwner = `object:${ctx.id.toString()}`;
     this.#revoker = new GrantRevoker(sql, this.#vault, ctx.id.toString());
     const deps = { env, store: this.#store, refresher: this.#refresher, vault: this.#vault, revoker: this.#revoker, caps: this.#caps };
@@ -107,6 +113,13 @@ export class UserActor extends DurableObject<Env> {
         break;
       }
       const checked = await this.#repos.check(c.value, live, input.repository, input.permission, minMs);
+      if (checked.ok && input.scope && this.#refresher.isCurrent(checked)) {
+        // `scope: "repository"` (scoped-tokens.ts): minted from this pair, handed out only while it is current.
+        const scoped = await this.#scoped.get(c.value, checked, input.repository, input.scope, minMs);
+        if (scoped.ok && !this.#refresher.isCurrent(checked)) continue;
+        result = scoped.ok ? scopedGrant(grantOf(checked) as TokenGrant, scoped, input.repository, input.scope) : scoped;
+        break;
+      }
       if (!checked.ok || this.#refresher.isCurrent(checked)) {
         result = checked.ok ? grantOf(checked) : checked;
         break;
@@ -200,6 +213,8 @@ export class UserActor extends DurableObject<Env> {
     const c = await callContext(this.env, input.userId, appType);
     if (!c.ok) return c;
     const result = await this.#flow.confirm(c.value, input.ticket);
+    // A reconnect keeps the grant: the previous generation's scoped tokens are revoked one by one.
+    if (result.ok) await this.#scoped.retireStale(c.value, input.userId);
     await this.#housekeeping.schedule();
     return result;
   }
@@ -333,6 +348,7 @@ export class UserActor extends DurableObject<Env> {
       return;
     }
     await this.#housekeeping.run(service.value, this.#ownerId());
+    await this.#scoped.retireStale(service.value, this.#ownerId());
     await this.#housekeeping.schedule();
   }
 
@@ -397,7 +413,7 @@ export class UserActor extends DurableObject<Env> {
     }
     const sql = this.ctx.storage.sql;
     this.ctx.storage.transactionSync(() => {
-      for (const table of ["connections", "pending_connects", "connect_tickets", "capabilities", "meta"]) sql.exec(`DELETE FROM ${table}`);
+      for (const table of ["connections", "pending_connects", "connect_tickets", "capabilities", "scoped_tokens", "meta"]) sql.exec(`DELETE FROM ${table}`);
     });
     await this.#housekeeping.schedule();
   }
