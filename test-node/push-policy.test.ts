@@ -156,6 +156,27 @@ describe("branch policy through the proxy, with the real git", () => {
     expect(await humanPush(dir, [":feature/deep/branch"])).toContain("(deleting refs is not allowed for this session)");
   });
 
+  it("SHA-256 repositories: the 64-hex commands are read and judged the same way", async () => {
+    const bare256 = join(root, "acme/sha.git");
+    const seed = join(work, "sha-seed");
+    await run("git", ["init", "-q", "--bare", "--object-format=sha256", "-b", "main", bare256]);
+    await run("git", ["init", "-q", "--object-format=sha256", "-b", "main", seed]);
+    writeFileSync(join(seed, "README.md"), "# sha\n");
+    await run("git", ["add", "."], seed);
+    await run("git", ["-c", "user.name=Seed", "-c", "user.email=seed@example.com", "commit", "-q", "-m", "initial"], seed);
+    await run("git", ["push", "-q", bare256, "main"], seed);
+    await harness.connect("policy-sha", 7474, { "acme/sha": "push" });
+    const res = await harness.call("/v1/users/policy-sha/capabilities", { appType: "standard", repository: "acme/sha", sessionId: "sha", branches: ["agent/*"] });
+    const cap = (await res.json()) as { capability: string; gitRemoteUrl: string };
+    const dir = await cloneWithCommit(cap, "sha-clone");
+    const before = (await run("git", ["ls-remote", bare256])).stdout;
+    expect(before).toMatch(/^[0-9a-f]{64}\t/);
+    expect(await humanPush(dir, ["main"])).toContain(" ! [remote rejected] main -> main (branch not allowed for this session: agent/*)");
+    expect((await run("git", ["ls-remote", bare256])).stdout).toBe(before);
+    await run("git", ["push", "-q", "origin", "HEAD:agent/sha"], dir);
+    expect((await run("git", ["ls-remote", bare256])).stdout).toMatch(/refs\/heads\/agent\/sha/);
+  });
+
   it("junk patterns are refused when the capability is issued", async () => {
     for (const branches of [["a//b"], ["../main"], "agent/*", [], ["x y"]]) {
       const res = await harness.call("/v1/users/policy-user/capabilities", { appType: "standard", repository: "acme/app", sessionId: "junk", branches });
