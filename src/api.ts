@@ -10,6 +10,7 @@ import { loadConfig, misconfigured, type AppConfig, type BrokerConfig } from "./
 import {
   failure,
   rfc3339,
+  type AuditPage,
   type CapabilityGrant,
   type ConnectConfirmed,
   type ConnectionView,
@@ -140,6 +141,19 @@ export function deleteUser(env: Env, userId: unknown): Promise<UserDeleted | Fai
       const done = await userActor(env, user.value).deleteUser({ userId: user.value });
       return done.ok ? { ok: true as const, deleted: true as const, githubGrants: done.githubGrants } : done;
     });
+  });
+}
+
+/** `GET /v1/users/{userId}/audit?limit=&before=`: the user's audit trail, newest first. */
+export function getAudit(env: Env, userId: unknown, limit: unknown, before: unknown): Promise<AuditPage | Failure> {
+  return withConfig(env, async () => {
+    const user = parseUserId(userId);
+    if (!user.ok) return user;
+    const n = limit === undefined || limit === null || limit === "" ? 50 : Number(limit);
+    if (!Number.isInteger(n) || n < 1 || n > 500) return failure("invalid_request", "limit must be an integer from 1 to 500");
+    const b = before === undefined || before === null || before === "" ? null : Number(before);
+    if (b !== null && (!Number.isSafeInteger(b) || b < 1)) return failure("invalid_request", "before must be the nextBefore of a previous page");
+    return callActor(async (): Promise<AuditPage | Failure> => await userActor(env, user.value).audit({ userId: user.value, limit: n, before: b }));
   });
 }
 

@@ -23,7 +23,7 @@
 import type { Permission, RejectedTokenReport, TokenGrant, TokenRequest, TokenResult } from "./contract";
 import { failure } from "./contract";
 
-export type { Failure, Permission, Reason, TokenGrant, TokenResult } from "./contract";
+export type { AuditEntry, AuditPage, ConnectionEvent, ConnectionEventType, Failure, Permission, Reason, TokenGrant, TokenResult } from "./contract";
 
 /** The part of the `BrokerApi` entrypoint the client uses (a service binding satisfies it). */
 export interface TokenBrokerBinding {
@@ -132,4 +132,20 @@ export class UserTokenClient {
  */
 export function shouldFallBack(result: TokenResult): result is Extract<TokenResult, { ok: false }> {
   return !result.ok;
+}
+
+/**
+ * Verifies a connection event POSTed by the broker to `EVENTS_URL`: `signature` is the
+ * `X-Broker-Signature-256` header (`sha256=<hex HMAC-SHA256 of the raw body>` under
+ * `EVENTS_SIGNING_KEY`), checked with Web Crypto's `verify`, which compares in constant time.
+ * Verify the raw body as received, before parsing it; deduplicate events on their `id`.
+ */
+export async function verifyBrokerEvent(body: string, signature: string | null, key: string): Promise<boolean> {
+  const hex = /^sha256=([0-9a-f]{64})$/.exec(signature ?? "")?.[1];
+  if (!hex || !key) return false;
+  const mac = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) mac[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  const enc = new TextEncoder();
+  const cryptoKey = await crypto.subtle.importKey("raw", enc.encode(key), { name: "HMAC", hash: "SHA-256" }, false, ["verify"]);
+  return crypto.subtle.verify("HMAC", cryptoKey, mac, enc.encode(body));
 }

@@ -258,3 +258,55 @@ export function statusOf(reason: Reason): number {
 export function rfc3339(ms: number): string {
   return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace(".000Z", "Z");
 }
+
+/**
+ * A change of a connection's state, POSTed to `EVENTS_URL` (signed, at least once, in order
+ * per user, the same `id` on every retry). An account deletion sends one `deleted` per
+ * connection it removed and no `disconnected`.
+ */
+export type ConnectionEventType = "connected" | "disconnected" | "revoked" | "reconnect_required" | "deleted";
+
+export interface ConnectionEvent {
+  /** Unique per event, kept across retries: deduplicate on it. */
+  id: string;
+  type: ConnectionEventType;
+  userId: string;
+  appType: string;
+  githubUserId?: string;
+  /** For `revoked` and `reconnect_required`: the {@link ConnectionReason}. */
+  reason?: ConnectionReason;
+  /** When the state changed, RFC 3339 UTC. */
+  at: string;
+}
+
+/** What an audit entry records. */
+export type AuditKind =
+  | "connected"
+  | "disconnected"
+  | "deleted"
+  | "revoked"
+  | "reconnect_required"
+  | "refresh"
+  | "token_issued"
+  | "capability_issued"
+  | "capability_revoked"
+  | "capability_redeemed";
+
+/** One entry of `GET /v1/users/{userId}/audit`. Never a token, code or secret. */
+export interface AuditEntry {
+  id: number;
+  at: string;
+  kind: AuditKind;
+  appType: string | null;
+  /** Facts of the entry: repository, identity, scope, sessionId, service, refs, outcome, reason, githubUserId. */
+  detail: Record<string, string | number | boolean | string[]>;
+  /** Hand-outs and fetches of one kind within one minute are one entry; how many it stands for. */
+  count: number;
+}
+
+export interface AuditPage {
+  ok: true;
+  entries: AuditEntry[];
+  /** Pass as `before` for the next (older) page; absent on the last page. */
+  nextBefore?: number;
+}

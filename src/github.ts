@@ -66,6 +66,9 @@ const DEFAULT_RETRY_AFTER = 5;
 const USER_AGENT = "github-token-broker";
 
 export class GitHubClient {
+  /** Requests this client made (one client per actor call): the `githubCalls` of a metric. */
+  calls = 0;
+
   constructor(private readonly config: BrokerConfig) {}
 
   /** Exchanges an authorization code (with its PKCE verifier) for a token pair. */
@@ -275,6 +278,7 @@ export class GitHubClient {
 
   /** `fetch` with the configured timeout; never follows redirects; never throws. */
   async #fetch(url: string, init: RequestInit): Promise<GitHubResult<Response>> {
+    this.calls++;
     const headers = new Headers(init.headers);
     headers.set("user-agent", USER_AGENT);
     try {

@@ -73,6 +73,11 @@ export class BrokerApi extends WorkerEntrypoint<Env> {
     return api.revokeCapabilities(this.env, userId, sessionId);
   }
 
+  /** The user's audit trail, newest first. See `GET /v1/users/{userId}/audit`. */
+  getAudit(userId: string, options: { limit?: number; before?: number } = {}) {
+    return api.getAudit(this.env, userId, options.limit, options.before);
+  }
+
   /** See `DELETE /v1/users/{userId}`. */
   deleteUser(userId: string) {
     return api.deleteUser(this.env, userId);

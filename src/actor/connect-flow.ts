@@ -188,7 +188,7 @@ export class ConnectFlow {
       if (deleted()) return lost(invalid, "account deleted during the connect");
       // Another GitHub account's grant is not forgotten: it goes to the revoker.
       if (before && before.github_user_id !== user.value.id) {
-        const retired = await this.#d.lifecycle.retire(c, appType);
+        const retired = await this.#d.lifecycle.retire(c, appType, "replaced");
         if (!retired.ok) return lost(retired, "could not retire the previous account's connection");
         if (retired.row) unlinkOnLoss.push(retired.row.github_user_id);
       }

@@ -17,7 +17,7 @@
  * Row format (migrations/user-actor): tokens are sealed strings (src/crypto.ts), times are
  * epoch ms on the broker's clock.
  */
-import type { ConnectionReason } from "../contract";
+import type { ConnectionEventType, ConnectionReason } from "../contract";
 import { randomString } from "../crypto";
 
 /** A row of `connections`. */
@@ -59,12 +59,29 @@ export interface GitHubIdentity {
   name: string | null;
 }
 
+/** A change of a connection's state, reported synchronously by the store (see `onChange`). */
+export interface StateChange {
+  type: ConnectionEventType;
+  appType: string;
+  githubUserId: string;
+  reason?: ConnectionReason;
+}
+
+/** Why a connection is removed: the user disconnected, the account is deleted, or another account replaced it. */
+export type RemovalCause = "disconnected" | "deleted" | "replaced";
+
 export function sameStamp(row: ConnectionRow | null, stamp: Stamp): boolean {
   return row !== null && row.generation === stamp.generation && row.version === stamp.version;
 }
 
 export class ConnectionStore {
   readonly #sql: SqlStorage;
+  /**
+   * Called inside the same synchronous step as every state change (connected, disconnected,
+   * revoked, reconnect_required, deleted): whatever it writes (the event outbox, the audit
+   * trail) commits together with the change.
+   */
+  onChange: (change: StateChange) => void = () => undefined;
 
   constructor(sql: SqlStorage) {
     this.#sql = sql;
@@ -98,6 +115,7 @@ export class ConnectionStore {
       now,
       randomString(16),
     );
+    this.onChange({ type: "connected", appType, githubUserId: identity.id });
     return this.get(appType)!;
   }
 
@@ -142,11 +160,17 @@ export class ConnectionStore {
       now,
       appType,
     );
+    this.onChange({ type: status, appType, githubUserId: row.github_user_id, reason });
     return this.get(appType);
   }
 
   /** Removes the App's connection, iff it is still the generation the caller read. */
-  remove(appType: string, generation: string): boolean {
-    return this.#sql.exec("DELETE FROM connections WHERE app_type = ? AND generation = ?", appType, generation).rowsWritten > 0;
+  remove(appType: string, generation: string, cause: RemovalCause): boolean {
+    const row = this.get(appType);
+    if (!row || row.generation !== generation) return false;
+    this.#sql.exec("DELETE FROM connections WHERE app_type = ?", appType);
+    // A replaced connection reports the new one's `connected` instead.
+    if (cause !== "replaced") this.onChange({ type: cause, appType, githubUserId: row.github_user_id });
+    return true;
   }
 }

@@ -6,13 +6,17 @@
  *   key rotation every value is under the new key within 24 hours (docs/deploy.md says when
  *   the old key may go);
  * - retries the pending grant revocations that are due;
- * - purges expired pending connects, tickets and capabilities.
+ * - delivers the connection events that are due (event-outbox.ts);
+ * - purges expired pending connects, tickets and capabilities, and audit entries past 90 days.
  *
  * Alarms run at least once and are retried, so every step is idempotent: a compare-and-set
  * re-seal, a single-flight revocation attempt, deletes by expiry.
  */
 import { sealedWithOldKey, type Keyring } from "../crypto";
 import { logEvent } from "../log";
+import { hasSchema } from "../schema";
+import type { AuditLog } from "./audit-log";
+import type { EventOutbox } from "./event-outbox";
 import type { CapabilityStore } from "./capability-store";
 import type { ConnectFlow } from "./connect-flow";
 import type { ConnectionStore } from "./connection-store";
@@ -38,6 +42,8 @@ export interface HousekeepingDeps {
   revoker: GrantRevoker;
   caps: CapabilityStore;
   flow: ConnectFlow;
+  outbox: EventOutbox;
+  audit: AuditLog;
   objectOwner: string;
 }
 
@@ -53,25 +59,26 @@ export class Housekeeping {
     const now = Date.now();
     this.#d.flow.purgeExpired(now);
     this.#d.caps.purgeExpired(now);
-    await this.#d.revoker.retryDue(s);
+    this.#d.audit.prune(now);
+    await Promise.all([this.#d.revoker.retryDue(s), this.#d.outbox.deliverDue()]);
     const resealed = await this.#reseal(s.keyring, userId);
     if (resealed > 0) logEvent({ event: "housekeeping", userId: userId ?? undefined, outcome: "resealed", values: resealed });
   }
 
   /** Sets the alarm to the next time it is needed, or deletes it when the actor holds nothing. */
   async schedule(): Promise<void> {
+    if (!hasSchema(this.#d.storage)) return;
     const sql = this.#d.storage.sql;
-    const holds = ["connections", "pending_connects", "connect_tickets", "capabilities", "pending_revocations", "scoped_tokens"].some(
+    const holds = ["connections", "pending_connects", "connect_tickets", "capabilities", "pending_revocations", "event_outbox", "audit", "scoped_tokens"].some(
       (t) => sql.exec(`SELECT 1 FROM ${t} LIMIT 1`).toArray().length > 0,
     );
     if (!holds) {
       await this.#d.storage.deleteAlarm();
       return;
     }
-    const due = this.#d.revoker.nextAttemptAt();
-    const next = Math.min(Date.now() + HOUSEKEEPING_INTERVAL_MS, due ?? Infinity);
+    const next = Math.min(Date.now() + HOUSEKEEPING_INTERVAL_MS, this.#d.revoker.nextAttemptAt() ?? Infinity, this.#d.outbox.nextAttemptAt() ?? Infinity);
     const current = await this.#d.storage.getAlarm();
-    if (current === null || current > next) await this.#d.storage.setAlarm(Math.max(next, Date.now() + 1000));
+    if (current === null || current > next) await this.#d.storage.setAlarm(Math.max(next, Date.now() + 100));
   }
 
   async #reseal(keyring: Keyring, userId: string | null): Promise<number> {

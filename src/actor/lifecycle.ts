@@ -18,7 +18,7 @@ import { missingKeyFailure } from "../failures";
 import type { TokenSet } from "../github";
 import { identityIndex } from "../identity-index";
 import { logEvent } from "../log";
-import { sameStamp, type ConnectionRow, type ConnectionStore } from "./connection-store";
+import { sameStamp, type ConnectionRow, type ConnectionStore, type RemovalCause } from "./connection-store";
 import type { CallContext, ServiceContext } from "./context";
 import type { GrantRevoker } from "./grant-revoker";
 import type { Refresher } from "./refresher";
@@ -67,7 +67,7 @@ export class Lifecycle {
    * (`null` when the row had no usable tokens), or a failure when a stored value names a
    * missing encryption key (then nothing changed).
    */
-  async retire(c: CallContext, appType: string): Promise<{ ok: true; row: ConnectionRow | null; revocation: string | null } | Failure> {
+  async retire(c: CallContext, appType: string, cause: RemovalCause): Promise<{ ok: true; row: ConnectionRow | null; revocation: string | null } | Failure> {
     for (let round = 0; round < 3; round++) {
       await this.#d.refresher.settle(appType);
       const row = this.#d.store.get(appType);
@@ -79,7 +79,7 @@ export class Lifecycle {
       if (!sameStamp(this.#d.store.get(appType), row)) continue; // a refresh rotated meanwhile: take the new pair
       // One synchronous step: the grant changes hands and the connection is gone.
       if (prepared) this.#d.revoker.enqueue(prepared);
-      this.#d.store.remove(appType, row.generation);
+      this.#d.store.remove(appType, row.generation, cause);
       return { ok: true, row, revocation: prepared?.id ?? null };
     }
     return failure("github_unavailable", "The connection kept changing; try again.", 1);
@@ -89,7 +89,7 @@ export class Lifecycle {
   disconnect(c: CallContext): Promise<{ ok: true; githubGrant: GrantOutcome } | Failure> {
     return this.run(async () => {
       const appType = c.app.appType;
-      const retired = await this.retire(c, appType);
+      const retired = await this.retire(c, appType, "disconnected");
       if (!retired.ok) return retired;
       if (retired.row) await this.#unlink(retired.row, c.userId);
       const githubGrant = combine(await Promise.all(this.#d.revoker.pending(appType).map((id) => this.#d.revoker.attempt(c, id))));
@@ -113,7 +113,7 @@ export class Lifecycle {
       for (const row of this.#d.store.all()) {
         const c = await contextFor(row.app_type);
         if (!c.ok) return c;
-        const retired = await this.retire(c.value, row.app_type);
+        const retired = await this.retire(c.value, row.app_type, "deleted");
         if (!retired.ok) return retired;
         if (retired.row) await this.#unlink(retired.row, userId);
       }

@@ -52,6 +52,8 @@ type RefreshOutcome = Live | Failure | typeof SUPERSEDED;
 const MAX_ROUNDS = 4;
 
 export class Refresher {
+  /** Called with every refresh's outcome, for the audit trail. */
+  onRefresh: (appType: string, outcome: string) => void = () => undefined;
   readonly #inflight = new Map<string, Promise<RefreshOutcome>>();
   readonly #store: ConnectionStore;
   readonly #vault: TokenVault;
@@ -135,8 +137,10 @@ export class Refresher {
 
     const answer = await c.github.refresh(c.app, opened.value);
 
-    const log = (outcome: string, detail?: string) =>
+    const log = (outcome: string, detail?: string) => {
       logEvent({ event: "refresh", userId: c.userId, appType, outcome, durationMs: Date.now() - started, detail });
+      this.onRefresh(appType, outcome);
+    };
     if (!sameStamp(this.#store.get(appType), stamp)) {
       log("superseded");
       return SUPERSEDED;

@@ -1,58 +1,50 @@
 /**
  * `UserActor`: one Durable Object per platform user (`idFromName(userId)`) owns that user's
- * connections, one per App, in its SQLite storage. This class is the RPC surface only; each
- * responsibility lives in its own module:
+ * connections, one per App, in its SQLite storage. This class is the RPC surface and the
+ * wiring only; each responsibility lives in its own module:
  *
  * | question | module |
  * | --- | --- |
  * | where is a row written? | connection-store.ts (synchronous, generation-checked) |
  * | where does a refresh happen? | refresher.ts |
  * | where is a connection's lifecycle decided? | lifecycle.ts (disconnect, deletion, revocation) and connect-flow.ts (connect) |
+ * | what does a token request get? | token-desk.ts |
  * | where are tokens sealed? | token-vault.ts |
  * | where is a grant revoked? | grant-revoker.ts |
- * | repository permissions, capabilities, the alarm | repo-access.ts, capability-store.ts, housekeeping.ts |
+ * | capabilities, repository permissions | capabilities.ts, capability-store.ts, repo-access.ts |
+ * | events, audit trail, the alarm | event-outbox.ts, audit-log.ts, housekeeping.ts |
  *
  * Results cross the RPC boundary as discriminated unions (contract.ts), since exceptions
  * lose everything but their message on the way.
  *
  * The schema is created by the first write path only (`beginConnect`): a lookup for a user
- * who never connected (a forged or stale capability, a stale index link) finds no schema and
- * answers "nothing here" without creating a database.
+ * who never connected (a stale capability, a stale index link) finds no schema and answers
+ * "nothing here" without creating one.
  */
 import { DurableObject } from "cloudflare:workers";
-import {
-  failure,
-  rfc3339,
-  type CapabilityGrant,
-  type Committer,
-  type ConnectConfirmed,
-  type ConnectionView,
-  type Failure,
-  type GrantOutcome,
-  type Permission,
-  type TokenGrant,
-  type TokenResult,
-} from "../contract";
-import { timingSafeEqualStrings } from "../crypto";
-import { githubFailure } from "../failures";
+import { failure, rfc3339, type AuditPage, type CapabilityGrant, type ConnectConfirmed, type ConnectionView, type Failure, type GrantOutcome, type Permission, type TokenResult } from "../contract";
 import { logEvent } from "../log";
+import { recordMetric } from "../metrics";
 import { mintCapability } from "../proxy/capability-token";
-import type { PushPolicy } from "../proxy/ref-policy";
 import { hasSchema, migrate, USER_ACTOR_MIGRATIONS } from "../schema";
+import { AuditLog } from "./audit-log";
+import { Capabilities, type IssueInput, type RedeemInput, type Redeemed } from "./capabilities";
 import { CapabilityStore } from "./capability-store";
 import { ConnectFlow, type CallbackResult } from "./connect-flow";
-import { ConnectionStore, type ConnectionRow } from "./connection-store";
+import { ConnectionStore } from "./connection-store";
 import { callContext, serviceContext, type CallContext } from "./context";
+import { EventOutbox } from "./event-outbox";
 import { GrantRevoker } from "./grant-revoker";
 import { Housekeeping } from "./housekeeping";
 import { Lifecycle, type RevocationOutcome } from "./lifecycle";
-import { Refresher, type Live } from "./refresher";
+import { Refresher } from "./refresher";
 import { RepoAccess } from "./repo-access";
-import { ScopedTokens, scopedGrant, type ScopeRequest } from "./scoped-tokens";
+import { ScopedTokens, type ScopeRequest } from "./scoped-tokens";
+import { TokenDesk } from "./token-desk";
 import { TokenVault } from "./token-vault";
 
 export interface TokenInput {
-  /** Present for `scope: "repository"`: a scoped token instead of the user token. */
+  /** Present for `scope: "repository"` (scoped-tokens.ts): a scoped token instead of the user token. */
   scope?: ScopeRequest | null;
   userId: string;
   appType: string;
@@ -62,20 +54,23 @@ export interface TokenInput {
   minValiditySeconds: number;
 }
 
-/** How long a capability redemption's token must stay valid (a long clone or push). */
-const REDEEM_MIN_VALIDITY_MS = 120_000;
+type Context = { ok: true; value: CallContext } | Failure;
 
 export class UserActor extends DurableObject<Env> {
   readonly #store: ConnectionStore;
   readonly #vault = new TokenVault();
   readonly #refresher: Refresher;
   readonly #repos: RepoAccess;
+  readonly #desk: TokenDesk;
+  readonly #scoped: ScopedTokens;
   readonly #caps: CapabilityStore;
+  readonly #capabilities: Capabilities;
   readonly #revoker: GrantRevoker;
   readonly #lifecycle: Lifecycle;
   readonly #flow: ConnectFlow;
+  readonly #outbox: EventOutbox;
+  readonly #audit: AuditLog;
   readonly #housekeeping: Housekeeping;
-  readonly #scoped: ScopedTokens;
   /** Whether the schema is known to exist (and be migrated) in this object's storage. */
   #ready = false;
   /** The user this object belongs to, once read from `meta`. */
@@ -87,83 +82,55 @@ export class UserActor extends DurableObject<Env> {
     this.#store = new ConnectionStore(sql);
     this.#refresher = new Refresher(this.#store, this.#vault);
     this.#repos = new RepoAccess(this.#refresher);
-    this.#caps = new CapabilityStore(sql);
     this.#scoped = new ScopedTokens(sql, this.#store, this.#vault);
-    const objectOwner = `object:${ctx.id.toString()}`;
+    this.#desk = new TokenDesk(this.#refresher, this.#repos, this.#scoped);
+    this.#caps = new CapabilityStore(sql);
+    this.#audit = new AuditLog(sql);
+    this.#outbox = new EventOutbox(sql, env);
+    this.#capabilities = new Capabilities({ rows: this.#caps, store: this.#store, refresher: this.#refresher, repos: this.#repos, audit: this.#audit });
     this.#revoker = new GrantRevoker(sql, this.#vault, ctx.id.toString());
-    const deps = { env, store: this.#store, refresher: this.#refresher, vault: this.#vault, revoker: this.#revoker, caps: this.#caps };
+    const deps = { env, store: this.#store, refresher: this.#refresher, vault: this.#vault, revoker: this.#revoker };
     this.#lifecycle = new Lifecycle(deps);
     this.#flow = new ConnectFlow({ ...deps, sql, lifecycle: this.#lifecycle });
-    this.#housekeeping = new Housekeeping({ storage: ctx.storage, store: this.#store, vault: this.#vault, revoker: this.#revoker, caps: this.#caps, flow: this.#flow, objectOwner });
+    this.#housekeeping = new Housekeeping({
+      storage: ctx.storage,
+      store: this.#store,
+      vault: this.#vault,
+      revoker: this.#revoker,
+      caps: this.#caps,
+      flow: this.#flow,
+      outbox: this.#outbox,
+      audit: this.#audit,
+      objectOwner: `object:${ctx.id.toString()}`,
+    });
+    // Every state change writes its event and audit entry in the same synchronous step.
+    this.#store.onChange = (change) => {
+      const userId = this.#ownerId() ?? "";
+      this.#outbox.enqueue({ type: change.type, userId, appType: change.appType, githubUserId: change.githubUserId, ...(change.reason ? { reason: change.reason } : {}) });
+      this.#audit.record(change.type, change.appType, { githubUserId: change.githubUserId, ...(change.reason ? { reason: change.reason } : {}) });
+    };
+    this.#refresher.onRefresh = (appType, outcome) => this.#audit.record("refresh", appType, { outcome });
   }
 
   // ------------------------------------------------------------------ tokens
 
   /** A checked token for one repository (`POST /v1/users/{userId}/token`). */
-  async token(input: TokenInput): Promise<TokenResult> {
-    const started = Date.now();
-    const c = await this.#read(input.userId, input.appType);
-    if (!c.ok) return c;
-    const minMs = input.minValiditySeconds * 1000;
-    let result: TokenResult = failure("github_unavailable", "The connection changed while the broker was answering; try again.", 1);
-    for (let round = 0; round < 3; round++) {
-      const live = await this.#refresher.live(c.value, minMs);
-      if (!live.ok) {
-        result = live;
-        break;
-      }
-      const checked = await this.#repos.check(c.value, live, input.repository, input.permission, minMs);
-      if (checked.ok && input.scope && this.#refresher.isCurrent(checked)) {
-        // `scope: "repository"` (scoped-tokens.ts): minted from this pair, handed out only while it is current.
-        const scoped = await this.#scoped.get(c.value, checked, input.repository, input.scope, minMs);
-        if (scoped.ok && !this.#refresher.isCurrent(checked)) continue;
-        result = scoped.ok ? scopedGrant(grantOf(checked) as TokenGrant, scoped, input.repository, input.scope) : scoped;
-        break;
-      }
-      if (!checked.ok || this.#refresher.isCurrent(checked)) {
-        result = checked.ok ? grantOf(checked) : checked;
-        break;
-      }
-      // A refresh started (or finished) while the repository was checked: that token is doomed.
-    }
-    logEvent({ event: "token", userId: input.userId, appType: input.appType, outcome: result.ok ? "ok" : result.reason, durationMs: Date.now() - started });
-    return result;
+  token(input: TokenInput): Promise<TokenResult> {
+    return this.#measure("token", input.appType, async (c) => {
+      const result = await this.#desk.token(c, input.repository, input.permission, input.minValiditySeconds, input.scope ?? null);
+      if (result.ok) this.#audit.recordCoalesced("token_issued", input.appType, { repository: input.repository, identity: "user", scope: input.scope ? "repository" : "user" });
+      return result;
+    }, input.userId);
   }
 
-  /**
-   * An agent reports that GitHub refused `token` (`POST /v1/users/{userId}/token/rejected`).
-   * A report about a token other than the current one changes nothing. Otherwise GitHub is
-   * asked (`GET /user`): alive → returned as it is; refused → refreshed.
-   */
-  async rejected(input: { userId: string; appType: string; token: string }): Promise<TokenResult> {
-    const c = await this.#read(input.userId, input.appType);
-    if (!c.ok) return c;
-    let result: TokenResult = failure("github_unavailable", "The connection changed while the broker was answering; try again.", 1);
-    for (let round = 0; round < 3; round++) {
-      const current = await this.#refresher.live(c.value, 0);
-      if (!current.ok) {
-        result = current;
-        break;
-      }
-      let answer: Live | Failure = current;
-      if (await timingSafeEqualStrings(input.token, current.accessToken)) {
-        const check = await c.value.github.getUser(current.accessToken);
-        if (!check.ok && check.error.kind === "unauthorized") answer = await this.#refresher.live(c.value, 0, current.row);
-        else if (!check.ok) answer = githubFailure(check.error);
-      }
-      if (!answer.ok || this.#refresher.isCurrent(answer)) {
-        result = answer.ok ? grantOf(answer) : answer;
-        break;
-      }
-    }
-    logEvent({ event: "token_rejected", userId: input.userId, appType: input.appType, outcome: result.ok ? "ok" : result.reason });
-    return result;
+  /** An agent reports that GitHub refused `token` (`POST /v1/users/{userId}/token/rejected`). */
+  rejected(input: { userId: string; appType: string; token: string }): Promise<TokenResult> {
+    return this.#measure("token_rejected", input.appType, (c) => this.#desk.rejected(c, input.token), input.userId);
   }
 
   /** `GET /v1/users/{userId}/connection`. */
   async connection(input: { userId: string; appType: string }): Promise<ConnectionView> {
-    if (!this.#readable()) return { status: "not_connected" };
-    const row = this.#store.get(input.appType);
+    const row = this.#readable() ? this.#store.get(input.appType) : null;
     if (!row) return { status: "not_connected" };
     const view: ConnectionView = {
       status: row.status,
@@ -177,6 +144,13 @@ export class UserActor extends DurableObject<Env> {
     if (row.revoked_at !== null) view.revokedAt = rfc3339(row.revoked_at);
     if (row.reason !== null) view.reason = row.reason;
     return view;
+  }
+
+  /** `GET /v1/users/{userId}/audit`: newest first. */
+  async audit(input: { userId: string; limit: number; before: number | null }): Promise<AuditPage | Failure> {
+    if (!this.#readable()) return { ok: true, entries: [] };
+    if (this.#ownerMismatch(input.userId)) return failure("invalid_request", "userId does not match this actor");
+    return { ok: true, ...this.#audit.list(input.limit, input.before) };
   }
 
   // ------------------------------------------------------------------ connect
@@ -210,13 +184,12 @@ export class UserActor extends DurableObject<Env> {
     if (!this.#readable() || this.#ownerMismatch(input.userId)) return invalid;
     const appType = await this.#flow.ticketApp(input.ticket);
     if (!appType) return invalid;
-    const c = await callContext(this.env, input.userId, appType);
-    if (!c.ok) return c;
-    const result = await this.#flow.confirm(c.value, input.ticket);
-    // A reconnect keeps the grant: the previous generation's scoped tokens are revoked one by one.
-    if (result.ok) await this.#scoped.retireStale(c.value, input.userId);
-    await this.#housekeeping.schedule();
-    return result;
+    return this.#measure("confirm", appType, async (c) => {
+      const result = await this.#flow.confirm(c, input.ticket);
+      // A reconnect keeps the grant: the previous generation's scoped tokens are revoked one by one.
+      if (result.ok) await this.#scoped.retireStale(c, input.userId);
+      return result;
+    }, input.userId, true);
   }
 
   // ------------------------------------------------------------------ lifecycle
@@ -224,11 +197,7 @@ export class UserActor extends DurableObject<Env> {
   /** `DELETE /v1/users/{userId}/connection`: revoke first; what GitHub cannot confirm stays pending. */
   async disconnect(input: { userId: string; appType: string }): Promise<{ ok: true; githubGrant: GrantOutcome } | Failure> {
     if (!this.#readable()) return { ok: true, githubGrant: "already_gone" };
-    const c = await this.#read(input.userId, input.appType);
-    if (!c.ok) return c;
-    const result = await this.#lifecycle.disconnect(c.value);
-    await this.#housekeeping.schedule();
-    return result;
+    return this.#measure("disconnect", input.appType, (c) => this.#lifecycle.disconnect(c), input.userId, true);
   }
 
   /** `DELETE /v1/users/{userId}`: see {@link Lifecycle.deleteUser}. */
@@ -247,93 +216,56 @@ export class UserActor extends DurableObject<Env> {
         app: service.value.config.apps.get(appType) ?? { appType, clientId: "", clientSecret: "", webhookSecrets: [] },
       },
     });
-    return this.#lifecycle.deleteUser(input.userId, contextFor, service.value, () => this.#wipe());
+    const result = await this.#lifecycle.deleteUser(input.userId, contextFor, service.value, () => this.#wipe());
+    // The deletion's own events (one `deleted` per connection) go out now if they can.
+    await this.#outbox.deliverDue();
+    await this.#housekeeping.schedule();
+    return result;
   }
 
   /** The revocation webhook reached this user through the identity index. */
   async revokedOnGitHub(input: { userId: string; appType: string; githubUserId: string }): Promise<RevocationOutcome> {
     const c = await this.#read(input.userId, input.appType);
     if (!c.ok) return "ignored";
-    return this.#lifecycle.revokedOnGitHub(c.value, input.githubUserId);
+    const outcome = await this.#lifecycle.revokedOnGitHub(c.value, input.githubUserId);
+    await this.#housekeeping.schedule();
+    return outcome;
   }
 
   // ------------------------------------------------------------------ capabilities
 
   /** `POST /v1/users/{userId}/capabilities`, after the same repository check as a token. */
-  async issueCapability(input: TokenInput & { sessionId: string; ttlSeconds: number; policy: PushPolicy }): Promise<CapabilityGrant | Failure> {
-    const c = await this.#read(input.userId, input.appType);
-    if (!c.ok) return c;
-    const minted = await mintCapability(this.env, input.userId);
-    if (!minted.ok) return minted;
-    for (let round = 0; round < 3; round++) {
-      const live = await this.#refresher.live(c.value, 0);
-      if (!live.ok) return live;
-      const checked = await this.#repos.check(c.value, live, input.repository, input.permission, 0);
-      if (!checked.ok) return checked;
-      if (!this.#refresher.isCurrent(checked)) continue;
-      const row = checked.row;
-      const now = Date.now();
-      // Never longer than the connection itself can last.
-      const expiresAt = Math.min(now + input.ttlSeconds * 1000, row.refresh_token_expires_at ?? Infinity);
-      this.#caps.insert({
-        secretHash: minted.secretHash,
-        sessionId: input.sessionId,
-        appType: input.appType,
-        repository: input.repository,
-        permission: input.permission,
-        githubUserId: row.github_user_id,
-        connectedAt: row.connected_at,
-        generation: row.generation,
-        expiresAt,
-        policy: input.policy,
-      });
-      await this.#housekeeping.schedule();
-      logEvent({ event: "capability_issued", userId: input.userId, appType: input.appType, outcome: "ok", sessionId: input.sessionId });
-      return {
-        ok: true,
-        capability: minted.capability,
-        expiresAt: rfc3339(expiresAt),
-        gitRemoteUrl: `${c.value.config.publicBaseUrl}/git/${input.repository}.git`,
-        committer: committerOf(row),
-        branches: input.policy.branches,
-        allowDelete: input.policy.allowDelete,
-      };
-    }
-    return failure("github_unavailable", "The connection changed while the broker was answering; try again.", 1);
+  issueCapability(input: TokenInput & IssueInput): Promise<CapabilityGrant | Failure> {
+    return this.#measure("capability_issue", input.appType, async (c) => {
+      const minted = await mintCapability(this.env, input.userId);
+      if (!minted.ok) return minted;
+      const result = await this.#capabilities.issue(c, input, minted);
+      if (result.ok) logEvent({ event: "capability_issued", userId: input.userId, appType: input.appType, outcome: "ok", sessionId: input.sessionId });
+      return result;
+    }, input.userId, true);
   }
 
   /** `DELETE /v1/users/{userId}/capabilities/{sessionId}`. */
   async revokeCapabilities(input: { userId: string; sessionId: string }): Promise<{ ok: true; revoked: number }> {
     const revoked = this.#readable() && !this.#ownerMismatch(input.userId) ? this.#caps.revokeSession(input.sessionId) : 0;
+    if (revoked > 0) this.#audit.record("capability_revoked", null, { sessionId: input.sessionId, capabilities: revoked });
     logEvent({ event: "capability_revoked", userId: input.userId, outcome: String(revoked), sessionId: input.sessionId });
     return { ok: true, revoked };
   }
 
-  /**
-   * Redeems a capability for one proxied request: known, not expired, this repository,
-   * enough permission, and the connection still the generation it was issued under; then a
-   * live token at this moment (joining a refresh in flight), so another session's refresh
-   * never breaks a running one and a reconnect never lends another account's token.
-   */
-  async redeemCapability(input: { userId: string; secretHash: string; repository: string; write: boolean }): Promise<
-    { ok: true; token: string; repository: string; policy: PushPolicy } | Failure
-  > {
+  /** A proxied request presents a capability (already MAC-checked by the Worker): see capabilities.ts. */
+  async redeemCapability(input: RedeemInput & { userId: string }): Promise<Redeemed | Failure> {
     if (!this.#readable() || this.#ownerMismatch(input.userId)) return failure("invalid_capability", "Unknown or revoked capability.");
-    const cap = this.#caps.find(input.secretHash, input.repository, input.write);
-    if ("ok" in cap) return cap;
-    const gone = failure("source_unavailable", "The user's GitHub connection is gone.");
-    const row = this.#store.get(cap.app_type);
-    if (!row || row.status !== "connected" || row.generation !== cap.generation) return gone;
-    const c = await callContext(this.env, input.userId, cap.app_type);
-    if (!c.ok) return c;
-    for (let round = 0; round < 3; round++) {
-      const live = await this.#refresher.live(c.value, REDEEM_MIN_VALIDITY_MS);
-      if (!live.ok) return live.reason === "revoked" || live.reason === "reconnect_required" || live.reason === "not_connected" ? gone : live;
-      if (live.row.generation !== cap.generation) return gone;
-      // The repository as issued: what is forwarded is exactly what was checked.
-      if (this.#refresher.isCurrent(live)) return { ok: true, token: live.accessToken, repository: cap.repository, policy: CapabilityStore.policyOf(cap) };
-    }
-    return failure("github_unavailable", "The connection changed while the broker was answering; try again.", 1);
+    const started = Date.now();
+    let context: CallContext | null = null;
+    const result = await this.#capabilities.redeem(input, async (appType) => {
+      const c = await callContext(this.env, input.userId, appType);
+      if (c.ok) context = c.value;
+      return c;
+    });
+    const c = context as CallContext | null;
+    recordMetric(this.env, { operation: "capability_redeem", outcome: result.ok ? "ok" : result.reason, appType: c?.app.appType ?? "", durationMs: Date.now() - started, githubCalls: c?.github.calls ?? 0 });
+    return result;
   }
 
   // ------------------------------------------------------------------ housekeeping
@@ -354,8 +286,23 @@ export class UserActor extends DurableObject<Env> {
 
   // ------------------------------------------------------------------ internals
 
+  /**
+   * Runs one operation for one App: its context, a metric data point (operation, outcome,
+   * App, duration, GitHub calls), and (for writers) the alarm for what it left to do.
+   */
+  async #measure<T extends { ok: boolean; reason?: string }>(operation: string, appType: string, fn: (c: CallContext) => Promise<T | Failure>, userId: string, writes = false): Promise<T | Failure> {
+    const started = Date.now();
+    const c = await this.#read(userId, appType);
+    const result = c.ok ? await fn(c.value) : c;
+    if (writes) await this.#housekeeping.schedule();
+    const outcome = result.ok ? "ok" : String(result.reason);
+    recordMetric(this.env, { operation, outcome, appType, durationMs: Date.now() - started, githubCalls: c.ok ? c.value.github.calls : 0 });
+    if (operation === "token") logEvent({ event: "token", userId, appType, outcome, durationMs: Date.now() - started });
+    return result;
+  }
+
   /** The call context for a read path; `not_connected` when the object holds nothing. */
-  async #read(userId: string, appType: string): Promise<{ ok: true; value: CallContext } | Failure> {
+  async #read(userId: string, appType: string): Promise<Context> {
     if (!this.#readable()) return failure("not_connected", "The user has not connected this GitHub App.");
     if (this.#ownerMismatch(userId)) return failure("invalid_request", "userId does not match this actor");
     return callContext(this.env, userId, appType);
@@ -375,9 +322,7 @@ export class UserActor extends DurableObject<Env> {
   }
 
   #ownerId(): string | null {
-    if (this.#owner === undefined) {
-      this.#owner = this.ctx.storage.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'user_id'").toArray()[0]?.value;
-    }
+    this.#owner ??= this.ctx.storage.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'user_id'").toArray()[0]?.value;
     return this.#owner ?? null;
   }
 
@@ -398,43 +343,24 @@ export class UserActor extends DurableObject<Env> {
   }
 
   /**
-   * Everything of the user goes; pending revocations (which name no user) stay until done.
+   * Everything of the user goes, except what must outlive the account for a while: grants
+   * still to revoke (which name no user) and the deletion's own events (at most 24 hours).
    * The empty schema is re-created at once (the input gate holds other events across the
    * `deleteAll`), so operations still in flight find nothing instead of a missing table.
    */
   async #wipe(): Promise<void> {
     this.#vault.forget();
     this.#repos.forget();
+    this.#audit.forget();
     this.#owner = undefined;
-    if (this.#revoker.pending().length === 0) {
+    if (this.#revoker.pending().length === 0 && this.#outbox.nextAttemptAt() === null) {
       await this.ctx.storage.deleteAll();
       migrate(this.ctx.storage, USER_ACTOR_MIGRATIONS);
       return;
     }
     const sql = this.ctx.storage.sql;
     this.ctx.storage.transactionSync(() => {
-      for (const table of ["connections", "pending_connects", "connect_tickets", "capabilities", "scoped_tokens", "meta"]) sql.exec(`DELETE FROM ${table}`);
+      for (const table of ["connections", "pending_connects", "connect_tickets", "capabilities", "scoped_tokens", "audit", "meta"]) sql.exec(`DELETE FROM ${table}`);
     });
-    await this.#housekeeping.schedule();
   }
-}
-
-function grantOf(live: Live): TokenResult {
-  const { row } = live;
-  const expiresAt = row.access_token_expires_at!;
-  return {
-    ok: true,
-    identity: "user",
-    token: live.accessToken,
-    expiresAt: rfc3339(expiresAt),
-    expiresInSeconds: Math.max(0, Math.floor((expiresAt - Date.now()) / 1000)),
-    githubUserId: row.github_user_id,
-    githubLogin: row.github_login,
-    committer: committerOf(row),
-  };
-}
-
-/** The user's git identity: display name (or login) and GitHub's no-reply address. */
-function committerOf(row: ConnectionRow): Committer {
-  return { name: row.github_name ?? row.github_login, email: `${row.github_user_id}+${row.github_login}@users.noreply.github.com` };
 }

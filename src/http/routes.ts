@@ -39,6 +39,7 @@ export const apiRouter = Router<IRequest, [Env]>({ base: "/v1", catch: onError }
   .delete("/users/:userId/capabilities/:sessionId", async (req, env) =>
     json(await api.revokeCapabilities(env, param(req, "userId"), param(req, "sessionId"))),
   )
+  .get("/users/:userId/audit", async (req, env) => json(await api.getAudit(env, param(req, "userId"), query(req, "limit"), query(req, "before"))))
   .delete("/users/:userId", async (req, env) => json(await api.deleteUser(env, param(req, "userId"))))
   .all("*", noRoute);
 

@@ -28,7 +28,7 @@ const REST_RESPONSE_HEADERS = ["content-type", "etag", "link", "last-modified", 
 interface ProxySpec {
   kind: "git" | "rest";
   /** The parsed route, or `null` when the path or method is not allowed. */
-  route: { repository: string; write: boolean } | null;
+  route: { repository: string; write: boolean; service: string } | null;
   refusal: string;
   /** The upstream URL for the repository as issued. */
   upstream: (repository: string) => string;
@@ -60,7 +60,7 @@ export function proxyRest(request: Request, env: Env): Promise<Response> {
   const config = loadConfig(env);
   return proxy(request, env, {
     kind: "rest",
-    route,
+    route: route && { ...route, service: "rest" },
     refusal: "This REST call is not on the proxy's allow-list.",
     upstream: (repository) => `${config.apiUrl}/repos/${repository}${route!.subPath}${url.search}`,
     authorization: (token) => `Bearer ${token}`,
@@ -71,7 +71,7 @@ export function proxyRest(request: Request, env: Env): Promise<Response> {
 
 /** Checks the route and the capability, then forwards with a live user token. */
 async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Response> {
-  const refused = spec.route ? await redeem(env, request, spec.route.repository, spec.route.write) : failure("invalid_upstream_request", spec.refusal);
+  const refused = spec.route ? await redeem(env, request, spec.route) : failure("invalid_upstream_request", spec.refusal);
   if (!refused.ok) {
     await request.body?.cancel();
     return failureResponse(spec.kind, refused);
@@ -92,17 +92,17 @@ async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Respo
 async function redeem(
   env: Env,
   request: Request,
-  repository: string,
-  write: boolean,
+  route: { repository: string; write: boolean; service: string },
 ): Promise<{ ok: true; token: string; repository: string; policy: PushPolicy; userId: string } | Failure> {
   const raw = capabilityFromRequest(request);
   // Authenticated here, before any Durable Object is touched: a forged one wakes nothing.
   const verified = raw ? await verifyCapability(env, raw) : null;
   if (!verified) return failure("invalid_capability", "Send the session capability as the HTTP password.");
   const { userId, secretHash } = verified;
+  const { repository, write, service } = route;
   const redeemed = await callActor(
     async (): Promise<{ ok: true; token: string; repository: string; policy: PushPolicy } | Failure> =>
-      await userActor(env, userId).redeemCapability({ userId, secretHash, repository, write }),
+      await userActor(env, userId).redeemCapability({ userId, secretHash, repository, write, service }),
   );
   return redeemed.ok ? { ...redeemed, userId } : redeemed;
 }
