@@ -146,6 +146,8 @@ $("get-token").onclick = async () => {
   } else {
     out.textContent = "No token: " + r.reason + " (" + r.message + ")";
     out.dataset.token = "";
+    // SAML SSO (issue 13): GitHub's own page where the person authorizes the organisation.
+    if (r.ssoUrl) { const a = document.createElement("a"); a.id = "sso-link"; a.href = r.ssoUrl; a.textContent = " Authorize single sign-on for the organization on GitHub, then try again."; out.append(a); }
   }
   refresh();
 };
