@@ -6,7 +6,8 @@
  * emulator runs in this process as its outbound service, so every GitHub call is counted.
  *
  * Figures:
- *  - hot path: `POST /v1/users/{id}/token`, valid token, cached repository check;
+ *  - hot path: `POST /v1/users/{id}/token`, valid token, cached repository check, with the
+ *    audit trail and metrics on (a `METRICS` Analytics Engine dataset is bound);
  *  - bare: `POST /bench/bare/{id}`, one RPC to a Durable Object that does nothing;
  *    both through the same HTTP entry, interleaved in rounds, and their ratio;
  *  - refresh storm: N concurrent token requests on an expired token, the GitHub refresh
@@ -257,7 +258,7 @@ async function main() {
   row("bare Durable Object RPC", b);
   row("hot path /token", h);
   console.log("");
-  console.log(`hot path / bare throughput ratio: ${fmt((h.rps / b.rps) * 100, 1)}% (target >= 80%)`);
+  console.log(`hot path (audit and metrics on) / bare throughput ratio: ${fmt((h.rps / b.rps) * 100, 1)}% (target >= 90%)`);
   console.log(`GitHub calls during the hot path: ${githubCalls} (target 0)`);
   console.log(
     `refresh storm: ${STORM} concurrent callers on an expired token -> ${stormRefreshes} GitHub refresh call(s) (target 1), ` +

@@ -53,7 +53,7 @@ const MAX_ROUNDS = 4;
 
 export class Refresher {
   /** Called with every refresh's outcome, for the audit trail. */
-  onRefresh: (appType: string, outcome: string) => void = () => undefined;
+  onRefresh: (appType: string, outcome: string, durationMs: number) => void = () => undefined;
   readonly #inflight = new Map<string, Promise<RefreshOutcome>>();
   readonly #store: ConnectionStore;
   readonly #vault: TokenVault;
@@ -139,7 +139,7 @@ export class Refresher {
 
     const log = (outcome: string, detail?: string) => {
       logEvent({ event: "refresh", userId: c.userId, appType, outcome, durationMs: Date.now() - started, detail });
-      this.onRefresh(appType, outcome);
+      this.onRefresh(appType, outcome, Date.now() - started);
     };
     if (!sameStamp(this.#store.get(appType), stamp)) {
       log("superseded");

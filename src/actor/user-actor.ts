@@ -109,7 +109,10 @@ export class UserActor extends DurableObject<Env> {
       this.#outbox.enqueue({ type: change.type, userId, appType: change.appType, githubUserId: change.githubUserId, ...(change.reason ? { reason: change.reason } : {}) });
       this.#audit.record(change.type, change.appType, { githubUserId: change.githubUserId, ...(change.reason ? { reason: change.reason } : {}) });
     };
-    this.#refresher.onRefresh = (appType, outcome) => this.#audit.record("refresh", appType, { outcome });
+    this.#refresher.onRefresh = (appType, outcome, durationMs) => {
+      this.#audit.record("refresh", appType, { outcome });
+      recordMetric(env, { operation: "refresh", outcome, appType, durationMs, githubCalls: 1 });
+    };
   }
 
   // ------------------------------------------------------------------ tokens
