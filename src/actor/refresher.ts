@@ -78,7 +78,9 @@ export class Refresher {
    * and the row is still the one it was read from. Synchronous: call it right before answering.
    */
   isCurrent(live: Live): boolean {
-    return !this.#inflight.has(live.row.app_type) && sameStamp(this.#store.get(live.row.app_type), live.row);
+    if (this.#inflight.has(live.row.app_type)) return false;
+    const now = this.#store.stamp(live.row.app_type);
+    return now !== null && now.generation === live.row.generation && now.version === live.row.version;
   }
 
   /**

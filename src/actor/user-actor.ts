@@ -302,7 +302,8 @@ export class UserActor extends DurableObject<Env> {
     if (writes) await this.#housekeeping.schedule();
     const outcome = result.ok ? "ok" : String(result.reason);
     recordMetric(this.env, { operation, outcome, appType, durationMs: Date.now() - started, githubCalls: c.ok ? c.value.github.calls : 0 });
-    if (operation === "token") logEvent({ event: "token", userId, appType, outcome, durationMs: Date.now() - started });
+    // A token handed out is counted by the metric and the audit trail; the log keeps failures.
+    if (operation === "token" && outcome !== "ok") logEvent({ event: "token", userId, appType, outcome, durationMs: Date.now() - started });
     return result;
   }
 
