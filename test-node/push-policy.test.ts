@@ -177,6 +177,20 @@ describe("branch policy through the proxy, with the real git", () => {
     expect((await run("git", ["ls-remote", bare256])).stdout).toMatch(/refs\/heads\/agent\/sha/);
   });
 
+  it("the user's audit trail lists every push with its refs, forwarded or refused, and no credential", async () => {
+    const cap = await capability({ branches: ["agent/*"] });
+    const dir = await cloneWithCommit(cap, "audited");
+    await run("git", ["push", "-q", "origin", "HEAD:agent/audited"], dir);
+    await refusedPush(dir, ["HEAD:main"]);
+    const page = (await (await harness.call("/v1/users/policy-user/audit?limit=20", undefined, "GET")).json()) as {
+      entries: { kind: string; detail: Record<string, unknown> }[];
+    };
+    const pushes = page.entries.filter((e) => e.kind === "capability_redeemed" && e.detail.service === "git-receive-pack" && e.detail.refs);
+    expect(pushes[0]!.detail).toMatchObject({ repository: "acme/app", refs: ["refs/heads/main"], outcome: "refused" });
+    expect(pushes[1]!.detail).toMatchObject({ repository: "acme/app", refs: ["refs/heads/agent/audited"], outcome: "forwarded" });
+    expect(JSON.stringify(page)).not.toMatch(/gh[usr]_|gcap1\./);
+  });
+
   it("junk patterns are refused when the capability is issued", async () => {
     for (const branches of [["a//b"], ["../main"], "agent/*", [], ["x y"]]) {
       const res = await harness.call("/v1/users/policy-user/capabilities", { appType: "standard", repository: "acme/app", sessionId: "junk", branches });

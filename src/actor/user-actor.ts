@@ -271,6 +271,18 @@ export class UserActor extends DurableObject<Env> {
     return result;
   }
 
+  /** The git proxy read a push's ref updates: the audit trail records them and what happened. */
+  async recordPush(input: { userId: string; sessionId: string; repository: string; refs: string[]; outcome: "forwarded" | "refused" }): Promise<void> {
+    if (!this.#readable() || this.#ownerMismatch(input.userId)) return;
+    this.#audit.record("capability_redeemed", null, {
+      repository: input.repository,
+      sessionId: input.sessionId,
+      service: "git-receive-pack",
+      refs: input.refs.slice(0, 50),
+      outcome: input.outcome,
+    });
+  }
+
   // ------------------------------------------------------------------ housekeeping
 
   /** See housekeeping.ts. */

@@ -80,6 +80,11 @@ async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Respo
   let body = request.body;
   if (spec.kind === "git" && request.method === "POST" && spec.route!.write) {
     const checked = await checkPush(request, refused.policy, refused.userId);
+    // The audit trail records the refs of every push, allowed or refused (one call per push).
+    if (checked.refs) {
+      const outcome = checked.ok ? "forwarded" : "refused";
+      await callActor(() => userActor(env, refused.userId).recordPush({ userId: refused.userId, sessionId: refused.sessionId, repository: refused.repository, refs: checked.refs!, outcome }));
+    }
     if (!checked.ok) return checked.response;
     body = checked.body;
   }
@@ -93,7 +98,7 @@ async function redeem(
   env: Env,
   request: Request,
   route: { repository: string; write: boolean; service: string },
-): Promise<{ ok: true; token: string; repository: string; policy: PushPolicy; userId: string } | Failure> {
+): Promise<{ ok: true; token: string; repository: string; sessionId: string; policy: PushPolicy; userId: string } | Failure> {
   const raw = capabilityFromRequest(request);
   // Authenticated here, before any Durable Object is touched: a forged one wakes nothing.
   const verified = raw ? await verifyCapability(env, raw) : null;
@@ -101,7 +106,7 @@ async function redeem(
   const { userId, secretHash } = verified;
   const { repository, write, service } = route;
   const redeemed = await callActor(
-    async (): Promise<{ ok: true; token: string; repository: string; policy: PushPolicy } | Failure> =>
+    async (): Promise<{ ok: true; token: string; repository: string; sessionId: string; policy: PushPolicy } | Failure> =>
       await userActor(env, userId).redeemCapability({ userId, secretHash, repository, write, service }),
   );
   return redeemed.ok ? { ...redeemed, userId } : redeemed;

@@ -19,7 +19,8 @@ import { logEvent } from "../log";
 import { readCommandSection, reportStatus, wantsReport } from "./receive-pack";
 import { decidePush, refusalText, type PushPolicy } from "./ref-policy";
 
-export type PushCheck = { ok: true; body: ReadableStream<Uint8Array> | null } | { ok: false; response: Response };
+/** The check's verdict; `refs` (the refs the push updates) is set once the commands were read. */
+export type PushCheck = { ok: true; body: ReadableStream<Uint8Array> | null; refs: string[] } | { ok: false; response: Response; refs?: string[] };
 
 /** Checks a receive-pack request against `policy`; see the module comment. */
 export async function checkPush(request: Request, policy: PushPolicy, userId: string): Promise<PushCheck> {
@@ -45,12 +46,13 @@ export async function checkPush(request: Request, policy: PushPolicy, userId: st
   if (forward) await section.body.cancel();
   const body = forward ?? section.body;
   const decision = decidePush(policy, section.commands);
-  if (decision.allowed) return { ok: true, body };
+  const refs = section.commands.map((c) => c.ref);
+  if (decision.allowed) return { ok: true, body, refs };
   await discard(body);
   logEvent({ event: "push_refused", userId, outcome: decision.refusals.find((r) => r.reason !== "refused_as_whole")!.reason, refs: decision.refusals.length });
   if (!wantsReport(section.capabilities)) {
     const first = decision.refusals.find((r) => r.reason !== "refused_as_whole")!;
-    return { ok: false, response: gitFailure(failure("insufficient_permission", `${first.ref}: ${refusalText(policy, first.reason)}`)) };
+    return { ok: false, refs, response: gitFailure(failure("insufficient_permission", `${first.ref}: ${refusalText(policy, first.reason)}`)) };
   }
   const report = reportStatus(
     section.capabilities,
@@ -59,6 +61,7 @@ export async function checkPush(request: Request, policy: PushPolicy, userId: st
   );
   return {
     ok: false,
+    refs,
     response: new Response(report, {
       status: 200,
       headers: { "content-type": "application/x-git-receive-pack-result", "cache-control": "no-cache" },
