@@ -24,7 +24,8 @@ import { ConfigError } from "./crypto";
 import { logEvent } from "./log";
 import { authorizeUrl, checkReturnTo, signState } from "./oauth";
 import { parsePushPolicy } from "./proxy/ref-policy";
-import { parseAppType, parseMinValidity, parsePermission, parseRepository, parseUserId } from "./validate";
+import { parseRepositoryFor } from "./providers";
+import { parseAppType, parseMinValidity, parsePermission, parseUserId } from "./validate";
 
 /** `GET /connection` answers the view with `ok: true` added, so every result is discriminated. */
 export type ConnectionResult = ({ ok: true } & ConnectionView) | Failure;
@@ -40,6 +41,7 @@ export function getToken(env: Env, userId: unknown, body: unknown): Promise<Toke
     if (!input.ok) return input;
     const scope = parseTokenScope(asObject(body).scope, asObject(body).permissions);
     if (!scope.ok) return scope;
+    if (scope.value && config.apps.get(input.value.appType)?.provider !== "github") return failure("invalid_request", 'scope "repository" is a GitHub App feature');
     const value = scope.value ? { ...input.value, scope: scope.value } : input.value;
     return callActor(async (): Promise<TokenResult> => await userActor(env, value.userId).token(value));
   });
@@ -162,6 +164,8 @@ export function issueCapability(env: Env, userId: unknown, body: unknown): Promi
   return withConfig(env, async (config) => {
     const input = parseTokenInput(config, userId, body);
     if (!input.ok) return input;
+    // The git proxy serves GitHub repositories only, so far (README, "GitLab").
+    if (config.apps.get(input.value.appType)?.provider !== "github") return failure("invalid_request", "capabilities are available for GitHub Apps only");
     const fields = asObject(body);
     const session = parseUserId(fields.sessionId);
     if (!session.ok) return failure("invalid_request", "sessionId must be 1-128 characters of A-Z a-z 0-9 _ . : @ -");
@@ -195,7 +199,7 @@ function parseTokenInput(config: BrokerConfig, userId: unknown, body: unknown): 
   const fields = asObject(body);
   const who = parseUserAndApp(config, userId, fields.appType);
   if (!who.ok) return who;
-  const repository = parseRepository(config, fields.repository);
+  const repository = parseRepositoryFor(config, who.app, fields.repository);
   if (!repository.ok) return repository;
   const permission = parsePermission(fields.permission);
   if (!permission.ok) return permission;

@@ -5,12 +5,19 @@
 import { failure, type Failure } from "./contract";
 import { ConfigError } from "./crypto";
 import { logEvent } from "./log";
+import type { ProviderKind } from "./providers/provider";
 
-/** One configured GitHub App. */
+/** One configured App: a GitHub App (`GITHUB_APPS`) or a GitLab OAuth application (`GITLAB_APPS`). */
 export interface AppConfig {
   appType: string;
+  /** Which provider serves it; the actor works the same either way (providers/provider.ts). */
+  provider: ProviderKind;
+  /** GitLab only: the instance's origin (`https://gitlab.com`, a self-managed host), no trailing slash. */
+  baseUrl?: string;
+  /** GitLab only: the OAuth `scope`, space-separated (default {@link GITLAB_DEFAULT_SCOPES}). */
+  scopes?: string;
   clientId: string;
-  /** `GITHUB_CLIENT_SECRET_<APPTYPE>`; empty when unset (the App then answers `app_misconfigured`). */
+  /** `GITHUB_CLIENT_SECRET_<APPTYPE>` (`GITLAB_CLIENT_SECRET_<APPTYPE>`); empty when unset (the App then answers `app_misconfigured`). */
   clientSecret: string;
   /** `GITHUB_WEBHOOK_SECRET_<APPTYPE>`, split on commas (several during a rotation). */
   webhookSecrets: string[];
@@ -45,6 +52,9 @@ export function misconfigured(err: ConfigError): Failure {
 
 const APP_TYPE = /^[a-z][a-z0-9_]{0,31}$/;
 
+/** What a GitLab App asks for unless `GITLAB_APPS[*].scopes` says otherwise: identity, git push, the projects API. */
+export const GITLAB_DEFAULT_SCOPES = "read_user write_repository api";
+
 const cache = new WeakMap<object, BrokerConfig>();
 
 /** Parses the configuration; throws {@link ConfigError} with an operator-readable message. */
@@ -75,6 +85,7 @@ function parse(env: BrokerEnv): BrokerConfig {
     apps.set(appType, {
       appType,
       clientId,
+      provider: "github",
       clientSecret: str(env[`GITHUB_CLIENT_SECRET_${suffix}`]),
       webhookSecrets: str(env[`GITHUB_WEBHOOK_SECRET_${suffix}`])
         .split(",")
@@ -82,6 +93,7 @@ function parse(env: BrokerEnv): BrokerConfig {
         .filter(Boolean),
     });
   }
+  parseGitLabApps(env, apps);
   const publicBaseUrl = trimSlash(str(env.PUBLIC_BASE_URL) || "http://localhost:8787");
   const timeout = Number(str(env.GITHUB_TIMEOUT_MS) || 10_000);
   return {
@@ -99,6 +111,48 @@ function parse(env: BrokerEnv): BrokerConfig {
     ),
     githubTimeoutMs: Number.isFinite(timeout) && timeout > 0 ? timeout : 10_000,
   };
+}
+
+/**
+ * `GITLAB_APPS` `{"<appType>": {"clientId", "baseUrl", "scopes"?}}` into the same map: an
+ * appType names one App whatever its provider, so a name in both lists is an error.
+ */
+function parseGitLabApps(env: BrokerEnv, apps: Map<string, AppConfig>): void {
+  if (env.GITLAB_APPS === undefined || env.GITLAB_APPS === "") return;
+  let json: unknown;
+  try {
+    json = typeof env.GITLAB_APPS === "string" ? JSON.parse(env.GITLAB_APPS) : env.GITLAB_APPS;
+  } catch {
+    throw new ConfigError("GITLAB_APPS is not valid JSON");
+  }
+  if (!json || typeof json !== "object") throw new ConfigError("GITLAB_APPS must be an object");
+  for (const [appType, value] of Object.entries(json as Record<string, unknown>)) {
+    const entry = (value ?? {}) as { clientId?: unknown; baseUrl?: unknown; scopes?: unknown };
+    if (!APP_TYPE.test(appType) || typeof entry.clientId !== "string" || !entry.clientId) {
+      throw new ConfigError(`GITLAB_APPS: entry "${appType}" needs a lowercase name and a clientId`);
+    }
+    if (apps.has(appType)) throw new ConfigError(`GITLAB_APPS: "${appType}" is already a GitHub App`);
+    let baseUrl: string;
+    try {
+      const url = new URL(typeof entry.baseUrl === "string" && entry.baseUrl ? entry.baseUrl : "https://gitlab.com");
+      if ((url.protocol !== "https:" && url.protocol !== "http:") || url.username || url.password || url.search) throw new Error();
+      baseUrl = trimSlash(url.origin + url.pathname);
+    } catch {
+      throw new ConfigError(`GITLAB_APPS: entry "${appType}" has a baseUrl that is not an http(s) URL`);
+    }
+    if (entry.scopes !== undefined && (typeof entry.scopes !== "string" || !/^[a-z_]+( [a-z_]+)*$/.test(entry.scopes))) {
+      throw new ConfigError(`GITLAB_APPS: entry "${appType}" has scopes that are not space-separated scope names`);
+    }
+    apps.set(appType, {
+      appType,
+      provider: "gitlab",
+      baseUrl,
+      scopes: (entry.scopes as string | undefined) ?? GITLAB_DEFAULT_SCOPES,
+      clientId: entry.clientId,
+      clientSecret: str(env[`GITLAB_CLIENT_SECRET_${appType.toUpperCase()}`]),
+      webhookSecrets: [],
+    });
+  }
 }
 
 function originOf(s: string): string {

@@ -5,7 +5,7 @@
  * becomes an HTTP response is `http/respond.ts`.)
  */
 import { failure, type Failure } from "./contract";
-import type { GitHubError } from "./github";
+import type { ProviderError as GitHubError } from "./providers/provider";
 
 /** A GitHub error met while using the user's token (refresh, `/user`, a repository check). */
 export function githubFailure(error: GitHubError): Failure {

@@ -64,5 +64,10 @@ export class IdentityIndex extends DurableObject<Env> {
 
 /** The index object of one GitHub user id (a decimal string). */
 export function identityIndex(env: Env, githubUserId: string): DurableObjectStub<IdentityIndex> {
-  return env.IDENTITY_INDEX.get(env.IDENTITY_INDEX.idFromName(`github:${githubUserId}`));
+  return identityIndexByKey(env, `github:${githubUserId}`);
+}
+
+/** The index object of a provider account, by `Provider.identityKey` (`github:{id}`, `gitlab:{host}:{id}`). */
+export function identityIndexByKey(env: Env, key: string): DurableObjectStub<IdentityIndex> {
+  return env.IDENTITY_INDEX.get(env.IDENTITY_INDEX.idFromName(key));
 }

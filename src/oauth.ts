@@ -8,6 +8,8 @@
  * together with the PKCE verifier and deleted on first use, makes it single use.
  */
 import type { AppConfig, BrokerConfig } from "./config";
+import { providerFor } from "./providers";
+import { GitHubClient } from "./providers/github";
 import { base64urlDecode, base64urlEncode, ConfigError, hmacSign, hmacVerify } from "./crypto";
 
 export interface StateClaims {
@@ -69,20 +71,9 @@ export async function verifyState(key: string | undefined, state: string | null,
   return { ok: true, claims };
 }
 
-/**
- * GitHub's authorize URL for `app`, with PKCE S256. `selectAccount` adds
- * `prompt=select_account` (GitHub shows its account picker, supported since 2024-06-07);
- * without it there is no `prompt` parameter.
- */
+/** The authorize URL of `app`'s provider (GitHub or GitLab), with PKCE S256: see each provider's `authorizeUrl`. */
 export function authorizeUrl(config: BrokerConfig, app: AppConfig, state: string, codeChallenge: string, selectAccount = false): string {
-  const url = new URL(`${config.webUrl}/login/oauth/authorize`);
-  url.searchParams.set("client_id", app.clientId);
-  url.searchParams.set("redirect_uri", config.callbackUrl);
-  url.searchParams.set("state", state);
-  url.searchParams.set("code_challenge", codeChallenge);
-  url.searchParams.set("code_challenge_method", "S256");
-  if (selectAccount) url.searchParams.set("prompt", "select_account");
-  return url.toString();
+  return providerFor(config, app, new GitHubClient(config)).authorizeUrl(app, state, codeChallenge, selectAccount);
 }
 
 /**

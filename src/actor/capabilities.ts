@@ -80,7 +80,7 @@ export class Capabilities {
         capability: minted.capability,
         expiresAt: rfc3339(expiresAt),
         gitRemoteUrl: `${c.config.publicBaseUrl}/git/${input.repository}.git`,
-        committer: committerOf(row),
+        committer: committerOf(row, c.provider),
         branches: input.policy.branches,
         allowDelete: input.policy.allowDelete,
       };

@@ -15,8 +15,8 @@
 import { failure, type CallbackErrorCode, type ConnectConfirmed, type Failure } from "../contract";
 import { base64urlEncode, randomString, sha256 } from "../crypto";
 import { exchangeFailure, missingKeyFailure } from "../failures";
-import type { TokenSet } from "../github";
-import { identityIndex } from "../identity-index";
+import type { TokenSet } from "../providers/provider";
+import { identityIndexByKey } from "../identity-index";
 import { logEvent } from "../log";
 import type { ConnectionStore } from "./connection-store";
 import type { CallContext } from "./context";
@@ -151,7 +151,7 @@ export class ConnectFlow {
       if (!code.ok || !verifier.ok) return (!code.ok && code.problem === "missing_key") || (!verifier.ok && verifier.problem === "missing_key") ? missingKeyFailure() : invalid;
 
       const log = (outcome: string, detail?: string) => logEvent({ event: "connect", userId: c.userId, appType, outcome, detail });
-      const exchanged = await c.github.exchangeCode(c.app, code.value, verifier.value);
+      const exchanged = await c.provider.exchangeCode(c.app, code.value, verifier.value);
       if (!exchanged.ok) {
         log(exchanged.error.kind, exchanged.error.detail);
         return exchangeFailure(exchanged.error);
@@ -169,17 +169,17 @@ export class ConnectFlow {
       const lost = async (f: Failure, why: string) => {
         log("abandoned", why);
         await this.#abandon(c, tokens);
-        for (const gh of unlinkOnLoss) await this.#unlinkQuietly(gh, c.userId, appType);
+        for (const gh of unlinkOnLoss) await this.#unlinkQuietly(c, gh);
         return f;
       };
       if (deleted()) return lost(invalid, "account deleted during the connect");
-      const user = await c.github.getUser(tokens.accessToken);
+      const user = await c.provider.getUser(tokens.accessToken);
       if (!user.ok) return lost(exchangeFailure(user.error), user.error.detail);
       if (deleted()) return lost(invalid, "account deleted during the connect");
       // The link is written before the connection, so no connection is ever unreachable by
       // the revocation webhook.
       try {
-        await identityIndex(this.#d.env, user.value.id).link({ appType, userId: c.userId });
+        await identityIndexByKey(this.#d.env, c.provider.identityKey(user.value.id)).link({ appType, userId: c.userId });
       } catch {
         return lost(failure("broker_unavailable", "The broker could not record the connection; try again.", 1), "identity index unreachable");
       }
@@ -199,7 +199,7 @@ export class ConnectFlow {
       const stored = this.#d.store.startGeneration(appType, user.value, pair);
       this.#d.vault.remember(appType, pair.accessToken, tokens.accessToken);
       if (before && before.github_user_id !== user.value.id) {
-        await this.#unlinkQuietly(before.github_user_id, c.userId, appType);
+        await this.#unlinkQuietly(c, before.github_user_id);
         await Promise.all(this.#d.revoker.pending(appType).map((id) => this.#d.revoker.attempt(c, id)));
       }
       log("connected");
@@ -219,9 +219,9 @@ export class ConnectFlow {
     await this.#d.revoker.attempt(c, prepared.id);
   }
 
-  async #unlinkQuietly(githubUserId: string, userId: string, appType: string): Promise<void> {
+  async #unlinkQuietly(c: CallContext, githubUserId: string): Promise<void> {
     try {
-      await identityIndex(this.#d.env, githubUserId).unlink({ appType, userId });
+      await identityIndexByKey(this.#d.env, c.provider.identityKey(githubUserId)).unlink({ appType: c.app.appType, userId: c.userId });
     } catch {
       // A stale link is harmless: the actor checks its own row before acting on a revocation.
     }

@@ -1,31 +1,44 @@
 /**
- * What one actor call works with: who, which App, the configuration, the keyring and a
- * GitHub client, built once per call. Configuration problems become `app_misconfigured`
+ * What one actor call works with: who, which App, the configuration, the keyring, a
+ * GitHub client and the provider of the call's App, built once per call. Configuration problems become `app_misconfigured`
  * here, so no module below has to care.
  */
 import { loadConfig, misconfigured, type AppConfig, type BrokerConfig } from "../config";
 import { failure, type Failure } from "../contract";
 import { ConfigError, loadKeyring, type Keyring } from "../crypto";
-import { GitHubClient } from "../github";
+import { GitHubClient } from "../providers/github";
+import { providerFor, type Provider } from "../providers";
 
 /** The configuration, keys and GitHub client, without a user (the alarm has none). */
 export interface ServiceContext {
   config: BrokerConfig;
   keyring: Keyring;
+  /** GitHub-only features (scoped tokens, installation tokens). */
   github: GitHubClient;
+  /** The provider of any configured App (the grant revoker and the alarm serve every App). */
+  providerFor(app: AppConfig): Provider;
 }
 
 /** A call on behalf of one user and one App. */
 export interface CallContext extends ServiceContext {
   userId: string;
   app: AppConfig;
+  /** The provider of `app`: what the actor's modules call for tokens, identity and permissions. */
+  provider: Provider;
 }
 
 export async function serviceContext(env: Env): Promise<{ ok: true; value: ServiceContext } | Failure> {
   try {
     const config = loadConfig(env);
     const keyring = await loadKeyring(env.TOKEN_ENCRYPTION_KEYS);
-    return { ok: true, value: { config, keyring, github: new GitHubClient(config) } };
+    const github = new GitHubClient(config);
+    const providers = new Map<string, Provider>();
+    const forApp = (app: AppConfig): Provider => {
+      let p = providers.get(app.appType);
+      if (!p) providers.set(app.appType, (p = providerFor(config, app, github)));
+      return p;
+    };
+    return { ok: true, value: { config, keyring, github, providerFor: forApp } };
   } catch (err) {
     if (err instanceof ConfigError) return misconfigured(err);
     throw err;
@@ -37,5 +50,5 @@ export async function callContext(env: Env, userId: string, appType: string): Pr
   if (!service.ok) return service;
   const app = service.value.config.apps.get(appType);
   if (!app) return failure("invalid_request", "unknown appType");
-  return { ok: true, value: { ...service.value, userId, app } };
+  return { ok: true, value: { ...service.value, userId, app, provider: service.value.providerFor(app) } };
 }

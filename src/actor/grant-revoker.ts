@@ -11,7 +11,7 @@
  * are single-flight, since one may spend the refresh token to get a usable access token.
  */
 import type { GrantOutcome } from "../contract";
-import type { TokenSet } from "../github";
+import type { TokenSet } from "../providers/provider";
 import { logEvent } from "../log";
 import type { ServiceContext } from "./context";
 import type { SealedPair } from "./connection-store";
@@ -127,7 +127,7 @@ export class GrantRevoker {
       }
       const refresh = await this.#vault.open(c.keyring, this.#owner, row.app_type, field("refresh_token"), row.refresh_token);
       if (!refresh.ok) return refresh.problem === "missing_key" ? this.#later(row, "encryption key missing") : this.#done(row, "already_gone", "undecryptable");
-      const rotated = await c.github.refresh(app, refresh.value);
+      const rotated = await c.providerFor(app).refresh(app, refresh.value);
       if (!rotated.ok) {
         if (rotated.error.kind === "bad_grant") return this.#done(row, "already_gone", "refresh token rejected");
         return this.#later(row, rotated.error.detail);
@@ -143,7 +143,7 @@ export class GrantRevoker {
       );
       accessToken = rotated.value.accessToken;
     }
-    const outcome = await c.github.revokeGrant(app, accessToken);
+    const outcome = await c.providerFor(app).revokeGrant(app, accessToken);
     if (outcome === "failed") return this.#later(row, "GitHub did not confirm");
     return this.#done(row, outcome, "github answered");
   }

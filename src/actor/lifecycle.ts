@@ -15,8 +15,8 @@
  */
 import { failure, type Failure, type GrantOutcome } from "../contract";
 import { missingKeyFailure } from "../failures";
-import type { TokenSet } from "../github";
-import { identityIndex } from "../identity-index";
+import type { TokenSet } from "../providers/provider";
+import { identityIndexByKey } from "../identity-index";
 import { logEvent } from "../log";
 import { sameStamp, type ConnectionRow, type ConnectionStore, type RemovalCause } from "./connection-store";
 import type { CallContext, ServiceContext } from "./context";
@@ -91,7 +91,7 @@ export class Lifecycle {
       const appType = c.app.appType;
       const retired = await this.retire(c, appType, "disconnected");
       if (!retired.ok) return retired;
-      if (retired.row) await this.#unlink(retired.row, c.userId);
+      if (retired.row) await this.#unlink(c, retired.row, c.userId);
       const githubGrant = combine(await Promise.all(this.#d.revoker.pending(appType).map((id) => this.#d.revoker.attempt(c, id))));
       logEvent({ event: "disconnect", userId: c.userId, appType, outcome: githubGrant });
       return { ok: true, githubGrant };
@@ -115,7 +115,7 @@ export class Lifecycle {
         if (!c.ok) return c;
         const retired = await this.retire(c.value, row.app_type, "deleted");
         if (!retired.ok) return retired;
-        if (retired.row) await this.#unlink(retired.row, userId);
+        if (retired.row) await this.#unlink(c.value, retired.row, userId);
       }
       const byApp = new Map<string, GrantOutcome[]>();
       await Promise.all(
@@ -159,7 +159,7 @@ export class Lifecycle {
   async #stillAuthorized(c: CallContext): Promise<boolean> {
     const live = await this.#d.refresher.live(c, 0);
     if (!live.ok) return false; // refused refresh (dead grant), or GitHub unreachable: honour the revocation
-    const user = await c.github.getUser(live.accessToken);
+    const user = await c.provider.getUser(live.accessToken);
     return user.ok;
   }
 
@@ -182,9 +182,9 @@ export class Lifecycle {
   }
 
   /** Removes the identity-index link after the row is gone; a failure leaves a stale link, which is harmless. */
-  async #unlink(row: ConnectionRow, userId: string): Promise<void> {
+  async #unlink(c: CallContext, row: ConnectionRow, userId: string): Promise<void> {
     try {
-      await identityIndex(this.#d.env, row.github_user_id).unlink({ appType: row.app_type, userId });
+      await identityIndexByKey(this.#d.env, c.provider.identityKey(row.github_user_id)).unlink({ appType: row.app_type, userId });
     } catch (err) {
       logEvent({ event: "index_unlink", level: "warn", userId, appType: row.app_type, detail: String((err as Error)?.message).slice(0, 200) });
     }

@@ -137,7 +137,7 @@ export class Refresher {
     if (!opened.ok) return this.#unopenable(c, row, opened);
     if (!sameStamp(this.#store.get(appType), stamp)) return SUPERSEDED;
 
-    const answer = await c.github.refresh(c.app, opened.value);
+    const answer = await c.provider.refresh(c.app, opened.value);
 
     const log = (outcome: string, detail?: string) => {
       logEvent({ event: "refresh", userId: c.userId, appType, outcome, durationMs: Date.now() - started, detail });

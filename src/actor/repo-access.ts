@@ -37,13 +37,13 @@ export class RepoAccess {
     const key = `${c.app.appType}\0${live.row.generation}\0${repository.toLowerCase()}`;
     let answer = this.#cache.get(key);
     if (!answer || answer.until <= Date.now()) {
-      let res = await c.github.getRepoPermissions(live.accessToken, repository);
+      let res = await c.provider.getRepoPermissions(live.accessToken, repository);
       if (!res.ok && res.error.kind === "unauthorized") {
         const fresh = await this.#refresher.live(c, minValidityMs, live.row);
         if (!fresh.ok) return fresh;
         if (fresh.row.generation !== live.row.generation) return this.check(c, fresh, repository, permission, minValidityMs);
         live = fresh;
-        res = await c.github.getRepoPermissions(live.accessToken, repository);
+        res = await c.provider.getRepoPermissions(live.accessToken, repository);
       }
       if (!res.ok) {
         // SAML SSO is not cached: the person authorizes the organisation and tries again at once.

@@ -8,6 +8,7 @@
 import { failure, rfc3339, type Committer, type Failure, type Permission, type TokenGrant, type TokenResult } from "../contract";
 import { timingSafeEqualStrings } from "../crypto";
 import { githubFailure } from "../failures";
+import type { Provider } from "../providers/provider";
 import type { ConnectionRow } from "./connection-store";
 import type { CallContext } from "./context";
 import type { Live, Refresher } from "./refresher";
@@ -37,12 +38,12 @@ export class TokenDesk {
       if (!live.ok) return live;
       const checked = await this.#repos.check(c, live, repository, permission, minMs);
       if (!checked.ok) return checked;
-      if (this.#refresher.isCurrent(checked) && !scope) return grantOf(checked);
+      if (this.#refresher.isCurrent(checked) && !scope) return grantOf(checked, c.provider);
       if (this.#refresher.isCurrent(checked) && scope) {
         // `scope: "repository"` (scoped-tokens.ts): minted from this pair, handed out only while it is current.
         const scoped = await this.#scoped.get(c, checked, repository, scope, minMs);
         if (!scoped.ok) return scoped;
-        if (this.#refresher.isCurrent(checked)) return scopedGrant(grantOf(checked) as TokenGrant, scoped, repository, scope);
+        if (this.#refresher.isCurrent(checked)) return scopedGrant(grantOf(checked, c.provider) as TokenGrant, scoped, repository, scope);
       }
       // A refresh started (or finished) while the repository was checked: that token is doomed.
     }
@@ -59,19 +60,19 @@ export class TokenDesk {
       if (!current.ok) return current;
       let answer: Live | Failure = current;
       if (await timingSafeEqualStrings(token, current.accessToken)) {
-        const check = await c.github.getUser(current.accessToken);
+        const check = await c.provider.getUser(current.accessToken);
         if (!check.ok && check.error.kind === "unauthorized") answer = await this.#refresher.live(c, 0, current.row);
         else if (!check.ok) answer = githubFailure(check.error);
       }
       if (!answer.ok) return answer;
-      if (this.#refresher.isCurrent(answer)) return grantOf(answer);
+      if (this.#refresher.isCurrent(answer)) return grantOf(answer, c.provider);
     }
     return CHANGED;
   }
 }
 
 /** The contract's answer for a live token. */
-export function grantOf(live: Live): TokenResult {
+export function grantOf(live: Live, provider: Provider): TokenResult {
   const { row } = live;
   const expiresAt = row.access_token_expires_at!;
   return {
@@ -82,11 +83,11 @@ export function grantOf(live: Live): TokenResult {
     expiresInSeconds: Math.max(0, Math.floor((expiresAt - Date.now()) / 1000)),
     githubUserId: row.github_user_id,
     githubLogin: row.github_login,
-    committer: committerOf(row),
+    committer: committerOf(row, provider),
   };
 }
 
-/** The user's git identity: display name (or login) and GitHub's no-reply address. */
-export function committerOf(row: ConnectionRow): Committer {
-  return { name: row.github_name ?? row.github_login, email: `${row.github_user_id}+${row.github_login}@users.noreply.github.com` };
+/** The user's git identity: display name (or login) and the provider's no-reply address. */
+export function committerOf(row: ConnectionRow, provider: Provider): Committer {
+  return provider.committer({ id: row.github_user_id, login: row.github_login, name: row.github_name });
 }

@@ -11,7 +11,7 @@
  *   without naming the user (see grant-revoker.ts).
  */
 import { openSealed, seal, sealedWithOldKey, type Keyring, type Opened } from "../crypto";
-import type { TokenSet } from "../github";
+import type { TokenSet } from "../providers/provider";
 import type { ConnectionRow, SealedPair } from "./connection-store";
 
 export class TokenVault {

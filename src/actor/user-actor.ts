@@ -211,14 +211,10 @@ export class UserActor extends DurableObject<Env> {
     if (this.#ownerMismatch(input.userId)) return failure("invalid_request", "userId does not match this actor");
     const service = await serviceContext(this.env);
     if (!service.ok) return service;
-    const contextFor = async (appType: string): Promise<{ ok: true; value: CallContext }> => ({
-      ok: true,
-      value: {
-        ...service.value,
-        userId: input.userId,
-        app: service.value.config.apps.get(appType) ?? { appType, clientId: "", clientSecret: "", webhookSecrets: [] },
-      },
-    });
+    const contextFor = async (appType: string): Promise<{ ok: true; value: CallContext }> => {
+      const app = service.value.config.apps.get(appType) ?? { appType, provider: "github" as const, clientId: "", clientSecret: "", webhookSecrets: [] };
+      return { ok: true, value: { ...service.value, userId: input.userId, app, provider: service.value.providerFor(app) } };
+    };
     const result = await this.#lifecycle.deleteUser(input.userId, contextFor, service.value, () => this.#wipe());
     // The deletion's own events (one `deleted` per connection) go out now if they can.
     await this.#outbox.deliverDue();
@@ -267,7 +263,7 @@ export class UserActor extends DurableObject<Env> {
       return c;
     });
     const c = context as CallContext | null;
-    recordMetric(this.env, { operation: "capability_redeem", outcome: result.ok ? "ok" : result.reason, appType: c?.app.appType ?? "", durationMs: Date.now() - started, githubCalls: c?.github.calls ?? 0 });
+    recordMetric(this.env, { operation: "capability_redeem", outcome: result.ok ? "ok" : result.reason, appType: c?.app.appType ?? "", durationMs: Date.now() - started, githubCalls: c?.provider.calls ?? 0 });
     return result;
   }
 
@@ -313,7 +309,7 @@ export class UserActor extends DurableObject<Env> {
     const result = c.ok ? await fn(c.value) : c;
     if (writes) await this.#housekeeping.schedule();
     const outcome = result.ok ? "ok" : String(result.reason);
-    recordMetric(this.env, { operation, outcome, appType, durationMs: Date.now() - started, githubCalls: c.ok ? c.value.github.calls : 0 });
+    recordMetric(this.env, { operation, outcome, appType, durationMs: Date.now() - started, githubCalls: c.ok ? c.value.provider.calls : 0 });
     // A token handed out is counted by the metric and the audit trail; the log keeps failures.
     if (operation === "token" && outcome !== "ok") logEvent({ event: "token", userId, appType, outcome, durationMs: Date.now() - started });
     return result;

@@ -1,0 +1,226 @@
+/**
+ * The GitLab side of the provider seam (gitlab.com and self-managed): OAuth with PKCE and
+ * `scope`, rotating refresh tokens, identity, project access levels and token revocation.
+ *
+ * GitLab differs from GitHub where it matters to the broker:
+ * - OAuth errors come as HTTP 400/401 with `{error, error_description}` (GitHub: 200);
+ *   `invalid_grant` is a dead code or refresh token, `invalid_client` the App's credentials.
+ * - A refresh "invalidates the existing access token and refresh token": the same race the
+ *   actor's single-flight refresh exists for, with no revocation webhook to tell us later.
+ * - Access tokens live 2 hours; `expires_in` may be missing, then `created_at` + 7200 s on
+ *   GitLab's clock, translated to the broker's ("one clock").
+ * - Refresh tokens do not expire by age.
+ *
+ * Nothing here logs, and no error value contains a token, code or secret.
+ */
+import type { Committer } from "../contract";
+import type { AppConfig, BrokerConfig } from "../config";
+import type { Provider, ProviderError, ProviderResult, ProviderUser, TokenSet } from "./provider";
+
+/** GitLab's access-token lifetime since 15.0 (2 hours). */
+export const GITLAB_ACCESS_TTL_S = 7200;
+/** Access levels (`permissions.project_access.access_level`): Developer pushes, Reporter pulls. */
+export const GITLAB_PUSH_LEVEL = 30;
+export const GITLAB_PULL_LEVEL = 20;
+
+const DEFAULT_RETRY_AFTER = 5;
+const USER_AGENT = "github-token-broker";
+
+export class GitLabClient implements Provider {
+  readonly kind = "gitlab";
+  calls = 0;
+  readonly #base: string;
+  readonly #host: string;
+
+  /** One client per App: a GitLab App is bound to its instance (`baseUrl`). */
+  constructor(
+    private readonly config: BrokerConfig,
+    app: AppConfig,
+  ) {
+    this.#base = app.baseUrl ?? "https://gitlab.com";
+    this.#host = new URL(this.#base).hostname;
+  }
+
+  /** `{base}/oauth/authorize` with PKCE S256 and `scope`. GitLab has no account picker: `selectAccount` is ignored. */
+  authorizeUrl(app: AppConfig, state: string, codeChallenge: string): string {
+    const url = new URL(`${this.#base}/oauth/authorize`);
+    url.searchParams.set("client_id", app.clientId);
+    url.searchParams.set("redirect_uri", this.config.callbackUrl);
+    url.searchParams.set("response_type", "code");
+    url.searchParams.set("state", state);
+    url.searchParams.set("scope", app.scopes ?? "read_user write_repository api");
+    url.searchParams.set("code_challenge", codeChallenge);
+    url.searchParams.set("code_challenge_method", "S256");
+    return url.toString();
+  }
+
+  exchangeCode(app: AppConfig, code: string, codeVerifier: string): Promise<ProviderResult<TokenSet>> {
+    return this.#token(app, { grant_type: "authorization_code", code, code_verifier: codeVerifier, redirect_uri: this.config.callbackUrl });
+  }
+
+  /** Spends `refreshToken`: GitLab kills the old access *and* refresh token as it answers. */
+  refresh(app: AppConfig, refreshToken: string): Promise<ProviderResult<TokenSet>> {
+    return this.#token(app, { grant_type: "refresh_token", refresh_token: refreshToken, redirect_uri: this.config.callbackUrl });
+  }
+
+  /** `GET /api/v4/user`: numeric `id`, `username`, `name`. */
+  async getUser(token: string): Promise<ProviderResult<ProviderUser>> {
+    const res = await this.#api("/api/v4/user", token, "GET /api/v4/user");
+    if (!res.ok) return res;
+    const body = res.value as { id?: unknown; username?: unknown; name?: unknown };
+    if (typeof body.id !== "number" || typeof body.username !== "string") return unavailable("GET /api/v4/user: unexpected body");
+    return { ok: true, value: { id: String(body.id), login: body.username, name: typeof body.name === "string" && body.name ? body.name : null } };
+  }
+
+  /**
+   * `GET /api/v4/projects/{url-encoded path}`: the higher of the project and group access
+   * levels; ≥ 30 pushes, ≥ 20 pulls, and anyone pulls a public project.
+   */
+  async getRepoPermissions(token: string, repository: string): Promise<ProviderResult<{ push: boolean; pull: boolean }>> {
+    const res = await this.#api(`/api/v4/projects/${encodeURIComponent(repository)}`, token, "GET /api/v4/projects/{path}");
+    if (!res.ok) return res;
+    const body = res.value as { visibility?: unknown; permissions?: { project_access?: { access_level?: unknown } | null; group_access?: { access_level?: unknown } | null } };
+    const level = Math.max(levelOf(body.permissions?.project_access), levelOf(body.permissions?.group_access));
+    return { ok: true, value: { push: level >= GITLAB_PUSH_LEVEL, pull: level >= GITLAB_PULL_LEVEL || body.visibility === "public" } };
+  }
+
+  /**
+   * `POST /oauth/revoke` (RFC 7009) with the App's credentials. GitLab answers 200 for a
+   * token it does not know too, so "revoked" also covers "was already gone".
+   */
+  async revokeGrant(app: AppConfig, accessToken: string): Promise<"revoked" | "already_gone" | "failed"> {
+    if (!app.clientSecret) return "failed";
+    const res = await this.#fetch(`${this.#base}/oauth/revoke`, {
+      method: "POST",
+      headers: { accept: "application/json", "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ client_id: app.clientId, client_secret: app.clientSecret, token: accessToken }),
+    });
+    if (!res.ok) return "failed";
+    const status = res.value.status;
+    await res.value.body?.cancel();
+    return status === 200 ? "revoked" : "failed";
+  }
+
+  /** Display name (or username) and `{id}-{username}@users.noreply.{host}`. */
+  committer(user: { id: string; login: string; name: string | null }): Committer {
+    return { name: user.name ?? user.login, email: `${user.id}-${user.login}@users.noreply.${this.#host}` };
+  }
+
+  /** `gitlab:{host}:{id}`: ids are per instance. */
+  identityKey(userId: string): string {
+    return `gitlab:${this.#host}:${userId}`;
+  }
+
+  // ---- internals ----
+
+  async #token(app: AppConfig, params: Record<string, string>): Promise<ProviderResult<TokenSet>> {
+    if (!app.clientSecret) return { ok: false, error: { kind: "app_misconfigured", detail: "client secret not configured" } };
+    const res = await this.#fetch(`${this.#base}/oauth/token`, {
+      method: "POST",
+      headers: { accept: "application/json", "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ client_id: app.clientId, client_secret: app.clientSecret, ...params }),
+    });
+    if (!res.ok) return res;
+    const receivedAt = Date.now();
+    const response = res.value;
+    const label = "POST /oauth/token";
+    if (response.status === 400 || response.status === 401) {
+      const body = await readJson(response);
+      const code = typeof body?.error === "string" ? body.error : `http_${response.status}`;
+      const detail = `${label}: ${response.status} ${code}`;
+      if (code === "invalid_client" || code === "unauthorized_client") return { ok: false, error: { kind: "app_misconfigured", detail } };
+      if (code === "invalid_grant") return { ok: false, error: { kind: "bad_grant", code, detail } };
+      // Any other 400 (`invalid_request`, ...) says nothing about the grant: not a reason to disconnect.
+      return unavailable(detail);
+    }
+    const fail = httpFailure(response, label);
+    if (fail) {
+      await response.body?.cancel();
+      return fail;
+    }
+    const body = await readJson(response);
+    if (!body || typeof body.access_token !== "string" || !body.access_token) return unavailable(`${label}: no access_token`);
+    const hasRefresh = typeof body.refresh_token === "string" && body.refresh_token !== "";
+    return {
+      ok: true,
+      value: {
+        accessToken: body.access_token,
+        accessTokenExpiresAt: receivedAt + lifetimeSeconds(body, response) * 1000,
+        refreshToken: hasRefresh ? (body.refresh_token as string) : null,
+        refreshTokenExpiresAt: null,
+      },
+    };
+  }
+
+  async #api(path: string, token: string, label: string): Promise<ProviderResult<unknown>> {
+    const res = await this.#fetch(`${this.#base}${path}`, { method: "GET", headers: { accept: "application/json", authorization: `Bearer ${token}` } });
+    if (!res.ok) return res;
+    const response = res.value;
+    const simple: Record<number, ProviderError["kind"]> = { 401: "unauthorized", 403: "forbidden", 404: "not_found" };
+    const kind = simple[response.status];
+    if (kind) {
+      await response.body?.cancel();
+      return { ok: false, error: { kind, detail: `${label}: ${response.status}` } as ProviderError };
+    }
+    const fail = httpFailure(response, label);
+    if (fail) {
+      await response.body?.cancel();
+      return fail;
+    }
+    const body = await readJson(response);
+    return body ? { ok: true, value: body } : unavailable(`${label}: body is not JSON`);
+  }
+
+  /** `fetch` with the configured timeout; never follows redirects; never throws. */
+  async #fetch(url: string, init: RequestInit): Promise<ProviderResult<Response>> {
+    this.calls++;
+    const headers = new Headers(init.headers);
+    headers.set("user-agent", USER_AGENT);
+    try {
+      return { ok: true, value: await fetch(url, { ...init, headers, redirect: "manual", signal: AbortSignal.timeout(this.config.githubTimeoutMs) }) };
+    } catch (err) {
+      const timedOut = err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
+      return unavailable(timedOut ? `timeout after ${this.config.githubTimeoutMs} ms` : "network error");
+    }
+  }
+}
+
+/**
+ * Seconds the new access token lives, measured from its receipt: `expires_in`, or else what
+ * `created_at` + 7200 leaves after GitLab's own `Date` (never more than 7200).
+ */
+function lifetimeSeconds(body: Record<string, unknown>, response: Response): number {
+  const expiresIn = Number(body.expires_in);
+  if (body.expires_in !== undefined && body.expires_in !== null && Number.isFinite(expiresIn) && expiresIn > 0) return expiresIn;
+  const createdAt = Number(body.created_at);
+  const serverNow = Date.parse(response.headers.get("date") ?? "");
+  if (!Number.isFinite(createdAt) || !Number.isFinite(serverNow)) return GITLAB_ACCESS_TTL_S;
+  return Math.max(0, Math.min(GITLAB_ACCESS_TTL_S, createdAt + GITLAB_ACCESS_TTL_S - serverNow / 1000));
+}
+
+function levelOf(access: { access_level?: unknown } | null | undefined): number {
+  return typeof access?.access_level === "number" ? access.access_level : 0;
+}
+
+function unavailable(detail: string, retryAfterSeconds = DEFAULT_RETRY_AFTER): { ok: false; error: ProviderError } {
+  return { ok: false, error: { kind: "unavailable", retryAfterSeconds, detail } };
+}
+
+/** 429 is a rate limit (`Retry-After`, `RateLimit-Reset`); any other non-2xx an outage. */
+function httpFailure(response: Response, label: string): { ok: false; error: ProviderError } | null {
+  const status = response.status;
+  if (status >= 200 && status < 300) return null;
+  const header = response.headers.get("retry-after");
+  const wait = header && /^\d+$/.test(header) ? Math.max(1, Number(header)) : null;
+  if (status === 429) return { ok: false, error: { kind: "rate_limited", retryAfterSeconds: wait ?? 60, detail: `${label}: 429` } };
+  return unavailable(`${label}: HTTP ${status}`, wait ?? DEFAULT_RETRY_AFTER);
+}
+
+async function readJson(response: Response): Promise<Record<string, unknown> | null> {
+  try {
+    const body = (await response.json()) as unknown;
+    return body && typeof body === "object" ? (body as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}

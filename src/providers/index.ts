@@ -1,0 +1,56 @@
+/**
+ * Which provider serves an App, and the repository paths each accepts: the only places that
+ * branch on `app.provider` (everything else goes through the {@link Provider} interface).
+ */
+import type { AppConfig, BrokerConfig } from "../config";
+import { failure } from "../contract";
+import { parseRepository, type Parsed } from "../validate";
+import { GitHubClient } from "./github";
+import { GitLabClient } from "./gitlab";
+import type { Provider } from "./provider";
+
+export type { Provider, ProviderKind, ProviderError, ProviderResult, ProviderUser, TokenSet } from "./provider";
+
+/**
+ * The provider of `app` for one actor call. A GitHub App gets `github` itself (the call's
+ * one GitHub client, which also serves GitHub-only features), so request counts stay one.
+ */
+export function providerFor(config: BrokerConfig, app: AppConfig, github: GitHubClient): Provider {
+  return app.provider === "gitlab" ? new GitLabClient(config, app) : github;
+}
+
+/**
+ * GitLab project paths: a namespace of 1-20 nested groups and the project, each segment
+ * 1-255 of `[A-Za-z0-9_.-]` starting with an alphanumeric or `_`, not ending in `.git` or
+ * `.atom` (GitLab's own path rules, tightened: no segment is `.`/`..`, no percent-encoding).
+ */
+const GITLAB_SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$/;
+
+/** `group/.../project` when it follows GitLab's path rules (at least two segments), else `null`. */
+export function gitlabPathOf(path: string): string | null {
+  if (path.length > 1024) return null;
+  const parts = path.split("/");
+  if (parts.length < 2 || parts.length > 21) return null;
+  for (const part of parts) {
+    if (!GITLAB_SEGMENT.test(part) || part.endsWith(".git") || part.endsWith(".atom") || part.endsWith(".")) return null;
+  }
+  return path;
+}
+
+/**
+ * A repository for `app`: GitHub's `owner/name` (validate.ts), or for a GitLab App a
+ * project path with nested groups, bare or as a clone URL on the App's instance.
+ */
+export function parseRepositoryFor(config: BrokerConfig, app: AppConfig, value: unknown): Parsed<string> {
+  if (app.provider !== "gitlab") return parseRepository(config, value);
+  const bad = failure("invalid_request", "repository must be group/.../project or https://<gitlab host>/group/.../project(.git)");
+  if (typeof value !== "string" || value.length > 1100) return bad;
+  let path = value;
+  if (value.includes("://")) {
+    const prefix = `${app.baseUrl}/`;
+    if (!value.startsWith(prefix) || /[%?#@\\]/.test(value.slice(prefix.length))) return bad;
+    path = value.slice(prefix.length).replace(/\.git$/, "");
+  }
+  const repository = gitlabPathOf(path);
+  return repository ? { ok: true, value: repository } : bad;
+}

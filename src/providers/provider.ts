@@ -1,0 +1,80 @@
+/**
+ * The provider seam: everything the per-user actor asks of an OAuth provider (GitHub,
+ * GitLab), so the actor, generations, single-flight refresh, sealing and lifecycle rules are
+ * written once. Each App names its provider in configuration (`GITHUB_APPS`, `GITLAB_APPS`);
+ * `actor/context.ts` hands every call the provider of its App.
+ *
+ * Results are the same small union on both sides ({@link ProviderError}), so `failures.ts`
+ * maps them to contract reasons once. Nothing a provider returns carries a token, code or
+ * secret in an error.
+ */
+import type { Committer } from "../contract";
+import type { AppConfig } from "../config";
+
+/** Which implementation serves an App. */
+export type ProviderKind = "github" | "gitlab";
+
+/**
+ * A token pair with absolute expiries in epoch ms on **the broker's clock**: the moment the
+ * answer was received plus the provider's `expires_in` ("one clock").
+ */
+export interface TokenSet {
+  accessToken: string;
+  accessTokenExpiresAt: number;
+  /** `null` when the provider issued no refresh token (a GitHub App with expiry off). */
+  refreshToken: string | null;
+  refreshTokenExpiresAt: number | null;
+}
+
+/** The account behind a token. Stored in the `github_*` columns whatever the provider (the names are historical). */
+export interface ProviderUser {
+  /** Numeric id as a decimal string. */
+  id: string;
+  /** GitHub `login`, GitLab `username`. */
+  login: string;
+  name: string | null;
+}
+
+/**
+ * Why a call failed (the same kinds for every provider).
+ * - `unavailable`: 5xx, timeout, network error, unparseable answer.
+ * - `rate_limited`: 429 (or GitHub's 403 with `x-ratelimit-remaining: 0`).
+ * - `app_misconfigured`: the provider rejected the App's own client id or secret.
+ * - `bad_grant`: the provider rejected the code or refresh token (`bad_refresh_token`, `invalid_grant`).
+ * - `unauthorized`: the API refused the user token (401).
+ * - `not_found`: 404 (for a repository: missing, or not visible to this user token).
+ * - `forbidden`: 403 that is not a rate limit; `ssoUrl` only for GitHub's SAML SSO.
+ */
+export type ProviderError =
+  | { kind: "unavailable"; retryAfterSeconds: number; detail: string }
+  | { kind: "rate_limited"; retryAfterSeconds: number; detail: string }
+  | { kind: "app_misconfigured"; detail: string }
+  | { kind: "bad_grant"; code: string; detail: string }
+  | { kind: "unauthorized"; detail: string }
+  | { kind: "not_found"; detail: string }
+  | { kind: "forbidden"; detail: string; ssoUrl?: string };
+
+export type ProviderResult<T> = { ok: true; value: T } | { ok: false; error: ProviderError };
+
+/** What the actor needs from a provider; one instance per actor call (it counts its requests). */
+export interface Provider {
+  readonly kind: ProviderKind;
+  /** Requests this client made: the `githubCalls` of a metric. */
+  readonly calls: number;
+  /** The browser's authorize URL, with PKCE S256 and the signed `state`. */
+  authorizeUrl(app: AppConfig, state: string, codeChallenge: string, selectAccount: boolean): string;
+  /** Exchanges an authorization code (with its PKCE verifier) for a token pair. */
+  exchangeCode(app: AppConfig, code: string, codeVerifier: string): Promise<ProviderResult<TokenSet>>;
+  /** Spends `refreshToken` for a new pair; both providers kill the old pair as they answer. */
+  refresh(app: AppConfig, refreshToken: string): Promise<ProviderResult<TokenSet>>;
+  /** The account of a user token (also the "is this token alive?" probe). */
+  getUser(token: string): Promise<ProviderResult<ProviderUser>>;
+  /** The user's own `push` / `pull` on a repository path (already validated for this provider). */
+  getRepoPermissions(token: string, repository: string): Promise<ProviderResult<{ push: boolean; pull: boolean }>>;
+  /** Revokes the user's authorization of the App (GitHub: the grant; GitLab: the token). */
+  revokeGrant(app: AppConfig, accessToken: string): Promise<"revoked" | "already_gone" | "failed">;
+  /** The user's git identity with the provider's no-reply address. */
+  committer(user: { id: string; login: string; name: string | null }): Committer;
+  /** Names the identity-index object of a provider account: `github:{id}`, `gitlab:{host}:{id}`. */
+  identityKey(userId: string): string;
+}
