@@ -7,7 +7,8 @@ import { defineConfig, type Plugin } from "vitest/config";
 import { createRepository, gitHttpBackend } from "./emulator/git-backend.ts";
 import { EventReceiver } from "./emulator/event-receiver.ts";
 import { GitHubEmulator } from "./emulator/github.ts";
-import { APPS, EVENTS_URL, TEST_BINDINGS } from "./test/support/env.ts";
+import { GitLabEmulator } from "./emulator/gitlab.ts";
+import { APPS, EVENTS_URL, GITLAB_APP, GITLAB_URL, TEST_BINDINGS } from "./test/support/env.ts";
 
 /**
  * Two projects:
@@ -27,9 +28,13 @@ const emulator = new GitHubEmulator(
 );
 
 const events = new EventReceiver();
+await createRepository(gitRoot, "acme/platform/api", { "README.md": "# api\n" });
+const gitlab = new GitLabEmulator([{ ...GITLAB_APP }], { gitBackend: gitHttpBackend(gitRoot) });
 
+/** Routes by host: the event receiver, the GitLab emulator, else the GitHub emulator. */
 async function toEmulator(request: Request): Promise<Response> {
-  const res = new URL(request.url).host === new URL(EVENTS_URL).host ? await events.fetch(request) : await emulator.fetch(request);
+  const host = new URL(request.url).host;
+  const res = host === new URL(EVENTS_URL).host ? await events.fetch(request) : host === new URL(GITLAB_URL).host ? await gitlab.fetch(request) : await emulator.fetch(request);
   return new MiniflareResponse(res.body as never, { status: res.status, headers: [...res.headers] }) as unknown as Response;
 }
 

@@ -16,6 +16,10 @@ export const APPS = {
 export const KEY_K1 = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
 export const KEY_K2 = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 
+/** The GitLab emulator's instance (emulator/gitlab.ts), and its one OAuth application. */
+export const GITLAB_URL = "http://gitlab.emulator";
+export const GITLAB_APP = { clientId: "gl-test-client", clientSecret: "gl-test-secret" } as const;
+
 export const INTERNAL_API_TOKEN = "test-internal-api-token";
 /** The platform's event receiver (emulator/event-receiver.ts, served by the outbound service). */
 export const EVENTS_URL = "http://events.receiver/hook";
@@ -29,6 +33,8 @@ export const TEST_BINDINGS: Record<string, string> = {
   // A comma-separated list, as during a webhook secret rotation.
   GITHUB_WEBHOOK_SECRET_STANDARD: `${APPS.standard.webhookSecret},whsec-standard-next`,
   GITHUB_WEBHOOK_SECRET_LITE: APPS.lite.webhookSecret,
+  GITLAB_APPS: JSON.stringify({ gitlab: { clientId: GITLAB_APP.clientId, baseUrl: GITLAB_URL } }),
+  GITLAB_CLIENT_SECRET_GITLAB: GITLAB_APP.clientSecret,
   GITHUB_WEB_URL: EMULATOR_URL,
   // A different host than the web URL: the broker must keep OAuth and REST calls apart.
   GITHUB_API_URL: EMULATOR_API_URL,

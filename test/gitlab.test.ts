@@ -1,0 +1,215 @@
+/**
+ * GitLab Apps through the same actor: the GitHub suites' guarantees, run against the GitLab
+ * emulator (emulator/gitlab.ts): connect, single-flight refresh of rotating tokens, outages,
+ * a lost rotation, project access levels with nested groups, and revocation on disconnect.
+ */
+import { env } from "cloudflare:workers";
+import { beforeEach, describe, expect, it } from "vitest";
+import { loadKeyring, open } from "../src/crypto";
+import { GITLAB_APP, RETURN_ORIGIN } from "./support/env";
+import { authorizeGitLab, connectGitLabUser, gitlab, gitlabToken } from "./support/gitlab";
+import { callApi, callbackTicket, confirmConnect, dumpStorage, emulator, setStoredExpiry, storedRow } from "./support/helpers";
+
+const ALICE = {
+  id: 7001,
+  username: "alice",
+  name: "Alice Liddell",
+  projects: {
+    "acme/platform/api": { level: 30 },
+    "acme/docs": { level: 20 },
+    "acme/infra/deep/tools": { level: 40, via: "group" as const },
+    "acme/guest": { level: 10 },
+  },
+};
+
+beforeEach(async () => {
+  await gitlab.reset();
+  await emulator.reset();
+});
+
+async function stored(userId: string, field: "access_token" | "refresh_token"): Promise<string | null> {
+  const row = await storedRow(userId, "gitlab" as never);
+  const keyring = await loadKeyring(env.TOKEN_ENCRYPTION_KEYS);
+  return open(keyring, row![field], { userId, appType: "gitlab", field });
+}
+
+/** Connected, with the stored access token expired as far as the broker knows. */
+async function connectedExpired(userId: string) {
+  await connectGitLabUser(userId, ALICE);
+  await setStoredExpiry(userId, "gitlab" as never, Date.now() - 1000);
+  return { before: (await storedRow(userId, "gitlab" as never))!, refreshes: (await gitlab.stats()).counts.refresh };
+}
+
+describe("GitLab connect", () => {
+  it("authorizes with PKCE and scope, confirms in two phases, and answers with the GitLab identity and committer", async () => {
+    await gitlab.addUser(ALICE);
+    const { callbackPath, authorizeUrl } = await authorizeGitLab("gl-connect", ALICE.id);
+    expect(authorizeUrl.origin + authorizeUrl.pathname).toBe("http://gitlab.emulator/oauth/authorize");
+    expect(authorizeUrl.searchParams.get("scope")).toBe("read_user write_repository api");
+    expect(authorizeUrl.searchParams.get("code_challenge_method")).toBe("S256");
+    expect(authorizeUrl.searchParams.get("response_type")).toBe("code");
+    // Phase 2 connects nothing; phase 3 does, for the user who started it only.
+    const ticket = await callbackTicket(callbackPath);
+    expect((await callApi("GET", "/users/gl-connect/connection?appType=gitlab")).body.status).toBe("not_connected");
+    expect((await confirmConnect("someone-else", ticket)).body.reason).toBe("invalid_ticket");
+    const confirmed = await confirmConnect("gl-connect", ticket);
+    expect(confirmed.status).toBe(200);
+    expect(confirmed.body).toMatchObject({ status: "connected", appType: "gitlab", githubUserId: "7001", githubLogin: "alice" });
+
+    const token = await gitlabToken("gl-connect", { repository: "acme/platform/api" });
+    expect(token.status).toBe(200);
+    expect(token.body.committer).toEqual({ name: "Alice Liddell", email: "7001-alice@users.noreply.gitlab.emulator" });
+    // One clock: 2 hours from the broker's receipt of the answer.
+    expect(token.body.expiresInSeconds).toBeGreaterThan(7200 - 30);
+    expect(token.body.expiresInSeconds).toBeLessThanOrEqual(7200);
+    expect(await gitlab.tokenState(token.body.token)).toMatchObject({ alive: true });
+    // Nothing in storage is plaintext.
+    expect(await dumpStorage("gl-connect")).not.toContain(token.body.token);
+  });
+
+  it("expires_in missing: created_at + 7200 on GitLab's clock, translated to the broker's", async () => {
+    await gitlab.settings({ omitExpiresIn: true });
+    await gitlab.clock(3600); // GitLab's clock runs an hour ahead: created_at is an hour "later".
+    await connectGitLabUser("gl-created-at", ALICE);
+    const token = await gitlabToken("gl-created-at", { repository: "acme/docs", permission: "pull" });
+    expect(token.status).toBe(200);
+    expect(token.body.expiresInSeconds).toBeGreaterThan(7200 - 30);
+    expect(token.body.expiresInSeconds).toBeLessThanOrEqual(7200);
+  });
+
+  it("a refused or reused code is exchange_failed; GitLab's invalid_client is app_misconfigured", async () => {
+    await gitlab.addUser(ALICE);
+    const { callbackPath } = await authorizeGitLab("gl-bad", ALICE.id);
+    await gitlab.fault({ endpoint: "exchange", kind: "bad_client" });
+    const first = await confirmConnect("gl-bad", await callbackTicket(callbackPath));
+    expect(first.body.reason).toBe("app_misconfigured");
+    const again = await authorizeGitLab("gl-bad", ALICE.id);
+    const ticket = await callbackTicket(again.callbackPath);
+    // Spend the code behind the broker's back: GitLab answers 400 invalid_grant.
+    const code = new URL(`https://x${again.callbackPath}`).searchParams.get("code")!;
+    const spent = await fetch("http://gitlab.emulator/oauth/token", {
+      method: "POST",
+      body: new URLSearchParams({ grant_type: "authorization_code", code, client_id: GITLAB_APP.clientId, client_secret: GITLAB_APP.clientSecret, redirect_uri: again.authorizeUrl.searchParams.get("redirect_uri")! }),
+    });
+    expect(spent.status).toBe(400);
+    expect((await confirmConnect("gl-bad", ticket)).body.reason).toBe("exchange_failed");
+  });
+
+  it("refuses GitHub-only features for a GitLab App: scoped tokens and (for now) capabilities", async () => {
+    await connectGitLabUser("gl-only", ALICE);
+    expect((await gitlabToken("gl-only", { repository: "acme/platform/api", scope: "repository" })).body.reason).toBe("invalid_request");
+    const cap = await callApi("POST", "/users/gl-only/capabilities", { appType: "gitlab", repository: "acme/platform/api", sessionId: "s1" });
+    expect(cap.body.reason).toBe("invalid_request");
+    void RETURN_ORIGIN;
+  });
+});
+
+describe("GitLab single-flight refresh", () => {
+  it("200 concurrent callers on an expired token: one refresh, one token, both old tokens dead", async () => {
+    const { before, refreshes } = await connectedExpired("gl-sf");
+    const oldAccess = await stored("gl-sf", "access_token");
+    const oldRefresh = await stored("gl-sf", "refresh_token");
+    const results = await Promise.all(Array.from({ length: 200 }, () => gitlabToken("gl-sf", { repository: "acme/platform/api" })));
+    expect(results.every((r) => r.status === 200)).toBe(true);
+    expect((await gitlab.stats()).counts.refresh - refreshes).toBe(1);
+    const tokens = new Set(results.map((r) => r.body.token));
+    expect(tokens.size).toBe(1);
+    expect([...tokens][0]).toBe(await stored("gl-sf", "access_token"));
+    // GitLab's rotation killed the old access *and* refresh token; exactly one pair lives.
+    expect(await gitlab.tokenState(oldAccess!)).toMatchObject({ alive: false, killedBy: "rotation" });
+    expect(await gitlab.tokenState(oldRefresh!)).toMatchObject({ alive: false, killedBy: "rotation" });
+    expect(await gitlab.liveRefreshTokens(ALICE.id)).toEqual([await stored("gl-sf", "refresh_token")]);
+    expect((await storedRow("gl-sf", "gitlab" as never))!.version).toBe(before.version + 1);
+  });
+
+  for (const kind of ["status_5xx", "hang"] as const) {
+    it(`GitLab ${kind === "hang" ? "hanging" : "failing with 502"}: github_unavailable, storage byte-for-byte unchanged, then recovery`, async () => {
+      const { before } = await connectedExpired(`gl-${kind}`);
+      const refresh = await stored(`gl-${kind}`, "refresh_token");
+      await gitlab.fault({ endpoint: "refresh", kind, count: -1 });
+      const results = await Promise.all(Array.from({ length: 30 }, () => gitlabToken(`gl-${kind}`, { repository: "acme/platform/api" })));
+      for (const r of results) {
+        expect(r.status).toBe(503);
+        expect(r.body.reason).toBe("github_unavailable");
+      }
+      // The connection row is byte-for-byte the same (only the audit trail notes the failure),
+      // and GitLab never rotated: the stored refresh token is still the live one.
+      expect(await storedRow(`gl-${kind}`, "gitlab" as never)).toEqual(before);
+      expect(await gitlab.tokenState(refresh!)).toMatchObject({ alive: true });
+      await gitlab.clearFaults();
+      const after = await gitlabToken(`gl-${kind}`, { repository: "acme/platform/api" });
+      expect(after.status).toBe(200);
+    });
+  }
+
+  it("a rotation whose answer was lost: the next refresh gets invalid_grant and reads reconnect_required", async () => {
+    const { before } = await connectedExpired("gl-lost");
+    const oldRefresh = await stored("gl-lost", "refresh_token");
+    await gitlab.fault({ endpoint: "refresh", kind: "drop_after_rotate" });
+    const lost = await gitlabToken("gl-lost", { repository: "acme/platform/api" });
+    expect(lost.body.reason).toBe("github_unavailable");
+    expect(await gitlab.tokenState(oldRefresh!)).toMatchObject({ alive: false, killedBy: "rotation" });
+    expect(await storedRow("gl-lost", "gitlab" as never)).toEqual(before);
+
+    const next = await gitlabToken("gl-lost", { repository: "acme/platform/api" });
+    expect(next.status).toBe(409);
+    expect(next.body.reason).toBe("reconnect_required");
+    const conn = await callApi("GET", "/users/gl-lost/connection?appType=gitlab");
+    expect(conn.body).toMatchObject({ status: "reconnect_required", reason: "refresh_token_rejected" });
+    const row = await storedRow("gl-lost", "gitlab" as never);
+    expect(row!.access_token).toBeNull();
+    expect(row!.refresh_token).toBeNull();
+  });
+});
+
+describe("GitLab project permissions", () => {
+  it("access level ≥ 30 pushes, ≥ 20 pulls, below or unknown is no_repo_access; nested groups are paths", async () => {
+    await connectGitLabUser("gl-perm", ALICE);
+    const ask = (repository: string, permission: "push" | "pull") => gitlabToken("gl-perm", { repository, permission });
+    expect((await ask("acme/platform/api", "push")).status).toBe(200); // Developer, nested group
+    expect((await ask("acme/infra/deep/tools", "push")).status).toBe(200); // Maintainer through a group
+    expect((await ask("acme/docs", "pull")).status).toBe(200); // Reporter
+    expect((await ask("acme/docs", "push")).body.reason).toBe("no_repo_access");
+    expect((await ask("acme/guest", "pull")).body.reason).toBe("no_repo_access"); // Guest
+    expect((await ask("acme/secret", "pull")).body.reason).toBe("no_repo_access"); // 404
+    await gitlab.makePublic("acme/public-site");
+    expect((await ask("acme/public-site", "pull")).status).toBe(200);
+    expect((await ask("acme/public-site", "push")).body.reason).toBe("no_repo_access");
+    // A clone URL on the App's instance, with .git, names the same project.
+    expect((await ask("http://gitlab.emulator/acme/platform/api.git", "push")).status).toBe(200);
+  });
+
+  it("validates GitLab paths, and keeps GitHub Apps at owner/name", async () => {
+    await connectGitLabUser("gl-path", ALICE);
+    for (const bad of ["acme", "acme/../x", "acme//x", "acme/x.git", "https://evil.example/acme/x", "http://gitlab.emulator/acme/x%2Fy", "-a/b"]) {
+      expect((await gitlabToken("gl-path", { repository: bad })).body.reason, bad).toBe("invalid_request");
+    }
+    const github = await callApi("POST", "/users/gl-path/token", { appType: "standard", repository: "acme/platform/api" });
+    expect(github.body.reason).toBe("invalid_request");
+  });
+});
+
+describe("GitLab disconnect and deletion", () => {
+  it("disconnect revokes the token at GitLab (POST /oauth/revoke)", async () => {
+    await connectGitLabUser("gl-off", ALICE);
+    const access = await stored("gl-off", "access_token");
+    const refresh = await stored("gl-off", "refresh_token");
+    const off = await callApi("DELETE", "/users/gl-off/connection?appType=gitlab");
+    expect(off.status).toBe(200);
+    expect(off.body.githubGrant).toBe("revoked");
+    expect((await gitlab.stats()).counts.revoke).toBe(1);
+    expect(await gitlab.tokenState(access!)).toMatchObject({ alive: false, killedBy: "revocation" });
+    expect(await gitlab.tokenState(refresh!)).toMatchObject({ alive: false, killedBy: "revocation" });
+    expect((await gitlabToken("gl-off", { repository: "acme/platform/api" })).body.reason).toBe("not_connected");
+  });
+
+  it("account deletion revokes at GitLab too; an outage leaves the revocation pending", async () => {
+    await connectGitLabUser("gl-del", ALICE);
+    const access = await stored("gl-del", "access_token");
+    await gitlab.fault({ endpoint: "revoke", kind: "status_5xx" });
+    const deleted = await callApi("DELETE", "/users/gl-del");
+    expect(deleted.status).toBe(200);
+    expect(deleted.body.githubGrants).toEqual({ gitlab: "pending" });
+    expect(await gitlab.tokenState(access!)).toMatchObject({ alive: true });
+  });
+});
