@@ -164,8 +164,6 @@ export function issueCapability(env: Env, userId: unknown, body: unknown): Promi
   return withConfig(env, async (config) => {
     const input = parseTokenInput(config, userId, body);
     if (!input.ok) return input;
-    // The git proxy serves GitHub repositories only, so far (README, "GitLab").
-    if (config.apps.get(input.value.appType)?.provider !== "github") return failure("invalid_request", "capabilities are available for GitHub Apps only");
     const fields = asObject(body);
     const session = parseUserId(fields.sessionId);
     if (!session.ok) return failure("invalid_request", "sessionId must be 1-128 characters of A-Z a-z 0-9 _ . : @ -");

@@ -6,9 +6,9 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { loadKeyring, open } from "../src/crypto";
-import { GITLAB_APP, RETURN_ORIGIN } from "./support/env";
+import { GITLAB_APP, PUBLIC_BASE_URL } from "./support/env";
 import { authorizeGitLab, connectGitLabUser, gitlab, gitlabToken } from "./support/gitlab";
-import { callApi, callbackTicket, confirmConnect, dumpStorage, emulator, setStoredExpiry, storedRow } from "./support/helpers";
+import { callApi, callbackTicket, confirmConnect, connectUser, emulator, publicFetch, setStoredExpiry, storedRow } from "./support/helpers";
 
 const ALICE = {
   id: 7001,
@@ -95,12 +95,9 @@ describe("GitLab connect", () => {
     expect((await confirmConnect("gl-bad", ticket)).body.reason).toBe("exchange_failed");
   });
 
-  it("refuses GitHub-only features for a GitLab App: scoped tokens and (for now) capabilities", async () => {
+  it("refuses GitHub-only features for a GitLab App: repository-scoped tokens", async () => {
     await connectGitLabUser("gl-only", ALICE);
     expect((await gitlabToken("gl-only", { repository: "acme/platform/api", scope: "repository" })).body.reason).toBe("invalid_request");
-    const cap = await callApi("POST", "/users/gl-only/capabilities", { appType: "gitlab", repository: "acme/platform/api", sessionId: "s1" });
-    expect(cap.body.reason).toBe("invalid_request");
-    void RETURN_ORIGIN;
   });
 });
 
@@ -211,5 +208,48 @@ describe("GitLab disconnect and deletion", () => {
     expect(deleted.status).toBe(200);
     expect(deleted.body.githubGrants).toEqual({ gitlab: "pending" });
     expect(await gitlab.tokenState(access!)).toMatchObject({ alive: true });
+  });
+});
+
+describe("GitLab capabilities and the git proxy", () => {
+  const gitGet = (path: string, capability: string) => publicFetch(path, { headers: { authorization: `Basic ${btoa(`x:${capability}`)}` } });
+  const refs = (path: string, service = "git-upload-pack") => `${path}/info/refs?service=${service}`;
+
+  it("issues /git/{appType}/{group/.../project}.git; the proxy serves it from GitLab with the user's token", async () => {
+    await connectGitLabUser("gl-cap", ALICE);
+    const res = await callApi("POST", "/users/gl-cap/capabilities", { appType: "gitlab", repository: "acme/platform/api", sessionId: "s1" });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ gitRemoteUrl: `${PUBLIC_BASE_URL}/git/gitlab/acme/platform/api.git`, committer: { email: "7001-alice@users.noreply.gitlab.emulator" } });
+    const before = (await gitlab.stats()).counts.git;
+    const ok = await gitGet(refs("/git/gitlab/acme/platform/api.git", "git-receive-pack"), res.body.capability);
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toContain("refs/heads/main");
+    expect((await gitlab.stats()).counts.git).toBe(before + 1);
+    // Below Developer, no push capability.
+    expect((await callApi("POST", "/users/gl-cap/capabilities", { appType: "gitlab", repository: "acme/docs", sessionId: "s2" })).body.reason).toBe("no_repo_access");
+  });
+
+  it("a capability answers only on its own App's paths: no GitLab token to GitHub, no GitHub token to GitLab", async () => {
+    await connectGitLabUser("gl-cross", ALICE);
+    await connectUser("gl-cross", { id: 6061, login: "alice-gh", repos: { "acme/app": "push" } });
+    const gl = (await callApi("POST", "/users/gl-cross/capabilities", { appType: "gitlab", repository: "acme/docs", permission: "pull", sessionId: "s1" })).body.capability;
+    const gh = (await callApi("POST", "/users/gl-cross/capabilities", { appType: "standard", repository: "acme/app", sessionId: "s2" })).body.capability;
+    const githubGit = (await emulator.stats()).counts.git;
+    const gitlabGit = (await gitlab.stats()).counts.git;
+    const cases: [string, Promise<Response>, number, string][] = [
+      ["GitLab capability on the GitHub path", gitGet(refs("/git/acme/docs.git"), gl), 403, "repository_mismatch"],
+      ["GitLab capability on the REST proxy", publicFetch("/api/repos/acme/docs", { headers: { authorization: `Basic ${btoa(`x:${gl}`)}` } }), 403, "repository_mismatch"],
+      ["GitHub capability on a GitLab path", gitGet(refs("/git/gitlab/acme/app.git"), gh), 403, "repository_mismatch"],
+      ["GitLab capability under another appType", gitGet(refs("/git/standard/acme/docs.git"), gl), 403, "repository_mismatch"],
+      ["another project", gitGet(refs("/git/gitlab/acme/platform/api.git"), gl), 403, "repository_mismatch"],
+      ["push with a pull capability", gitGet(refs("/git/gitlab/acme/docs.git", "git-receive-pack"), gl), 403, "insufficient_permission"],
+    ];
+    for (const [name, pending, status, reason] of cases) {
+      const res = await pending;
+      expect(res.status, name).toBe(status);
+      expect(await res.text(), name).toContain(reason);
+    }
+    expect((await emulator.stats()).counts.git).toBe(githubGit);
+    expect((await gitlab.stats()).counts.git).toBe(gitlabGit);
   });
 });

@@ -33,6 +33,12 @@ export interface RedeemInput {
   write: boolean;
   /** `git-upload-pack`, `git-receive-pack`, or `rest`, for the audit trail. */
   service: string;
+  /**
+   * The App the proxy path names: a GitLab App's appType (`/git/{appType}/...`), or `null`
+   * for the GitHub paths. A capability answers only where its App's provider is served, so a
+   * GitLab token never goes to GitHub, nor a GitHub token to a GitLab instance.
+   */
+  appType?: string | null;
 }
 
 export interface Redeemed {
@@ -41,6 +47,8 @@ export interface Redeemed {
   repository: string;
   sessionId: string;
   policy: PushPolicy;
+  /** The capability's App: the proxy forwards to its provider's host. */
+  appType: string;
 }
 
 export class Capabilities {
@@ -79,7 +87,7 @@ export class Capabilities {
         ok: true,
         capability: minted.capability,
         expiresAt: rfc3339(expiresAt),
-        gitRemoteUrl: `${c.config.publicBaseUrl}/git/${input.repository}.git`,
+        gitRemoteUrl: c.app.provider === "github" ? `${c.config.publicBaseUrl}/git/${input.repository}.git` : `${c.config.publicBaseUrl}/git/${c.app.appType}/${input.repository}.git`,
         committer: committerOf(row, c.provider),
         branches: input.policy.branches,
         allowDelete: input.policy.allowDelete,
@@ -103,6 +111,8 @@ export class Capabilities {
     if (!row || row.status !== "connected" || row.generation !== cap.generation) return gone;
     const c = await contextFor(cap.app_type);
     if (!c.ok) return c;
+    const pathApp = c.value.app.provider === "github" ? null : cap.app_type;
+    if ((input.appType ?? null) !== pathApp) return failure("repository_mismatch", "This capability is for a repository of another App.");
     for (let round = 0; round < ROUNDS; round++) {
       const live = await this.#d.refresher.live(c.value, REDEEM_MIN_VALIDITY_MS);
       if (!live.ok) return live.reason === "revoked" || live.reason === "reconnect_required" || live.reason === "not_connected" ? gone : live;
@@ -110,7 +120,7 @@ export class Capabilities {
       if (!this.#d.refresher.isCurrent(live)) continue;
       this.#d.audit.recordCoalesced("capability_redeemed", cap.app_type, { repository: cap.repository, sessionId: cap.session_id, service: input.service });
       // The repository as issued: what is forwarded is exactly what was checked.
-      return { ok: true, token: live.accessToken, repository: cap.repository, sessionId: cap.session_id, policy: CapabilityStore.policyOf(cap) };
+      return { ok: true, token: live.accessToken, repository: cap.repository, sessionId: cap.session_id, policy: CapabilityStore.policyOf(cap), appType: cap.app_type };
     }
     return CHANGED;
   }

@@ -10,7 +10,7 @@
  * only the headers git and the REST API need cross in either direction.
  */
 import { callActor, userActor } from "../api";
-import { loadConfig } from "../config";
+import { loadConfig, type AppConfig } from "../config";
 import { failure, type Failure } from "../contract";
 import { gitFailure, json } from "../http/respond";
 import { logEvent } from "../log";
@@ -28,11 +28,11 @@ const REST_RESPONSE_HEADERS = ["content-type", "etag", "link", "last-modified", 
 interface ProxySpec {
   kind: "git" | "rest";
   /** The parsed route, or `null` when the path or method is not allowed. */
-  route: { repository: string; write: boolean; service: string } | null;
+  route: { repository: string; write: boolean; service: string; appType: string | null } | null;
   refusal: string;
-  /** The upstream URL for the repository as issued. */
-  upstream: (repository: string) => string;
-  authorization: (token: string) => string;
+  /** The upstream URL for the repository as issued, on the capability's App's host. */
+  upstream: (repository: string, app: AppConfig) => string;
+  authorization: (token: string, app: AppConfig) => string;
   requestHeaders: string[];
   responseHeaders: string[];
 }
@@ -46,8 +46,9 @@ export function proxyGit(request: Request, env: Env): Promise<Response> {
     kind: "git",
     route,
     refusal: "Only git smart-HTTP fetch and push of the bound repository go through here.",
-    upstream: (repository) => `${config.webUrl}/${repository}.git${route!.upstreamPath}${url.search}`,
-    authorization: (token) => `Basic ${btoa(`x-access-token:${token}`)}`,
+    // GitLab: `{baseUrl}/{group/.../project}.git`, its OAuth tokens as the `oauth2` user's password.
+    upstream: (repository, app) => `${app.provider === "gitlab" ? app.baseUrl : config.webUrl}/${repository}.git${route!.upstreamPath}${url.search}`,
+    authorization: (token, app) => `Basic ${btoa(`${app.provider === "gitlab" ? "oauth2" : "x-access-token"}:${token}`)}`,
     requestHeaders: GIT_REQUEST_HEADERS,
     responseHeaders: GIT_RESPONSE_HEADERS,
   });
@@ -60,7 +61,7 @@ export function proxyRest(request: Request, env: Env): Promise<Response> {
   const config = loadConfig(env);
   return proxy(request, env, {
     kind: "rest",
-    route: route && { ...route, service: "rest" },
+    route: route && { ...route, service: "rest", appType: null },
     refusal: "This REST call is not on the proxy's allow-list.",
     upstream: (repository) => `${config.apiUrl}/repos/${repository}${route!.subPath}${url.search}`,
     authorization: (token) => `Bearer ${token}`,
@@ -89,25 +90,26 @@ async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Respo
     body = checked.body;
   }
   // ---- end push policy
+  const app = loadConfig(env).apps.get(refused.appType)!;
   const headers = pick(request.headers, spec.requestHeaders);
-  headers.set("authorization", spec.authorization(refused.token));
-  return forward(spec.upstream(refused.repository), request, body, headers, spec.responseHeaders, spec.kind, refused.userId);
+  headers.set("authorization", spec.authorization(refused.token, app));
+  return forward(spec.upstream(refused.repository, app), request, body, headers, spec.responseHeaders, spec.kind, refused.userId);
 }
 
 async function redeem(
   env: Env,
   request: Request,
-  route: { repository: string; write: boolean; service: string },
-): Promise<{ ok: true; token: string; repository: string; sessionId: string; policy: PushPolicy; userId: string } | Failure> {
+  route: { repository: string; write: boolean; service: string; appType: string | null },
+): Promise<{ ok: true; token: string; repository: string; sessionId: string; policy: PushPolicy; userId: string; appType: string } | Failure> {
   const raw = capabilityFromRequest(request);
   // Authenticated here, before any Durable Object is touched: a forged one wakes nothing.
   const verified = raw ? await verifyCapability(env, raw) : null;
   if (!verified) return failure("invalid_capability", "Send the session capability as the HTTP password.");
   const { userId, secretHash } = verified;
-  const { repository, write, service } = route;
+  const { repository, write, service, appType } = route;
   const redeemed = await callActor(
-    async (): Promise<{ ok: true; token: string; repository: string; sessionId: string; policy: PushPolicy } | Failure> =>
-      await userActor(env, userId).redeemCapability({ userId, secretHash, repository, write, service }),
+    async (): Promise<{ ok: true; token: string; repository: string; sessionId: string; policy: PushPolicy; appType: string } | Failure> =>
+      await userActor(env, userId).redeemCapability({ userId, secretHash, repository, write, service, appType }),
   );
   return redeemed.ok ? { ...redeemed, userId } : redeemed;
 }

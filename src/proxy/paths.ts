@@ -3,12 +3,18 @@
  * allow-list of REST calls around a push. The raw path must be plain (no percent-encoding,
  * dot segments or doubled slashes), so what is checked is exactly what is forwarded.
  */
+import { gitlabPathOf } from "../providers";
 import { repositoryOf } from "../validate";
 
 /** A git smart-HTTP request the proxy accepts. */
 export interface GitRoute {
-  /** `owner/name` as written in the path (GitHub compares case-insensitively). */
+  /** `owner/name` as written in the path (GitHub compares case-insensitively), or a GitLab `group/.../project`. */
   repository: string;
+  /**
+   * The App a GitLab path names (`/git/{appType}/{group/.../project}.git`); `null` for the
+   * GitHub form `/git/{owner}/{name}.git`. The capability must be for exactly that App.
+   */
+  appType: string | null;
   /** Path after `{owner}/{name}.git`, as sent upstream. */
   upstreamPath: "/info/refs" | "/git-upload-pack" | "/git-receive-pack";
   service: "git-upload-pack" | "git-receive-pack";
@@ -23,19 +29,23 @@ export interface GitRoute {
  */
 export function parseGitRoute(method: string, rawPath: string, search: string): GitRoute | null {
   if (rawPath.includes("%") || rawPath.includes("//") || /(^|\/)\.\.?(\/|$)/.test(rawPath)) return null;
-  const m = /^\/git\/([^/]+)\/([^/]+?)(?:\.git)?\/(info\/refs|git-upload-pack|git-receive-pack)$/.exec(rawPath);
+  const m = /^\/git\/([^/]+)\/(.+?)(?:\.git)?\/(info\/refs|git-upload-pack|git-receive-pack)$/.exec(rawPath);
   if (!m) return null;
-  const repository = repositoryOf(m[1]!, m[2]!);
+  // Two segments: GitHub's `owner/name`. Three or more: `{appType}/{group/.../project}` (GitLab
+  // paths have at least two segments, so the forms never overlap).
+  const nested = m[2]!.includes("/");
+  const repository = nested ? (/^[a-z][a-z0-9_]{0,31}$/.test(m[1]!) ? gitlabPathOf(m[2]!) : null) : repositoryOf(m[1]!, m[2]!);
   if (!repository) return null;
+  const appType = nested ? m[1]! : null;
   const params = new URLSearchParams(search);
   if (m[3] === "info/refs") {
     const service = params.get("service");
     if (method !== "GET" || (service !== "git-upload-pack" && service !== "git-receive-pack") || [...params.keys()].length !== 1) return null;
-    return { repository, upstreamPath: "/info/refs", service, write: service === "git-receive-pack" };
+    return { repository, appType, upstreamPath: "/info/refs", service, write: service === "git-receive-pack" };
   }
   if (method !== "POST" || search !== "") return null;
   const service = m[3] as "git-upload-pack" | "git-receive-pack";
-  return { repository, upstreamPath: `/${service}`, service, write: service === "git-receive-pack" };
+  return { repository, appType, upstreamPath: `/${service}`, service, write: service === "git-receive-pack" };
 }
 
 /** A REST call the proxy forwards, under the bound repository only. */
