@@ -8,7 +8,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { loadKeyring, open } from "../src/crypto";
 import { GITLAB_APP, PUBLIC_BASE_URL } from "./support/env";
 import { authorizeGitLab, connectGitLabUser, gitlab, gitlabToken } from "./support/gitlab";
-import { callApi, callbackTicket, confirmConnect, connectUser, emulator, publicFetch, setStoredExpiry, storedRow } from "./support/helpers";
+import { callApi, callbackTicket, confirmConnect, connectUser, dumpStorage, emulator, publicFetch, setStoredExpiry, storedRow } from "./support/helpers";
 
 const ALICE = {
   id: 7001,

@@ -8,9 +8,12 @@ import { build } from "esbuild";
 import { createServer } from "node:net";
 import { convertV4MiniflareOptions, Miniflare, Response as MfResponse } from "miniflare";
 import { GitHubEmulator } from "../../emulator/github.ts";
-import { APPS, INTERNAL_API_TOKEN, KEY_K1, KEY_K2, RETURN_ORIGIN, STATE_SIGNING_KEY } from "./env.ts";
+import type { GitLabEmulator } from "../../emulator/gitlab.ts";
+import { GITLAB_APP, APPS, INTERNAL_API_TOKEN, KEY_K1, KEY_K2, RETURN_ORIGIN, STATE_SIGNING_KEY } from "./env.ts";
 
 export const EMULATOR_ORIGIN = "http://github.harness";
+/** The GitLab instance of the harness's `gitlab` App, when a GitLab emulator is given. */
+export const GITLAB_HARNESS_ORIGIN = "http://gitlab.harness";
 
 export interface Harness {
   url: URL;
@@ -53,7 +56,7 @@ function freePort(): Promise<number> {
   });
 }
 
-export async function startHarness(emulator = new GitHubEmulator(Object.values(APPS).map((a) => ({ ...a })))): Promise<Harness> {
+export async function startHarness(emulator = new GitHubEmulator(Object.values(APPS).map((a) => ({ ...a }))), gitlab?: GitLabEmulator): Promise<Harness> {
   let logLines = 0;
   const port = await freePort();
   const mf = new Miniflare(
@@ -83,13 +86,16 @@ export async function startHarness(emulator = new GitHubEmulator(Object.values(A
         STATE_SIGNING_KEY,
         INTERNAL_API_TOKEN,
         GITHUB_TIMEOUT_MS: "10000",
+        // A `gitlab` App on the GitLab emulator, when one is given (test-node/gitlab-git.test.ts).
+        ...(gitlab ? { GITLAB_APPS: JSON.stringify({ gitlab: { clientId: GITLAB_APP.clientId, baseUrl: GITLAB_HARNESS_ORIGIN } }), GITLAB_CLIENT_SECRET_GITLAB: GITLAB_APP.clientSecret } : {}),
       },
       // The broker's structured logs would go to Cloudflare's log pipeline: count them.
       handleStructuredLogs: () => {
         logLines++;
       },
       outboundService: async (request) => {
-        const res = await emulator.fetch(request as unknown as Request);
+        const toGitLab = gitlab && new URL(request.url).origin === GITLAB_HARNESS_ORIGIN;
+        const res = toGitLab ? await gitlab.fetch(request as unknown as Request) : await emulator.fetch(request as unknown as Request);
         return new MfResponse(res.body as never, { status: res.status, headers: [...res.headers] });
       },
     }),
