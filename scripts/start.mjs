@@ -4,7 +4,7 @@
  * no secret and no GitHub: .dev.vars is created from .dev.vars.example on first run (demo
  * values that only work with the emulator).
  *
- *   broker    http://127.0.0.1:8787   wrangler dev --env local (demo page: /demo)
+ *   broker    http://127.0.0.1:8787   wrangler dev -c wrangler.local.toml (demo page: /demo)
  *   emulator  http://127.0.0.1:8788   Node (emulator/local.ts): OAuth, REST, git, consent pages
  *
  * - State survives a restart: Durable Objects in `<state>/state`, the emulator's tokens,
@@ -47,7 +47,7 @@ const emulator = spawn(process.execPath, ["--disable-warning=ExperimentalWarning
 });
 const broker = spawn(
   "wrangler",
-  ["dev", "--env", "local", "--ip", "127.0.0.1", "--port", "8787", "--inspector-port", "9229", "--persist-to", join(STATE, "state"), "--show-interactive-dev-session=false"],
+  ["dev", "-c", "wrangler.local.toml", "--ip", "127.0.0.1", "--port", "8787", "--inspector-port", "9229", "--persist-to", join(STATE, "state"), "--show-interactive-dev-session=false"],
   { env, stdio: ["ignore", "pipe", "pipe"] },
 );
 const children = [emulator, broker];

@@ -1,5 +1,5 @@
 /**
- * The dev-only Worker entry, for `npm start` (`[env.local]` in wrangler.toml) and never
+ * The dev-only Worker entry, for `npm start` (wrangler.local.toml) and never
  * deployed: the production entry (src/index.ts) unchanged, plus
  *
  * - the local demo under `/demo` (src/dev/demo.ts), which plays the web app's part;
@@ -7,7 +7,7 @@
  *   "expire the access token" hook.
  *
  * The demo answers only while `PUBLIC_BASE_URL` is a loopback address, so even a mistaken
- * `wrangler deploy --env local` would not open its unauthenticated API to the internet.
+ * `wrangler deploy -c wrangler.local.toml` would not open its unauthenticated API to the internet.
  * Nothing else may be exported: each named export of an entry is an entrypoint.
  */
 import production from "../index";
