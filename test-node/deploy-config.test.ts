@@ -16,7 +16,7 @@ let bundle = "";
 beforeAll(async () => {
   const outdir = mkdtempSync(join(tmpdir(), "deploy-dry-run-"));
   // No --env, no -c: exactly what someone typing `npx wrangler deploy` gets.
-  const result = await run("npx", ["wrangler", "deploy", "--dry-run", "--outdir", outdir], process.cwd(), { WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" });
+  const result = await run("npx", ["wrangler", "deploy", "--dry-run", "--outdir", outdir], process.cwd(), { WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", WRANGLER_LOG: "log" });
   output = result.stdout + result.stderr;
   bundle = readFileSync(join(outdir, "index.js"), "utf8");
 });
