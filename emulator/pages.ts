@@ -22,6 +22,7 @@ export interface PageApp {
   name: string;
 }
 
+/** Escapes text for HTML text and attribute values. */
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }

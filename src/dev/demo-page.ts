@@ -9,12 +9,13 @@ import { WORDS } from "./words";
 export const DEMO_USERS = ["alice", "mallory"] as const;
 export type DemoUser = (typeof DEMO_USERS)[number];
 
+/** What the page needs from the server: who is signed in, and where "Revoke on GitHub" goes. */
 export interface DemoPageInput {
   user: DemoUser;
   revokeUrl: string;
-  publicBaseUrl: string;
 }
 
+/** The demo page for the signed-in demo user, with the words for every code built in. */
 export function demoPage(input: DemoPageInput): Response {
   const others = DEMO_USERS.filter((u) => u !== input.user)
     .map((u) => `<a href="/demo?as=${u}" data-switch-user="${u}">switch to ${u}</a>`)

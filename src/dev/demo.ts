@@ -14,6 +14,7 @@
  * loopback address: the API has no authentication beyond the demo cookie.
  */
 import * as api from "../api";
+import { capabilityRemote } from "../client";
 import { loadConfig } from "../config";
 import { failure, type Failure } from "../contract";
 import { readJsonBody } from "../validate";
@@ -34,7 +35,7 @@ export async function handleDemo(request: Request, env: Env, url: URL): Promise<
     if (isDemoUser(as)) return redirect("/demo", { [USER_COOKIE]: `${as}; Path=/; HttpOnly; SameSite=Lax` });
     const config = loadConfig(env);
     const revokeUrl = `${config.webUrl}/settings/applications?return_to=${encodeURIComponent(`${config.publicBaseUrl}/demo`)}`;
-    return demoPage({ user, revokeUrl, publicBaseUrl: config.publicBaseUrl });
+    return demoPage({ user, revokeUrl });
   }
   if (request.method === "GET" && url.pathname === "/demo/return") return confirmReturn(env, request, user, url);
   const action = /^\/demo\/api\/([a-z-]+)$/.exec(url.pathname)?.[1];
@@ -117,11 +118,8 @@ async function demoApi(env: Env, user: DemoUser, action: string, body: Record<st
 
 /** The exact command an agent's sandbox would run: the capability is git's HTTP password. */
 export function cloneCommand(gitRemoteUrl: string, capability: string): string {
-  const remote = new URL(gitRemoteUrl);
-  remote.username = "x";
-  remote.password = capability;
-  const dir = remote.pathname.split("/").pop()!.replace(/\.git$/, "");
-  return `git clone ${remote.toString()} ${dir}`;
+  const dir = new URL(gitRemoteUrl).pathname.split("/").pop()!.replace(/\.git$/, "");
+  return `git clone ${capabilityRemote({ gitRemoteUrl, capability })} ${dir}`;
 }
 
 function withUser(user: DemoUser, result: DemoResult): DemoResult {
@@ -149,7 +147,8 @@ function cookies(request: Request): Map<string, string> {
 }
 
 function redirect(location: string, setCookies: Record<string, string> = {}): Response {
-  const headers = new Headers({ location, "cache-control": "no-store" });
+  // The ticket was in the URL that led here: it goes in no Referer.
+  const headers = new Headers({ location, "cache-control": "no-store", "referrer-policy": "no-referrer" });
   for (const [name, value] of Object.entries(setCookies)) headers.append("set-cookie", `${name}=${value}`);
   return new Response(null, { status: 303, headers });
 }
