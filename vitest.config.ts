@@ -5,8 +5,9 @@ import { join } from "node:path";
 import { Response as MiniflareResponse } from "miniflare";
 import { defineConfig, type Plugin } from "vitest/config";
 import { createRepository, gitHttpBackend } from "./emulator/git-backend.ts";
+import { EventReceiver } from "./emulator/event-receiver.ts";
 import { GitHubEmulator } from "./emulator/github.ts";
-import { APPS, TEST_BINDINGS } from "./test/support/env.ts";
+import { APPS, EVENTS_URL, TEST_BINDINGS } from "./test/support/env.ts";
 
 /**
  * Two projects:
@@ -29,8 +30,10 @@ const emulator = new GitHubEmulator(
   { gitBackend: gitHttpBackend(gitRoot) },
 );
 
+const events = new EventReceiver();
+
 async function toEmulator(request: Request): Promise<Response> {
-  const res = await emulator.fetch(request);
+  const res = new URL(request.url).host === new URL(EVENTS_URL).host ? await events.fetch(request) : await emulator.fetch(request);
   return new MiniflareResponse(res.body as never, { status: res.status, headers: [...res.headers] }) as unknown as Response;
 }
 

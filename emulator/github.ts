@@ -42,7 +42,7 @@ export interface EmulatorUser {
 }
 
 /** Endpoints that can be counted and faulted. */
-export type Endpoint = "exchange" | "refresh" | "user" | "repo" | "revoke_grant" | "git";
+export type Endpoint = "exchange" | "refresh" | "user" | "repo" | "revoke_grant" | "git" | "scoped" | "revoke_token";
 
 /**
  * Serves git smart-HTTP for a repository on disk (see emulator/git-backend.ts, Node only).
@@ -80,6 +80,12 @@ interface TokenRecord {
   rotated?: boolean;
   /** What ended it, and the arrival sequence number of the request that did. */
   killedBy?: { cause: "rotation" | "revocation"; seq: number };
+  /**
+   * A scoped token (`POST /applications/{client_id}/token/scoped`): only these repositories
+   * (lower-case `owner/name`) and, when given, these permissions. It shares its parent's pair
+   * and expiry, so the parent's rotation and the grant's revocation kill it too.
+   */
+  scope?: { repositories: string[]; permissions: Record<string, string> | null };
 }
 
 export interface TokenState {
@@ -147,7 +153,7 @@ export class GitHubEmulator {
   settings: EmulatorSettings = { ...DEFAULT_SETTINGS };
   /** Seconds added to the real clock: the emulator's "now", its `Date` header and expiries. */
   clockOffsetSeconds = 0;
-  readonly counts: Record<Endpoint, number> = { exchange: 0, refresh: 0, user: 0, repo: 0, revoke_grant: 0, git: 0 };
+  readonly counts: Record<Endpoint, number> = { exchange: 0, refresh: 0, user: 0, repo: 0, revoke_grant: 0, git: 0, scoped: 0, revoke_token: 0 };
   /** Faults injected so far, by kind. */
   readonly faultsInjected: Partial<Record<FaultKind, number>> = {};
 
@@ -359,6 +365,8 @@ export class GitHubEmulator {
     if (request.method === "GET" && path === "/user") return "user";
     if (request.method === "GET" && /^\/repos\/[^/]+\/[^/]+$/.test(path)) return "repo";
     if (request.method === "DELETE" && /^\/applications\/[^/]+\/grant$/.test(path)) return "revoke_grant";
+    if (request.method === "POST" && /^\/applications\/[^/]+\/token\/scoped$/.test(path)) return "scoped";
+    if (request.method === "DELETE" && /^\/applications\/[^/]+\/token$/.test(path)) return "revoke_token";
     if (/\.git\/(info\/refs|git-upload-pack|git-receive-pack)$/.test(path)) return "git";
     return null;
   }
@@ -419,6 +427,9 @@ export class GitHubEmulator {
       if (git && this.#gitBackend) return await this.#git(request, `${git[1]}/${git[2]}`, url);
       const grant = /^\/applications\/([^/]+)\/grant$/.exec(path);
       if (request.method === "DELETE" && grant) return await this.#deleteGrant(request, decodeURIComponent(grant[1]!));
+      const scoped = /^\/applications\/([^/]+)\/token(\/scoped)?$/.exec(path);
+      if (scoped && request.method === "POST" && scoped[2]) return await this.#scopedToken(request, decodeURIComponent(scoped[1]!));
+      if (scoped && request.method === "DELETE" && !scoped[2]) return await this.#deleteToken(request, decodeURIComponent(scoped[1]!));
       return this.#json(404, { message: "Not Found", documentation_url: "https://docs.github.com/rest" });
     } catch (err) {
       if (err instanceof Hang) return await this.#hang();
@@ -453,7 +464,7 @@ export class GitHubEmulator {
     });
   }
 
-  async #applyFault(fault: Fault | null, oauth: boolean): Promise<Response | null> {
+  async #applyFault(fault: Fault | null, oauth: boolean, request?: Request): Promise<Response | null> {
     if (!fault) return null;
     switch (fault.kind) {
       case "status_5xx":
@@ -478,9 +489,11 @@ export class GitHubEmulator {
         await new Promise((r) => setTimeout(r, fault.delayMs ?? 100));
         return null;
       case "sso_required":
-        return this.#json(403, {
-          message: "Resource protected by organization SAML enforcement. You must grant your OAuth token access to this organization.",
-        });
+        return this.#json(
+          403,
+          { message: "Resource protected by organization SAML enforcement. You must grant your OAuth token access to this organization." },
+          { "x-github-sso": `required; url=${ssoUrl(request)}` },
+        );
       case "drop_after_rotate":
         return null; // handled by the endpoint: do the work, then hang
     }
@@ -508,7 +521,8 @@ export class GitHubEmulator {
       throw new Hang();
     }
     const timeout = this.settings.clientTimeoutMs;
-    if (isRefresh && timeout !== null && Date.now() - arrivedAt >= timeout * 0.9 && result.status === 200) {
+    // Half the timeout: the request may have waited about as long again on its way here.
+    if (isRefresh && timeout !== null && Date.now() - arrivedAt >= timeout * 0.5 && result.status === 200) {
       // The client gave up (its timeout) before GitHub answered: the rotation happened and
       // its answer is lost, exactly like a dropped response.
       const rec = this.#refreshTokens.get(params.get("refresh_token") ?? "");
@@ -699,7 +713,7 @@ export class GitHubEmulator {
 
   async #getUser(request: Request): Promise<Response> {
     this.counts.user++;
-    const early = await this.#applyFault(this.#takeFault("user"), false);
+    const early = await this.#applyFault(this.#takeFault("user"), false, request);
     if (early) return early;
     const rec = this.#bearer(request);
     if (!rec) return this.#json(401, { message: "Bad credentials" });
@@ -709,11 +723,11 @@ export class GitHubEmulator {
 
   async #getRepo(request: Request, fullName: string): Promise<Response> {
     this.counts.repo++;
-    const early = await this.#applyFault(this.#takeFault("repo"), false);
+    const early = await this.#applyFault(this.#takeFault("repo"), false, request);
     if (early) return early;
     const rec = this.#bearer(request);
     if (!rec) return this.#json(401, { message: "Bad credentials" });
-    const perm = this.users.get(rec.userId)!.repos[decodeURIComponent(fullName).toLowerCase()];
+    const perm = this.#permission(rec, decodeURIComponent(fullName));
     if (!perm) return this.#json(404, { message: "Not Found" });
     const [owner, name] = decodeURIComponent(fullName).split("/");
     return this.#json(200, {
@@ -727,7 +741,7 @@ export class GitHubEmulator {
 
   async #deleteGrant(request: Request, clientId: string): Promise<Response> {
     this.counts.revoke_grant++;
-    const early = await this.#applyFault(this.#takeFault("revoke_grant"), false);
+    const early = await this.#applyFault(this.#takeFault("revoke_grant"), false, request);
     if (early) return early;
     const app = this.apps.get(clientId);
     const auth = request.headers.get("authorization") ?? "";
@@ -746,11 +760,77 @@ export class GitHubEmulator {
     return new Response(null, { status: 204, headers: this.#headers() });
   }
 
+  // ---- scoped tokens ----
+
+  /** The user's permission on a repository through this token: a scoped token reaches only its own. */
+  #permission(rec: TokenRecord, repository: string): "push" | "pull" | undefined {
+    const perm = this.users.get(rec.userId)?.repos[repository.toLowerCase()];
+    if (!perm || !rec.scope) return perm;
+    if (!rec.scope.repositories.includes(repository.toLowerCase())) return undefined;
+    const contents = rec.scope.permissions?.contents;
+    if (rec.scope.permissions && contents !== "write") return contents === "read" ? "pull" : undefined;
+    return perm;
+  }
+
+  /** Basic client id:secret of a known App, or `null`. */
+  #basicApp(request: Request, clientId: string): EmulatorApp | null {
+    const app = this.apps.get(clientId);
+    const auth = request.headers.get("authorization") ?? "";
+    return app && auth.toLowerCase() === `basic ${btoa(`${app.clientId}:${app.clientSecret}`)}`.toLowerCase() ? app : null;
+  }
+
+  /** `POST /applications/{client_id}/token/scoped`: a user token limited to repositories and permissions. */
+  async #scopedToken(request: Request, clientId: string): Promise<Response> {
+    this.counts.scoped++;
+    const early = await this.#applyFault(this.#takeFault("scoped"), false, request);
+    if (early) return early;
+    if (!this.#basicApp(request, clientId)) return this.#json(401, { message: "Bad credentials" });
+    const body = (await request.json().catch(() => null)) as { access_token?: unknown; target?: unknown; repositories?: unknown; permissions?: unknown } | null;
+    const parent = this.#accessTokens.get(String(body?.access_token ?? ""));
+    // GitHub: "Invalid tokens will return 404 NOT FOUND".
+    if (!parent || parent.clientId !== clientId || !parent.alive || parent.expiresAt <= this.now()) return this.#json(404, { message: "Not Found" });
+    const repos = body?.repositories;
+    if (typeof body?.target !== "string" || !Array.isArray(repos) || repos.length === 0 || !repos.every((r) => typeof r === "string")) {
+      return this.#json(422, { message: "Validation Failed: target and repositories are required here" });
+    }
+    const permissions = body.permissions && typeof body.permissions === "object" ? (body.permissions as Record<string, string>) : null;
+    const token = randomToken("ghu_");
+    this.#accessTokens.set(token, {
+      ...parent,
+      scope: { repositories: (repos as string[]).map((r) => `${body.target}/${r}`.toLowerCase()), permissions },
+    });
+    const user = this.users.get(parent.userId)!;
+    return this.#json(200, {
+      id: this.#nextPair,
+      token,
+      token_last_eight: token.slice(-8),
+      expires_at: new Date(parent.expiresAt).toISOString().replace(".000Z", "Z"),
+      scopes: [],
+      app: { client_id: clientId, name: "emulated app", url: "https://example.com" },
+      user: { login: user.login, id: user.id },
+      permissions: permissions ?? undefined,
+    });
+  }
+
+  /** `DELETE /applications/{client_id}/token`: revokes one token (not the grant). */
+  async #deleteToken(request: Request, clientId: string): Promise<Response> {
+    this.counts.revoke_token++;
+    const early = await this.#applyFault(this.#takeFault("revoke_token"), false, request);
+    if (early) return early;
+    if (!this.#basicApp(request, clientId)) return this.#json(401, { message: "Bad credentials" });
+    const body = (await request.json().catch(() => null)) as { access_token?: unknown } | null;
+    const rec = this.#accessTokens.get(String(body?.access_token ?? ""));
+    if (!rec || rec.clientId !== clientId) return this.#json(404, { message: "Not Found" });
+    if (rec.alive) rec.killedBy = { cause: "revocation", seq: ++this.#seq };
+    rec.alive = false;
+    return new Response(null, { status: 204, headers: this.#headers() });
+  }
+
   // ---- git smart-HTTP (as github.com serves it, with x-access-token Basic auth) ----
 
   async #git(request: Request, repository: string, url: URL): Promise<Response> {
     this.counts.git++;
-    const early = await this.#applyFault(this.#takeFault("git"), false);
+    const early = await this.#applyFault(this.#takeFault("git"), false, request);
     if (early) return early;
     const auth = /^Basic (.+)$/i.exec(request.headers.get("authorization") ?? "");
     let token = "";
@@ -764,7 +844,7 @@ export class GitHubEmulator {
       return new Response("Invalid username or token.\n", { status: 401, headers: { "www-authenticate": 'Basic realm="GitHub"' } });
     }
     const user = this.users.get(rec.userId)!;
-    const perm = user.repos[repository.toLowerCase()];
+    const perm = this.#permission(rec, repository);
     const push = url.pathname.endsWith("/git-receive-pack") || url.searchParams.get("service") === "git-receive-pack";
     if (!perm) return new Response("Repository not found.\n", { status: 404 });
     if (push && perm !== "push") return new Response(`Permission to ${repository}.git denied to ${user.login}.\n`, { status: 403 });
@@ -866,6 +946,18 @@ export interface GrantHistory {
   revocations: number;
   /** Refresh attempts with a refresh token already spent by an earlier refresh. */
   spentTokenReuses: number;
+}
+
+/**
+ * Where GitHub sends a person to authorize an organisation's SAML SSO for an App: on the web
+ * host (the API host without `api.`), `/orgs/{owner}/sso?authorization_request=...`.
+ */
+function ssoUrl(request: Request | undefined): string {
+  const url = new URL(request?.url ?? "https://github.com/");
+  const web = new URL(url.origin);
+  if (web.hostname.startsWith("api.")) web.hostname = web.hostname.slice(4);
+  const owner = /^\/repos\/([^/]+)\//.exec(url.pathname)?.[1] ?? /^\/([^/]+)\//.exec(url.pathname)?.[1] ?? "acme";
+  return `${web.origin}/orgs/${owner}/sso?authorization_request=${randomToken("")}`;
 }
 
 function emptyHistory(): GrantHistory {

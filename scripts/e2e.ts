@@ -210,6 +210,20 @@ async function main() {
     expect(log.stdout.trim() === "initial", log.stdout);
   }, "09-cloned");
 
+  await step("With the same capability the session pushes to agent/*, and a push to main is refused by the branch policy", page, async () => {
+    expect((await page.locator("#cap-result").innerText()).includes("may push to agent/*"), await page.locator("#cap-result").innerText());
+    const dir = join(work, "hello-world");
+    writeFileSync(join(dir, "NOTES.md"), "written by the e2e agent\n");
+    await run("git", ["add", "NOTES.md"], dir);
+    await run("git", ["-c", "user.name=The Octocat", "-c", "user.email=583231+octocat@users.noreply.github.com", "commit", "-q", "-m", "agent work"], dir);
+    await run("git", ["push", "-q", "origin", "HEAD:agent/demo"], dir);
+    let refused = "";
+    await run("git", ["push", "origin", "HEAD:main"], dir).catch((err: { stderr?: string }) => (refused = err.stderr ?? "failed"));
+    expect(refused.includes("branch not allowed for this session: agent/*"), `git said: ${refused}`);
+    const remote = await run("git", ["ls-remote", "origin"], dir);
+    expect(/refs\/heads\/agent\/demo/.test(remote.stdout), "agent/demo was pushed");
+  }, "09b-pushed");
+
   await step("Revoke the capability: the same command is refused (invalid_capability)", page, async () => {
     await page.click("#revoke-cap");
     await page.locator("#cap-result[data-state=revoked]").waitFor();

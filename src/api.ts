@@ -4,6 +4,7 @@
  * (`index.ts`, `BrokerApi`) are both thin shells over these functions, so a service-binding
  * caller and an HTTP caller get exactly the same behaviour.
  */
+import { parseTokenScope } from "./actor/scoped-tokens";
 import type { TokenInput, UserActor } from "./actor/user-actor";
 import { loadConfig, misconfigured, type AppConfig, type BrokerConfig } from "./config";
 import {
@@ -22,6 +23,7 @@ import {
 import { ConfigError } from "./crypto";
 import { logEvent } from "./log";
 import { authorizeUrl, checkReturnTo, signState } from "./oauth";
+import { parsePushPolicy } from "./proxy/ref-policy";
 import { parseAppType, parseMinValidity, parsePermission, parseRepository, parseUserId } from "./validate";
 
 /** `GET /connection` answers the view with `ok: true` added, so every result is discriminated. */
@@ -36,7 +38,10 @@ export function getToken(env: Env, userId: unknown, body: unknown): Promise<Toke
   return withConfig(env, async (config) => {
     const input = parseTokenInput(config, userId, body);
     if (!input.ok) return input;
-    return callActor(async (): Promise<TokenResult> => await userActor(env, input.value.userId).token(input.value));
+    const scope = parseTokenScope(asObject(body).scope, asObject(body).permissions);
+    if (!scope.ok) return scope;
+    const value = scope.value ? { ...input.value, scope: scope.value } : input.value;
+    return callActor(async (): Promise<TokenResult> => await userActor(env, value.userId).token(value));
   });
 }
 
@@ -164,9 +169,11 @@ export function issueCapability(env: Env, userId: unknown, body: unknown): Promi
     if (typeof ttl !== "number" || !Number.isInteger(ttl) || ttl < 1 || ttl > 28_800) {
       return failure("invalid_request", "ttlSeconds must be an integer from 1 to 28800");
     }
+    const policy = parsePushPolicy(fields.branches, fields.allowDelete);
+    if (!policy.ok) return policy;
     return callActor(
       async (): Promise<CapabilityGrant | Failure> =>
-        await userActor(env, input.value.userId).issueCapability({ ...input.value, sessionId: session.value, ttlSeconds: ttl }),
+        await userActor(env, input.value.userId).issueCapability({ ...input.value, sessionId: session.value, ttlSeconds: ttl, policy: policy.value }),
     );
   });
 }

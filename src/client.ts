@@ -44,6 +44,7 @@ import type {
   UserDeleted,
 } from "./contract";
 
+// Every contract type (results, requests, reasons, events, audit entries), for callers.
 export type * from "./contract";
 
 /** A reason only the client produces: the binding itself failed (the broker was not reached). */
@@ -299,4 +300,20 @@ export function capabilityRemote(grant: Pick<CapabilityGrant, "gitRemoteUrl" | "
   url.username = "x";
   url.password = grant.capability;
   return url.toString();
+}
+
+/**
+ * Verifies a connection event POSTed by the broker to `EVENTS_URL`: `signature` is the
+ * `X-Broker-Signature-256` header (`sha256=<hex HMAC-SHA256 of the raw body>` under
+ * `EVENTS_SIGNING_KEY`), checked with Web Crypto's `verify`, which compares in constant time.
+ * Verify the raw body as received, before parsing it; deduplicate events on their `id`.
+ */
+export async function verifyBrokerEvent(body: string, signature: string | null, key: string): Promise<boolean> {
+  const hex = /^sha256=([0-9a-f]{64})$/.exec(signature ?? "")?.[1];
+  if (!hex || !key) return false;
+  const mac = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) mac[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  const enc = new TextEncoder();
+  const cryptoKey = await crypto.subtle.importKey("raw", enc.encode(key), { name: "HMAC", hash: "SHA-256" }, false, ["verify"]);
+  return crypto.subtle.verify("HMAC", cryptoKey, mac, enc.encode(body));
 }

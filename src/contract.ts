@@ -58,6 +58,12 @@ export interface Failure {
   message: string;
   /** Set for `rate_limited` and `github_unavailable`: when trying again makes sense. */
   retryAfterSeconds?: number;
+  /**
+   * Set on `no_repo_access` when GitHub said the organisation enforces SAML SSO and the
+   * user's authorization is not yet approved for it (`X-GitHub-SSO: required; url=...`): the
+   * web app sends the person there, then tries again.
+   */
+  ssoUrl?: string;
 }
 
 /** Builds a {@link Failure}. `message` must never contain a token, code or secret. */
@@ -122,6 +128,12 @@ export interface TokenGrant {
   githubUserId: string;
   githubLogin: string;
   committer: Committer;
+  /** `repository` when the request asked for `scope: "repository"`: the token reaches that repository only. */
+  scope?: "repository";
+  /** With `scope`: the one repository the token reaches (`owner/name`). */
+  repository?: string;
+  /** With `scope`, when the request limited them: the token's GitHub permissions. */
+  permissions?: Record<string, string>;
 }
 
 export type TokenResult = TokenGrant | Failure;
@@ -185,6 +197,10 @@ export interface TokenRequest {
   permission?: Permission;
   /** Default 300, at most 3600. */
   minValiditySeconds?: number;
+  /** `repository`: a token minted for this repository only (`/applications/{client_id}/token/scoped`). */
+  scope?: "repository";
+  /** With `scope`: GitHub permission names to `read` / `write` (`{"contents": "write"}`). */
+  permissions?: Record<string, string>;
 }
 
 export interface RejectedTokenReport {
@@ -212,6 +228,13 @@ export interface CapabilityRequest {
   permission?: Permission;
   /** Default 3600, 1 to 28800; never past the refresh token's expiry. */
   ttlSeconds?: number;
+  /**
+   * Ref patterns the session may push to (`agent/*`, `feature/login`, `refs/tags/v*`; `*`
+   * within a segment, `**` across). Default `["**"]`: every branch, and no tag.
+   */
+  branches?: string[];
+  /** Whether the session may delete refs (that match `branches`). Default false. */
+  allowDelete?: boolean;
 }
 
 export interface CapabilityGrant {
@@ -221,6 +244,9 @@ export interface CapabilityGrant {
   /** `${PUBLIC_BASE_URL}/git/{owner}/{repo}.git`; the capability is the HTTP password. */
   gitRemoteUrl: string;
   committer: Committer;
+  /** The push policy as stored: the patterns (default `["**"]`) and `allowDelete`. */
+  branches: string[];
+  allowDelete: boolean;
 }
 
 /** HTTP status for any reason, contract or capability. */

@@ -21,11 +21,23 @@ export function githubFailure(error: GitHubError): Failure {
     case "unauthorized":
       return failure("reconnect_required", "GitHub no longer accepts the user's token; they need to reconnect.");
     case "not_found":
-    case "forbidden":
       return failure("no_repo_access", "GitHub refused the user's token for this resource.");
+    case "forbidden":
+      return error.ssoUrl ? ssoFailure(error.ssoUrl) : failure("no_repo_access", "GitHub refused the user's token for this resource.");
     default:
       return unreachable(error);
   }
+}
+
+/**
+ * `no_repo_access` because the organisation enforces SAML SSO and the user's authorization
+ * is not approved for it: `ssoUrl` is where the person approves it (GitHub's own page).
+ */
+export function ssoFailure(ssoUrl: string): Failure {
+  return {
+    ...failure("no_repo_access", "The organisation enforces SAML single sign-on; the user must authorize this App for it at ssoUrl, then try again."),
+    ssoUrl,
+  };
 }
 
 /** A GitHub error met while finishing a connect (`connect/confirm`). */

@@ -10,6 +10,8 @@ import userActor0002 from "../migrations/user-actor/0002_pending_connects.sql";
 import userActor0003 from "../migrations/user-actor/0003_capabilities.sql";
 import userActor0004 from "../migrations/user-actor/0004_lifecycle.sql";
 import userActor0005 from "../migrations/user-actor/0005_events_audit.sql";
+import userActor0006 from "../migrations/user-actor/0006_push_policy.sql";
+import userActor0007 from "../migrations/user-actor/0007_scoped_tokens.sql";
 
 export interface Migration {
   name: string;
@@ -23,6 +25,8 @@ export const USER_ACTOR_MIGRATIONS: readonly Migration[] = [
   { name: "0003_capabilities", sql: userActor0003 },
   { name: "0004_lifecycle", sql: userActor0004 },
   { name: "0005_events_audit", sql: userActor0005 },
+  { name: "0006_push_policy", sql: userActor0006 },
+  { name: "0007_scoped_tokens", sql: userActor0007 },
 ];
 
 /** Migrations of {@link IdentityIndex}, in the order they apply. */

@@ -119,14 +119,17 @@ const RUN: Record<Op, (w: World) => Promise<Outcome>> = {
   },
   redeem: async (w) => {
     const res = await publicFetch("/git/acme/app.git/info/refs?service=git-upload-pack", { headers: { authorization: `Basic ${btoa(`x:${w.capability}`)}` } });
-    const text = await res.text();
-    return { op: "redeem", status: res.status, reason: res.status === 200 ? undefined : text.split(":")[0] };
+    if (res.status === 200) {
+      await res.body?.cancel();
+      return { op: "redeem", status: 200 };
+    }
+    return { op: "redeem", status: res.status, reason: (await res.text()).split(":")[0] };
   },
 };
 
-/** Rows of the user's storage outside the schema's bookkeeping. */
+/** Rows of the user's storage outside bookkeeping (`_migrations`, SQLite's AUTOINCREMENT counters). */
 async function userRows(userId: string): Promise<unknown[]> {
-  return (JSON.parse(await dumpStorage(userId)) as unknown[][]).flat().filter((r) => !(r && typeof r === "object" && "applied_at" in r));
+  return (JSON.parse(await dumpStorage(userId)) as unknown[][]).flat().filter((r) => !(r && typeof r === "object" && ("applied_at" in r || ("name" in r && "seq" in r))));
 }
 
 async function violations(w: World, pair: [Op, Op], outcomes: Outcome[]): Promise<string[]> {
@@ -155,7 +158,7 @@ async function violations(w: World, pair: [Op, Op], outcomes: Outcome[]): Promis
   const deleted = outcomes.find((o) => o.op === "delete" && o.status === 200);
   if (deleted) {
     const rows = await userRows(w.userId);
-    if (rows.length > 0) found.push(`after the deletion ${rows.length} rows of the user remain`);
+    if (rows.length > 0) found.push(`after the deletion ${rows.length} rows of the user remain: ${JSON.stringify(rows).slice(0, 300)}`);
     for (const gh of [w.A, w.B]) {
       if ((await identityIndex(env, String(gh)).users({ appType: "standard" })).includes(w.userId)) found.push(`after the deletion the index still links ${gh}`);
     }

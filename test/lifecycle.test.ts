@@ -58,7 +58,7 @@ async function issueCapability(userId: string) {
 
 /** Every row of the user's storage outside the schema's own bookkeeping (`_migrations`). */
 async function userRows(userId: string): Promise<unknown[]> {
-  return (JSON.parse(await dumpStorage(userId)) as unknown[][]).flat().filter((r) => !(r && typeof r === "object" && "applied_at" in r));
+  return (JSON.parse(await dumpStorage(userId)) as unknown[][]).flat().filter((r) => !(r && typeof r === "object" && ("applied_at" in r || ("name" in r && "seq" in r))));
 }
 
 function gitRefs(capability: string) {

@@ -235,7 +235,7 @@ it(`soak: ${USERS} users x ${SESSIONS} sessions for ${SECONDS}s under faults and
     if (row?.status === "revoked" && !u.revokedByTest) lost.push(`${u.userId}: revoked, but the test did not revoke it`);
     if (!row && u.last === "connected") lost.push(`${u.userId}: no connection row, though the last lifecycle answer was a connect`);
     if (u.last === "deleted") {
-      const rows = (JSON.parse(await dumpStorage(u.userId)) as unknown[][]).flat().filter((r) => !(r && typeof r === "object" && "applied_at" in r));
+      const rows = (JSON.parse(await dumpStorage(u.userId)) as unknown[][]).flat().filter((r) => !(r && typeof r === "object" && ("applied_at" in r || ("name" in r && "seq" in r))));
       if (rows.length > 0) lost.push(`${u.userId}: ${rows.length} rows left after the account deletion`);
     }
   }

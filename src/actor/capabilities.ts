@@ -4,8 +4,9 @@
  * src/proxy/capability-token.ts; the rows are capability-store.ts.
  */
 import { failure, rfc3339, type CapabilityGrant, type Failure, type Permission } from "../contract";
+import type { PushPolicy } from "../proxy/ref-policy";
 import type { AuditLog } from "./audit-log";
-import type { CapabilityStore } from "./capability-store";
+import { CapabilityStore } from "./capability-store";
 import type { ConnectionStore } from "./connection-store";
 import type { CallContext } from "./context";
 import type { Refresher } from "./refresher";
@@ -22,6 +23,8 @@ export interface IssueInput {
   permission: Permission;
   sessionId: string;
   ttlSeconds: number;
+  /** The branch policy the git proxy applies to this session's pushes (ref-policy.ts). */
+  policy: PushPolicy;
 }
 
 export interface RedeemInput {
@@ -37,6 +40,7 @@ export interface Redeemed {
   token: string;
   repository: string;
   sessionId: string;
+  policy: PushPolicy;
 }
 
 export class Capabilities {
@@ -68,6 +72,7 @@ export class Capabilities {
         connectedAt: row.connected_at,
         generation: row.generation,
         expiresAt,
+        policy: input.policy,
       });
       this.#d.audit.record("capability_issued", c.app.appType, { repository: input.repository, sessionId: input.sessionId, permission: input.permission });
       return {
@@ -76,6 +81,8 @@ export class Capabilities {
         expiresAt: rfc3339(expiresAt),
         gitRemoteUrl: `${c.config.publicBaseUrl}/git/${input.repository}.git`,
         committer: committerOf(row),
+        branches: input.policy.branches,
+        allowDelete: input.policy.allowDelete,
       };
     }
     return CHANGED;
@@ -103,7 +110,7 @@ export class Capabilities {
       if (!this.#d.refresher.isCurrent(live)) continue;
       this.#d.audit.recordCoalesced("capability_redeemed", cap.app_type, { repository: cap.repository, sessionId: cap.session_id, service: input.service });
       // The repository as issued: what is forwarded is exactly what was checked.
-      return { ok: true, token: live.accessToken, repository: cap.repository, sessionId: cap.session_id };
+      return { ok: true, token: live.accessToken, repository: cap.repository, sessionId: cap.session_id, policy: CapabilityStore.policyOf(cap) };
     }
     return CHANGED;
   }

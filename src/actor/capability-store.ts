@@ -5,6 +5,7 @@
  * connection generation it was issued under and dies with it.
  */
 import { failure, type Failure, type Permission } from "../contract";
+import { DEFAULT_BRANCHES, type PushPolicy } from "../proxy/ref-policy";
 
 export interface CapabilityRow {
   secret_hash: string;
@@ -14,6 +15,9 @@ export interface CapabilityRow {
   permission: Permission;
   generation: string;
   expires_at: number;
+  /** JSON array of ref patterns; `null`: the default policy. */
+  branches: string | null;
+  allow_delete: number;
 }
 
 export interface NewCapability {
@@ -26,6 +30,7 @@ export interface NewCapability {
   connectedAt: number;
   generation: string;
   expiresAt: number;
+  policy: PushPolicy;
 }
 
 export class CapabilityStore {
@@ -39,8 +44,9 @@ export class CapabilityStore {
     const now = Date.now();
     this.#sql.exec("DELETE FROM capabilities WHERE expires_at <= ?", now);
     this.#sql.exec(
-      `INSERT INTO capabilities (secret_hash, session_id, app_type, repository, permission, github_user_id, connected_at, issued_at, expires_at, generation)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO capabilities (secret_hash, session_id, app_type, repository, permission, github_user_id, connected_at, issued_at, expires_at, generation,
+         branches, allow_delete)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       cap.secretHash,
       cap.sessionId,
       cap.appType,
@@ -51,6 +57,8 @@ export class CapabilityStore {
       now,
       cap.expiresAt,
       cap.generation,
+      JSON.stringify(cap.policy.branches),
+      cap.policy.allowDelete ? 1 : 0,
     );
   }
 
@@ -60,7 +68,7 @@ export class CapabilityStore {
    */
   find(secretHash: string, repository: string, write: boolean): CapabilityRow | Failure {
     const cap = this.#sql
-      .exec("SELECT secret_hash, session_id, app_type, repository, permission, generation, expires_at FROM capabilities WHERE secret_hash = ?", secretHash)
+      .exec("SELECT secret_hash, session_id, app_type, repository, permission, generation, expires_at, branches, allow_delete FROM capabilities WHERE secret_hash = ?", secretHash)
       .toArray()[0] as unknown as CapabilityRow | undefined;
     if (!cap) return failure("invalid_capability", "Unknown or revoked capability.");
     if (cap.expires_at <= Date.now()) {
@@ -72,6 +80,22 @@ export class CapabilityStore {
     }
     if (write && cap.permission !== "push") return failure("insufficient_permission", "This capability is read-only.");
     return cap;
+  }
+
+  /** The push policy a capability row carries (the default for rows from before policies). */
+  static policyOf(cap: CapabilityRow): PushPolicy {
+    let branches: string[] = [...DEFAULT_BRANCHES];
+    if (cap.branches !== null) {
+      let parsed: unknown = null;
+      try {
+        parsed = JSON.parse(cap.branches);
+      } catch {
+        // falls through to "nothing is pushable"
+      }
+      if (Array.isArray(parsed) && parsed.every((p) => typeof p === "string")) branches = parsed;
+      else branches = []; // unreadable: nothing is pushable, never everything
+    }
+    return { branches, allowDelete: cap.allow_delete === 1 };
   }
 
   revokeSession(sessionId: string): number {

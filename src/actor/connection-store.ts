@@ -91,6 +91,11 @@ export class ConnectionStore {
     return (this.#sql.exec("SELECT * FROM connections WHERE app_type = ?", appType).toArray()[0] as unknown as ConnectionRow | undefined) ?? null;
   }
 
+  /** Just the stamp: the cheap re-check before a token is handed out. */
+  stamp(appType: string): Stamp | null {
+    return (this.#sql.exec("SELECT generation, version FROM connections WHERE app_type = ?", appType).toArray()[0] as unknown as Stamp | undefined) ?? null;
+  }
+
   all(): ConnectionRow[] {
     return this.#sql.exec("SELECT * FROM connections ORDER BY app_type").toArray() as unknown as ConnectionRow[];
   }

@@ -69,7 +69,7 @@ export class Housekeeping {
   async schedule(): Promise<void> {
     if (!hasSchema(this.#d.storage)) return;
     const sql = this.#d.storage.sql;
-    const holds = ["connections", "pending_connects", "connect_tickets", "capabilities", "pending_revocations", "event_outbox", "audit"].some(
+    const holds = ["connections", "pending_connects", "connect_tickets", "capabilities", "pending_revocations", "event_outbox", "audit", "scoped_tokens"].some(
       (t) => sql.exec(`SELECT 1 FROM ${t} LIMIT 1`).toArray().length > 0,
     );
     if (!holds) {

@@ -53,7 +53,7 @@ const MAX_ROUNDS = 4;
 
 export class Refresher {
   /** Called with every refresh's outcome, for the audit trail. */
-  onRefresh: (appType: string, outcome: string) => void = () => undefined;
+  onRefresh: (appType: string, outcome: string, durationMs: number) => void = () => undefined;
   readonly #inflight = new Map<string, Promise<RefreshOutcome>>();
   readonly #store: ConnectionStore;
   readonly #vault: TokenVault;
@@ -78,7 +78,9 @@ export class Refresher {
    * and the row is still the one it was read from. Synchronous: call it right before answering.
    */
   isCurrent(live: Live): boolean {
-    return !this.#inflight.has(live.row.app_type) && sameStamp(this.#store.get(live.row.app_type), live.row);
+    if (this.#inflight.has(live.row.app_type)) return false;
+    const now = this.#store.stamp(live.row.app_type);
+    return now !== null && now.generation === live.row.generation && now.version === live.row.version;
   }
 
   /**
@@ -139,7 +141,7 @@ export class Refresher {
 
     const log = (outcome: string, detail?: string) => {
       logEvent({ event: "refresh", userId: c.userId, appType, outcome, durationMs: Date.now() - started, detail });
-      this.onRefresh(appType, outcome);
+      this.onRefresh(appType, outcome, Date.now() - started);
     };
     if (!sameStamp(this.#store.get(appType), stamp)) {
       log("superseded");

@@ -7,7 +7,7 @@
  * the previous one's answers, and nothing needs clearing by hand.
  */
 import { failure, type Failure, type Permission } from "../contract";
-import { githubFailure } from "../failures";
+import { githubFailure, ssoFailure } from "../failures";
 import type { CallContext } from "./context";
 import type { Live, Refresher } from "./refresher";
 
@@ -46,6 +46,8 @@ export class RepoAccess {
         res = await c.github.getRepoPermissions(live.accessToken, repository);
       }
       if (!res.ok) {
+        // SAML SSO is not cached: the person authorizes the organisation and tries again at once.
+        if (res.error.kind === "forbidden" && res.error.ssoUrl) return ssoFailure(res.error.ssoUrl);
         if (res.error.kind !== "not_found" && res.error.kind !== "forbidden") return githubFailure(res.error);
         answer = { push: false, pull: false, until: Date.now() + REPO_CACHE_MS };
       } else {

@@ -5,13 +5,14 @@
  * refresh is in flight ("no doomed tokens"); after a repository check that outlived a refresh
  * they look again rather than answer with the killed token.
  */
-import { failure, rfc3339, type Committer, type Failure, type Permission, type TokenResult } from "../contract";
+import { failure, rfc3339, type Committer, type Failure, type Permission, type TokenGrant, type TokenResult } from "../contract";
 import { timingSafeEqualStrings } from "../crypto";
 import { githubFailure } from "../failures";
 import type { ConnectionRow } from "./connection-store";
 import type { CallContext } from "./context";
 import type { Live, Refresher } from "./refresher";
 import type { RepoAccess } from "./repo-access";
+import { scopedGrant, type ScopedTokens, type ScopeRequest } from "./scoped-tokens";
 
 /** How often an answer is tried again when the connection changed under it. */
 const ROUNDS = 3;
@@ -20,21 +21,29 @@ const CHANGED = failure("github_unavailable", "The connection changed while the 
 export class TokenDesk {
   readonly #refresher: Refresher;
   readonly #repos: RepoAccess;
+  readonly #scoped: ScopedTokens;
 
-  constructor(refresher: Refresher, repos: RepoAccess) {
+  constructor(refresher: Refresher, repos: RepoAccess, scoped: ScopedTokens) {
     this.#refresher = refresher;
     this.#repos = repos;
+    this.#scoped = scoped;
   }
 
   /** A live token valid `minValiditySeconds` more, for a repository the user has `permission` on. */
-  async token(c: CallContext, repository: string, permission: Permission, minValiditySeconds: number): Promise<TokenResult> {
+  async token(c: CallContext, repository: string, permission: Permission, minValiditySeconds: number, scope: ScopeRequest | null = null): Promise<TokenResult> {
     const minMs = minValiditySeconds * 1000;
     for (let round = 0; round < ROUNDS; round++) {
       const live = await this.#refresher.live(c, minMs);
       if (!live.ok) return live;
       const checked = await this.#repos.check(c, live, repository, permission, minMs);
       if (!checked.ok) return checked;
-      if (this.#refresher.isCurrent(checked)) return grantOf(checked);
+      if (this.#refresher.isCurrent(checked) && !scope) return grantOf(checked);
+      if (this.#refresher.isCurrent(checked) && scope) {
+        // `scope: "repository"` (scoped-tokens.ts): minted from this pair, handed out only while it is current.
+        const scoped = await this.#scoped.get(c, checked, repository, scope, minMs);
+        if (!scoped.ok) return scoped;
+        if (this.#refresher.isCurrent(checked)) return scopedGrant(grantOf(checked) as TokenGrant, scoped, repository, scope);
+      }
       // A refresh started (or finished) while the repository was checked: that token is doomed.
     }
     return CHANGED;

@@ -39,10 +39,13 @@ import { Housekeeping } from "./housekeeping";
 import { Lifecycle, type RevocationOutcome } from "./lifecycle";
 import { Refresher } from "./refresher";
 import { RepoAccess } from "./repo-access";
+import { ScopedTokens, type ScopeRequest } from "./scoped-tokens";
 import { TokenDesk } from "./token-desk";
 import { TokenVault } from "./token-vault";
 
 export interface TokenInput {
+  /** Present for `scope: "repository"` (scoped-tokens.ts): a scoped token instead of the user token. */
+  scope?: ScopeRequest | null;
   userId: string;
   appType: string;
   /** Validated `owner/name`. */
@@ -59,6 +62,7 @@ export class UserActor extends DurableObject<Env> {
   readonly #refresher: Refresher;
   readonly #repos: RepoAccess;
   readonly #desk: TokenDesk;
+  readonly #scoped: ScopedTokens;
   readonly #caps: CapabilityStore;
   readonly #capabilities: Capabilities;
   readonly #revoker: GrantRevoker;
@@ -78,7 +82,8 @@ export class UserActor extends DurableObject<Env> {
     this.#store = new ConnectionStore(sql);
     this.#refresher = new Refresher(this.#store, this.#vault);
     this.#repos = new RepoAccess(this.#refresher);
-    this.#desk = new TokenDesk(this.#refresher, this.#repos);
+    this.#scoped = new ScopedTokens(sql, this.#store, this.#vault);
+    this.#desk = new TokenDesk(this.#refresher, this.#repos, this.#scoped);
     this.#caps = new CapabilityStore(sql);
     this.#audit = new AuditLog(sql);
     this.#outbox = new EventOutbox(sql, env);
@@ -104,7 +109,10 @@ export class UserActor extends DurableObject<Env> {
       this.#outbox.enqueue({ type: change.type, userId, appType: change.appType, githubUserId: change.githubUserId, ...(change.reason ? { reason: change.reason } : {}) });
       this.#audit.record(change.type, change.appType, { githubUserId: change.githubUserId, ...(change.reason ? { reason: change.reason } : {}) });
     };
-    this.#refresher.onRefresh = (appType, outcome) => this.#audit.record("refresh", appType, { outcome });
+    this.#refresher.onRefresh = (appType, outcome, durationMs) => {
+      this.#audit.record("refresh", appType, { outcome });
+      recordMetric(env, { operation: "refresh", outcome, appType, durationMs, githubCalls: 1 });
+    };
   }
 
   // ------------------------------------------------------------------ tokens
@@ -112,8 +120,8 @@ export class UserActor extends DurableObject<Env> {
   /** A checked token for one repository (`POST /v1/users/{userId}/token`). */
   token(input: TokenInput): Promise<TokenResult> {
     return this.#measure("token", input.appType, async (c) => {
-      const result = await this.#desk.token(c, input.repository, input.permission, input.minValiditySeconds);
-      if (result.ok) this.#audit.recordCoalesced("token_issued", input.appType, { repository: input.repository, identity: "user", scope: "user" });
+      const result = await this.#desk.token(c, input.repository, input.permission, input.minValiditySeconds, input.scope ?? null);
+      if (result.ok) this.#audit.recordCoalesced("token_issued", input.appType, { repository: input.repository, identity: "user", scope: input.scope ? "repository" : "user" });
       return result;
     }, input.userId);
   }
@@ -179,7 +187,12 @@ export class UserActor extends DurableObject<Env> {
     if (!this.#readable() || this.#ownerMismatch(input.userId)) return invalid;
     const appType = await this.#flow.ticketApp(input.ticket);
     if (!appType) return invalid;
-    return this.#measure("confirm", appType, (c) => this.#flow.confirm(c, input.ticket), input.userId, true);
+    return this.#measure("confirm", appType, async (c) => {
+      const result = await this.#flow.confirm(c, input.ticket);
+      // A reconnect keeps the grant: the previous generation's scoped tokens are revoked one by one.
+      if (result.ok) await this.#scoped.retireStale(c, input.userId);
+      return result;
+    }, input.userId, true);
   }
 
   // ------------------------------------------------------------------ lifecycle
@@ -258,10 +271,24 @@ export class UserActor extends DurableObject<Env> {
     return result;
   }
 
+  /** The git proxy read a push's ref updates: the audit trail records them and what happened. */
+  async recordPush(input: { userId: string; sessionId: string; repository: string; refs: string[]; outcome: "forwarded" | "refused" }): Promise<void> {
+    if (!this.#readable() || this.#ownerMismatch(input.userId)) return;
+    this.#audit.record("capability_redeemed", null, {
+      repository: input.repository,
+      sessionId: input.sessionId,
+      service: "git-receive-pack",
+      refs: input.refs.slice(0, 50),
+      outcome: input.outcome,
+    });
+  }
+
   // ------------------------------------------------------------------ housekeeping
 
   /** See housekeeping.ts. */
   override async alarm(): Promise<void> {
+    // Checked afresh: an alarm may outlive the storage it was set for.
+    this.#ready = false;
     if (!this.#readable()) return;
     const service = await serviceContext(this.env);
     if (!service.ok) {
@@ -270,6 +297,7 @@ export class UserActor extends DurableObject<Env> {
       return;
     }
     await this.#housekeeping.run(service.value, this.#ownerId());
+    await this.#scoped.retireStale(service.value, this.#ownerId());
     await this.#housekeeping.schedule();
   }
 
@@ -286,7 +314,8 @@ export class UserActor extends DurableObject<Env> {
     if (writes) await this.#housekeeping.schedule();
     const outcome = result.ok ? "ok" : String(result.reason);
     recordMetric(this.env, { operation, outcome, appType, durationMs: Date.now() - started, githubCalls: c.ok ? c.value.github.calls : 0 });
-    if (operation === "token") logEvent({ event: "token", userId, appType, outcome, durationMs: Date.now() - started });
+    // A token handed out is counted by the metric and the audit trail; the log keeps failures.
+    if (operation === "token" && outcome !== "ok") logEvent({ event: "token", userId, appType, outcome, durationMs: Date.now() - started });
     return result;
   }
 
@@ -349,7 +378,7 @@ export class UserActor extends DurableObject<Env> {
     }
     const sql = this.ctx.storage.sql;
     this.ctx.storage.transactionSync(() => {
-      for (const table of ["connections", "pending_connects", "connect_tickets", "capabilities", "audit", "meta"]) sql.exec(`DELETE FROM ${table}`);
+      for (const table of ["connections", "pending_connects", "connect_tickets", "capabilities", "scoped_tokens", "audit", "meta"]) sql.exec(`DELETE FROM ${table}`);
     });
   }
 }

@@ -84,8 +84,10 @@ GitHub is the local emulator.</p>
   <p class="muted">An agent's sandbox gets a capability instead of a token: good for one repository, one session,
   revocable, and worthless anywhere else. Plain <code>git</code> uses it as the HTTP password.</p>
   <p><label>Repository <input id="cap-repository" value="octo-org/hello-world"></label>
-     <select id="cap-permission"><option value="push">push</option><option value="pull">pull</option></select>
-     <button id="issue-cap">Issue a capability</button></p>
+     <select id="cap-permission"><option value="push">push</option><option value="pull">pull</option></select></p>
+  <p><label>May push to <input id="cap-branches" value="agent/*"></label>
+     <button id="issue-cap">Issue a capability</button>
+     <span class="muted">comma-separated ref patterns; other branches, tags and deletions are refused</span></p>
   <p id="cap-result" class="muted">No capability issued yet.</p>
   <div id="cap-issued" hidden>
     <p>Run this to clone as the user, through the broker:</p>
@@ -169,6 +171,8 @@ $("get-token").onclick = async () => {
   } else {
     out.textContent = "No token: " + words(r.reason) + ".";
     out.dataset.reason = r.reason; out.dataset.token = "";
+    // SAML SSO: GitHub's own page where the person authorizes the organization.
+    if (r.ssoUrl) { const a = document.createElement("a"); a.id = "sso-link"; a.href = r.ssoUrl; a.textContent = " Authorize single sign-on for the organization on GitHub, then try again."; out.append(a); }
   }
   refresh();
 };
@@ -179,10 +183,12 @@ $("expire").onclick = async () => {
   refresh();
 };
 $("issue-cap").onclick = async () => {
-  const r = await call("capability", { repository: $("cap-repository").value, permission: $("cap-permission").value });
+  const branches = $("cap-branches").value.split(",").map((b) => b.trim()).filter(Boolean);
+  const r = await call("capability", { repository: $("cap-repository").value, permission: $("cap-permission").value, branches });
   if (!r.ok) { clearCapability(); $("cap-result").textContent = "No capability: " + words(r.reason) + "."; $("cap-result").dataset.state = "refused"; return; }
   session = r.sessionId;
-  $("cap-result").textContent = "Session " + r.sessionId + ": valid until " + when(r.expiresAt) + "; commits as " + r.committer.name + " <" + r.committer.email + ">.";
+  $("cap-result").textContent = "Session " + r.sessionId + ": valid until " + when(r.expiresAt) + "; commits as " + r.committer.name + " <" + r.committer.email + ">" +
+    ($("cap-permission").value === "push" ? "; may push to " + (r.branches || []).join(", ") + (r.allowDelete ? " (deletions allowed)" : "") : "; read only") + ".";
   $("cap-result").dataset.state = "issued";
   $("clone-command").textContent = r.cloneCommand;
   $("cap-issued").hidden = false;

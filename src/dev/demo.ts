@@ -102,6 +102,7 @@ async function demoApi(env: Env, user: DemoUser, action: string, body: Record<st
         appType: APP_TYPE,
         repository: body.repository,
         permission: body.permission,
+        ...(Array.isArray(body.branches) && body.branches.length ? { branches: body.branches } : {}),
         sessionId,
         ttlSeconds: 3600,
       });

@@ -16,6 +16,8 @@ import { gitFailure, json } from "../http/respond";
 import { logEvent } from "../log";
 import { capabilityFromRequest, verifyCapability } from "./capability-token";
 import { parseGitRoute, parseRestRoute } from "./paths";
+import { checkPush } from "./push-check";
+import type { PushPolicy } from "./ref-policy";
 
 const GIT_REQUEST_HEADERS = ["content-type", "accept", "content-encoding", "git-protocol", "user-agent"];
 const GIT_RESPONSE_HEADERS = ["content-type", "cache-control", "expires", "pragma", "content-encoding"];
@@ -74,16 +76,29 @@ async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Respo
     await request.body?.cancel();
     return failureResponse(spec.kind, refused);
   }
+  // ---- push policy (issue 13): a push's ref updates are checked before anything goes upstream.
+  let body = request.body;
+  if (spec.kind === "git" && request.method === "POST" && spec.route!.write) {
+    const checked = await checkPush(request, refused.policy, refused.userId);
+    // The audit trail records the refs of every push, allowed or refused (one call per push).
+    if (checked.refs) {
+      const outcome = checked.ok ? "forwarded" : "refused";
+      await callActor(() => userActor(env, refused.userId).recordPush({ userId: refused.userId, sessionId: refused.sessionId, repository: refused.repository, refs: checked.refs!, outcome }));
+    }
+    if (!checked.ok) return checked.response;
+    body = checked.body;
+  }
+  // ---- end push policy
   const headers = pick(request.headers, spec.requestHeaders);
   headers.set("authorization", spec.authorization(refused.token));
-  return forward(spec.upstream(refused.repository), request, headers, spec.responseHeaders, spec.kind, refused.userId);
+  return forward(spec.upstream(refused.repository), request, body, headers, spec.responseHeaders, spec.kind, refused.userId);
 }
 
 async function redeem(
   env: Env,
   request: Request,
   route: { repository: string; write: boolean; service: string },
-): Promise<{ ok: true; token: string; repository: string; userId: string } | Failure> {
+): Promise<{ ok: true; token: string; repository: string; sessionId: string; policy: PushPolicy; userId: string } | Failure> {
   const raw = capabilityFromRequest(request);
   // Authenticated here, before any Durable Object is touched: a forged one wakes nothing.
   const verified = raw ? await verifyCapability(env, raw) : null;
@@ -91,20 +106,20 @@ async function redeem(
   const { userId, secretHash } = verified;
   const { repository, write, service } = route;
   const redeemed = await callActor(
-    async (): Promise<{ ok: true; token: string; repository: string } | Failure> =>
+    async (): Promise<{ ok: true; token: string; repository: string; sessionId: string; policy: PushPolicy } | Failure> =>
       await userActor(env, userId).redeemCapability({ userId, secretHash, repository, write, service }),
   );
   return redeemed.ok ? { ...redeemed, userId } : redeemed;
 }
 
-async function forward(upstream: string, request: Request, headers: Headers, keep: string[], kind: string, userId: string): Promise<Response> {
+async function forward(upstream: string, request: Request, body: ReadableStream<Uint8Array> | null, headers: Headers, keep: string[], kind: string, userId: string): Promise<Response> {
   const started = Date.now();
   let response: Response;
   try {
     response = await fetch(upstream, {
       method: request.method,
       headers,
-      body: request.method === "GET" || request.method === "HEAD" ? undefined : request.body,
+      body: request.method === "GET" || request.method === "HEAD" ? undefined : body,
       redirect: "manual",
     });
   } catch {

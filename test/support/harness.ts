@@ -67,6 +67,8 @@ export async function startHarness(emulator = new GitHubEmulator(Object.values(A
         IDENTITY_INDEX: { className: "IdentityIndex", useSQLite: true },
         BARE: { className: "BareObject", useSQLite: true },
       },
+      // Metrics on, as in production: the hot path is measured with its data points.
+      analyticsEngineDatasets: { METRICS: { dataset: "token_broker" } },
       bindings: {
         GITHUB_APPS: JSON.stringify({ standard: { clientId: APPS.standard.clientId }, lite: { clientId: APPS.lite.clientId } }),
         GITHUB_CLIENT_SECRET_STANDARD: APPS.standard.clientSecret,

@@ -2,7 +2,7 @@
  * Test helpers: drive the GitHub emulator, call the broker as its callers do, and look
  * inside a user's actor storage.
  */
-import { runInDurableObject } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import type { Endpoint, EmulatorSettings, FaultKind, TokenState } from "../../emulator/github";
 import { APPS, EMULATOR_URL, INTERNAL_API_TOKEN, PUBLIC_BASE_URL, RETURN_ORIGIN } from "./env";
@@ -124,7 +124,17 @@ export async function connectUser(
   const ticket = await callbackTicket(await authorizeAs(userId, githubUser.id, appType));
   const confirmed = await confirmConnect(userId, ticket);
   if (confirmed.status !== 200) throw new Error(`confirm answered ${confirmed.status}: ${JSON.stringify(confirmed.body)}`);
+  await flushEvents(userId);
   return confirmed.body;
+}
+
+/**
+ * Delivers the user's pending connection events now (the actor's alarm would, a moment
+ * later), so a test that compares storage before and after sees no delivery in between.
+ */
+export async function flushEvents(userId: string): Promise<void> {
+  const pending = await runInDurableObject(actor(userId), (_i, state) => state.storage.sql.exec("UPDATE event_outbox SET next_attempt_at = 0").rowsWritten);
+  if (pending > 0) await runDurableObjectAlarm(actor(userId));
 }
 
 /** Follows the callback path; returns the ticket from the redirect (throws on anything else). */
