@@ -235,6 +235,18 @@ async function main() {
     expect(!existsSync(join(work, "hello-world", "README.md")), "nothing cloned");
   }, "10-capability-revoked");
 
+  await step("The audit table lists what was done with alice's identity: connect, tokens, the capability and its push, newest first", page, async () => {
+    await page.reload();
+    await page.locator("#audit tbody tr").first().waitFor();
+    const rows = await page.locator("#audit tbody tr").allTextContents();
+    const text = rows.join("\n");
+    for (const what of ["connected", "token issued", "capability issued", "capability redeemed", "capability revoked", "refs/heads/agent/demo"]) {
+      expect(text.includes(what), `audit shows ${what}: ${text.slice(0, 400)}`);
+    }
+    expect(rows[0]!.includes("capability revoked"), `newest first: ${rows[0]}`);
+    expect(!/gh[usr]_|gcap1\./.test(text), "no credential in the audit trail");
+  }, "10b-audit-trail");
+
   await step("A capability beyond the user's permission is refused in words (push on a pull-only repository)", page, async () => {
     await page.fill("#cap-repository", "octo-org/docs");
     await page.selectOption("#cap-permission", "push");

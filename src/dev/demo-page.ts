@@ -46,6 +46,8 @@ const PAGE = `<!doctype html>
   input, select { font: inherit; padding: .35rem; }
   input { width: 16rem; }
   code { background: #f6f8fa; padding: .1rem .3rem; border-radius: 4px; }
+  #audit { border-collapse: collapse; width: 100%; font-size: .85rem; }
+  #audit th, #audit td { text-align: left; padding: .2rem .4rem; border-bottom: 1px solid #d0d7de; vertical-align: top; }
   pre { background: #f6f8fa; padding: .6rem; border-radius: 6px; white-space: pre-wrap; word-break: break-all; }
   #flash:empty, [hidden] { display: none !important; }
 </style></head>
@@ -96,8 +98,30 @@ GitHub is the local emulator.</p>
   </div>
 </div>
 
+<div class="card" id="audit-card">
+  <h2>What was done with this identity</h2>
+  <p class="muted">The user's audit trail (<code>GET /v1/users/{userId}/audit</code>), newest first. Token hand-outs
+  and fetches of one minute are one line with a count.</p>
+  <table id="audit"><thead><tr><th>When</th><th>What</th><th>Details</th><th>×</th></tr></thead><tbody></tbody></table>
+</div>
+
 <script>
 const WORDS = __WORDS__;
+async function showAudit() {
+  const a = await call("audit");
+  const body = $("audit").querySelector("tbody");
+  body.textContent = "";
+  for (const e of a.entries || []) {
+    const tr = document.createElement("tr");
+    const facts = Object.entries(e.detail).map(([k, v]) => k + ": " + (Array.isArray(v) ? v.join(" ") : v)).join(", ");
+    for (const text of [new Date(e.at).toLocaleTimeString(), e.kind.replace(/_/g, " "), facts, String(e.count)]) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.appendChild(td);
+    }
+    body.appendChild(tr);
+  }
+}
 const $ = (id) => document.getElementById(id);
 const words = (code) => WORDS[code] || code;
 const when = (iso) => iso ? new Date(iso).toLocaleString() : "?";
@@ -139,6 +163,7 @@ async function refresh() {
     $("status").textContent = "Could not read the connection: " + words(c.reason);
   }
   if (c.status !== "connected") clearToken();
+  await showAudit();
 }
 async function connect(selectAccount) {
   const r = await call("connect", { selectAccount });

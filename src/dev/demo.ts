@@ -112,6 +112,8 @@ async function demoApi(env: Env, user: DemoUser, action: string, body: Record<st
     }
     case "revoke-capability":
       return api.revokeCapabilities(env, user, body.sessionId);
+    case "audit":
+      return api.getAudit(env, user, 25, undefined);
     default:
       return failure("invalid_request", "unknown demo action");
   }
