@@ -284,6 +284,11 @@ export class BrokerClient {
     return reach(() => this.#broker.revokeCapabilities(userId, sessionId));
   }
 
+  /** The user's audit trail, newest first; pass the answer's `nextBefore` as `before` for older entries. */
+  getAudit(userId: string, options: { limit?: number; before?: number } = {}): Promise<ClientResult<AuditPage>> {
+    return reach(() => this.#broker.getAudit(userId, options));
+  }
+
   /** Deletes the user: every connection, grant and capability. */
   deleteUser(userId: string): Promise<ClientResult<UserDeleted>> {
     return reach(() => this.#broker.deleteUser(userId));

@@ -190,6 +190,20 @@ describe("BrokerClient: the web app's side", () => {
     expect(connectionAction({ status: "not_connected" })).toBe("connect");
   });
 
+  it("reads the user's audit trail over RPC, newest first, with paging", async () => {
+    await connectUser("cl-audit", GH);
+    const client = new BrokerClient(rpc());
+    for (let i = 0; i < 2; i++) await requestToken("cl-audit", { repository: "acme/app" });
+    const page = await client.getAudit("cl-audit", { limit: 1 });
+    expect(page.ok).toBe(true);
+    if (!page.ok) return;
+    expect(page.entries.map((e) => e.kind)).toEqual(["token_issued"]);
+    expect(page.entries[0]!.count).toBe(2);
+    const older = await client.getAudit("cl-audit", { limit: 5, before: page.nextBefore });
+    expect(older.ok && older.entries.map((e) => e.kind)).toEqual(["connected"]);
+    expect((await client.getAudit("cl-audit", { limit: 0 })).ok).toBe(false);
+  });
+
   it("a binding that throws is broker_unreachable for every method", async () => {
     const dead = brokerBinding({ fetch: null });
     const client = new BrokerClient(new Proxy(dead, { get: () => async () => { throw new Error("gone"); } }));
