@@ -101,22 +101,7 @@ export class GitHubClient implements Provider {
    * App (every token of it). 404 and 422 mean the grant or token is already gone.
    */
   async revokeGrant(app: AppConfig, accessToken: string): Promise<"revoked" | "already_gone" | "failed"> {
-    if (!app.clientSecret) return "failed";
-    const res = await this.#fetch(`${this.config.apiUrl}/applications/${encodeURIComponent(app.clientId)}/grant`, {
-      method: "DELETE",
-      headers: {
-        accept: "application/vnd.github+json",
-        authorization: `Basic ${btoa(`${app.clientId}:${app.clientSecret}`)}`,
-        "content-type": "application/json",
-      },
-      body: JSON.stringify({ access_token: accessToken }),
-    });
-    if (!res.ok) return "failed";
-    const status = res.value.status;
-    await res.value.body?.cancel();
-    if (status === 204) return "revoked";
-    if (status === 404 || status === 422) return "already_gone";
-    return "failed";
+    return this.#deleteWithAppCredentials(app, "grant", accessToken);
   }
 
   /**
@@ -172,11 +157,16 @@ export class GitHubClient implements Provider {
    * scoped tokens of a generation that ended while the grant lives on).
    */
   async revokeToken(app: AppConfig, token: string): Promise<"revoked" | "already_gone" | "failed"> {
+    return this.#deleteWithAppCredentials(app, "token", token);
+  }
+
+  /** `DELETE /applications/{client_id}/{grant|token}` with the App's Basic credentials: 204 done, 404/422 already gone. */
+  async #deleteWithAppCredentials(app: AppConfig, what: "grant" | "token", accessToken: string): Promise<"revoked" | "already_gone" | "failed"> {
     if (!app.clientSecret) return "failed";
-    const res = await this.#fetch(`${this.config.apiUrl}/applications/${encodeURIComponent(app.clientId)}/token`, {
+    const res = await this.#fetch(`${this.config.apiUrl}/applications/${encodeURIComponent(app.clientId)}/${what}`, {
       method: "DELETE",
       headers: { accept: "application/vnd.github+json", authorization: basic(app), "content-type": "application/json" },
-      body: JSON.stringify({ access_token: token }),
+      body: JSON.stringify({ access_token: accessToken }),
     });
     if (!res.ok) return "failed";
     const status = res.value.status;
