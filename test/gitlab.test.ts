@@ -101,6 +101,21 @@ describe("GitLab connect", () => {
   });
 });
 
+describe("GitLab reconnect", () => {
+  it("a reconnect of the same account revokes the previous pair: exactly one live token at GitLab", async () => {
+    await connectGitLabUser("gl-again", ALICE);
+    const oldAccess = await stored("gl-again", "access_token");
+    const oldRefresh = await stored("gl-again", "refresh_token");
+    const generation = (await storedRow("gl-again", "gitlab" as never))!.generation;
+    await connectGitLabUser("gl-again", ALICE);
+    expect((await storedRow("gl-again", "gitlab" as never))!.generation).not.toBe(generation);
+    expect(await gitlab.tokenState(oldAccess!)).toMatchObject({ alive: false, killedBy: "revocation" });
+    expect(await gitlab.tokenState(oldRefresh!)).toMatchObject({ alive: false, killedBy: "revocation" });
+    expect(await gitlab.liveRefreshTokens(ALICE.id)).toEqual([await stored("gl-again", "refresh_token")]);
+    expect((await gitlabToken("gl-again", { repository: "acme/platform/api" })).status).toBe(200);
+  });
+});
+
 describe("GitLab single-flight refresh", () => {
   it("200 concurrent callers on an expired token: one refresh, one token, both old tokens dead", async () => {
     const { before, refreshes } = await connectedExpired("gl-sf");

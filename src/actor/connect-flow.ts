@@ -186,11 +186,14 @@ export class ConnectFlow {
       const before = this.#d.store.get(appType);
       if (!before || before.github_user_id !== user.value.id) unlinkOnLoss.push(user.value.id);
       if (deleted()) return lost(invalid, "account deleted during the connect");
-      // Another GitHub account's grant is not forgotten: it goes to the revoker.
-      if (before && before.github_user_id !== user.value.id) {
+      // Another account's grant is not forgotten: it goes to the revoker. So do the previous
+      // tokens of the same account where each authorization is its own token (GitLab).
+      const otherAccount = before !== null && before.github_user_id !== user.value.id;
+      const retiring = otherAccount || (before !== null && c.provider.separateAuthorizations);
+      if (retiring) {
         const retired = await this.#d.lifecycle.retire(c, appType, "replaced");
-        if (!retired.ok) return lost(retired, "could not retire the previous account's connection");
-        if (retired.row) unlinkOnLoss.push(retired.row.github_user_id);
+        if (!retired.ok) return lost(retired, "could not retire the previous connection");
+        if (retired.row && otherAccount) unlinkOnLoss.push(retired.row.github_user_id);
       }
       const pair = await this.#d.vault.sealPair(c.keyring, c.userId, appType, tokens);
       await this.#d.refresher.settle(appType);
@@ -198,8 +201,8 @@ export class ConnectFlow {
       // One synchronous step: a new generation (the previous one's capabilities die with it).
       const stored = this.#d.store.startGeneration(appType, user.value, pair);
       this.#d.vault.remember(appType, pair.accessToken, tokens.accessToken);
-      if (before && before.github_user_id !== user.value.id) {
-        await this.#unlinkQuietly(c, before.github_user_id);
+      if (retiring) {
+        if (otherAccount) await this.#unlinkQuietly(c, before!.github_user_id);
         await Promise.all(this.#d.revoker.pending(appType).map((id) => this.#d.revoker.attempt(c, id)));
       }
       log("connected");

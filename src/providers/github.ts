@@ -28,6 +28,8 @@ const USER_AGENT = "github-token-broker";
 
 export class GitHubClient implements Provider {
   readonly kind = "github";
+  /** One grant per user and App: a reconnect renews it (see {@link Provider.separateAuthorizations}). */
+  readonly separateAuthorizations = false;
   /** Requests this client made (one client per actor call): the `githubCalls` of a metric. */
   calls = 0;
 

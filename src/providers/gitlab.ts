@@ -28,6 +28,8 @@ const USER_AGENT = "github-token-broker";
 
 export class GitLabClient implements Provider {
   readonly kind = "gitlab";
+  /** Every authorization is a token of its own: a reconnect revokes the previous pair. */
+  readonly separateAuthorizations = true;
   calls = 0;
   readonly #base: string;
   readonly #host: string;

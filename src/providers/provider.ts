@@ -61,6 +61,12 @@ export interface Provider {
   readonly kind: ProviderKind;
   /** Requests this client made: the `githubCalls` of a metric. */
   readonly calls: number;
+  /**
+   * Whether each authorization is its own token (GitLab): a reconnect of the same account
+   * must revoke the previous pair, or it stays live and forgotten. GitHub has one grant per
+   * user and App, so revoking it on a reconnect would kill the new tokens.
+   */
+  readonly separateAuthorizations: boolean;
   /** The browser's authorize URL, with PKCE S256 and the signed `state`. */
   authorizeUrl(app: AppConfig, state: string, codeChallenge: string, selectAccount: boolean): string;
   /** Exchanges an authorization code (with its PKCE verifier) for a token pair. */
