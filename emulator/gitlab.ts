@@ -55,6 +55,17 @@ export interface GitLabSettings {
   /** Send `created_at` only (no `expires_in`). */
   omitExpiresIn: boolean;
   hangMs: number;
+  /**
+   * The client's timeout (the broker's `GITHUB_TIMEOUT_MS`), when known: a rotation answered
+   * after half of it may have been lost by the client, and is counted as possibly lost.
+   */
+  clientTimeoutMs: number | null;
+}
+
+/** Per user: rotations whose answer was (or may have been) lost, and rotated refresh tokens presented again. */
+export interface GitLabHistory {
+  lostRotations: number;
+  rotatedReuses: number;
 }
 
 interface TokenRecord {
@@ -76,7 +87,7 @@ interface CodeRecord {
   used: boolean;
 }
 
-const DEFAULTS: GitLabSettings = { accessTokenExpiresIn: 7200, omitExpiresIn: false, hangMs: 60_000 };
+const DEFAULTS: GitLabSettings = { accessTokenExpiresIn: 7200, omitExpiresIn: false, hangMs: 60_000, clientTimeoutMs: null };
 
 class Hang extends Error {}
 
@@ -99,6 +110,7 @@ export class GitLabEmulator {
   #hangs = new Set<() => void>();
   #nextPair = 1;
   #gitBackend: GitBackend | null;
+  #history = new Map<number, GitLabHistory>();
 
   constructor(apps: GitLabEmulatorApp[], options: { gitBackend?: GitBackend } = {}) {
     for (const app of apps) this.apps.set(app.clientId, app);
@@ -120,6 +132,7 @@ export class GitLabEmulator {
     this.settings = { ...DEFAULTS };
     this.clockOffsetSeconds = 0;
     this.droppedRotations = 0;
+    this.#history.clear();
     for (const key of Object.keys(this.counts) as GitLabEndpoint[]) this.counts[key] = 0;
     for (const key of Object.keys(this.faultsInjected) as GitLabFaultKind[]) delete this.faultsInjected[key];
   }
@@ -171,7 +184,15 @@ export class GitLabEmulator {
 
   // ---- OAuth ----
 
+  /** What happened to a user's rotations (the soak's truth check). */
+  history(userId: number): GitLabHistory {
+    let h = this.#history.get(userId);
+    if (!h) this.#history.set(userId, (h = { lostRotations: 0, rotatedReuses: 0 }));
+    return h;
+  }
+
   async #token(request: Request): Promise<Response> {
+    const arrivedAt = Date.now();
     const form = new URLSearchParams(await request.text());
     const grant = form.get("grant_type");
     const endpoint: GitLabEndpoint = grant === "refresh_token" ? "refresh" : "exchange";
@@ -195,6 +216,7 @@ export class GitLabEmulator {
       userId = code.userId;
     } else if (grant === "refresh_token") {
       const old = this.#refresh.get(form.get("refresh_token") ?? "");
+      if (old && !old.alive && old.killedBy === "rotation") this.history(old.userId).rotatedReuses++;
       if (!old || !old.alive || old.clientId !== app.clientId) return invalidGrant;
       // Rotation: the old row (access and refresh token) dies as the new one is issued.
       this.#killPair(old.pairId, "rotation");
@@ -205,8 +227,11 @@ export class GitLabEmulator {
     const body = this.#issue(app.clientId, userId);
     if (fault?.kind === "drop_after_rotate") {
       this.droppedRotations++;
+      if (grant === "refresh_token") this.history(userId).lostRotations++;
       throw new Hang();
     }
+    const timeout = this.settings.clientTimeoutMs;
+    if (grant === "refresh_token" && timeout !== null && Date.now() - arrivedAt >= timeout / 2) this.history(userId).lostRotations++;
     // GitLab's clock is the emulator's (`clock`): the broker must not mix it with its own.
     return json(200, body, { date: new Date(this.now()).toUTCString() });
   }
@@ -372,6 +397,8 @@ export class GitLabEmulator {
         return json(200, this.authorize(body as never));
       case "GET token":
         return json(200, { state: this.tokenState(url.searchParams.get("token") ?? "") });
+      case "GET history":
+        return json(200, this.history(Number(url.searchParams.get("userId"))));
       case "GET live":
         return json(200, { refreshTokens: this.liveRefreshTokens(url.searchParams.get("clientId") ?? "", Number(url.searchParams.get("userId"))) });
       default:

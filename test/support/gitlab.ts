@@ -2,7 +2,7 @@
  * Test helpers for GitLab Apps: drive the GitLab emulator (emulator/gitlab.ts) and connect a
  * platform user to the `gitlab` App through the real two-phase flow.
  */
-import type { GitLabEndpoint, GitLabFaultKind, GitLabSettings, GitLabUser, ProjectAccess } from "../../emulator/gitlab";
+import type { GitLabEndpoint, GitLabFaultKind, GitLabHistory, GitLabSettings, GitLabUser, ProjectAccess } from "../../emulator/gitlab";
 import { GITLAB_APP, GITLAB_URL, RETURN_ORIGIN } from "./env";
 import { callApi, callbackTicket, confirmConnect, flushEvents } from "./helpers";
 
@@ -29,6 +29,7 @@ export const gitlab = {
   stats: () => control<{ counts: Record<GitLabEndpoint, number>; faultsInjected: Record<string, number>; droppedRotations: number }>("GET", "stats"),
   authorize: (p: { clientId: string; userId: number; redirectUri: string; codeChallenge: string | null }) => control<{ code: string }>("POST", "authorize", p),
   tokenState: (token: string) => control<{ state: { alive: boolean; pairId: number; killedBy?: string } | null }>("GET", `token?token=${encodeURIComponent(token)}`).then((r) => r.state),
+  history: (userId: number) => control<GitLabHistory>("GET", `history?userId=${userId}`),
   liveRefreshTokens: (userId: number) => control<{ refreshTokens: string[] }>("GET", `live?clientId=${GITLAB_APP.clientId}&userId=${userId}`).then((r) => r.refreshTokens),
 };
 
