@@ -111,6 +111,9 @@ export class GitLabEmulator {
   #nextPair = 1;
   #gitBackend: GitBackend | null;
   #history = new Map<number, GitLabHistory>();
+  /** Requests held until a test releases them (the interleaving tests), as in the GitHub emulator. */
+  #holds = new Map<number, { match: ReadonlySet<string> | null; skip: number; caught: string | null; released: boolean; waiters: (() => void)[] }>();
+  #nextHold = 1;
 
   constructor(apps: GitLabEmulatorApp[], options: { gitBackend?: GitBackend } = {}) {
     for (const app of apps) this.apps.set(app.clientId, app);
@@ -133,6 +136,7 @@ export class GitLabEmulator {
     this.clockOffsetSeconds = 0;
     this.droppedRotations = 0;
     this.#history.clear();
+    for (const id of [...this.#holds.keys()]) this.release(id);
     for (const key of Object.keys(this.counts) as GitLabEndpoint[]) this.counts[key] = 0;
     for (const key of Object.keys(this.faultsInjected) as GitLabFaultKind[]) delete this.faultsInjected[key];
   }
@@ -163,11 +167,53 @@ export class GitLabEmulator {
     return [...this.#refresh.entries()].filter(([, r]) => r.alive && r.clientId === clientId && r.userId === userId).map(([t]) => t);
   }
 
+  /** Arms a hold on the `skip + 1`-th request to one of `match` (every endpoint when omitted). */
+  hold(options: { match?: string[]; skip?: number } = {}): number {
+    const id = this.#nextHold++;
+    this.#holds.set(id, { match: options.match ? new Set(options.match) : null, skip: options.skip ?? 0, caught: null, released: false, waiters: [] });
+    return id;
+  }
+
+  /** The endpoint a hold caught, or `null`. */
+  held(id: number): string | null {
+    return this.#holds.get(id)?.caught ?? null;
+  }
+
+  release(id: number): void {
+    const hold = this.#holds.get(id);
+    if (!hold) return;
+    hold.released = true;
+    for (const go of hold.waiters.splice(0)) go();
+    this.#holds.delete(id);
+  }
+
+  async #holdPoint(endpoint: string): Promise<void> {
+    for (const hold of this.#holds.values()) {
+      if (hold.caught || hold.released || (hold.match && !hold.match.has(endpoint))) continue;
+      if (hold.skip-- > 0) continue;
+      hold.caught = endpoint;
+      await new Promise<void>((resolve) => hold.waiters.push(resolve));
+      return;
+    }
+  }
+
+  async #endpointOf(request: Request, path: string): Promise<GitLabEndpoint | null> {
+    if (path === "/oauth/token") return new URLSearchParams(await request.clone().text()).get("grant_type") === "refresh_token" ? "refresh" : "exchange";
+    if (path === "/oauth/revoke") return "revoke";
+    if (path === "/api/v4/user") return "user";
+    if (path.startsWith("/api/v4/projects/")) return "project";
+    return /\.git\//.test(path) ? "git" : null;
+  }
+
   async fetch(request: Request): Promise<Response> {
     const url = new URL(request.url);
     const path = url.pathname;
     try {
       if (path.startsWith("/_emulator/")) return await this.#control(request, path.slice("/_emulator/".length), url);
+      if (this.#holds.size > 0) {
+        const endpoint = await this.#endpointOf(request, path);
+        if (endpoint) await this.#holdPoint(endpoint);
+      }
       if (request.method === "POST" && path === "/oauth/token") return await this.#token(request);
       if (request.method === "POST" && path === "/oauth/revoke") return await this.#revoke(request);
       if (request.method === "GET" && path === "/api/v4/user") return this.#counted("user") ?? this.#user(request);
@@ -397,12 +443,21 @@ export class GitLabEmulator {
         return json(200, this.authorize(body as never));
       case "GET token":
         return json(200, { state: this.tokenState(url.searchParams.get("token") ?? "") });
+      case "POST holds":
+        return json(200, { id: this.hold(body as { match?: string[]; skip?: number }) });
       case "GET history":
         return json(200, this.history(Number(url.searchParams.get("userId"))));
       case "GET live":
         return json(200, { refreshTokens: this.liveRefreshTokens(url.searchParams.get("clientId") ?? "", Number(url.searchParams.get("userId"))) });
-      default:
+      default: {
+        const hold = /^holds\/(\d+)(\/release)?$/.exec(action);
+        if (hold && request.method === "GET") return json(200, { caught: this.held(Number(hold[1])) });
+        if (hold && hold[2] && request.method === "POST") {
+          this.release(Number(hold[1]));
+          return json(200, {});
+        }
         return json(404, { message: `no control action ${action}` });
+      }
     }
   }
 }
