@@ -19,10 +19,29 @@
  * - Never throws for a broker or transport failure: every result is the contract's
  *   {@link TokenResult}, so the caller can switch to the App installation token on `reason`.
  */
-import type { Permission, RejectedTokenReport, TokenGrant, TokenRequest, TokenResult } from "./contract";
+import type {
+  InstallationPermissions,
+  InstallationTokenGrant,
+  InstallationTokenRequest,
+  InstallationTokenResult,
+  Permission,
+  RejectedTokenReport,
+  TokenGrant,
+  TokenRequest,
+  TokenResult,
+} from "./contract";
 import { failure } from "./contract";
 
-export type { Failure, Permission, Reason, TokenGrant, TokenResult } from "./contract";
+export type {
+  Failure,
+  InstallationPermissions,
+  InstallationTokenGrant,
+  InstallationTokenResult,
+  Permission,
+  Reason,
+  TokenGrant,
+  TokenResult,
+} from "./contract";
 
 /** The part of the `BrokerApi` entrypoint the client uses (a service binding satisfies it). */
 export interface TokenBrokerBinding {
@@ -127,4 +146,63 @@ export class UserTokenClient {
  */
 export function shouldFallBack(result: TokenResult): result is Extract<TokenResult, { ok: false }> {
   return !result.ok;
+}
+
+// ---- installation tokens (the App's identity) ----
+
+/** The part of the `BrokerApi` entrypoint {@link InstallationTokenClient} uses. */
+export interface InstallationTokenBinding {
+  getInstallationToken(request: InstallationTokenRequest): Promise<InstallationTokenResult>;
+}
+
+/**
+ * App installation tokens for an agent session, from the broker (no private key in the
+ * session). Like {@link UserTokenClient}: cached until `refreshMarginSeconds` before expiry,
+ * measured with `expiresInSeconds` on the local clock (so clock skew does not matter),
+ * concurrent calls coalesced, and failures returned, never thrown.
+ */
+export class InstallationTokenClient {
+  readonly #broker: InstallationTokenBinding;
+  readonly #appType: string;
+  readonly #marginMs: number;
+  readonly #now: () => number;
+  readonly #cache = new Map<string, { grant: InstallationTokenGrant; until: number }>();
+  readonly #inflight = new Map<string, Promise<InstallationTokenResult>>();
+
+  constructor(options: { broker: InstallationTokenBinding; appType: string; refreshMarginSeconds?: number; now?: () => number }) {
+    this.#broker = options.broker;
+    this.#appType = options.appType;
+    this.#marginMs = (options.refreshMarginSeconds ?? 300) * 1000;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** A token for `repository` (and `permissions`, default contents + pull requests write). */
+  getToken(repository: string, permissions?: InstallationPermissions): Promise<InstallationTokenResult> {
+    const key = `${repository.toLowerCase()} ${JSON.stringify(permissions ? Object.entries(permissions).sort() : null)}`;
+    const cached = this.#cache.get(key);
+    if (cached && cached.until > this.#now()) return Promise.resolve(cached.grant);
+    let pending = this.#inflight.get(key);
+    if (!pending) {
+      pending = this.#fetch(key, repository, permissions).finally(() => this.#inflight.delete(key));
+      this.#inflight.set(key, pending);
+    }
+    return pending;
+  }
+
+  async #fetch(key: string, repository: string, permissions?: InstallationPermissions): Promise<InstallationTokenResult> {
+    const minValiditySeconds = Math.min(3600, Math.ceil((2 * this.#marginMs) / 1000));
+    let result: InstallationTokenResult;
+    try {
+      result = await this.#broker.getInstallationToken({ appType: this.#appType, repository, permissions, minValiditySeconds });
+    } catch {
+      return failure("github_unavailable", "The token broker could not be reached.", 1);
+    }
+    if (!result.ok) {
+      this.#cache.delete(key);
+      return result;
+    }
+    const until = this.#now() + result.expiresInSeconds * 1000 - this.#marginMs;
+    if (until > this.#now()) this.#cache.set(key, { grant: result, until });
+    return result;
+  }
 }

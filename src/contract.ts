@@ -15,6 +15,8 @@ export const REASON_STATUS = {
   rate_limited: 429,
   github_unavailable: 503,
   app_misconfigured: 503,
+  /** Installation tokens: the App is not installed on the owner, or not on that repository, or suspended. */
+  not_installed: 404,
 } as const;
 
 /**
@@ -177,6 +179,53 @@ export interface CapabilityGrant {
   gitRemoteUrl: string;
   committer: Committer;
 }
+
+// ---- installation tokens (`POST /v1/installations/token`) ----
+
+/** Which GitHub identity a token or a proxied request acts as: the user's, or the App's bot. */
+export type Identity = "user" | "app";
+
+/**
+ * GitHub App permissions an installation token is scoped to: permission name → level. Only
+ * repository permissions (an installation token here is always for one repository).
+ */
+export type InstallationPermissions = Record<string, "read" | "write">;
+
+/** The scope of an installation token when the caller names none: push code, open pull requests. */
+export const DEFAULT_INSTALLATION_PERMISSIONS: Readonly<InstallationPermissions> = Object.freeze({
+  contents: "write",
+  pull_requests: "write",
+});
+
+export interface InstallationTokenRequest {
+  appType: string;
+  /** `owner/name`, or a clone URL of it on the configured host. */
+  repository: string;
+  /** Default {@link DEFAULT_INSTALLATION_PERMISSIONS}. */
+  permissions?: InstallationPermissions;
+  /** Default 300, at most 3600. */
+  minValiditySeconds?: number;
+}
+
+/** An installation token for one repository, minted by the broker with the App's private key. */
+export interface InstallationTokenGrant {
+  ok: true;
+  identity: "app";
+  token: string;
+  expiresAt: string;
+  /** Remaining life when the answer was made, on the broker's clock. */
+  expiresInSeconds: number;
+  /** GitHub's numeric installation id, as a decimal string (like `githubUserId`). */
+  installationId: string;
+  /** `owner/name`. */
+  repository: string;
+  /** What GitHub granted the token (never more than was asked). */
+  permissions: InstallationPermissions;
+  /** The App's bot: `<slug>[bot]`, `<botUserId>+<slug>[bot]@users.noreply.github.com`. */
+  committer: Committer;
+}
+
+export type InstallationTokenResult = InstallationTokenGrant | Failure;
 
 /** HTTP status for any reason, contract or capability. */
 export function statusOf(reason: Reason): number {

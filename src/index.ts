@@ -6,17 +6,19 @@
  *   (`[[services]] ... entrypoint = "BrokerApi"`): `fetch` serves the internal API with no
  *   bearer token (a service binding is already trusted), and the same operations are RPC
  *   methods returning the contract's result types.
- * - {@link UserActor}, {@link IdentityIndex}: the Durable Object classes.
+ * - {@link UserActor}, {@link IdentityIndex}, {@link InstallationActor}: the Durable Object classes.
  *
  * Nothing else may be exported from this module: each named export is an entrypoint.
  */
 import { WorkerEntrypoint } from "cloudflare:workers";
 import * as api from "./api";
-import type { CapabilityRequest, ConnectRequest, RejectedTokenReport, TokenRequest } from "./contract";
+import type { CapabilityRequest, ConnectRequest, InstallationTokenRequest, RejectedTokenReport, TokenRequest } from "./contract";
+import { getInstallationToken } from "./installations/api";
 import { apiRouter, publicRouter } from "./routes";
 
 export { UserActor } from "./actor";
 export { IdentityIndex } from "./identity-index";
+export { InstallationActor } from "./installations/actor";
 
 export default {
   fetch(request, env) {
@@ -63,6 +65,11 @@ export class BrokerApi extends WorkerEntrypoint<Env> {
   /** See `DELETE /v1/users/{userId}/capabilities/{sessionId}`. */
   revokeCapabilities(userId: string, sessionId: string) {
     return api.revokeCapabilities(this.env, userId, sessionId);
+  }
+
+  /** An App installation token for one repository. See `POST /v1/installations/token`. */
+  getInstallationToken(request: InstallationTokenRequest) {
+    return getInstallationToken(this.env, request);
   }
 
   /** See `DELETE /v1/users/{userId}`. */

@@ -21,6 +21,7 @@ import { logEvent } from "./log";
 import { resultUrl, verifyState } from "./oauth";
 import { readJsonBody } from "./validate";
 import { handleWebhook } from "./webhooks";
+import { getInstallationToken } from "./installations/api";
 
 type Handler = (request: IRequest, env: Env) => Promise<Response | undefined> | Response | undefined;
 
@@ -90,6 +91,7 @@ export const apiRouter = Router({ base: "/v1", catch: onError })
     json(await api.revokeCapabilities(env, param(req, "userId"), param(req, "sessionId"))),
   )
   .delete("/users/:userId", async (req, env: Env) => json(await api.deleteUser(env, param(req, "userId"))))
+  .post("/installations/token", withJsonBody, async (req, env: Env) => json(await getInstallationToken(env, req.content)))
   .all("*", noRoute);
 
 /** Middleware for `/v1` on the public URL: 404 unless enabled, 401 without the right bearer. */

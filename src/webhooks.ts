@@ -11,6 +11,7 @@ import { verify } from "@octokit/webhooks-methods";
 import type { AppConfig } from "./config";
 import { userActor } from "./api";
 import { identityIndex } from "./identity-index";
+import { handleInstallationWebhook, type InstallationWebhookOutcome } from "./installations/webhooks";
 import { logEvent } from "./log";
 import { readLimited } from "./validate";
 
@@ -24,7 +25,8 @@ export type WebhookOutcome =
   | { status: 202; handled: "redelivery" }
   | { status: 200; handled: "ignored" }
   | { status: 401; handled: "bad_signature" }
-  | { status: 400; handled: "invalid_request"; message: string };
+  | { status: 400; handled: "invalid_request"; message: string }
+  | InstallationWebhookOutcome;
 
 export async function handleWebhook(env: Env, app: AppConfig, request: Request): Promise<WebhookOutcome> {
   const signature = request.headers.get("x-hub-signature-256") ?? "";
@@ -45,6 +47,13 @@ export async function handleWebhook(env: Env, app: AppConfig, request: Request):
   } catch {
     return { status: 400, handled: "invalid_request", message: "payload is not JSON" };
   }
+  if (!payload || typeof payload !== "object" || Array.isArray(payload)) {
+    return { status: 400, handled: "invalid_request", message: "payload must be a JSON object" };
+  }
+  // ---- installation events: src/installations/webhooks.ts ----
+  const installation = await handleInstallationWebhook(env, app, event, payload as Record<string, unknown>);
+  if (installation) return installation;
+  // ----
   if (event !== "github_app_authorization" || payload.action !== "revoked") return { status: 200, handled: "ignored" };
   const senderId = payload.sender?.id;
   if (typeof senderId !== "number" || !Number.isSafeInteger(senderId) || senderId <= 0) {
