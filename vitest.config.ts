@@ -6,6 +6,7 @@ import { Response as MiniflareResponse } from "miniflare";
 import { defineConfig, type Plugin } from "vitest/config";
 import { createRepository, gitHttpBackend } from "./emulator/git-backend.ts";
 import { GitHubEmulator } from "./emulator/github.ts";
+import { APP_IDENTITIES, APP_KEY_BINDINGS } from "./test/support/app-keys.ts";
 import { APPS, TEST_BINDINGS } from "./test/support/env.ts";
 
 /**
@@ -24,6 +25,7 @@ const emulator = new GitHubEmulator(
   Object.values(APPS).map((a) => ({ ...a })),
   { gitBackend: gitHttpBackend(gitRoot) },
 );
+for (const identity of APP_IDENTITIES) emulator.installations.registerApp(identity);
 
 async function toEmulator(request: Request): Promise<Response> {
   const res = await emulator.fetch(request);
@@ -54,6 +56,8 @@ export default defineConfig({
             miniflare: {
               bindings: {
                 ...TEST_BINDINGS,
+                // Generated per run (test/support/app-keys.ts): standard PKCS#1, lite PKCS#8.
+                ...APP_KEY_BINDINGS,
                 // The soak's size and length: `SOAK_SECONDS=300 npm test` for a long run.
                 SOAK_SECONDS: process.env.SOAK_SECONDS ?? "15",
                 SOAK_USERS: process.env.SOAK_USERS ?? "12",
