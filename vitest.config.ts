@@ -5,9 +5,10 @@ import { join } from "node:path";
 import { Response as MiniflareResponse } from "miniflare";
 import { defineConfig, type Plugin } from "vitest/config";
 import { createRepository, gitHttpBackend } from "./emulator/git-backend.ts";
+import { EventReceiver } from "./emulator/event-receiver.ts";
 import { GitHubEmulator } from "./emulator/github.ts";
 import { APP_IDENTITIES, APP_KEY_BINDINGS } from "./test/support/app-keys.ts";
-import { APPS, TEST_BINDINGS } from "./test/support/env.ts";
+import { APPS, EVENTS_URL, TEST_BINDINGS } from "./test/support/env.ts";
 
 /**
  * Two projects:
@@ -27,8 +28,10 @@ const emulator = new GitHubEmulator(
 );
 for (const identity of APP_IDENTITIES) emulator.installations.registerApp(identity);
 
+const events = new EventReceiver();
+
 async function toEmulator(request: Request): Promise<Response> {
-  const res = await emulator.fetch(request);
+  const res = new URL(request.url).host === new URL(EVENTS_URL).host ? await events.fetch(request) : await emulator.fetch(request);
   return new MiniflareResponse(res.body as never, { status: res.status, headers: [...res.headers] }) as unknown as Response;
 }
 
@@ -46,12 +49,14 @@ export default defineConfig({
   test: {
     // The broker's structured log lines are asserted on where they matter (console spies);
     // printed, they would bury the test report.
-    onConsoleLog: (log: string) => !log.startsWith('{"event"'),
+    onConsoleLog: (log: string) => process.env.SHOW_LOGS === "1" || !log.startsWith('{"event"'),
     projects: [
       {
         plugins: [
           sqlAsText(),
           cloudflareTest({
+            // The production entry plus the explorer's hold points (test/support/entry.ts).
+            main: "./test/support/entry.ts",
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
               bindings: {

@@ -10,6 +10,9 @@
  * - Access tokens expire on the emulator's clock, which a test can move.
  * - It counts what it was asked and injects faults on demand (5xx, hangs, a response lost
  *   after the rotation happened, rate limits, wrong client credentials).
+ * - It can hold any request (the k-th that matches) until a test releases it, numbers every
+ *   request on arrival, and remembers which request killed each token: the interleaving
+ *   explorer's truth.
  *
  * Only Web-standard APIs are used, so the same class serves requests inside the vitest
  * pool (as Miniflare's outbound service, running in Node), under `wrangler dev` (as a Worker)
@@ -37,7 +40,17 @@ export interface EmulatorUser {
 }
 
 /** Endpoints that can be counted and faulted. */
-export type Endpoint = "exchange" | "refresh" | "user" | "repo" | "revoke_grant" | "git" | "installation" | "installation_token";
+export type Endpoint =
+  | "exchange"
+  | "refresh"
+  | "user"
+  | "repo"
+  | "revoke_grant"
+  | "git"
+  | "scoped"
+  | "revoke_token"
+  | "installation"
+  | "installation_token";
 
 /**
  * Serves git smart-HTTP for a repository on disk (see emulator/git-backend.ts, Node only).
@@ -73,6 +86,14 @@ interface TokenRecord {
   pairId: number;
   /** A refresh token spent by a refresh (as opposed to revoked or expired). */
   rotated?: boolean;
+  /** What ended it, and the arrival sequence number of the request that did. */
+  killedBy?: { cause: "rotation" | "revocation"; seq: number };
+  /**
+   * A scoped token (`POST /applications/{client_id}/token/scoped`): only these repositories
+   * (lower-case `owner/name`) and, when given, these permissions. It shares its parent's pair
+   * and expiry, so the parent's rotation and the grant's revocation kill it too.
+   */
+  scope?: { repositories: string[]; permissions: Record<string, string> | null };
 }
 
 export interface TokenState {
@@ -80,6 +101,21 @@ export interface TokenState {
   pairId: number;
   userId: number;
   clientId: string;
+  /** Why it died (rotation or revocation) and the arrival number of the request that killed it. */
+  killedBy?: { cause: "rotation" | "revocation"; seq: number };
+}
+
+/**
+ * A request held at the emulator until a test releases it (the interleaving explorer).
+ * It catches the `skip + 1`-th request that matches after it was armed, before that request
+ * does anything: no fault, no token check, no rotation.
+ */
+interface Hold {
+  match: ReadonlySet<string> | null;
+  skip: number;
+  caught: { endpoint: string; seq: number } | null;
+  released: boolean;
+  waiters: (() => void)[];
 }
 
 interface CodeRecord {
@@ -102,6 +138,12 @@ export interface EmulatorSettings {
   refreshKillsAccessToken: boolean;
   /** Upper bound of a `hang`, so a forgotten hang never holds a process forever. */
   hangMs: number;
+  /**
+   * The client's own timeout (the broker's `GITHUB_TIMEOUT_MS`), when known: a rotation
+   * answered later than (about) this was lost by the client, and is recorded as a dropped
+   * rotation, the same fact as a `drop_after_rotate` fault.
+   */
+  clientTimeoutMs: number | null;
 }
 
 const DEFAULT_SETTINGS: EmulatorSettings = {
@@ -110,6 +152,7 @@ const DEFAULT_SETTINGS: EmulatorSettings = {
   expiringTokens: true,
   refreshKillsAccessToken: true,
   hangMs: 60_000,
+  clientTimeoutMs: null,
 };
 
 export class GitHubEmulator {
@@ -118,7 +161,18 @@ export class GitHubEmulator {
   settings: EmulatorSettings = { ...DEFAULT_SETTINGS };
   /** Seconds added to the real clock: the emulator's "now", its `Date` header and expiries. */
   clockOffsetSeconds = 0;
-  readonly counts: Record<Endpoint, number> = { exchange: 0, refresh: 0, user: 0, repo: 0, revoke_grant: 0, git: 0, installation: 0, installation_token: 0 };
+  readonly counts: Record<Endpoint, number> = {
+    exchange: 0,
+    refresh: 0,
+    user: 0,
+    repo: 0,
+    revoke_grant: 0,
+    git: 0,
+    scoped: 0,
+    revoke_token: 0,
+    installation: 0,
+    installation_token: 0,
+  };
   /** Faults injected so far, by kind. */
   readonly faultsInjected: Partial<Record<FaultKind, number>> = {};
 
@@ -128,6 +182,10 @@ export class GitHubEmulator {
   #faults: Fault[] = [];
   #hangs = new Set<() => void>();
   #nextPair = 1;
+  /** Arrival number of every request (GitHub's and hold points), for ordering facts in tests. */
+  #seq = 0;
+  #holds = new Map<number, Hold>();
+  #nextHold = 1;
   /** Per `clientId:userId`: rotations whose answer was dropped, and grant revocations. */
   #history = new Map<string, GrantHistory>();
   #webhookFetch: (req: Request) => Promise<Response>;
@@ -164,6 +222,7 @@ export class GitHubEmulator {
     this.#history.clear();
     for (const release of this.#hangs) release();
     this.#hangs.clear();
+    for (const id of [...this.#holds.keys()]) this.release(id);
     this.settings = { ...DEFAULT_SETTINGS };
     this.clockOffsetSeconds = 0;
     this.installations.reset();
@@ -241,7 +300,9 @@ export class GitHubEmulator {
 
   #state(rec: TokenRecord | undefined): TokenState | null {
     if (!rec) return null;
-    return { alive: rec.alive && rec.expiresAt > this.now(), pairId: rec.pairId, userId: rec.userId, clientId: rec.clientId };
+    const state: TokenState = { alive: rec.alive && rec.expiresAt > this.now(), pairId: rec.pairId, userId: rec.userId, clientId: rec.clientId };
+    if (rec.killedBy) state.killedBy = rec.killedBy;
+    return state;
   }
 
   /** Live refresh tokens of one user and App (there is at most one per grant). */
@@ -269,11 +330,70 @@ export class GitHubEmulator {
   }
 
   /** Revokes the user's grant for the App, as "Revoke" in GitHub's settings does. */
-  revokeGrant(clientId: string, userId: number): void {
+  revokeGrant(clientId: string, userId: number, seq = ++this.#seq): void {
     this.#record(clientId, userId, "revocations");
     for (const map of [this.#accessTokens, this.#refreshTokens]) {
-      for (const rec of map.values()) if (rec.clientId === clientId && rec.userId === userId) rec.alive = false;
+      for (const rec of map.values()) {
+        if (rec.clientId !== clientId || rec.userId !== userId || !rec.alive) continue;
+        rec.alive = false;
+        rec.killedBy = { cause: "revocation", seq };
+      }
     }
+  }
+
+  /** The arrival number the next request will get: everything numbered below it has arrived. */
+  mark(): number {
+    return ++this.#seq;
+  }
+
+  /** Arms a hold; see {@link Hold}. `match`: endpoint names, or every endpoint when omitted. */
+  hold(options: { match?: string[]; skip?: number } = {}): number {
+    const id = this.#nextHold++;
+    this.#holds.set(id, { match: options.match ? new Set(options.match) : null, skip: options.skip ?? 0, caught: null, released: false, waiters: [] });
+    return id;
+  }
+
+  /** What a hold has caught so far (`null`: nothing yet). */
+  held(id: number): { endpoint: string; seq: number } | null {
+    return this.#holds.get(id)?.caught ?? null;
+  }
+
+  /** Lets a held request go on (or disarms a hold that caught nothing). */
+  release(id: number): void {
+    const hold = this.#holds.get(id);
+    if (!hold) return;
+    hold.released = true;
+    for (const go of hold.waiters.splice(0)) go();
+    this.#holds.delete(id);
+  }
+
+  /** Waits while an armed hold catches this request. */
+  async #holdPoint(endpoint: string, seq: number): Promise<void> {
+    for (const hold of this.#holds.values()) {
+      if (hold.caught || hold.released || (hold.match && !hold.match.has(endpoint))) continue;
+      if (hold.skip > 0) {
+        hold.skip--;
+        continue;
+      }
+      hold.caught = { endpoint, seq };
+      await new Promise<void>((resolve) => hold.waiters.push(resolve));
+      return;
+    }
+  }
+
+  /** Which counted endpoint a request is, for holds; `null` for anything else. */
+  async #endpointOf(request: Request, path: string): Promise<string | null> {
+    if (request.method === "POST" && path === "/login/oauth/access_token") {
+      const params = await readParams(request.clone());
+      return params.get("grant_type") === "refresh_token" ? "refresh" : "exchange";
+    }
+    if (request.method === "GET" && path === "/user") return "user";
+    if (request.method === "GET" && /^\/repos\/[^/]+\/[^/]+$/.test(path)) return "repo";
+    if (request.method === "DELETE" && /^\/applications\/[^/]+\/grant$/.test(path)) return "revoke_grant";
+    if (request.method === "POST" && /^\/applications\/[^/]+\/token\/scoped$/.test(path)) return "scoped";
+    if (request.method === "DELETE" && /^\/applications\/[^/]+\/token$/.test(path)) return "revoke_token";
+    if (/\.git\/(info\/refs|git-upload-pack|git-receive-pack)$/.test(path)) return "git";
+    return null;
   }
 
   /**
@@ -311,8 +431,18 @@ export class GitHubEmulator {
     const url = new URL(request.url);
     const path = url.pathname.replace(/\/+$/, "") || "/";
     try {
+      if (path === "/_emulator/hold-point") {
+        // A point in the broker's own code (a Durable-Object-to-Durable-Object call) that a
+        // test can hold like a GitHub request: see test/support/entry.ts.
+        await this.#holdPoint(url.searchParams.get("name") ?? "point", ++this.#seq);
+        return new Response(null, { status: 204 });
+      }
       if (path.startsWith("/_emulator/")) return await this.#control(request, path.slice("/_emulator/".length), url);
-      if (request.method === "POST" && path === "/login/oauth/access_token") return await this.#tokenEndpoint(request);
+      const seq = ++this.#seq;
+      const arrivedAt = Date.now();
+      const endpoint = await this.#endpointOf(request, path);
+      if (endpoint) await this.#holdPoint(endpoint, seq);
+      if (request.method === "POST" && path === "/login/oauth/access_token") return await this.#tokenEndpoint(request, seq, arrivedAt);
       if (request.method === "GET" && path === "/login/oauth/authorize") return this.#consentPage(url);
       if (request.method === "POST" && path === "/login/oauth/authorize") return await this.#consentAnswer(request);
       if (request.method === "GET" && path === "/user") return await this.#getUser(request);
@@ -324,6 +454,9 @@ export class GitHubEmulator {
       if (appRoute) return appRoute;
       const grant = /^\/applications\/([^/]+)\/grant$/.exec(path);
       if (request.method === "DELETE" && grant) return await this.#deleteGrant(request, decodeURIComponent(grant[1]!));
+      const scoped = /^\/applications\/([^/]+)\/token(\/scoped)?$/.exec(path);
+      if (scoped && request.method === "POST" && scoped[2]) return await this.#scopedToken(request, decodeURIComponent(scoped[1]!));
+      if (scoped && request.method === "DELETE" && !scoped[2]) return await this.#deleteToken(request, decodeURIComponent(scoped[1]!));
       return this.#json(404, { message: "Not Found", documentation_url: "https://docs.github.com/rest" });
     } catch (err) {
       if (err instanceof Hang) return await this.#hang();
@@ -358,7 +491,7 @@ export class GitHubEmulator {
     });
   }
 
-  async #applyFault(fault: Fault | null, oauth: boolean): Promise<Response | null> {
+  async #applyFault(fault: Fault | null, oauth: boolean, request?: Request): Promise<Response | null> {
     if (!fault) return null;
     switch (fault.kind) {
       case "status_5xx":
@@ -383,9 +516,11 @@ export class GitHubEmulator {
         await new Promise((r) => setTimeout(r, fault.delayMs ?? 100));
         return null;
       case "sso_required":
-        return this.#json(403, {
-          message: "Resource protected by organization SAML enforcement. You must grant your OAuth token access to this organization.",
-        });
+        return this.#json(
+          403,
+          { message: "Resource protected by organization SAML enforcement. You must grant your OAuth token access to this organization." },
+          { "x-github-sso": `required; url=${ssoUrl(request)}` },
+        );
       case "drop_after_rotate":
         return null; // handled by the endpoint: do the work, then hang
     }
@@ -393,7 +528,7 @@ export class GitHubEmulator {
 
   // ---- OAuth ----
 
-  async #tokenEndpoint(request: Request): Promise<Response> {
+  async #tokenEndpoint(request: Request, seq: number, arrivedAt: number): Promise<Response> {
     const params = await readParams(request);
     const isRefresh = params.get("grant_type") === "refresh_token";
     const endpoint: Endpoint = isRefresh ? "refresh" : "exchange";
@@ -406,11 +541,19 @@ export class GitHubEmulator {
     if (!app || params.get("client_secret") !== app.clientSecret) {
       return this.#oauthError("incorrect_client_credentials", "The client_id and/or client_secret passed are incorrect.");
     }
-    const result = isRefresh ? this.#refresh(app, params) : await this.#exchange(app, params);
+    const result = isRefresh ? this.#refresh(app, params, seq) : await this.#exchange(app, params);
     if (fault?.kind === "drop_after_rotate") {
       const rec = this.#refreshTokens.get(params.get("refresh_token") ?? "");
       if (isRefresh && rec) this.#record(app.clientId, rec.userId, "droppedRotations");
       throw new Hang();
+    }
+    const timeout = this.settings.clientTimeoutMs;
+    // Half the timeout: the request may have waited about as long again on its way here.
+    if (isRefresh && timeout !== null && Date.now() - arrivedAt >= timeout * 0.5 && result.status === 200) {
+      // The client gave up (its timeout) before GitHub answered: the rotation happened and
+      // its answer is lost, exactly like a dropped response.
+      const rec = this.#refreshTokens.get(params.get("refresh_token") ?? "");
+      if (rec) this.#record(app.clientId, rec.userId, "droppedRotations");
     }
     return result;
   }
@@ -434,7 +577,7 @@ export class GitHubEmulator {
     return this.#issue(app.clientId, code.userId);
   }
 
-  #refresh(app: EmulatorApp, params: URLSearchParams): Response {
+  #refresh(app: EmulatorApp, params: URLSearchParams, seq: number): Response {
     const token = params.get("refresh_token") ?? "";
     const rec = this.#refreshTokens.get(token);
     // A client presenting a refresh token that was already spent: the race this broker exists
@@ -445,8 +588,13 @@ export class GitHubEmulator {
     }
     rec.alive = false; // single use: the old refresh token is dead from now on
     rec.rotated = true;
+    rec.killedBy = { cause: "rotation", seq };
     if (this.settings.refreshKillsAccessToken) {
-      for (const access of this.#accessTokens.values()) if (access.pairId === rec.pairId) access.alive = false;
+      for (const access of this.#accessTokens.values()) {
+        if (access.pairId !== rec.pairId || !access.alive) continue;
+        access.alive = false;
+        access.killedBy = { cause: "rotation", seq };
+      }
     }
     return this.#issue(app.clientId, rec.userId);
   }
@@ -528,7 +676,7 @@ export class GitHubEmulator {
 
   async #getUser(request: Request): Promise<Response> {
     this.counts.user++;
-    const early = await this.#applyFault(this.#takeFault("user"), false);
+    const early = await this.#applyFault(this.#takeFault("user"), false, request);
     if (early) return early;
     const rec = this.#bearer(request);
     if (!rec) return this.#json(401, { message: "Bad credentials" });
@@ -538,13 +686,13 @@ export class GitHubEmulator {
 
   async #getRepo(request: Request, fullName: string): Promise<Response> {
     this.counts.repo++;
-    const early = await this.#applyFault(this.#takeFault("repo"), false);
+    const early = await this.#applyFault(this.#takeFault("repo"), false, request);
     if (early) return early;
     const asApp = this.installations.restRepository(request, fullName);
     if (asApp) return asApp;
     const rec = this.#bearer(request);
     if (!rec) return this.#json(401, { message: "Bad credentials" });
-    const perm = this.users.get(rec.userId)!.repos[decodeURIComponent(fullName).toLowerCase()];
+    const perm = this.#permission(rec, decodeURIComponent(fullName));
     if (!perm) return this.#json(404, { message: "Not Found" });
     const [owner, name] = decodeURIComponent(fullName).split("/");
     return this.#json(200, {
@@ -558,7 +706,7 @@ export class GitHubEmulator {
 
   async #deleteGrant(request: Request, clientId: string): Promise<Response> {
     this.counts.revoke_grant++;
-    const early = await this.#applyFault(this.#takeFault("revoke_grant"), false);
+    const early = await this.#applyFault(this.#takeFault("revoke_grant"), false, request);
     if (early) return early;
     const app = this.apps.get(clientId);
     const auth = request.headers.get("authorization") ?? "";
@@ -577,11 +725,77 @@ export class GitHubEmulator {
     return new Response(null, { status: 204, headers: this.#headers() });
   }
 
+  // ---- scoped tokens ----
+
+  /** The user's permission on a repository through this token: a scoped token reaches only its own. */
+  #permission(rec: TokenRecord, repository: string): "push" | "pull" | undefined {
+    const perm = this.users.get(rec.userId)?.repos[repository.toLowerCase()];
+    if (!perm || !rec.scope) return perm;
+    if (!rec.scope.repositories.includes(repository.toLowerCase())) return undefined;
+    const contents = rec.scope.permissions?.contents;
+    if (rec.scope.permissions && contents !== "write") return contents === "read" ? "pull" : undefined;
+    return perm;
+  }
+
+  /** Basic client id:secret of a known App, or `null`. */
+  #basicApp(request: Request, clientId: string): EmulatorApp | null {
+    const app = this.apps.get(clientId);
+    const auth = request.headers.get("authorization") ?? "";
+    return app && auth.toLowerCase() === `basic ${btoa(`${app.clientId}:${app.clientSecret}`)}`.toLowerCase() ? app : null;
+  }
+
+  /** `POST /applications/{client_id}/token/scoped`: a user token limited to repositories and permissions. */
+  async #scopedToken(request: Request, clientId: string): Promise<Response> {
+    this.counts.scoped++;
+    const early = await this.#applyFault(this.#takeFault("scoped"), false, request);
+    if (early) return early;
+    if (!this.#basicApp(request, clientId)) return this.#json(401, { message: "Bad credentials" });
+    const body = (await request.json().catch(() => null)) as { access_token?: unknown; target?: unknown; repositories?: unknown; permissions?: unknown } | null;
+    const parent = this.#accessTokens.get(String(body?.access_token ?? ""));
+    // GitHub: "Invalid tokens will return 404 NOT FOUND".
+    if (!parent || parent.clientId !== clientId || !parent.alive || parent.expiresAt <= this.now()) return this.#json(404, { message: "Not Found" });
+    const repos = body?.repositories;
+    if (typeof body?.target !== "string" || !Array.isArray(repos) || repos.length === 0 || !repos.every((r) => typeof r === "string")) {
+      return this.#json(422, { message: "Validation Failed: target and repositories are required here" });
+    }
+    const permissions = body.permissions && typeof body.permissions === "object" ? (body.permissions as Record<string, string>) : null;
+    const token = randomToken("ghu_");
+    this.#accessTokens.set(token, {
+      ...parent,
+      scope: { repositories: (repos as string[]).map((r) => `${body.target}/${r}`.toLowerCase()), permissions },
+    });
+    const user = this.users.get(parent.userId)!;
+    return this.#json(200, {
+      id: this.#nextPair,
+      token,
+      token_last_eight: token.slice(-8),
+      expires_at: new Date(parent.expiresAt).toISOString().replace(".000Z", "Z"),
+      scopes: [],
+      app: { client_id: clientId, name: "emulated app", url: "https://example.com" },
+      user: { login: user.login, id: user.id },
+      permissions: permissions ?? undefined,
+    });
+  }
+
+  /** `DELETE /applications/{client_id}/token`: revokes one token (not the grant). */
+  async #deleteToken(request: Request, clientId: string): Promise<Response> {
+    this.counts.revoke_token++;
+    const early = await this.#applyFault(this.#takeFault("revoke_token"), false, request);
+    if (early) return early;
+    if (!this.#basicApp(request, clientId)) return this.#json(401, { message: "Bad credentials" });
+    const body = (await request.json().catch(() => null)) as { access_token?: unknown } | null;
+    const rec = this.#accessTokens.get(String(body?.access_token ?? ""));
+    if (!rec || rec.clientId !== clientId) return this.#json(404, { message: "Not Found" });
+    if (rec.alive) rec.killedBy = { cause: "revocation", seq: ++this.#seq };
+    rec.alive = false;
+    return new Response(null, { status: 204, headers: this.#headers() });
+  }
+
   // ---- git smart-HTTP (as github.com serves it, with x-access-token Basic auth) ----
 
   async #git(request: Request, repository: string, url: URL): Promise<Response> {
     this.counts.git++;
-    const early = await this.#applyFault(this.#takeFault("git"), false);
+    const early = await this.#applyFault(this.#takeFault("git"), false, request);
     if (early) return early;
     const auth = /^Basic (.+)$/i.exec(request.headers.get("authorization") ?? "");
     let token = "";
@@ -596,7 +810,7 @@ export class GitHubEmulator {
       return new Response("Invalid username or token.\n", { status: 401, headers: { "www-authenticate": 'Basic realm="GitHub"' } });
     }
     const user = this.users.get(rec.userId)!;
-    const perm = user.repos[repository.toLowerCase()];
+    const perm = this.#permission(rec, repository);
     const push = url.pathname.endsWith("/git-receive-pack") || url.searchParams.get("service") === "git-receive-pack";
     if (!perm) return new Response("Repository not found.\n", { status: 404 });
     if (push && perm !== "push") return new Response(`Permission to ${repository}.git denied to ${user.login}.\n`, { status: 403 });
@@ -635,6 +849,10 @@ export class GitHubEmulator {
         if (body.notify) return this.#json(200, await this.revokeAndNotify(String(body.clientId), Number(body.userId)));
         this.revokeGrant(String(body.clientId), Number(body.userId));
         return this.#json(200, { ok: true });
+      case "POST holds":
+        return this.#json(200, { id: this.hold(body as { match?: string[]; skip?: number }) });
+      case "POST mark":
+        return this.#json(200, { seq: this.mark() });
       case "GET stats":
         return this.#json(200, { counts: this.counts, faultsInjected: this.faultsInjected, apps: this.installations.stats() });
       case "GET token": {
@@ -647,11 +865,18 @@ export class GitHubEmulator {
         const tokens = this.liveRefreshTokens(url.searchParams.get("clientId") ?? "", Number(url.searchParams.get("userId")));
         return this.#json(200, { refreshTokens: tokens });
       }
-      default:
+      default: {
+        const hold = /^holds\/(\d+)(\/release)?$/.exec(action);
+        if (hold && request.method === "GET") return this.#json(200, { caught: this.held(Number(hold[1])) });
+        if (hold && hold[2] && request.method === "POST") {
+          this.release(Number(hold[1]));
+          return this.#json(200, { ok: true });
+        }
         return (
           (await this.installations.control(request.method, action, body, url)) ??
           this.#json(404, { message: `no control route ${request.method} ${action}` })
         );
+      }
     }
   }
 
@@ -674,6 +899,18 @@ export interface GrantHistory {
   revocations: number;
   /** Refresh attempts with a refresh token already spent by an earlier refresh. */
   spentTokenReuses: number;
+}
+
+/**
+ * Where GitHub sends a person to authorize an organisation's SAML SSO for an App: on the web
+ * host (the API host without `api.`), `/orgs/{owner}/sso?authorization_request=...`.
+ */
+function ssoUrl(request: Request | undefined): string {
+  const url = new URL(request?.url ?? "https://github.com/");
+  const web = new URL(url.origin);
+  if (web.hostname.startsWith("api.")) web.hostname = web.hostname.slice(4);
+  const owner = /^\/repos\/([^/]+)\//.exec(url.pathname)?.[1] ?? /^\/([^/]+)\//.exec(url.pathname)?.[1] ?? "acme";
+  return `${web.origin}/orgs/${owner}/sso?authorization_request=${randomToken("")}`;
 }
 
 function emptyHistory(): GrantHistory {

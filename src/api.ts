@@ -4,11 +4,15 @@
  * (`index.ts`, `BrokerApi`) are both thin shells over these functions, so a service-binding
  * caller and an HTTP caller get exactly the same behaviour.
  */
-import type { TokenInput, UserActor } from "./actor";
+import { parseTokenScope } from "./actor/scoped-tokens";
+import type { TokenInput, UserActor } from "./actor/user-actor";
 import { loadConfig, misconfigured, type AppConfig, type BrokerConfig } from "./config";
 import {
   failure,
+  rfc3339,
+  type AuditPage,
   type CapabilityGrant,
+  type ConnectConfirmed,
   type ConnectionView,
   type ConnectStarted,
   type Disconnected,
@@ -19,6 +23,7 @@ import {
 import { ConfigError } from "./crypto";
 import { logEvent } from "./log";
 import { authorizeUrl, checkReturnTo, signState } from "./oauth";
+import { parsePushPolicy } from "./proxy/ref-policy";
 import { parseAppType, parseMinValidity, parsePermission, parseRepository, parseUserId } from "./validate";
 
 /** `GET /connection` answers the view with `ok: true` added, so every result is discriminated. */
@@ -33,7 +38,10 @@ export function getToken(env: Env, userId: unknown, body: unknown): Promise<Toke
   return withConfig(env, async (config) => {
     const input = parseTokenInput(config, userId, body);
     if (!input.ok) return input;
-    return callActor(async (): Promise<TokenResult> => await userActor(env, input.value.userId).token(input.value));
+    const scope = parseTokenScope(asObject(body).scope, asObject(body).permissions);
+    if (!scope.ok) return scope;
+    const value = scope.value ? { ...input.value, scope: scope.value } : input.value;
+    return callActor(async (): Promise<TokenResult> => await userActor(env, value.userId).token(value));
   });
 }
 
@@ -73,6 +81,8 @@ export function startConnect(env: Env, userId: unknown, body: unknown): Promise<
     if (!who.ok) return who;
     const returnTo = checkReturnTo(config, fields.returnTo);
     if (!returnTo) return failure("invalid_request", "returnTo must be an absolute URL on an origin in ALLOWED_RETURN_ORIGINS");
+    const selectAccount = fields.selectAccount ?? false;
+    if (typeof selectAccount !== "boolean") return failure("invalid_request", "selectAccount must be true or false");
     return callActor(async () => {
       const begun = await userActor(env, who.userId).beginConnect({ userId: who.userId, appType: who.app.appType, returnTo });
       if (!begun.ok) return begun;
@@ -83,8 +93,30 @@ export function startConnect(env: Env, userId: unknown, body: unknown): Promise<
         nonce: begun.nonce,
         expiresAt: Math.floor(begun.expiresAt / 1000),
       });
-      return { ok: true as const, authorizeUrl: authorizeUrl(config, who.app, state, begun.codeChallenge) };
+      return {
+        ok: true as const,
+        authorizeUrl: authorizeUrl(config, who.app, state, begun.codeChallenge, selectAccount),
+        expiresAt: rfc3339(begun.expiresAt),
+      };
     });
+  });
+}
+
+/**
+ * `POST /v1/users/{userId}/connect/confirm {ticket}`: the web app's server confirms the
+ * connect that came back to a browser signed in as `userId`. The user id must come from the
+ * web app's session for that browser, never from the URL: that is what makes a connect
+ * started by someone else fail here with `invalid_ticket`.
+ */
+export function confirmConnect(env: Env, userId: unknown, body: unknown): Promise<ConnectConfirmed | Failure> {
+  return withConfig(env, async () => {
+    const user = parseUserId(userId);
+    if (!user.ok) return user;
+    const ticket = asObject(body).ticket;
+    if (typeof ticket !== "string" || !/^[A-Za-z0-9_-]{16,128}$/.test(ticket)) {
+      return failure("invalid_ticket", "The connect ticket is unknown, used, expired, or was issued for another user.");
+    }
+    return callActor(async (): Promise<ConnectConfirmed | Failure> => await userActor(env, user.value).confirmConnect({ userId: user.value, ticket }));
   });
 }
 
@@ -112,6 +144,19 @@ export function deleteUser(env: Env, userId: unknown): Promise<UserDeleted | Fai
   });
 }
 
+/** `GET /v1/users/{userId}/audit?limit=&before=`: the user's audit trail, newest first. */
+export function getAudit(env: Env, userId: unknown, limit: unknown, before: unknown): Promise<AuditPage | Failure> {
+  return withConfig(env, async () => {
+    const user = parseUserId(userId);
+    if (!user.ok) return user;
+    const n = limit === undefined || limit === null || limit === "" ? 50 : Number(limit);
+    if (!Number.isInteger(n) || n < 1 || n > 500) return failure("invalid_request", "limit must be an integer from 1 to 500");
+    const b = before === undefined || before === null || before === "" ? null : Number(before);
+    if (b !== null && (!Number.isSafeInteger(b) || b < 1)) return failure("invalid_request", "before must be the nextBefore of a previous page");
+    return callActor(async (): Promise<AuditPage | Failure> => await userActor(env, user.value).audit({ userId: user.value, limit: n, before: b }));
+  });
+}
+
 /** `POST /v1/users/{userId}/capabilities`: a session capability for one repository. */
 export function issueCapability(env: Env, userId: unknown, body: unknown): Promise<CapabilityGrant | Failure> {
   return withConfig(env, async (config) => {
@@ -124,9 +169,11 @@ export function issueCapability(env: Env, userId: unknown, body: unknown): Promi
     if (typeof ttl !== "number" || !Number.isInteger(ttl) || ttl < 1 || ttl > 28_800) {
       return failure("invalid_request", "ttlSeconds must be an integer from 1 to 28800");
     }
+    const policy = parsePushPolicy(fields.branches, fields.allowDelete);
+    if (!policy.ok) return policy;
     return callActor(
       async (): Promise<CapabilityGrant | Failure> =>
-        await userActor(env, input.value.userId).issueCapability({ ...input.value, sessionId: session.value, ttlSeconds: ttl }),
+        await userActor(env, input.value.userId).issueCapability({ ...input.value, sessionId: session.value, ttlSeconds: ttl, policy: policy.value }),
     );
   });
 }
@@ -190,20 +237,24 @@ async function withConfig<T>(env: Env, fn: (config: BrokerConfig) => Promise<T |
 }
 
 /**
- * Calls the actor; a call that fails in transit (the object was reset or moved) is retried
- * once when the runtime says it may be, and otherwise reported as a temporary failure.
- * The actor's own results never throw: they are contract values.
+ * The one policy for a call into a Durable Object: a call that fails in transit (the object
+ * was reset or moved) is retried once when the runtime says it may be, then reported as
+ * `broker_unavailable`. The actors' own results never throw: they are contract values.
  */
-async function callActor<T>(fn: () => Promise<T>): Promise<T | Failure> {
+export async function callActor<T>(fn: () => Promise<T>): Promise<T | Failure> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await fn();
     } catch (err) {
-      const e = err as { retryable?: boolean; overloaded?: boolean; message?: string; name?: string };
-      if (e instanceof ConfigError) throw e;
+      if (err instanceof ConfigError) return misconfigured(err);
+      const e = err as { retryable?: boolean; overloaded?: boolean; remote?: boolean; message?: string; name?: string };
       if (attempt === 0 && e.retryable && !e.overloaded) continue;
       logEvent({ event: "actor_error", level: "error", detail: `${e.name ?? "Error"}: ${e.message ?? ""}`.slice(0, 200) });
-      return failure("github_unavailable", "The broker could not complete the request; try again.", 1);
+      // `remote`: thrown by the actor's own code, which never throws on purpose: a bug.
+      // Anything else is the runtime's (the object was reset, moved or overloaded).
+      return e.remote
+        ? failure("internal_error", "The broker hit an internal error; it was logged.")
+        : failure("broker_unavailable", "The broker could not complete the request; try again.", 1);
     }
   }
 }

@@ -11,7 +11,8 @@
  * else git.push({ token: result.token, author: result.committer });
  * ```
  *
- * - Keeps each token until `expiresAt − refreshMarginSeconds` (5 minutes by default) and
+ * - Keeps each token until its remaining life (`expiresInSeconds`, counted on this
+ *   client's clock) is down to `refreshMarginSeconds` (5 minutes by default), and
  *   asks for a fresh one ahead of that; a token closer to expiry is never handed out.
  * - Coalesces concurrent calls in one session: one broker call per repository at a time.
  * - {@link UserTokenClient.reportRejected} tells the broker GitHub refused a token and
@@ -33,6 +34,10 @@ import type {
 import { failure } from "./contract";
 
 export type {
+  AuditEntry,
+  AuditPage,
+  ConnectionEvent,
+  ConnectionEventType,
   Failure,
   InstallationPermissions,
   InstallationTokenGrant,
@@ -65,7 +70,8 @@ export class UserTokenClient {
   readonly #appType: string;
   readonly #marginMs: number;
   readonly #now: () => number;
-  readonly #cache = new Map<string, TokenGrant>();
+  /** Each grant with its expiry on this client's clock (receipt + `expiresInSeconds`). */
+  readonly #cache = new Map<string, { grant: TokenGrant; expiresAt: number }>();
   readonly #inflight = new Map<string, Promise<TokenResult>>();
 
   constructor(options: UserTokenClientOptions) {
@@ -80,7 +86,7 @@ export class UserTokenClient {
   getToken(repository: string, permission: Permission = "push"): Promise<TokenResult> {
     const key = `${permission} ${repository.toLowerCase()}`;
     const cached = this.#cache.get(key);
-    if (cached && Date.parse(cached.expiresAt) - this.#marginMs > this.#now()) return Promise.resolve(cached);
+    if (cached && cached.expiresAt - this.#marginMs > this.#now()) return Promise.resolve(cached.grant);
     let pending = this.#inflight.get(key);
     if (!pending) {
       pending = this.#fetch(key, repository, permission).finally(() => this.#inflight.delete(key));
@@ -95,7 +101,7 @@ export class UserTokenClient {
    */
   async reportRejected(repository: string, token: string, permission: Permission = "push"): Promise<TokenResult> {
     const key = `${permission} ${repository.toLowerCase()}`;
-    if (this.#cache.get(key)?.token === token) this.#cache.delete(key);
+    if (this.#cache.get(key)?.grant.token === token) this.#cache.delete(key);
     const result = await this.#call(() => this.#broker.reportRejectedToken(this.#userId, { appType: this.#appType, token }));
     if (!result.ok) return result;
     // The broker vouches for the token; the repository check of the original grant stands.
@@ -122,11 +128,14 @@ export class UserTokenClient {
   }
 
   #remember(key: string, grant: TokenGrant): TokenResult {
-    if (Date.parse(grant.expiresAt) - this.#marginMs <= this.#now()) {
+    // Scheduled from the remaining life the broker reported, not from `expiresAt`: this
+    // client's clock may differ from the broker's ("one clock").
+    const expiresAt = this.#now() + grant.expiresInSeconds * 1000;
+    if (expiresAt - this.#marginMs <= this.#now()) {
       // Never hand out a token about to expire: the broker could not give a longer one.
       return failure("github_unavailable", "The broker returned a token too close to expiry.", 5);
     }
-    this.#cache.set(key, grant);
+    this.#cache.set(key, { grant, expiresAt });
     return grant;
   }
 
@@ -146,6 +155,22 @@ export class UserTokenClient {
  */
 export function shouldFallBack(result: TokenResult): result is Extract<TokenResult, { ok: false }> {
   return !result.ok;
+}
+
+/**
+ * Verifies a connection event POSTed by the broker to `EVENTS_URL`: `signature` is the
+ * `X-Broker-Signature-256` header (`sha256=<hex HMAC-SHA256 of the raw body>` under
+ * `EVENTS_SIGNING_KEY`), checked with Web Crypto's `verify`, which compares in constant time.
+ * Verify the raw body as received, before parsing it; deduplicate events on their `id`.
+ */
+export async function verifyBrokerEvent(body: string, signature: string | null, key: string): Promise<boolean> {
+  const hex = /^sha256=([0-9a-f]{64})$/.exec(signature ?? "")?.[1];
+  if (!hex || !key) return false;
+  const mac = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) mac[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  const enc = new TextEncoder();
+  const cryptoKey = await crypto.subtle.importKey("raw", enc.encode(key), { name: "HMAC", hash: "SHA-256" }, false, ["verify"]);
+  return crypto.subtle.verify("HMAC", cryptoKey, mac, enc.encode(body));
 }
 
 // ---- installation tokens (the App's identity) ----

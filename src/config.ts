@@ -21,10 +21,10 @@ export interface AppConfig {
   /** `GITHUB_APPS[*].botUserId`: the bot user's numeric id (`GET /users/<slug>[bot]`). */
   botUserId?: string;
   /**
-   * `GITHUB_APP_PRIVATE_KEY_<APPTYPE>` (PEM, PKCS#1 or PKCS#8); empty when unset, which
+   * `GITHUB_APP_PRIVATE_KEY_<APPTYPE>` (PEM, PKCS#1 or PKCS#8); empty or absent when unset, which
    * turns installation tokens off for this App. Read only by src/installations/app-jwt.ts.
    */
-  privateKey: string;
+  privateKey?: string;
 }
 
 export interface BrokerConfig {

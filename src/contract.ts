@@ -15,6 +15,17 @@ export const REASON_STATUS = {
   rate_limited: 429,
   github_unavailable: 503,
   app_misconfigured: 503,
+  /** `connect/confirm`: the ticket is unknown, used, older than 5 minutes, or another user's. */
+  invalid_ticket: 400,
+  /** `connect/confirm`: GitHub refused the code, or the App issues no expiring user tokens. */
+  exchange_failed: 502,
+  /**
+   * Not in the contract's table: a Durable Object call failed in transit (the object was
+   * reset or overloaded) even after one retry. Retrying is safe; `retryAfterSeconds` is set.
+   */
+  broker_unavailable: 503,
+  /** Not in the contract's table: the broker's own bug. Never used for a GitHub failure. */
+  internal_error: 500,
   /** Installation tokens: the App is not installed on the owner, or not on that repository, or suspended. */
   not_installed: 404,
 } as const;
@@ -49,6 +60,12 @@ export interface Failure {
   message: string;
   /** Set for `rate_limited` and `github_unavailable`: when trying again makes sense. */
   retryAfterSeconds?: number;
+  /**
+   * Set on `no_repo_access` when GitHub said the organisation enforces SAML SSO and the
+   * user's authorization is not yet approved for it (`X-GitHub-SSO: required; url=...`): the
+   * web app sends the person there, then tries again.
+   */
+  ssoUrl?: string;
 }
 
 /** Builds a {@link Failure}. `message` must never contain a token, code or secret. */
@@ -100,12 +117,25 @@ export interface Committer {
 /** A checked user access token for one repository. */
 export interface TokenGrant {
   ok: true;
+  /** Whose identity the token carries: the user's (`user`) or the App installation's (`app`). */
+  identity: "user";
   token: string;
   expiresAt: string;
+  /**
+   * The token's remaining life in seconds when the answer was made. A caller whose clock may
+   * differ from the broker's schedules its refresh from this, not from `expiresAt`.
+   */
+  expiresInSeconds: number;
   /** GitHub's numeric user id, as a decimal string. */
   githubUserId: string;
   githubLogin: string;
   committer: Committer;
+  /** `repository` when the request asked for `scope: "repository"`: the token reaches that repository only. */
+  scope?: "repository";
+  /** With `scope`: the one repository the token reaches (`owner/name`). */
+  repository?: string;
+  /** With `scope`, when the request limited them: the token's GitHub permissions. */
+  permissions?: Record<string, string>;
 }
 
 export type TokenResult = TokenGrant | Failure;
@@ -113,12 +143,31 @@ export type TokenResult = TokenGrant | Failure;
 /** The repository permission a caller asks for; `push` by default. */
 export type Permission = "push" | "pull";
 
-/** What revoking the grant at GitHub achieved. */
-export type GrantOutcome = "revoked" | "already_gone" | "failed";
+/**
+ * What revoking the grant at GitHub achieved.
+ * - `revoked`: GitHub deleted the grant.
+ * - `already_gone`: GitHub said it was gone (404/422), or the broker held no usable token
+ *   for it (the connection was revoked or `reconnect_required`).
+ * - `pending`: GitHub could not be reached. The broker keeps the sealed tokens it needs and
+ *   retries from the actor's alarm until GitHub confirms or the tokens have expired; it never
+ *   forgets a live grant.
+ */
+export type GrantOutcome = "revoked" | "already_gone" | "pending";
 
 export interface ConnectStarted {
   ok: true;
   authorizeUrl: string;
+  /** When the authorize URL (its `state`) stops being accepted. */
+  expiresAt: string;
+}
+
+/** `POST /v1/users/{userId}/connect/confirm`: the connection the ticket completed. */
+export interface ConnectConfirmed {
+  ok: true;
+  status: "connected";
+  appType: string;
+  githubUserId: string;
+  githubLogin: string;
 }
 
 export interface Disconnected {
@@ -133,13 +182,14 @@ export interface UserDeleted {
   githubGrants: Record<string, GrantOutcome>;
 }
 
-/** `github_connect=error&reason=<code>` on the redirect after the OAuth callback. */
-export type CallbackErrorCode =
-  | "access_denied"
-  | "invalid_state"
-  | "expired_state"
-  | "exchange_failed"
-  | "github_unavailable";
+/**
+ * `github_connect=error&reason=<code>` on the redirect after the OAuth callback:
+ * - `access_denied`: the person cancelled on GitHub's consent screen (or GitHub reported any
+ *   other authorization error, whose text goes to the log only);
+ * - `invalid_state`: the state's connect is unknown or was already used;
+ * - `expired_state`: the authorize URL was older than 10 minutes.
+ */
+export type CallbackErrorCode = "access_denied" | "invalid_state" | "expired_state";
 
 /** Request bodies of the internal API, as callers send them (validated on arrival). */
 export interface TokenRequest {
@@ -149,6 +199,10 @@ export interface TokenRequest {
   permission?: Permission;
   /** Default 300, at most 3600. */
   minValiditySeconds?: number;
+  /** `repository`: a token minted for this repository only (`/applications/{client_id}/token/scoped`). */
+  scope?: "repository";
+  /** With `scope`: GitHub permission names to `read` / `write` (`{"contents": "write"}`). */
+  permissions?: Record<string, string>;
 }
 
 export interface RejectedTokenReport {
@@ -159,6 +213,13 @@ export interface RejectedTokenReport {
 export interface ConnectRequest {
   appType: string;
   returnTo: string;
+  /** Adds `prompt=select_account`, so a person signed in to several GitHub accounts picks one. */
+  selectAccount?: boolean;
+}
+
+export interface ConnectConfirmRequest {
+  /** The `connect_ticket` the callback put on `returnTo`. */
+  ticket: string;
 }
 
 export interface CapabilityRequest {
@@ -169,6 +230,13 @@ export interface CapabilityRequest {
   permission?: Permission;
   /** Default 3600, 1 to 28800; never past the refresh token's expiry. */
   ttlSeconds?: number;
+  /**
+   * Ref patterns the session may push to (`agent/*`, `feature/login`, `refs/tags/v*`; `*`
+   * within a segment, `**` across). Default `["**"]`: every branch, and no tag.
+   */
+  branches?: string[];
+  /** Whether the session may delete refs (that match `branches`). Default false. */
+  allowDelete?: boolean;
 }
 
 export interface CapabilityGrant {
@@ -178,6 +246,9 @@ export interface CapabilityGrant {
   /** `${PUBLIC_BASE_URL}/git/{owner}/{repo}.git`; the capability is the HTTP password. */
   gitRemoteUrl: string;
   committer: Committer;
+  /** The push policy as stored: the patterns (default `["**"]`) and `allowDelete`. */
+  branches: string[];
+  allowDelete: boolean;
 }
 
 // ---- installation tokens (`POST /v1/installations/token`) ----
@@ -235,4 +306,56 @@ export function statusOf(reason: Reason): number {
 /** Formats epoch milliseconds as RFC 3339 UTC with whole seconds and a `Z`. */
 export function rfc3339(ms: number): string {
   return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace(".000Z", "Z");
+}
+
+/**
+ * A change of a connection's state, POSTed to `EVENTS_URL` (signed, at least once, in order
+ * per user, the same `id` on every retry). An account deletion sends one `deleted` per
+ * connection it removed and no `disconnected`.
+ */
+export type ConnectionEventType = "connected" | "disconnected" | "revoked" | "reconnect_required" | "deleted";
+
+export interface ConnectionEvent {
+  /** Unique per event, kept across retries: deduplicate on it. */
+  id: string;
+  type: ConnectionEventType;
+  userId: string;
+  appType: string;
+  githubUserId?: string;
+  /** For `revoked` and `reconnect_required`: the {@link ConnectionReason}. */
+  reason?: ConnectionReason;
+  /** When the state changed, RFC 3339 UTC. */
+  at: string;
+}
+
+/** What an audit entry records. */
+export type AuditKind =
+  | "connected"
+  | "disconnected"
+  | "deleted"
+  | "revoked"
+  | "reconnect_required"
+  | "refresh"
+  | "token_issued"
+  | "capability_issued"
+  | "capability_revoked"
+  | "capability_redeemed";
+
+/** One entry of `GET /v1/users/{userId}/audit`. Never a token, code or secret. */
+export interface AuditEntry {
+  id: number;
+  at: string;
+  kind: AuditKind;
+  appType: string | null;
+  /** Facts of the entry: repository, identity, scope, sessionId, service, refs, outcome, reason, githubUserId. */
+  detail: Record<string, string | number | boolean | string[]>;
+  /** Hand-outs and fetches of one kind within one minute are one entry; how many it stands for. */
+  count: number;
+}
+
+export interface AuditPage {
+  ok: true;
+  entries: AuditEntry[];
+  /** Pass as `before` for the next (older) page; absent on the last page. */
+  nextBefore?: number;
 }

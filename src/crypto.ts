@@ -102,25 +102,38 @@ export async function seal(keyring: Keyring, plaintext: string, ctx: SealContext
 }
 
 /**
- * Decrypts a value sealed by {@link seal} for the same `ctx`. Returns `null` for anything
- * that does not decrypt: unknown key id, wrong context, tampering, garbage. Callers treat
- * `null` as "this connection needs a reconnect", never as a crash.
+ * What opening a sealed value found. The two failures are different facts and are handled
+ * differently ("keys never wipe tokens"):
+ * - `missing_key`: the value names a key id that `TOKEN_ENCRYPTION_KEYS` no longer holds.
+ *   An operator's mistake: the value is kept and the caller answers `app_misconfigured`
+ *   until the key is back.
+ * - `undecryptable`: the GCM tag does not verify under a key that is present (tampered,
+ *   moved to another user/App/field, or garbage). Only this makes a connection unusable.
  */
-export async function open(keyring: Keyring, sealed: string, ctx: SealContext): Promise<string | null> {
+export type Opened = { ok: true; value: string } | { ok: false; problem: "missing_key"; kid: string } | { ok: false; problem: "undecryptable" };
+
+/** Decrypts a value sealed by {@link seal} for the same `ctx`. Never throws. */
+export async function openSealed(keyring: Keyring, sealed: string, ctx: SealContext): Promise<Opened> {
   const parts = sealed.split(".");
-  if (parts.length !== 4 || parts[0] !== "v1") return null;
+  if (parts.length !== 4 || parts[0] !== "v1") return { ok: false, problem: "undecryptable" };
   const key = keyring.byKid.get(parts[1]!);
-  if (!key) return null;
+  if (!key) return { ok: false, problem: "missing_key", kid: parts[1]! };
   try {
     const pt = await crypto.subtle.decrypt(
       { name: "AES-GCM", iv: base64urlDecode(parts[2]!), additionalData: aad(ctx) },
       key,
       base64urlDecode(parts[3]!),
     );
-    return dec.decode(pt);
+    return { ok: true, value: dec.decode(pt) };
   } catch {
-    return null;
+    return { ok: false, problem: "undecryptable" };
   }
+}
+
+/** {@link openSealed} for callers that only need "the plaintext or nothing" (tests, tools). */
+export async function open(keyring: Keyring, sealed: string, ctx: SealContext): Promise<string | null> {
+  const opened = await openSealed(keyring, sealed, ctx);
+  return opened.ok ? opened.value : null;
 }
 
 /** True when `sealed` was not made with the keyring's primary key (so it should be re-sealed). */
@@ -175,6 +188,24 @@ function expectedDigest(value: string): Promise<Uint8Array> {
   }
   return digest;
 }
+
+/**
+ * An HMAC key derived from `secret` for one purpose (`label`): HMAC-SHA256(secret, label)
+ * used as the key. One configured secret can then serve several MACs (the OAuth state, the
+ * session capabilities) without a MAC for one purpose ever verifying for another.
+ */
+export function derivedHmacKey(secret: string, label: string): Promise<CryptoKey> {
+  const cacheKey = `${label}\0${secret}`;
+  let key = derivedKeyCache.get(cacheKey);
+  if (!key) {
+    key = hmacSign(secret, label).then((raw) =>
+      crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]),
+    );
+    derivedKeyCache.set(cacheKey, key);
+  }
+  return key;
+}
+const derivedKeyCache = new Map<string, Promise<CryptoKey>>();
 
 /** Random bytes as base64url, for nonces and PKCE verifiers. */
 export function randomString(bytes: number): string {

@@ -29,9 +29,8 @@ export async function demoApi(env: Env, action: string, body: Record<string, unk
     case "token":
       return api.getToken(env, DEMO_USER, { appType: APP_TYPE, repository: body.repository, minValiditySeconds: body.minValiditySeconds });
     case "expire":
-      // Lets the demo show a refresh without waiting eight hours.
-      await api.userActor(env, DEMO_USER).demoExpireAccessToken({ appType: APP_TYPE });
-      return api.getConnection(env, DEMO_USER, APP_TYPE);
+      // Moving to a dev-only actor subclass (the production class has no demo hooks).
+      return failure("invalid_request", "not available in this build");
     case "disconnect":
       return api.disconnect(env, DEMO_USER, APP_TYPE);
     default:
@@ -147,6 +146,8 @@ $("get-token").onclick = async () => {
   } else {
     out.textContent = "No token: " + r.reason + " (" + r.message + ")";
     out.dataset.token = "";
+    // SAML SSO (issue 13): GitHub's own page where the person authorizes the organisation.
+    if (r.ssoUrl) { const a = document.createElement("a"); a.id = "sso-link"; a.href = r.ssoUrl; a.textContent = " Authorize single sign-on for the organization on GitHub, then try again."; out.append(a); }
   }
   refresh();
 };

@@ -13,7 +13,12 @@
  */
 import type { AppConfig, BrokerConfig } from "./config";
 
-/** A user-to-server token pair with absolute expiries (epoch ms, on GitHub's clock). */
+/**
+ * A user-to-server token pair with absolute expiries in epoch ms on **the broker's clock**:
+ * the moment the answer was received plus GitHub's `expires_in`. The broker compares them
+ * with its own clock only ("one clock"): mixing GitHub's `Date` with the local clock would
+ * hand out tokens for as long as GitHub runs ahead, after they died.
+ */
 export interface TokenSet {
   accessToken: string;
   accessTokenExpiresAt: number;
@@ -41,6 +46,8 @@ export interface GitHubUser {
  * - `not_found`: 404 (for a repository: missing, or not visible to this user token).
  * - `forbidden`: 403 that is not a rate limit (SAML SSO not authorised for this token, an
  *   organisation policy): the user cannot reach it with this token, and retrying won't help.
+ *   `ssoUrl`: GitHub's `X-GitHub-SSO: required; url=...`, where the person authorizes the
+ *   organisation for this App (kept only when it is on the configured GitHub host).
  */
 export type GitHubError =
   | { kind: "unavailable"; retryAfterSeconds: number; detail: string }
@@ -49,7 +56,7 @@ export type GitHubError =
   | { kind: "bad_grant"; code: string; detail: string }
   | { kind: "unauthorized"; detail: string }
   | { kind: "not_found"; detail: string }
-  | { kind: "forbidden"; detail: string };
+  | { kind: "forbidden"; detail: string; ssoUrl?: string };
 
 export type GitHubResult<T> = { ok: true; value: T } | { ok: false; error: GitHubError };
 
@@ -59,6 +66,9 @@ const DEFAULT_RETRY_AFTER = 5;
 const USER_AGENT = "github-token-broker";
 
 export class GitHubClient {
+  /** Requests this client made (one client per actor call): the `githubCalls` of a metric. */
+  calls = 0;
+
   constructor(private readonly config: BrokerConfig) {}
 
   /** Exchanges an authorization code (with its PKCE verifier) for a token pair. */
@@ -103,14 +113,71 @@ export class GitHubClient {
    * App (every token of it). 404 and 422 mean the grant or token is already gone.
    */
   async revokeGrant(app: AppConfig, accessToken: string): Promise<"revoked" | "already_gone" | "failed"> {
+    return this.#deleteWithAppCredentials(app, "grant", accessToken);
+  }
+
+  /**
+   * `POST /applications/{client_id}/token/scoped`: a user token limited to one repository
+   * (and to `permissions`, when given), derived from the user's `accessToken`. Its expiry is
+   * on the broker's clock: receipt time plus what GitHub's `expires_at` leaves after its own
+   * `Date`, never later than `notAfter` (the parent's expiry) — "one clock".
+   */
+  async scopedToken(
+    app: AppConfig,
+    accessToken: string,
+    repository: string,
+    permissions: Record<string, string> | null,
+    notAfter: number,
+  ): Promise<GitHubResult<{ token: string; expiresAt: number }>> {
+    if (!app.clientSecret) return { ok: false, error: { kind: "app_misconfigured", detail: "client secret not configured" } };
+    const [owner, name] = repository.split("/") as [string, string];
+    const body: Record<string, unknown> = { access_token: accessToken, target: owner, repositories: [name] };
+    if (permissions) body.permissions = permissions;
+    const res = await this.#fetch(`${this.config.apiUrl}/applications/${encodeURIComponent(app.clientId)}/token/scoped`, {
+      method: "POST",
+      headers: { accept: "application/vnd.github+json", authorization: basic(app), "content-type": "application/json", "x-github-api-version": "2022-11-28" },
+      body: JSON.stringify(body),
+    });
+    if (!res.ok) return res;
+    const receivedAt = Date.now();
+    const response = res.value;
+    const label = "POST /applications/{client_id}/token/scoped";
+    if (response.status === 401) {
+      await response.body?.cancel();
+      return { ok: false, error: { kind: "app_misconfigured", detail: `${label}: 401` } };
+    }
+    // 404: GitHub's answer for a parent token it no longer accepts; 422: a target or
+    // permission the user or installation cannot have.
+    if (response.status === 404 || response.status === 422) {
+      await response.body?.cancel();
+      return { ok: false, error: { kind: response.status === 404 ? "unauthorized" : "forbidden", detail: `${label}: ${response.status}` } };
+    }
+    const fail = httpFailure(response, label);
+    if (fail) {
+      await response.body?.cancel();
+      return fail;
+    }
+    const json = await readJson(response);
+    if (!json || typeof json.token !== "string" || !json.token) return unavailable(`${label}: no token`);
+    const githubExpiry = typeof json.expires_at === "string" ? Date.parse(json.expires_at) : NaN;
+    const lifetime = Number.isFinite(githubExpiry) ? githubExpiry - serverTime(response) : Infinity;
+    return { ok: true, value: { token: json.token, expiresAt: Math.min(receivedAt + lifetime, notAfter) } };
+  }
+
+  /**
+   * `DELETE /applications/{client_id}/token`: revokes one token, not the grant (used for the
+   * scoped tokens of a generation that ended while the grant lives on).
+   */
+  async revokeToken(app: AppConfig, token: string): Promise<"revoked" | "already_gone" | "failed"> {
+    return this.#deleteWithAppCredentials(app, "token", token);
+  }
+
+  /** `DELETE /applications/{client_id}/{grant|token}` with the App's Basic credentials: 204 done, 404/422 already gone. */
+  async #deleteWithAppCredentials(app: AppConfig, what: "grant" | "token", accessToken: string): Promise<"revoked" | "already_gone" | "failed"> {
     if (!app.clientSecret) return "failed";
-    const res = await this.#fetch(`${this.config.apiUrl}/applications/${encodeURIComponent(app.clientId)}/grant`, {
+    const res = await this.#fetch(`${this.config.apiUrl}/applications/${encodeURIComponent(app.clientId)}/${what}`, {
       method: "DELETE",
-      headers: {
-        accept: "application/vnd.github+json",
-        authorization: `Basic ${btoa(`${app.clientId}:${app.clientSecret}`)}`,
-        "content-type": "application/json",
-      },
+      headers: { accept: "application/vnd.github+json", authorization: basic(app), "content-type": "application/json" },
       body: JSON.stringify({ access_token: accessToken }),
     });
     if (!res.ok) return "failed";
@@ -131,6 +198,7 @@ export class GitHubClient {
       body: new URLSearchParams({ client_id: app.clientId, client_secret: app.clientSecret, ...params }),
     });
     if (!res.ok) return res;
+    const receivedAt = Date.now();
     const response = res.value;
     const fail = httpFailure(response, "POST /login/oauth/access_token");
     if (fail) {
@@ -146,8 +214,7 @@ export class GitHubClient {
       return { ok: false, error: { kind: "bad_grant", code: body.error, detail } };
     }
     if (typeof body.access_token !== "string" || !body.access_token) return unavailable("token endpoint: no access_token");
-    // Expiries on GitHub's clock (its Date header), so a skewed local clock does not matter.
-    const issuedAt = serverTime(response);
+    const issuedAt = receivedAt;
     const expiresIn = Number(body.expires_in);
     const refreshExpiresIn = Number(body.refresh_token_expires_in);
     const hasRefresh = typeof body.refresh_token === "string" && body.refresh_token !== "";
@@ -188,7 +255,10 @@ export class GitHubClient {
     const fail = httpFailure(response, label);
     if (fail) {
       await response.body?.cancel();
-      if (response.status === 403 && fail.error.kind === "unavailable") return { ok: false, error: { kind: "forbidden", detail: `${label}: 403` } };
+      if (response.status === 403 && fail.error.kind === "unavailable") {
+        const ssoUrl = ssoUrlOf(response, this.config.webUrl);
+        return { ok: false, error: ssoUrl ? { kind: "forbidden", detail: `${label}: 403 (SAML SSO)`, ssoUrl } : { kind: "forbidden", detail: `${label}: 403` } };
+      }
       return fail;
     }
     const body = await readJson(response);
@@ -198,6 +268,7 @@ export class GitHubClient {
 
   /** `fetch` with the configured timeout; never follows redirects; never throws. */
   async #fetch(url: string, init: RequestInit): Promise<GitHubResult<Response>> {
+    this.calls++;
     const headers = new Headers(init.headers);
     headers.set("user-agent", USER_AGENT);
     try {
@@ -216,8 +287,29 @@ export class GitHubClient {
   }
 }
 
+function basic(app: AppConfig): string {
+  return `Basic ${btoa(`${app.clientId}:${app.clientSecret}`)}`;
+}
+
 function unavailable(detail: string, retryAfterSeconds = DEFAULT_RETRY_AFTER): { ok: false; error: GitHubError } {
   return { ok: false, error: { kind: "unavailable", retryAfterSeconds, detail } };
+}
+
+/**
+ * The authorize URL of `X-GitHub-SSO: required; url=<url>`, when it is an absolute URL on the
+ * configured GitHub web host (it goes to a person's browser: nothing else is passed on).
+ */
+export function ssoUrlOf(response: Response, webUrl: string): string | undefined {
+  const header = response.headers.get("x-github-sso") ?? "";
+  const m = /^\s*required\s*;\s*url=(\S+)\s*$/i.exec(header);
+  if (!m) return undefined;
+  try {
+    const url = new URL(m[1]!);
+    if (url.origin !== new URL(webUrl).origin || url.username || url.password || m[1]!.length > 2048) return undefined;
+    return url.toString();
+  } catch {
+    return undefined;
+  }
 }
 
 /** Classifies non-2xx answers shared by every endpoint: rate limits and outages. (Also used by src/installations.) */

@@ -40,9 +40,9 @@ export class IdentityIndex extends DurableObject<Env> {
       .map((r) => r.user_id);
   }
 
-  /** Whether this webhook delivery id was handled before (a redelivery). */
-  async seenDelivery(input: { deliveryId: string }): Promise<boolean> {
-    return this.ctx.storage.sql.exec("SELECT 1 FROM deliveries WHERE delivery_id = ?", input.deliveryId).toArray().length > 0;
+  /** What this webhook delivery id answered the first time, or `null` (not a redelivery). */
+  async deliveryOutcome(input: { deliveryId: string }): Promise<string | null> {
+    return this.ctx.storage.sql.exec<{ outcome: string }>("SELECT outcome FROM deliveries WHERE delivery_id = ?", input.deliveryId).toArray()[0]?.outcome ?? null;
   }
 
   /**

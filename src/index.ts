@@ -12,11 +12,11 @@
  */
 import { WorkerEntrypoint } from "cloudflare:workers";
 import * as api from "./api";
-import type { CapabilityRequest, ConnectRequest, InstallationTokenRequest, RejectedTokenReport, TokenRequest } from "./contract";
+import type { CapabilityRequest, ConnectConfirmRequest, ConnectRequest, InstallationTokenRequest, RejectedTokenReport, TokenRequest } from "./contract";
+import { apiRouter, publicRouter } from "./http/routes";
 import { getInstallationToken } from "./installations/api";
-import { apiRouter, publicRouter } from "./routes";
 
-export { UserActor } from "./actor";
+export { UserActor } from "./actor/user-actor";
 export { IdentityIndex } from "./identity-index";
 export { InstallationActor } from "./installations/actor";
 
@@ -52,6 +52,14 @@ export class BrokerApi extends WorkerEntrypoint<Env> {
     return api.startConnect(this.env, userId, request);
   }
 
+  /**
+   * See `POST /v1/users/{userId}/connect/confirm`. `userId` must be the user signed in to
+   * the browser session that brought the ticket back, never an id taken from the URL.
+   */
+  confirmConnect(userId: string, request: ConnectConfirmRequest) {
+    return api.confirmConnect(this.env, userId, request);
+  }
+
   /** See `DELETE /v1/users/{userId}/connection`. */
   disconnect(userId: string, appType: string) {
     return api.disconnect(this.env, userId, appType);
@@ -65,6 +73,11 @@ export class BrokerApi extends WorkerEntrypoint<Env> {
   /** See `DELETE /v1/users/{userId}/capabilities/{sessionId}`. */
   revokeCapabilities(userId: string, sessionId: string) {
     return api.revokeCapabilities(this.env, userId, sessionId);
+  }
+
+  /** The user's audit trail, newest first. See `GET /v1/users/{userId}/audit`. */
+  getAudit(userId: string, options: { limit?: number; before?: number } = {}) {
+    return api.getAudit(this.env, userId, options.limit, options.before);
   }
 
   /** An App installation token for one repository. See `POST /v1/installations/token`. */

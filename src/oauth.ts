@@ -69,14 +69,19 @@ export async function verifyState(key: string | undefined, state: string | null,
   return { ok: true, claims };
 }
 
-/** GitHub's authorize URL for `app`, with PKCE S256. GitHub has no `prompt` parameter. */
-export function authorizeUrl(config: BrokerConfig, app: AppConfig, state: string, codeChallenge: string): string {
+/**
+ * GitHub's authorize URL for `app`, with PKCE S256. `selectAccount` adds
+ * `prompt=select_account` (GitHub shows its account picker, supported since 2024-06-07);
+ * without it there is no `prompt` parameter.
+ */
+export function authorizeUrl(config: BrokerConfig, app: AppConfig, state: string, codeChallenge: string, selectAccount = false): string {
   const url = new URL(`${config.webUrl}/login/oauth/authorize`);
   url.searchParams.set("client_id", app.clientId);
   url.searchParams.set("redirect_uri", config.callbackUrl);
   url.searchParams.set("state", state);
   url.searchParams.set("code_challenge", codeChallenge);
   url.searchParams.set("code_challenge_method", "S256");
+  if (selectAccount) url.searchParams.set("prompt", "select_account");
   return url.toString();
 }
 
@@ -95,14 +100,5 @@ export function checkReturnTo(config: BrokerConfig, value: unknown): string | nu
   if (url.protocol !== "https:" && url.protocol !== "http:") return null;
   if (url.username || url.password) return null;
   if (!config.allowedReturnOrigins.has(url.origin)) return null;
-  return url.toString();
-}
-
-/** `returnTo` with the outcome added: `github_connect=success` or `=error&reason=<code>`. */
-export function resultUrl(returnTo: string, outcome: { ok: true } | { ok: false; code: string }): string {
-  const url = new URL(returnTo);
-  url.searchParams.set("github_connect", outcome.ok ? "success" : "error");
-  if (!outcome.ok) url.searchParams.set("reason", outcome.code);
-  else url.searchParams.delete("reason");
   return url.toString();
 }

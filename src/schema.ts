@@ -9,6 +9,10 @@ import installationActor0001 from "../migrations/installation-actor/0001_install
 import userActor0001 from "../migrations/user-actor/0001_connections.sql";
 import userActor0002 from "../migrations/user-actor/0002_pending_connects.sql";
 import userActor0003 from "../migrations/user-actor/0003_capabilities.sql";
+import userActor0004 from "../migrations/user-actor/0004_lifecycle.sql";
+import userActor0005 from "../migrations/user-actor/0005_events_audit.sql";
+import userActor0006 from "../migrations/user-actor/0006_push_policy.sql";
+import userActor0007 from "../migrations/user-actor/0007_scoped_tokens.sql";
 
 export interface Migration {
   name: string;
@@ -20,6 +24,10 @@ export const USER_ACTOR_MIGRATIONS: readonly Migration[] = [
   { name: "0001_connections", sql: userActor0001 },
   { name: "0002_pending_connects", sql: userActor0002 },
   { name: "0003_capabilities", sql: userActor0003 },
+  { name: "0004_lifecycle", sql: userActor0004 },
+  { name: "0005_events_audit", sql: userActor0005 },
+  { name: "0006_push_policy", sql: userActor0006 },
+  { name: "0007_scoped_tokens", sql: userActor0007 },
 ];
 
 /** Migrations of {@link IdentityIndex}, in the order they apply. */
@@ -44,4 +52,13 @@ export function migrate(storage: DurableObjectStorage, migrations: readonly Migr
       sql.exec("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", m.name, Date.now());
     });
   }
+}
+
+/**
+ * Whether this object has a schema at all, without creating one: lookup-only paths (a
+ * capability redemption, a connection view) answer "nothing here" for an object that never
+ * stored anything, instead of creating a database for whoever asked.
+ */
+export function hasSchema(storage: DurableObjectStorage): boolean {
+  return storage.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_migrations'").toArray().length > 0;
 }

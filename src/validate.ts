@@ -56,9 +56,18 @@ export function parseRepository(config: BrokerConfig, value: unknown): Parsed<st
   }
   const parts = path.split("/");
   if (parts.length !== 2) return bad;
-  const [owner, name] = parts as [string, string];
-  if (!OWNER.test(owner) || !REPO.test(name) || name === "." || name === "..") return bad;
-  return { ok: true, value: `${owner}/${name}` };
+  const repository = repositoryOf(parts[0]!, parts[1]!);
+  return repository ? { ok: true, value: repository } : bad;
+}
+
+/**
+ * `owner/name` when both follow GitHub's rules, else `null`. The one definition of a
+ * repository name, shared by the API and the proxies' paths. (A name ending in `.git` is
+ * refused: the suffix is the clone URL's, never the repository's.)
+ */
+export function repositoryOf(owner: string, name: string): string | null {
+  if (!OWNER.test(owner) || !REPO.test(name) || name === "." || name === ".." || name.endsWith(".git")) return null;
+  return `${owner}/${name}`;
 }
 
 export function parsePermission(value: unknown): Parsed<Permission> {

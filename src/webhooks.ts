@@ -1,18 +1,23 @@
 /**
- * GitHub webhooks (`POST /webhooks/github/{appType}`).
+ * GitHub webhooks (`POST /webhooks/github/{appType}`), the domain side: verification and
+ * what each event does. How an outcome becomes an HTTP answer is http/routes.ts.
  *
  * The body is read up to {@link MAX_WEBHOOK_BYTES} and no further, then its
  * `X-Hub-Signature-256` is checked with `@octokit/webhooks-methods` (Web Crypto's HMAC
  * verify, constant time) against each of the App's webhook secrets (several during a
- * rotation). Only then is anything parsed. `github_app_authorization` / `revoked` marks the
- * App's connection `revoked` in every actor linked to `sender.id` in the identity index.
+ * rotation). Only then is anything parsed. `github_app_authorization` / `revoked` reaches
+ * every actor linked to `sender.id` in the identity index; each confirms with GitHub before
+ * wiping anything (lifecycle.ts), so a replayed or late delivery cannot revoke a user who
+ * has re-authorized. The signature covers only the body, not the delivery id, which is why
+ * that confirmation, not the delivery id, is what makes a replay harmless.
  */
 import { verify } from "@octokit/webhooks-methods";
 import type { AppConfig } from "./config";
-import { userActor } from "./api";
 import { identityIndex } from "./identity-index";
-import { handleInstallationWebhook, type InstallationWebhookOutcome } from "./installations/webhooks";
+import { handleInstallationWebhook } from "./installations/webhooks";
 import { logEvent } from "./log";
+import { callActor, userActor } from "./api";
+import type { Failure } from "./contract";
 import { readLimited } from "./validate";
 
 /** GitHub caps webhook payloads at 25 MB; the events we act on are a few KiB. */
@@ -20,58 +25,82 @@ export const MAX_WEBHOOK_BYTES = 256 * 1024;
 
 const SIGNATURE = /^sha256=[0-9a-f]{64}$/;
 
+/** What a delivery did; the same summary is answered again for a redelivery. */
+export interface WebhookSummary {
+  /** `installation`: an installation event dropped cached lookups and tokens (src/installations). */
+  handled: "revoked" | "ignored" | "installation";
+  /** Platform users whose connection was revoked. */
+  users?: number;
+  /** Linked users whose stored token GitHub still accepts (a late or replayed delivery). */
+  stillAuthorized?: number;
+  /** Installation events: cached lookups and tokens dropped. */
+  lookups?: number;
+  tokens?: number;
+}
+
 export type WebhookOutcome =
-  | { status: 202; handled: "revoked"; users: number }
-  | { status: 202; handled: "redelivery" }
-  | { status: 200; handled: "ignored" }
-  | { status: 401; handled: "bad_signature" }
-  | { status: 400; handled: "invalid_request"; message: string }
-  | InstallationWebhookOutcome;
+  | { kind: "done"; summary: WebhookSummary }
+  | { kind: "bad_signature" }
+  | { kind: "invalid"; message: string }
+  /** A user's actor could not be reached: answer 5xx, so GitHub redelivers (nothing was recorded). */
+  | { kind: "retry"; failure: Failure };
 
 export async function handleWebhook(env: Env, app: AppConfig, request: Request): Promise<WebhookOutcome> {
   const signature = request.headers.get("x-hub-signature-256") ?? "";
   if (!SIGNATURE.test(signature) || app.webhookSecrets.length === 0) {
     await request.body?.cancel();
-    return { status: 401, handled: "bad_signature" };
+    return { kind: "bad_signature" };
   }
   const body = await readLimited(request, MAX_WEBHOOK_BYTES);
-  if (body === "") return { status: 400, handled: "invalid_request", message: "empty payload" };
-  if (body === null) return { status: 400, handled: "invalid_request", message: `payload over ${MAX_WEBHOOK_BYTES} bytes` };
-  if (!(await verifyAny(app.webhookSecrets, body, signature))) return { status: 401, handled: "bad_signature" };
+  if (body === "") return { kind: "invalid", message: "empty payload" };
+  if (body === null) return { kind: "invalid", message: `payload over ${MAX_WEBHOOK_BYTES} bytes` };
+  if (!(await verifyAny(app.webhookSecrets, body, signature))) return { kind: "bad_signature" };
 
-  const event = request.headers.get("x-github-event");
-  const deliveryId = request.headers.get("x-github-delivery") ?? "";
-  let payload: { action?: unknown; sender?: { id?: unknown } };
+  let payload: unknown;
   try {
-    payload = JSON.parse(body) as typeof payload;
+    payload = JSON.parse(body);
   } catch {
-    return { status: 400, handled: "invalid_request", message: "payload is not JSON" };
+    return { kind: "invalid", message: "payload is not JSON" };
   }
-  if (!payload || typeof payload !== "object" || Array.isArray(payload)) {
-    return { status: 400, handled: "invalid_request", message: "payload must be a JSON object" };
-  }
+  if (!payload || typeof payload !== "object" || Array.isArray(payload)) return { kind: "invalid", message: "payload is not a JSON object" };
+  const { action, sender } = payload as { action?: unknown; sender?: unknown };
+  const event = request.headers.get("x-github-event");
   // ---- installation events: src/installations/webhooks.ts ----
   const installation = await handleInstallationWebhook(env, app, event, payload as Record<string, unknown>);
   if (installation) return installation;
   // ----
-  if (event !== "github_app_authorization" || payload.action !== "revoked") return { status: 200, handled: "ignored" };
-  const senderId = payload.sender?.id;
+  if (event !== "github_app_authorization" || action !== "revoked") return { kind: "done", summary: { handled: "ignored" } };
+  const senderId = sender && typeof sender === "object" ? (sender as { id?: unknown }).id : undefined;
   if (typeof senderId !== "number" || !Number.isSafeInteger(senderId) || senderId <= 0) {
-    return { status: 400, handled: "invalid_request", message: "sender.id must be a positive integer" };
+    return { kind: "invalid", message: "sender.id must be a positive integer" };
   }
-  const githubUserId = String(senderId);
-  const index = identityIndex(env, githubUserId);
-  // A redelivery gets the same answer as the first delivery and does nothing again.
-  if (deliveryId && (await index.seenDelivery({ deliveryId }))) return { status: 202, handled: "redelivery" };
+  return revokeLinkedUsers(env, app, String(senderId), request.headers.get("x-github-delivery") ?? "");
+}
 
-  const userIds = await index.users({ appType: app.appType });
+async function revokeLinkedUsers(env: Env, app: AppConfig, githubUserId: string, deliveryId: string): Promise<WebhookOutcome> {
+  const index = identityIndex(env, githubUserId);
+  // A redelivery gets the first delivery's answer and does nothing again.
+  if (deliveryId) {
+    const seen = await callActor(() => index.deliveryOutcome({ deliveryId }));
+    if (typeof seen === "string") return { kind: "done", summary: JSON.parse(seen) as WebhookSummary };
+    if (seen !== null) return { kind: "retry", failure: seen };
+  }
+  const userIds = await callActor(() => index.users({ appType: app.appType }));
+  if (!Array.isArray(userIds)) return { kind: "retry", failure: userIds };
   const results = await Promise.all(
-    userIds.map((userId) => userActor(env, userId).revokedOnGitHub({ userId, appType: app.appType, githubUserId })),
+    userIds.map((userId) => callActor(() => userActor(env, userId).revokedOnGitHub({ userId, appType: app.appType, githubUserId }))),
   );
-  const revoked = results.filter((r) => r === "revoked").length;
-  if (deliveryId) await index.recordDelivery({ deliveryId, outcome: `revoked:${revoked}` });
-  logEvent({ event: "webhook_revoked", appType: app.appType, outcome: "revoked", linkedUsers: userIds.length, revoked });
-  return { status: 202, handled: "revoked", users: revoked };
+  const failed = results.find((r): r is Failure => typeof r === "object");
+  // Each actor's revocation is idempotent: GitHub's redelivery finishes what failed here.
+  if (failed) return { kind: "retry", failure: failed };
+  const summary: WebhookSummary = {
+    handled: "revoked",
+    users: results.filter((r) => r === "revoked").length,
+    stillAuthorized: results.filter((r) => r === "still_authorized").length,
+  };
+  if (deliveryId) await callActor(() => index.recordDelivery({ deliveryId, outcome: JSON.stringify(summary) }));
+  logEvent({ event: "webhook_revoked", appType: app.appType, outcome: "revoked", linkedUsers: userIds.length, revoked: summary.users, stillAuthorized: summary.stillAuthorized });
+  return { kind: "done", summary };
 }
 
 async function verifyAny(secrets: string[], body: string, signature: string): Promise<boolean> {

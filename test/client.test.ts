@@ -61,8 +61,10 @@ describe("UserTokenClient", () => {
     const fake: TokenBrokerBinding = {
       getToken: async (): Promise<TokenResult> => ({
         ok: true,
+        identity: "user",
         token: `ghu_fake${++issued}`,
         expiresAt: issued === 1 ? expiresAt : new Date(now + 8 * 3600_000).toISOString(),
+        expiresInSeconds: issued === 1 ? 20 * 60 : 8 * 3600,
         githubUserId: "1",
         githubLogin: "x",
         committer: { name: "x", email: "1+x@users.noreply.github.com" },
@@ -81,8 +83,10 @@ describe("UserTokenClient", () => {
     const fake: TokenBrokerBinding = {
       getToken: async () => ({
         ok: true,
+        identity: "user",
         token: "ghu_short",
         expiresAt: new Date(Date.now() + 60_000).toISOString(),
+        expiresInSeconds: 60,
         githubUserId: "1",
         githubLogin: "x",
         committer: { name: "x", email: "e" },

@@ -1,10 +1,26 @@
-/** Connecting a user: authorize URL, callback, failures, replay, two tabs, the identity index. */
+/**
+ * Connecting a user, in two phases: authorize URL, callback (ticket), the web app's
+ * confirmation; failures, replay, hijack attempts, tickets, two tabs, the identity index.
+ */
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { identityIndex } from "../src/identity-index";
 import { signState } from "../src/oauth";
 import { APPS, EMULATOR_URL, PUBLIC_BASE_URL, RETURN_ORIGIN, STATE_SIGNING_KEY } from "./support/env";
-import { authorizeAs, callApi, connectUser, emulator, publicFetch, requestToken, storedRow } from "./support/helpers";
+import {
+  actor,
+  authorizeAs,
+  callApi,
+  callbackTicket,
+  confirmConnect,
+  connectUser,
+  emulator,
+  publicFetch,
+  requestToken,
+  setStoredExpiry,
+  storedRow,
+} from "./support/helpers";
 
 const OCTO = { id: 1001, login: "octocat", name: "The Octocat", repos: { "acme/app": "push" as const } };
 
@@ -15,8 +31,8 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-async function startConnect(userId: string, returnTo = `${RETURN_ORIGIN}/settings?tab=github`) {
-  return callApi("POST", `/users/${userId}/connect`, { appType: "standard", returnTo });
+async function startConnect(userId: string, extra: Record<string, unknown> = {}, returnTo = `${RETURN_ORIGIN}/settings?tab=github`) {
+  return callApi("POST", `/users/${userId}/connect`, { appType: "standard", returnTo, ...extra });
 }
 
 function location(res: Response): URL {
@@ -24,8 +40,10 @@ function location(res: Response): URL {
   return new URL(res.headers.get("location")!);
 }
 
-describe("connect", () => {
-  it("authorize URL: GitHub's endpoint with client_id, callback, state and PKCE S256, nothing GitHub ignores", async () => {
+const status = async (userId: string) => (await callApi("GET", `/users/${userId}/connection?appType=standard`)).body.status;
+
+describe("connect: phase 1, the authorize URL", () => {
+  it("GitHub's endpoint with client_id, callback, state and PKCE S256, nothing GitHub ignores; expiresAt", async () => {
     const res = await startConnect("c-1");
     expect(res.status).toBe(200);
     const url = new URL(res.body.authorizeUrl);
@@ -36,24 +54,74 @@ describe("connect", () => {
     expect(url.searchParams.get("code_challenge")).toMatch(/^[\w-]{43}$/);
     expect(url.searchParams.get("state")).toBeTruthy();
     expect([...url.searchParams.keys()].sort()).toEqual(["client_id", "code_challenge", "code_challenge_method", "redirect_uri", "state"]);
+    const expires = Date.parse(res.body.expiresAt) - Date.now();
+    expect(res.body.expiresAt).toMatch(/Z$/);
+    expect(expires).toBeGreaterThan(9 * 60_000);
+    expect(expires).toBeLessThanOrEqual(10 * 60_000);
   });
 
-  it("the whole flow through the public URL: connected with login and expiries, and a token works", async () => {
+  it("selectAccount: true adds prompt=select_account (GitHub's account picker); anything but a boolean is 400", async () => {
+    const picked = new URL((await startConnect("c-1b", { selectAccount: true })).body.authorizeUrl);
+    expect(picked.searchParams.get("prompt")).toBe("select_account");
+    const plain = new URL((await startConnect("c-1b", { selectAccount: false })).body.authorizeUrl);
+    expect(plain.searchParams.has("prompt")).toBe(false);
+    expect((await startConnect("c-1b", { selectAccount: "yes" })).status).toBe(400);
+  });
+
+  it("returnTo must be on an allowed origin: no open redirect, no javascript:, no userinfo tricks", async () => {
+    for (const returnTo of [
+      "https://evil.example/",
+      "javascript:alert(1)",
+      `${RETURN_ORIGIN}@evil.example/`,
+      `https://user:pass@app.test/`,
+      "//evil.example/",
+      "/relative",
+      "https://app.test.evil.example/",
+      "http://app.test/",
+    ]) {
+      const res = await startConnect("c-8", {}, returnTo);
+      expect(res.status, returnTo).toBe(400);
+      expect(res.body.reason, returnTo).toBe("invalid_request");
+    }
+  });
+
+  it("open connects per user are capped: the oldest authorize URLs stop working, storage stays bounded", async () => {
+    const urls: string[] = [];
+    for (let i = 0; i < 25; i++) urls.push((await startConnect("c-cap")).body.authorizeUrl);
+    const pending = await runInDurableObject(actor("c-cap"), (_i, state) => state.storage.sql.exec("SELECT COUNT(*) AS n FROM pending_connects").one().n);
+    expect(pending).toBeLessThanOrEqual(10);
     await emulator.addUser(OCTO);
-    const back = await publicFetch(await authorizeAs("c-2", OCTO.id));
-    const target = location(back);
-    expect(target.origin).toBe(RETURN_ORIGIN);
-    expect(target.pathname).toBe("/settings/github");
-    expect(target.searchParams.get("github_connect")).toBe("success");
+    const stateOf = (u: string) => new URL(u).searchParams.get("state")!;
+    const oldest = location(await publicFetch(`/oauth/callback?code=x&state=${encodeURIComponent(stateOf(urls[0]!))}`));
+    expect(oldest.searchParams.get("reason")).toBe("invalid_state");
+    const newest = location(await publicFetch(`/oauth/callback?code=x&state=${encodeURIComponent(stateOf(urls[24]!))}`));
+    expect(newest.searchParams.get("github_connect")).toBe("confirm");
+  });
+});
+
+describe("connect: phase 2, the callback", () => {
+  it("redirects with a ticket and connects nothing; the confirmation connects, and a token works", async () => {
+    await emulator.addUser(OCTO);
+    const back = location(await publicFetch(await authorizeAs("c-2", OCTO.id)));
+    expect(back.origin).toBe(RETURN_ORIGIN);
+    expect(back.pathname).toBe("/settings/github");
+    expect(back.searchParams.get("github_connect")).toBe("confirm");
+    const ticket = back.searchParams.get("connect_ticket")!;
+    expect(ticket).toMatch(/^[\w-]{43}$/); // 256 random bits
+    expect(await status("c-2")).toBe("not_connected");
+    expect((await emulator.stats()).counts.exchange).toBe(0);
+
+    const confirmed = await confirmConnect("c-2", ticket);
+    expect(confirmed.status).toBe(200);
+    expect(confirmed.body).toEqual({ ok: true, status: "connected", appType: "standard", githubUserId: "1001", githubLogin: "octocat" });
     const conn = await callApi("GET", "/users/c-2/connection?appType=standard");
     expect(conn.body).toMatchObject({ status: "connected", githubUserId: "1001", githubLogin: "octocat" });
     for (const field of ["accessTokenExpiresAt", "refreshTokenExpiresAt", "connectedAt", "updatedAt"]) {
       expect(conn.body[field], field).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     }
-    expect(Date.parse(conn.body.refreshTokenExpiresAt)).toBeGreaterThan(Date.parse(conn.body.accessTokenExpiresAt));
     const token = await requestToken("c-2", { repository: "acme/app" });
     expect(token.status).toBe(200);
-    expect(token.body.committer.email).toBe("1001+octocat@users.noreply.github.com");
+    expect(token.body).toMatchObject({ identity: "user", committer: { email: "1001+octocat@users.noreply.github.com" } });
     expect(await identityIndex(env, "1001").users({ appType: "standard" })).toContain("c-2");
   });
 
@@ -68,12 +136,12 @@ describe("connect", () => {
     expect(location(await publicFetch(denied)).searchParams.get("reason")).toBe("invalid_state");
   });
 
-  it("a callback with neither code nor error, or with another GitHub error, is exchange_failed", async () => {
+  it("a callback with neither code nor error, or with another GitHub error, is access_denied; GitHub's text stays out of the URL", async () => {
     for (const extra of ["", "&error=redirect_uri_mismatch&error_description=The%20redirect_uri%20MUST%20match"]) {
       const started = await startConnect("c-3b");
       const state = new URL(started.body.authorizeUrl).searchParams.get("state")!;
       const target = location(await publicFetch(`/oauth/callback?state=${encodeURIComponent(state)}${extra}`));
-      expect(target.searchParams.get("reason")).toBe("exchange_failed");
+      expect(target.searchParams.get("reason")).toBe("access_denied");
       expect(target.toString()).not.toContain("MUST");
     }
   });
@@ -100,7 +168,7 @@ describe("connect", () => {
       expect(res.headers.get("location"), s).toBeNull();
       expect(res.headers.get("content-type")).toContain("text/html");
     }
-    expect((await callApi("GET", "/users/c-victim/connection?appType=standard")).body.status).toBe("not_connected");
+    expect(await status("c-victim")).toBe("not_connected");
     expect((await emulator.stats()).counts.exchange).toBe(0);
   });
 
@@ -117,58 +185,110 @@ describe("connect", () => {
     expect((await emulator.stats()).counts.exchange).toBe(0);
   });
 
-  it("replay: the same callback URL twice connects once; the second is invalid_state", async () => {
+  it("replay: the same callback URL twice gives one ticket; a ticket confirms once", async () => {
     await emulator.addUser(OCTO);
     const callback = await authorizeAs("c-6", OCTO.id);
-    expect(location(await publicFetch(callback)).searchParams.get("github_connect")).toBe("success");
+    const ticket = await callbackTicket(callback);
+    expect(location(await publicFetch(callback)).searchParams.get("reason")).toBe("invalid_state");
+    expect((await confirmConnect("c-6", ticket)).status).toBe(200);
     const row = await storedRow("c-6");
-    const again = location(await publicFetch(callback));
-    expect(again.searchParams.get("reason")).toBe("invalid_state");
+    const again = await confirmConnect("c-6", ticket);
+    expect(again.status).toBe(400);
+    expect(again.body.reason).toBe("invalid_ticket");
     expect(await storedRow("c-6")).toEqual(row);
     expect((await emulator.stats()).counts.exchange).toBe(1);
   });
+});
 
-  it("a state minted for user A cannot connect user B", async () => {
+describe("connect: phase 3, the confirmation", () => {
+  it("account-linking CSRF: the attacker's authorize URL completed in the victim's browser connects nobody", async () => {
+    // The victim already authorized the App, so GitHub sends their browser straight back.
+    const VICTIM_GH = { id: 3003, login: "victim", name: "Victim", repos: { "acme/app": "push" as const } };
+    await connectUser("victim-user", VICTIM_GH);
+    // The attacker starts a connect for their own platform user and gets the victim to open it.
+    const stolenFlow = await authorizeAs("attacker-user", VICTIM_GH.id);
+    const back = location(await publicFetch(stolenFlow));
+    expect(back.searchParams.get("github_connect")).toBe("confirm");
+    const ticket = back.searchParams.get("connect_ticket")!;
+    // The victim's browser lands on the web app, whose server confirms for *its* signed-in user.
+    const confirmed = await confirmConnect("victim-user", ticket);
+    expect(confirmed.status).toBe(400);
+    expect(confirmed.body.reason).toBe("invalid_ticket");
+    expect(await status("attacker-user")).toBe("not_connected");
+    // Nothing the attacker can call hands out the victim's token.
+    const stolen = await requestToken("attacker-user", { repository: "acme/app" });
+    expect(stolen.body.reason).toBe("not_connected");
+    const cap = await callApi("POST", "/users/attacker-user/capabilities", { appType: "standard", repository: "acme/app", sessionId: "s" });
+    expect(cap.body.reason).toBe("not_connected");
+    // The victim's own connection is untouched, and no code was exchanged for the attacker.
+    expect(await status("victim-user")).toBe("connected");
+    expect((await emulator.stats()).counts.exchange).toBe(1);
+  });
+
+  it("a guessed, malformed, another user's, used or expired ticket is invalid_ticket; nothing is connected", async () => {
     await emulator.addUser(OCTO);
-    const forA = await authorizeAs("c-7a", OCTO.id);
-    await startConnect("c-7b"); // B has a pending connect of their own
-    const res = await publicFetch(forA);
-    expect(location(res).searchParams.get("github_connect")).toBe("success");
-    expect((await callApi("GET", "/users/c-7a/connection?appType=standard")).body.status).toBe("connected");
-    expect((await callApi("GET", "/users/c-7b/connection?appType=standard")).body.status).toBe("not_connected");
-  });
-
-  it("returnTo must be on an allowed origin: no open redirect, no javascript:, no userinfo tricks", async () => {
-    for (const returnTo of [
-      "https://evil.example/",
-      "javascript:alert(1)",
-      `${RETURN_ORIGIN}@evil.example/`,
-      `https://user:pass@app.test/`,
-      "//evil.example/",
-      "/relative",
-      "https://app.test.evil.example/",
-      "http://app.test/",
-    ]) {
-      const res = await startConnect("c-8", returnTo);
-      expect(res.status, returnTo).toBe(400);
-      expect(res.body.reason, returnTo).toBe("invalid_request");
+    const ticketA = await callbackTicket(await authorizeAs("t-a", OCTO.id));
+    for (const guess of ["A".repeat(43), "short", "", "x".repeat(500), "../../etc"]) {
+      const res = await confirmConnect("t-a", guess);
+      expect(res.status, guess).toBe(400);
+      expect(res.body.reason, guess).toBe("invalid_ticket");
     }
+    expect((await callApi("POST", "/users/t-a/connect/confirm", { ticket: 5 })).body.reason).toBe("invalid_ticket");
+    expect((await confirmConnect("t-b", ticketA)).body.reason).toBe("invalid_ticket");
+    expect(await status("t-b")).toBe("not_connected");
+    // A ticket older than 5 minutes.
+    const ticketC = await callbackTicket(await authorizeAs("t-c", OCTO.id));
+    await runInDurableObject(actor("t-c"), (_i, state) => {
+      state.storage.sql.exec("UPDATE connect_tickets SET expires_at = ?", Date.now() - 1);
+    });
+    expect((await confirmConnect("t-c", ticketC)).body.reason).toBe("invalid_ticket");
+    expect(await status("t-c")).toBe("not_connected");
+    // The legitimate flow still works, once.
+    expect((await confirmConnect("t-a", ticketA)).status).toBe(200);
+    expect((await confirmConnect("t-a", ticketA)).body.reason).toBe("invalid_ticket");
+    expect((await emulator.stats()).counts.exchange).toBe(1);
   });
 
-  it("exchange failures: a bad code is exchange_failed, a GitHub outage github_unavailable", async () => {
+  it("the ticket is stored only as a hash, and never in a log line", async () => {
+    const lines: string[] = [];
+    vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void lines.push(a.map(String).join(" ")));
+    await emulator.addUser(OCTO);
+    const ticket = await callbackTicket(await authorizeAs("t-h", OCTO.id));
+    const stored = await runInDurableObject(actor("t-h"), (_i, state) => JSON.stringify(state.storage.sql.exec("SELECT * FROM connect_tickets").toArray()));
+    expect(stored).not.toContain(ticket);
+    expect(stored).toMatch(/[0-9a-f]{64}/);
+    await confirmConnect("t-h", ticket);
+    expect(lines.join("\n")).not.toContain(ticket);
+  });
+
+  it("exchange failures: a bad code is exchange_failed (502), a GitHub outage github_unavailable (503)", async () => {
     const started = await startConnect("c-9");
     const state = new URL(started.body.authorizeUrl).searchParams.get("state")!;
-    const bad = location(await publicFetch(`/oauth/callback?code=not-a-real-code&state=${encodeURIComponent(state)}`));
-    expect(bad.searchParams.get("reason")).toBe("exchange_failed");
+    const badTicket = location(await publicFetch(`/oauth/callback?code=not-a-real-code&state=${encodeURIComponent(state)}`)).searchParams.get("connect_ticket")!;
+    const bad = await confirmConnect("c-9", badTicket);
+    expect(bad.status).toBe(502);
+    expect(bad.body.reason).toBe("exchange_failed");
 
     await emulator.addUser(OCTO);
-    const callback = await authorizeAs("c-9", OCTO.id);
+    const ticket1 = await callbackTicket(await authorizeAs("c-9", OCTO.id));
     await emulator.fault({ endpoint: "exchange", kind: "status_5xx" });
-    expect(location(await publicFetch(callback)).searchParams.get("reason")).toBe("github_unavailable");
-    const hang = await authorizeAs("c-9", OCTO.id);
+    const down = await confirmConnect("c-9", ticket1);
+    expect(down.status).toBe(503);
+    expect(down.body).toMatchObject({ reason: "github_unavailable" });
+    expect(down.body.retryAfterSeconds).toBeGreaterThan(0);
+    const ticket2 = await callbackTicket(await authorizeAs("c-9", OCTO.id));
     await emulator.fault({ endpoint: "exchange", kind: "hang" });
-    expect(location(await publicFetch(hang)).searchParams.get("reason")).toBe("github_unavailable");
-    expect((await callApi("GET", "/users/c-9/connection?appType=standard")).body.status).toBe("not_connected");
+    expect((await confirmConnect("c-9", ticket2)).body.reason).toBe("github_unavailable");
+    expect(await status("c-9")).toBe("not_connected");
+  });
+
+  it("GitHub's App credentials refused: app_misconfigured", async () => {
+    await emulator.addUser(OCTO);
+    const ticket = await callbackTicket(await authorizeAs("c-9b", OCTO.id));
+    await emulator.fault({ endpoint: "exchange", kind: "bad_client" });
+    const res = await confirmConnect("c-9b", ticket);
+    expect(res.status).toBe(503);
+    expect(res.body.reason).toBe("app_misconfigured");
   });
 
   it("a code issued for another PKCE challenge is refused by GitHub: exchange_failed", async () => {
@@ -181,19 +301,23 @@ describe("connect", () => {
       redirectUri: authorize.searchParams.get("redirect_uri")!,
       codeChallenge: "x".repeat(43),
     });
-    const res = await publicFetch(`/oauth/callback?code=${code}&state=${encodeURIComponent(authorize.searchParams.get("state")!)}`);
-    expect(location(res).searchParams.get("reason")).toBe("exchange_failed");
+    const ticket = await callbackTicket(`/oauth/callback?code=${code}&state=${encodeURIComponent(authorize.searchParams.get("state")!)}`);
+    expect((await confirmConnect("c-10", ticket)).body.reason).toBe("exchange_failed");
   });
 
-  it("an App with 'expire user authorization tokens' off is refused, with a log line that says so", async () => {
+  it("an App with 'expire user authorization tokens' off is refused, says why, and the grant it got is revoked", async () => {
     const lines: string[] = [];
     vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void lines.push(a.map(String).join(" ")));
     await emulator.settings({ expiringTokens: false });
     await emulator.addUser(OCTO);
-    const res = await publicFetch(await authorizeAs("c-11", OCTO.id));
-    expect(location(res).searchParams.get("reason")).toBe("exchange_failed");
+    const ticket = await callbackTicket(await authorizeAs("c-11", OCTO.id));
+    const res = await confirmConnect("c-11", ticket);
+    expect(res.status).toBe(502);
+    expect(res.body.reason).toBe("exchange_failed");
+    expect(res.body.message).toContain("Expire user authorization tokens");
     expect(lines.join("\n")).toContain("Expire user authorization tokens");
-    expect((await callApi("GET", "/users/c-11/connection?appType=standard")).body.status).toBe("not_connected");
+    expect(await status("c-11")).toBe("not_connected");
+    expect((await emulator.stats()).counts.revoke_grant).toBe(1);
   });
 
   it("no redirect URL and no log line carries a code, a token or GitHub's error text", async () => {
@@ -207,8 +331,10 @@ describe("connect", () => {
     for (let i = 0; i < 3; i++) {
       const callback = await authorizeAs("c-12", OCTO.id);
       codes.push(new URL(`${PUBLIC_BASE_URL}${callback}`).searchParams.get("code")!);
+      const res = await publicFetch(callback);
+      redirects.push(res.headers.get("location")!);
       if (i === 1) await emulator.fault({ endpoint: "exchange", kind: "status_5xx" });
-      redirects.push((await publicFetch(callback)).headers.get("location")!);
+      await confirmConnect("c-12", new URL(res.headers.get("location")!).searchParams.get("connect_ticket")!);
     }
     const badCode = "bad-code-0123456789";
     const started = await startConnect("c-12");
@@ -225,28 +351,25 @@ describe("connect", () => {
     expect(all).not.toContain("incorrect");
   });
 
-  it("two concurrent callbacks for one user (two tabs): one pair stored, and it is live at GitHub", async () => {
+  it("two tabs: two tickets confirmed at once; one pair stored, and it is live at GitHub", async () => {
     await emulator.addUser(OCTO);
-    const [tab1, tab2] = [await authorizeAs("c-13", OCTO.id), await authorizeAs("c-13", OCTO.id)];
-    const [r1, r2] = await Promise.all([publicFetch(tab1), publicFetch(tab2)]);
-    expect(location(r1).searchParams.get("github_connect")).toBe("success");
-    expect(location(r2).searchParams.get("github_connect")).toBe("success");
-    const rows = await callApi("GET", "/users/c-13/connection?appType=standard");
-    expect(rows.body.status).toBe("connected");
+    const [t1, t2] = [await callbackTicket(await authorizeAs("c-13", OCTO.id)), await callbackTicket(await authorizeAs("c-13", OCTO.id))];
+    const [r1, r2] = await Promise.all([confirmConnect("c-13", t1), confirmConnect("c-13", t2)]);
+    expect(r1.status).toBe(200);
+    expect(r2.status).toBe(200);
+    expect(await status("c-13")).toBe("connected");
     const token = await requestToken("c-13", { repository: "acme/app" });
     expect((await emulator.tokenState(token.body.token)).access!.alive).toBe(true);
     // And the stored refresh token is a live one: a refresh works.
-    const { setStoredExpiry } = await import("./support/helpers");
     await setStoredExpiry("c-13", "standard", Date.now() - 1);
     expect((await requestToken("c-13", { repository: "acme/app" })).status).toBe(200);
   });
 
-  it("reconnecting replaces the pair and clears reconnect_required; another account replaces the identity and index link", async () => {
+  it("reconnecting replaces the pair and clears reconnect_required; another account replaces the identity and index link, and its grant is revoked", async () => {
     await connectUser("c-14", OCTO);
     const first = await storedRow("c-14");
     // Break it: the refresh token was rejected.
     await emulator.revoke("standard", OCTO.id);
-    const { setStoredExpiry } = await import("./support/helpers");
     await setStoredExpiry("c-14", "standard", Date.now() - 1);
     expect((await requestToken("c-14", { repository: "acme/app" })).body.reason).toBe("reconnect_required");
 
@@ -255,6 +378,7 @@ describe("connect", () => {
     expect(second!.status).toBe("connected");
     expect(second!.reason).toBeNull();
     expect(second!.refresh_token).not.toBe(first!.refresh_token);
+    expect(second!.generation).not.toBe(first!.generation);
     expect((await requestToken("c-14", { repository: "acme/app" })).status).toBe(200);
 
     const HUBOT = { id: 2002, login: "hubot", name: null, repos: { "acme/app": "push" as const } };
@@ -263,5 +387,7 @@ describe("connect", () => {
     expect(conn.body).toMatchObject({ status: "connected", githubUserId: "2002", githubLogin: "hubot" });
     expect(await identityIndex(env, "2002").users({ appType: "standard" })).toEqual(["c-14"]);
     expect(await identityIndex(env, "1001").users({ appType: "standard" })).not.toContain("c-14");
+    // The octocat grant the broker held is not forgotten: it was revoked at GitHub.
+    expect((await emulator.liveRefreshTokens("standard", OCTO.id)).refreshTokens).toEqual([]);
   });
 });

@@ -5,11 +5,13 @@
  * echoed, and no stored byte changed by a rejected request.
  */
 import { sign } from "@octokit/webhooks-methods";
+import { listDurableObjectIds, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { CAPABILITY_REASON_STATUS, REASON_STATUS } from "../src/contract";
 import { APPS, INTERNAL_API_TOKEN, KEY_K1, KEY_K2, RETURN_ORIGIN, STATE_SIGNING_KEY } from "./support/env";
-import { authorizeAs, connectUser, dumpStorage, emulator, publicFetch } from "./support/helpers";
+import { authorizeAs, connectUser, dumpStorage, emulator, flushEvents, publicFetch } from "./support/helpers";
 
 const VICTIM = "fuzz-victim";
 const SECRETS = [INTERNAL_API_TOKEN, STATE_SIGNING_KEY, KEY_K1, KEY_K2, APPS.standard.clientSecret, APPS.lite.clientSecret, APPS.standard.webhookSecret];
@@ -34,10 +36,16 @@ const body = fc.oneof(
     minValiditySeconds: fc.oneof(fc.integer(), fc.double(), fc.string()),
     returnTo: fc.oneof(fc.constantFrom(`${RETURN_ORIGIN}/x`, "javascript:alert(1)", "https://evil.example"), fc.string()),
     token: fc.string(),
+    ticket: fc.oneof(fc.string(), fc.stringMatching(/^[A-Za-z0-9_-]{43}$/), fc.anything()),
+    selectAccount: fc.oneof(fc.boolean(), fc.anything()),
   }, { requiredKeys: [] }).map((o) => JSON.stringify(o)),
   fc.constant(JSON.stringify({ pad: "x".repeat(20_000) })),
 );
-const tail = fc.constantFrom("token", "token/rejected", "connection", "connect", "", "x", "token/../connection", "capabilities", "capabilities/s1");
+const tail = fc.constantFrom("token", "token/rejected", "connection", "connect", "connect/confirm", "", "x", "token/../connection", "capabilities", "capabilities/s1");
+
+function b64url(bytes: Uint8Array): string {
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
 
 async function expectContractAnswer(res: Response, label: string): Promise<string> {
   const text = await res.text();
@@ -53,6 +61,9 @@ async function expectContractAnswer(res: Response, label: string): Promise<strin
 beforeAll(async () => {
   await emulator.reset();
   await connectUser(VICTIM, { id: 8080, login: "victim", name: null, repos: { "acme/app": "push" } });
+  // Let the connect's event go out now, so the alarm changes nothing during the properties.
+  await runInDurableObject(env.USER_ACTOR.get(env.USER_ACTOR.idFromName(VICTIM)), (_i, state) => state.storage.sql.exec("UPDATE event_outbox SET next_attempt_at = 0"));
+  await runDurableObjectAlarm(env.USER_ACTOR.get(env.USER_ACTOR.idFromName(VICTIM)));
 });
 
 describe("fuzz", () => {
@@ -60,6 +71,7 @@ describe("fuzz", () => {
     await fc.assert(
       fc.asyncProperty(method, fc.boolean(), trickySegment, tail, body, fc.boolean(), async (m, targetVictim, seg, t, b, queryApp) => {
         const userId = targetVictim ? VICTIM : seg;
+        if (targetVictim) await flushEvents(VICTIM); // an earlier accepted request's event goes out first
         const before = targetVictim ? await dumpStorage(VICTIM) : "";
         const path = `/v1/users/${userId}/${t}${queryApp ? "?appType=standard" : ""}`;
         const res = await publicFetch(path, {
@@ -153,6 +165,85 @@ describe("fuzz", () => {
     );
   });
 
+  it("connect/confirm: guessed, mutated and foreign tickets → invalid_ticket, nothing stored changes, no GitHub call", async () => {
+    await emulator.addUser({ id: 9191, login: "ticketed", name: null, repos: {} });
+    const real = new URL(`https://x${await authorizeAs("fuzz-ticket", 9191)}`);
+    const back = new URL((await publicFetch(real.pathname + real.search)).headers.get("location")!);
+    const ticket = back.searchParams.get("connect_ticket")!;
+    const before = await dumpStorage("fuzz-ticket");
+    await flushEvents(VICTIM);
+    const victimBefore = await dumpStorage(VICTIM);
+    const exchanges = (await emulator.stats()).counts.exchange;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.string(),
+          fc.stringMatching(/^[A-Za-z0-9_-]{43}$/),
+          fc.tuple(fc.nat({ max: ticket.length - 1 }), fc.constantFrom(..."ABCxyz019-_")).map(([i, c]) => ticket.slice(0, i) + c + ticket.slice(i + 1)),
+          fc.anything(),
+        ),
+        fc.constantFrom("fuzz-ticket", VICTIM, "someone-else"),
+        async (t, user) => {
+          fc.pre(t !== ticket);
+          const res = await publicFetch(`/v1/users/${user}/connect/confirm`, {
+            method: "POST",
+            headers: { authorization: `Bearer ${INTERNAL_API_TOKEN}`, "content-type": "application/json" },
+            body: JSON.stringify({ ticket: t }),
+          });
+          await expectContractAnswer(res, `confirm ${String(t)}`);
+          expect(res.status).toBe(400);
+        },
+      ),
+      { numRuns: RUNS },
+    );
+    // The real ticket confirmed by another user is refused too, and stays usable for its owner.
+    const foreign = await publicFetch(`/v1/users/${VICTIM}/connect/confirm`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${INTERNAL_API_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ ticket }),
+    });
+    expect(foreign.status).toBe(400);
+    expect(await dumpStorage("fuzz-ticket")).toBe(before);
+    expect(await dumpStorage(VICTIM)).toBe(victimBefore);
+    expect((await emulator.stats()).counts.exchange).toBe(exchanges);
+  });
+
+  it("forged capabilities wake no Durable Object and create no storage", async () => {
+    const objectsBefore = (await listDurableObjectIds(env.USER_ACTOR)).length;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.stringMatching(/^[A-Za-z0-9_.:@-]{1,40}$/),
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        async (userId, secret) => {
+          const forged = `gcap1.${b64url(new TextEncoder().encode(userId))}.${b64url(secret)}`;
+          const res = await publicFetch("/git/acme/app.git/info/refs?service=git-upload-pack", { headers: { authorization: `Basic ${btoa(`x:${forged}`)}` } });
+          expect(res.status).toBe(401);
+          expect(await res.text()).toMatch(/^invalid_capability/);
+        },
+      ),
+      { numRuns: 60 },
+    );
+    expect((await listDurableObjectIds(env.USER_ACTOR)).length).toBe(objectsBefore);
+    // A real write does show up in this count (so the count can see a new database)...
+    await publicFetch("/v1/users/now-connecting/connect", {
+      method: "POST",
+      headers: { authorization: `Bearer ${INTERNAL_API_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ appType: "standard", returnTo: `${RETURN_ORIGIN}/x` }),
+    });
+    expect((await listDurableObjectIds(env.USER_ACTOR)).length).toBe(objectsBefore + 1);
+    // ...and an authenticated lookup for a user who never connected creates no schema.
+    await publicFetch("/v1/users/never-connected/connection?appType=standard", { headers: { authorization: `Bearer ${INTERNAL_API_TOKEN}` } });
+    await publicFetch("/v1/users/never-connected/token", {
+      method: "POST",
+      headers: { authorization: `Bearer ${INTERNAL_API_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ appType: "standard", repository: "acme/app" }),
+    });
+    const tables = await runInDurableObject(env.USER_ACTOR.get(env.USER_ACTOR.idFromName("never-connected")), (_i, state) =>
+      state.storage.sql.exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '_cf_%'").toArray(),
+    );
+    expect(tables).toEqual([]);
+  });
+
   it("OAuth callback: forged, mutated and replayed states never connect anyone and never leak the code", async () => {
     await emulator.addUser({ id: 9090, login: "fuzzed", name: null, repos: {} });
     const real = new URL(`https://x${await authorizeAs("fuzz-cb", 9090)}`);
@@ -182,7 +273,7 @@ describe("fuzz", () => {
       ),
       { numRuns: RUNS },
     );
-    expect((await publicFetch(real.pathname + real.search)).headers.get("location")).toContain("github_connect=success");
+    expect((await publicFetch(real.pathname + real.search)).headers.get("location")).toContain("github_connect=confirm");
     // Replayed, the real one is refused.
     expect((await publicFetch(real.pathname + real.search)).headers.get("location")).toContain("reason=invalid_state");
   });

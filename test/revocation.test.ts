@@ -1,10 +1,11 @@
 /** Revocation webhooks, disconnect, account deletion, and rejected-token reports. */
 import { sign } from "@octokit/webhooks-methods";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { identityIndex } from "../src/identity-index";
 import { APPS } from "./support/env";
-import { callApi, connectUser, dumpStorage, emulator, publicFetch, requestToken, setStoredExpiry, storedRow } from "./support/helpers";
+import { actor, callApi, connectUser, dumpStorage, emulator, publicFetch, requestToken, setStoredExpiry, storedRow } from "./support/helpers";
 
 const MONA = { id: 7001, login: "mona", name: "Mona", repos: { "acme/app": "push" as const } };
 
@@ -27,6 +28,19 @@ async function deliver(appType: string, body: string, opts: { secret?: string | 
   return publicFetch(`/webhooks/github/${appType}`, { method: "POST", headers, body });
 }
 
+/** Grants the user's actor still has to revoke at GitHub. */
+function pendingRevocations(userId: string): Promise<number> {
+  return runInDurableObject(actor(userId), (_i, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM pending_revocations").one().n);
+}
+
+/** Runs the actor's alarm now, as if its time had come (the retry is due after its backoff). */
+async function runAlarmNow(userId: string): Promise<void> {
+  await runInDurableObject(actor(userId), (_i, state) => {
+    state.storage.sql.exec("UPDATE pending_revocations SET next_attempt_at = 0");
+  });
+  await runDurableObjectAlarm(actor(userId));
+}
+
 /** True when no sealed token (`v1.<kid>.`) is left anywhere in the user's storage. */
 async function noCiphertext(userId: string): Promise<boolean> {
   return !/v1\.k[12]\./.test(await dumpStorage(userId));
@@ -37,6 +51,7 @@ describe("revocation webhook", () => {
     await connectUser("r-1a", MONA);
     await connectUser("r-1b", MONA);
     await connectUser("r-1a", MONA, "lite");
+    await emulator.revoke("standard", MONA.id);
     const res = await deliver("standard", revokedPayload(MONA.id));
     expect(res.status).toBe(202);
     for (const user of ["r-1a", "r-1b"]) {
@@ -82,19 +97,23 @@ describe("revocation webhook", () => {
 
   it("accepts the new secret during a rotation (comma-separated list)", async () => {
     await connectUser("r-3", MONA);
+    await emulator.revoke("standard", MONA.id);
     expect((await deliver("standard", revokedPayload(MONA.id), { secret: "whsec-standard-next" })).status).toBe(202);
     expect((await callApi("GET", "/users/r-3/connection?appType=standard")).body.status).toBe("revoked");
   });
 
   it("a redelivery answers the same and does nothing twice", async () => {
     await connectUser("r-4", MONA);
+    await emulator.revoke("standard", MONA.id);
     const delivery = crypto.randomUUID();
     const first = await deliver("standard", revokedPayload(MONA.id), { delivery });
     expect(first.status).toBe(202);
+    const firstBody = await first.text();
     // The user reconnects; the redelivered revocation must not revoke the new connection.
     await connectUser("r-4", MONA);
     const again = await deliver("standard", revokedPayload(MONA.id), { delivery });
     expect(again.status).toBe(first.status);
+    expect(await again.text()).toBe(firstBody);
     expect((await callApi("GET", "/users/r-4/connection?appType=standard")).body.status).toBe("connected");
   });
 
@@ -147,9 +166,53 @@ describe("revocation webhook", () => {
     }
   });
 
+  it("a late delivery for a user who re-authorized since changes nothing (GitHub still honours the token)", async () => {
+    await connectUser("r-late", MONA);
+    await emulator.revoke("standard", MONA.id);
+    // The user re-authorizes before GitHub's delivery arrives.
+    await connectUser("r-late", MONA);
+    const res = await deliver("standard", revokedPayload(MONA.id));
+    expect(res.status).toBe(202);
+    expect(await res.json()).toMatchObject({ handled: "revoked", users: 0, stillAuthorized: 1 });
+    expect(await callApi("GET", "/users/r-late/connection?appType=standard")).toMatchObject({ body: { status: "connected" } });
+    expect((await requestToken("r-late", { repository: "acme/app" })).status).toBe(200);
+  });
+
+  it("a replayed revocation (same signed body, another delivery id) cannot revoke a reconnected user", async () => {
+    await connectUser("r-replay", MONA);
+    await emulator.revoke("standard", MONA.id);
+    const body = revokedPayload(MONA.id);
+    expect((await deliver("standard", body)).status).toBe(202);
+    expect((await callApi("GET", "/users/r-replay/connection?appType=standard")).body.status).toBe("revoked");
+    await connectUser("r-replay", MONA);
+    // An attacker who captured the delivery sends it again; the signature still verifies.
+    expect((await deliver("standard", body, { delivery: crypto.randomUUID() })).status).toBe(202);
+    expect((await callApi("GET", "/users/r-replay/connection?appType=standard")).body.status).toBe("connected");
+  });
+
+  it("GitHub unreachable while confirming: the revocation is honoured", async () => {
+    const LISA = { id: 7101, login: "lisa", name: null, repos: {} };
+    await connectUser("r-down", LISA);
+    await emulator.fault({ endpoint: "user", kind: "status_5xx", count: -1 });
+    expect((await deliver("standard", revokedPayload(LISA.id, "lisa"))).status).toBe(202);
+    expect((await callApi("GET", "/users/r-down/connection?appType=standard")).body.status).toBe("revoked");
+  });
+
+  it("a signed payload that is not a JSON object is 400, never a 5xx", async () => {
+    for (const body of ["null", "[]", '"revoked"', "5", "true"]) {
+      const res = await deliver("standard", body);
+      expect(res.status, body).toBe(400);
+      expect(((await res.json()) as { reason: string }).reason).toBe("invalid_request");
+    }
+    for (const body of ['{"action":"revoked","sender":null}', '{"action":"revoked"}', '{"action":"revoked","sender":{"id":"7001"}}']) {
+      expect((await deliver("standard", body)).status, body).toBe(400);
+    }
+  });
+
   it("after a revocation no ciphertext of the user remains in storage", async () => {
     await connectUser("r-6", MONA);
     expect(await noCiphertext("r-6")).toBe(false);
+    await emulator.revoke("standard", MONA.id);
     expect((await deliver("standard", revokedPayload(MONA.id))).status).toBe(202);
     expect(await noCiphertext("r-6")).toBe(true);
   });
@@ -181,14 +244,31 @@ describe("disconnect", () => {
     expect(after.counts.revoke_grant - before.counts.revoke_grant).toBe(1);
   });
 
-  it("with GitHub down, the local connection is gone all the same and the answer says GitHub failed", async () => {
+  it("with GitHub down, the connection is gone at once, the grant is pending, and the alarm revokes it later", async () => {
     await connectUser("d-3", MONA);
+    const token = (await requestToken("d-3", { repository: "acme/app" })).body.token;
     await emulator.fault({ endpoint: "revoke_grant", kind: "status_5xx" });
     const res = await callApi("DELETE", "/users/d-3/connection?appType=standard");
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ status: "not_connected", githubGrant: "failed" });
+    expect(res.body).toMatchObject({ status: "not_connected", githubGrant: "pending" });
     expect(await storedRow("d-3")).toBeNull();
+    expect((await requestToken("d-3", { repository: "acme/app" })).body.reason).toBe("not_connected");
+    // The grant is not forgotten: still live at GitHub, and the broker keeps what revokes it.
+    expect((await emulator.tokenState(token)).access!.alive).toBe(true);
+    expect(await pendingRevocations("d-3")).toBe(1);
+    await runAlarmNow("d-3");
+    expect((await emulator.tokenState(token)).access!.alive).toBe(false);
+    expect(await pendingRevocations("d-3")).toBe(0);
     expect(await noCiphertext("d-3")).toBe(true);
+  });
+
+  it("a retried disconnect after a pending one reports pending until GitHub confirms, never already_gone for a live grant", async () => {
+    await connectUser("d-5", MONA);
+    await emulator.fault({ endpoint: "revoke_grant", kind: "status_5xx", count: 2 });
+    expect((await callApi("DELETE", "/users/d-5/connection?appType=standard")).body.githubGrant).toBe("pending");
+    expect((await callApi("DELETE", "/users/d-5/connection?appType=standard")).body.githubGrant).toBe("pending");
+    expect((await callApi("DELETE", "/users/d-5/connection?appType=standard")).body.githubGrant).toBe("revoked");
+    expect((await emulator.liveRefreshTokens("standard", MONA.id)).refreshTokens).toEqual([]);
   });
 
   it("a grant already gone at GitHub is already_gone; disconnecting twice is harmless", async () => {
@@ -217,15 +297,21 @@ describe("account deletion", () => {
     expect((await requestToken("del-1", { repository: "acme/app" })).status).toBe(200);
   });
 
-  it("succeeds locally while GitHub is down, and lists what GitHub said per App", async () => {
+  it("succeeds locally while GitHub is down: nothing names the user, the grants stay pending until the alarm revokes them", async () => {
     await connectUser("del-2", MONA);
     await connectUser("del-2", MONA, "lite");
     await emulator.fault({ endpoint: "revoke_grant", kind: "status_5xx", count: -1 });
     const res = await callApi("DELETE", "/users/del-2");
     expect(res.status).toBe(200);
-    expect(res.body.githubGrants).toEqual({ standard: "failed", lite: "failed" });
-    expect(await dumpStorage("del-2")).not.toMatch(/v1\.k[12]\./);
+    expect(res.body.githubGrants).toEqual({ standard: "pending", lite: "pending" });
+    expect(await dumpStorage("del-2")).not.toMatch(/mona|7001|del-2/);
     expect((await callApi("GET", "/users/del-2/connection?appType=lite")).body.status).toBe("not_connected");
+    expect((await emulator.liveRefreshTokens("standard", MONA.id)).refreshTokens.length).toBe(1);
+    await emulator.clearFaults();
+    await runAlarmNow("del-2");
+    expect((await emulator.liveRefreshTokens("standard", MONA.id)).refreshTokens).toEqual([]);
+    expect((await emulator.liveRefreshTokens("lite", MONA.id)).refreshTokens).toEqual([]);
+    expect(await dumpStorage("del-2")).not.toMatch(/v1\.k[12]\./);
   });
 });
 

@@ -10,8 +10,8 @@ describe("smoke", () => {
     expect((await publicFetch("/healthz")).status).toBe(200);
   });
   it("connects and issues a token", async () => {
-    const back = await connectUser("u1", { id: 101, login: "octo", name: "Octo Cat", repos: { "acme/app": "push" } });
-    expect(back.searchParams.get("github_connect")).toBe("success");
+    const confirmed = await connectUser("u1", { id: 101, login: "octo", name: "Octo Cat", repos: { "acme/app": "push" } });
+    expect(confirmed).toEqual({ ok: true, status: "connected", appType: "standard", githubUserId: "101", githubLogin: "octo" });
     const conn = await callApi("GET", "/users/u1/connection?appType=standard");
     expect(conn.body.status).toBe("connected");
     const tok = await requestToken("u1", { repository: "acme/app" });

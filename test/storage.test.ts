@@ -111,7 +111,8 @@ describe("encryption at rest", () => {
 });
 
 describe("schema migrations", () => {
-  it("are applied in order by the object itself and recorded", async () => {
+  it("are applied in order by the object itself and recorded, on its first write", async () => {
+    await callApi("POST", "/users/s-mig/connect", { appType: "standard", returnTo: "https://app.test/back" });
     const applied = await runInDurableObject(actor("s-mig"), (_i, state) =>
       state.storage.sql.exec<{ name: string }>("SELECT name FROM _migrations ORDER BY name").toArray().map((r) => r.name),
     );

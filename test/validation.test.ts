@@ -1,7 +1,7 @@
 /** Bad input gets the contract's 4xx and reason, and changes nothing stored. */
 import { beforeEach, describe, expect, it } from "vitest";
 import { env } from "cloudflare:workers";
-import { publicRouter } from "../src/routes";
+import { publicRouter } from "../src/http/routes";
 import { INTERNAL_API_TOKEN, PUBLIC_BASE_URL } from "./support/env";
 import { callApi, connectUser, dumpStorage, emulator, publicFetch } from "./support/helpers";
 

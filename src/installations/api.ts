@@ -3,10 +3,10 @@
  * method both call {@link getInstallationToken}. Validates the input and asks the
  * installation actor of the repository's owner (see ./actor.ts for why the owner names it).
  */
+import { callActor } from "../api";
 import { loadConfig, misconfigured } from "../config";
-import { failure, type InstallationTokenResult } from "../contract";
+import type { InstallationTokenResult } from "../contract";
 import { ConfigError } from "../crypto";
-import { logEvent } from "../log";
 import { parseAppType, parseMinValidity, parseRepository } from "../validate";
 import type { InstallationActor } from "./actor";
 import { parsePermissions } from "./permissions";
@@ -30,30 +30,17 @@ export async function getInstallationToken(env: Env, body: unknown): Promise<Ins
     const minValidity = parseMinValidity(fields.minValiditySeconds);
     if (!minValidity.ok) return minValidity;
     const owner = repository.value.split("/")[0]!;
-    return await callActor(() =>
-      installationActor(env, app.value.appType, owner).token({
-        appType: app.value.appType,
-        repository: repository.value,
-        permissions: permissions.value,
-        minValiditySeconds: minValidity.value,
-      }),
+    return await callActor(
+      async (): Promise<InstallationTokenResult> =>
+        await installationActor(env, app.value.appType, owner).token({
+          appType: app.value.appType,
+          repository: repository.value,
+          permissions: permissions.value,
+          minValiditySeconds: minValidity.value,
+        }),
     );
   } catch (err) {
     if (err instanceof ConfigError) return misconfigured(err);
     throw err;
-  }
-}
-
-/** One retry when the runtime says the call may be retried; otherwise a temporary failure. */
-async function callActor(fn: () => Promise<InstallationTokenResult>): Promise<InstallationTokenResult> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      const e = err as { retryable?: boolean; overloaded?: boolean; message?: string; name?: string };
-      if (attempt === 0 && e.retryable && !e.overloaded) continue;
-      logEvent({ event: "actor_error", level: "error", detail: `${e.name ?? "Error"}: ${e.message ?? ""}`.slice(0, 200) });
-      return failure("github_unavailable", "The broker could not complete the request; try again.", 1);
-    }
   }
 }

@@ -7,14 +7,10 @@
  * Dropping a cache is idempotent, so a redelivery (or deliveries out of order) is harmless:
  * the worst it costs is one more lookup and mint.
  */
+import { callActor } from "../api";
 import type { AppConfig } from "../config";
+import type { WebhookOutcome } from "../webhooks";
 import { installationActor } from "./api";
-
-/** What the broker did with an installation event. */
-export type InstallationWebhookOutcome =
-  | { status: 202; handled: "installation"; lookups: number; tokens: number }
-  | { status: 200; handled: "ignored" }
-  | { status: 400; handled: "invalid_request"; message: string };
 
 const INSTALLATION_ACTIONS = new Set(["deleted", "suspend", "unsuspend"]);
 const LOGIN = /^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$/;
@@ -29,35 +25,35 @@ export async function handleInstallationWebhook(
   app: AppConfig,
   event: string | null,
   payload: Record<string, unknown>,
-): Promise<InstallationWebhookOutcome | null> {
+): Promise<WebhookOutcome | null> {
   if (event !== "installation" && event !== "installation_repositories") return null;
   const action = payload.action;
   const relevant = event === "installation" ? INSTALLATION_ACTIONS.has(String(action)) : action === "removed";
-  if (!relevant) return { status: 200, handled: "ignored" };
+  if (!relevant) return { kind: "done", summary: { handled: "ignored" } };
 
   const installation = payload.installation as { id?: unknown; account?: { login?: unknown } } | null | undefined;
   const id = installation?.id;
   const login = installation?.account?.login;
   if (typeof id !== "number" || !Number.isSafeInteger(id) || id <= 0 || typeof login !== "string" || !LOGIN.test(login)) {
-    return { status: 400, handled: "invalid_request", message: "installation.id and installation.account.login are required" };
+    return { kind: "invalid", message: "installation.id and installation.account.login are required" };
   }
   let repositories: string[] | undefined;
   if (event === "installation_repositories") {
     const removed = payload.repositories_removed;
-    if (!Array.isArray(removed)) return { status: 400, handled: "invalid_request", message: "repositories_removed must be an array" };
+    if (!Array.isArray(removed)) return { kind: "invalid", message: "repositories_removed must be an array" };
     repositories = [];
     for (const r of removed as { full_name?: unknown }[]) {
       const name = r?.full_name;
       if (typeof name !== "string" || !FULL_NAME.test(name)) {
-        return { status: 400, handled: "invalid_request", message: "repositories_removed[].full_name must be owner/name" };
+        return { kind: "invalid", message: "repositories_removed[].full_name must be owner/name" };
       }
       repositories.push(name.toLowerCase());
     }
   }
-  const dropped = await installationActor(env, app.appType, login).invalidate({
-    appType: app.appType,
-    installationId: String(id),
-    repositories,
-  });
-  return { status: 202, handled: "installation", ...dropped };
+  const dropped = await callActor(() =>
+    installationActor(env, app.appType, login).invalidate({ appType: app.appType, installationId: String(id), repositories }),
+  );
+  // Unreachable actor: a 5xx, so GitHub redelivers (dropping a cache twice is harmless).
+  if ("ok" in dropped) return { kind: "retry", failure: dropped };
+  return { kind: "done", summary: { handled: "installation", ...dropped } };
 }

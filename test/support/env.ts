@@ -39,6 +39,9 @@ export const KEY_K1 = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
 export const KEY_K2 = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 
 export const INTERNAL_API_TOKEN = "test-internal-api-token";
+/** The platform's event receiver (emulator/event-receiver.ts, served by the outbound service). */
+export const EVENTS_URL = "http://events.receiver/hook";
+export const EVENTS_SIGNING_KEY = "test-events-signing-key";
 export const STATE_SIGNING_KEY = "test-state-signing-key-0123456789";
 
 export const TEST_BINDINGS: Record<string, string> = {
@@ -56,6 +59,8 @@ export const TEST_BINDINGS: Record<string, string> = {
   TOKEN_ENCRYPTION_KEYS: `k2:${KEY_K2},k1:${KEY_K1}`,
   STATE_SIGNING_KEY,
   INTERNAL_API_TOKEN,
+  EVENTS_URL,
+  EVENTS_SIGNING_KEY,
   // Short, so hang tests are quick; far above the emulator's few milliseconds even on a busy CI machine.
   GITHUB_TIMEOUT_MS: "1000",
   DEMO_MODE: "false",

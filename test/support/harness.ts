@@ -8,7 +8,8 @@ import { build } from "esbuild";
 import { createServer } from "node:net";
 import { convertV4MiniflareOptions, Miniflare, Response as MfResponse } from "miniflare";
 import { GitHubEmulator } from "../../emulator/github.ts";
-import { APPS, INTERNAL_API_TOKEN, KEY_K1, KEY_K2, RETURN_ORIGIN, STATE_SIGNING_KEY } from "./env.ts";
+import { APP_IDENTITIES, APP_KEY_BINDINGS } from "./app-keys.ts";
+import { APPS, GITHUB_APPS_JSON, INTERNAL_API_TOKEN, KEY_K1, KEY_K2, RETURN_ORIGIN, STATE_SIGNING_KEY } from "./env.ts";
 
 export const EMULATOR_ORIGIN = "http://github.harness";
 
@@ -19,7 +20,7 @@ export interface Harness {
   logLines(): number;
   /** An internal-API call with the bearer token. */
   call(path: string, body?: unknown, method?: string): Promise<Response>;
-  /** Connects a user through the real flow: connect → consent → callback. */
+  /** Connects a user through the real flow: connect → consent → callback → confirm. */
   connect(userId: string, githubId: number, repos?: Record<string, "push" | "pull">): Promise<void>;
   dispose(): Promise<void>;
 }
@@ -55,6 +56,8 @@ function freePort(): Promise<number> {
 
 export async function startHarness(emulator = new GitHubEmulator(Object.values(APPS).map((a) => ({ ...a })))): Promise<Harness> {
   let logLines = 0;
+  // Installation tokens: the emulator verifies the Apps' JWTs with their public keys.
+  for (const identity of APP_IDENTITIES) emulator.installations.registerApp(identity);
   const port = await freePort();
   const mf = new Miniflare(
     convertV4MiniflareOptions({
@@ -65,10 +68,14 @@ export async function startHarness(emulator = new GitHubEmulator(Object.values(A
       durableObjects: {
         USER_ACTOR: { className: "UserActor", useSQLite: true },
         IDENTITY_INDEX: { className: "IdentityIndex", useSQLite: true },
+        INSTALLATION_ACTOR: { className: "InstallationActor", useSQLite: true },
         BARE: { className: "BareObject", useSQLite: true },
       },
+      // Metrics on, as in production: the hot path is measured with its data points.
+      analyticsEngineDatasets: { METRICS: { dataset: "token_broker" } },
       bindings: {
-        GITHUB_APPS: JSON.stringify({ standard: { clientId: APPS.standard.clientId }, lite: { clientId: APPS.lite.clientId } }),
+        GITHUB_APPS: GITHUB_APPS_JSON,
+        ...APP_KEY_BINDINGS,
         GITHUB_CLIENT_SECRET_STANDARD: APPS.standard.clientSecret,
         GITHUB_CLIENT_SECRET_LITE: APPS.lite.clientSecret,
         GITHUB_WEBHOOK_SECRET_STANDARD: APPS.standard.webhookSecret,
@@ -109,7 +116,10 @@ export async function startHarness(emulator = new GitHubEmulator(Object.values(A
       codeChallenge: authorize.searchParams.get("code_challenge"),
     });
     const back = await fetch(new URL(`/oauth/callback?code=${code}&state=${authorize.searchParams.get("state")}`, url), { redirect: "manual" });
-    if (!back.headers.get("location")?.includes("github_connect=success")) throw new Error(`connect failed: ${back.headers.get("location")}`);
+    const ticket = new URL(back.headers.get("location") ?? "x:").searchParams.get("connect_ticket");
+    if (!ticket) throw new Error(`callback answered ${back.status} without a ticket`);
+    const confirmed = await call(`/v1/users/${userId}/connect/confirm`, { ticket });
+    if (confirmed.status !== 200) throw new Error(`confirm answered ${confirmed.status}: ${await confirmed.text()}`);
   }
 
   return { url, emulator, logLines: () => logLines, call, connect, dispose: () => mf.dispose() };

@@ -2,7 +2,7 @@
  * Test helpers: drive the GitHub emulator, call the broker as its callers do, and look
  * inside a user's actor storage.
  */
-import { runInDurableObject } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import type { Endpoint, EmulatorSettings, FaultKind, TokenState } from "../../emulator/github";
 import { APPS, EMULATOR_URL, INTERNAL_API_TOKEN, PUBLIC_BASE_URL, RETURN_ORIGIN } from "./env";
@@ -33,8 +33,29 @@ export const emulator = {
     control<{ code: string }>("POST", "authorize", p),
   tokenState: (token: string) =>
     control<{ refresh: TokenState | null; access: TokenState | null }>("GET", `token?token=${encodeURIComponent(token)}`),
+  /** Waits until the hold has caught a request; `null` when `done` settles first (nothing to hold). */
+  async waitHeld(id: number, done: Promise<unknown>, timeoutMs = 5000): Promise<{ endpoint: string; seq: number } | null> {
+    let finished = false;
+    void done.then(
+      () => (finished = true),
+      () => (finished = true),
+    );
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const caught = await emulator.held(id);
+      if (caught) return caught;
+      if (finished || Date.now() > until) return null;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  },
   liveRefreshTokens: (appType: AppType, githubUserId: number) =>
     control<{ refreshTokens: string[] }>("GET", `live?clientId=${APPS[appType].clientId}&userId=${githubUserId}`),
+  /** Arms a hold on the `skip + 1`-th matching request from now (every endpoint when `match` is omitted). */
+  hold: (options: { match?: string[]; skip?: number } = {}) => control<{ id: number }>("POST", "holds", options).then((r) => r.id),
+  held: (id: number) => control<{ caught: { endpoint: string; seq: number } | null }>("GET", `holds/${id}`).then((r) => r.caught),
+  release: (id: number) => control("POST", `holds/${id}/release`),
+  /** An arrival number: every request the emulator numbered below it has arrived. */
+  mark: () => control<{ seq: number }>("POST", "mark").then((r) => r.seq),
   revoke: (appType: AppType, githubUserId: number, notify = false) =>
     control<{ status?: number; deliveryId?: string }>("POST", "revoke", { clientId: APPS[appType].clientId, userId: githubUserId, notify }),
 };
@@ -90,19 +111,45 @@ export function dumpStorage(userId: string): Promise<string> {
 }
 
 /**
- * Connects `userId` to the App through the real flow: connect → the emulator's consent
- * (as if the user clicked Authorize) → the callback. Returns the redirect target.
+ * Connects `userId` to the App through the real two-phase flow: connect → the emulator's
+ * consent (as if the user clicked Authorize) → the callback → the web app's confirmation
+ * with the ticket, as `userId`. Returns the confirmation's body.
  */
 export async function connectUser(
   userId: string,
   githubUser: { id: number; login: string; name?: string | null; repos?: Record<string, "push" | "pull"> },
   appType: AppType = "standard",
-): Promise<URL> {
+): Promise<Record<string, any>> {
   await emulator.addUser(githubUser);
-  const callback = await authorizeAs(userId, githubUser.id, appType);
-  const res = await publicFetch(callback);
+  const ticket = await callbackTicket(await authorizeAs(userId, githubUser.id, appType));
+  const confirmed = await confirmConnect(userId, ticket);
+  if (confirmed.status !== 200) throw new Error(`confirm answered ${confirmed.status}: ${JSON.stringify(confirmed.body)}`);
+  await flushEvents(userId);
+  return confirmed.body;
+}
+
+/**
+ * Delivers the user's pending connection events now (the actor's alarm would, a moment
+ * later), so a test that compares storage before and after sees no delivery in between.
+ */
+export async function flushEvents(userId: string): Promise<void> {
+  const pending = await runInDurableObject(actor(userId), (_i, state) => state.storage.sql.exec("UPDATE event_outbox SET next_attempt_at = 0").rowsWritten);
+  if (pending > 0) await runDurableObjectAlarm(actor(userId));
+}
+
+/** Follows the callback path; returns the ticket from the redirect (throws on anything else). */
+export async function callbackTicket(callbackPath: string): Promise<string> {
+  const res = await publicFetch(callbackPath);
   if (res.status !== 302) throw new Error(`callback answered ${res.status}: ${await res.text()}`);
-  return new URL(res.headers.get("location")!);
+  const back = new URL(res.headers.get("location")!);
+  const ticket = back.searchParams.get("connect_ticket");
+  if (back.searchParams.get("github_connect") !== "confirm" || !ticket) throw new Error(`callback redirected to ${back.search}`);
+  return ticket;
+}
+
+/** The web app's server confirming a connect for the user signed in to its session. */
+export function confirmConnect(userId: string, ticket: string) {
+  return callApi("POST", `/users/${encodeURIComponent(userId)}/connect/confirm`, { ticket });
 }
 
 /** Starts a connect and has the emulator's user approve it; returns the callback path. */

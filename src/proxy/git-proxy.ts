@@ -9,11 +9,15 @@
  * Bodies stream both ways (packs are never buffered), redirects are never followed, and
  * only the headers git and the REST API need cross in either direction.
  */
-import { userActor } from "./api";
-import { capabilityFromRequest, parseCapability, parseGitRoute, parseRestRoute } from "./capabilities";
-import { loadConfig } from "./config";
-import { failure, statusOf, type Failure, type Reason } from "./contract";
-import { logEvent } from "./log";
+import { callActor, userActor } from "../api";
+import { loadConfig } from "../config";
+import { failure, type Failure } from "../contract";
+import { gitFailure, json } from "../http/respond";
+import { logEvent } from "../log";
+import { capabilityFromRequest, verifyCapability } from "./capability-token";
+import { parseGitRoute, parseRestRoute } from "./paths";
+import { checkPush } from "./push-check";
+import type { PushPolicy } from "./ref-policy";
 
 const GIT_REQUEST_HEADERS = ["content-type", "accept", "content-encoding", "git-protocol", "user-agent"];
 const GIT_RESPONSE_HEADERS = ["content-type", "cache-control", "expires", "pragma", "content-encoding"];
@@ -24,7 +28,7 @@ const REST_RESPONSE_HEADERS = ["content-type", "etag", "link", "last-modified", 
 interface ProxySpec {
   kind: "git" | "rest";
   /** The parsed route, or `null` when the path or method is not allowed. */
-  route: { repository: string; write: boolean } | null;
+  route: { repository: string; write: boolean; service: string } | null;
   refusal: string;
   /** The upstream URL for the repository as issued. */
   upstream: (repository: string) => string;
@@ -56,7 +60,7 @@ export function proxyRest(request: Request, env: Env): Promise<Response> {
   const config = loadConfig(env);
   return proxy(request, env, {
     kind: "rest",
-    route,
+    route: route && { ...route, service: "rest" },
     refusal: "This REST call is not on the proxy's allow-list.",
     upstream: (repository) => `${config.apiUrl}/repos/${repository}${route!.subPath}${url.search}`,
     authorization: (token) => `Bearer ${token}`,
@@ -67,41 +71,55 @@ export function proxyRest(request: Request, env: Env): Promise<Response> {
 
 /** Checks the route and the capability, then forwards with a live user token. */
 async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Response> {
-  const refused = spec.route ? await redeem(env, request, spec.route.repository, spec.route.write) : failure("invalid_upstream_request", spec.refusal);
+  const refused = spec.route ? await redeem(env, request, spec.route) : failure("invalid_upstream_request", spec.refusal);
   if (!refused.ok) {
     await request.body?.cancel();
     return failureResponse(spec.kind, refused);
   }
+  // ---- push policy (issue 13): a push's ref updates are checked before anything goes upstream.
+  let body = request.body;
+  if (spec.kind === "git" && request.method === "POST" && spec.route!.write) {
+    const checked = await checkPush(request, refused.policy, refused.userId);
+    // The audit trail records the refs of every push, allowed or refused (one call per push).
+    if (checked.refs) {
+      const outcome = checked.ok ? "forwarded" : "refused";
+      await callActor(() => userActor(env, refused.userId).recordPush({ userId: refused.userId, sessionId: refused.sessionId, repository: refused.repository, refs: checked.refs!, outcome }));
+    }
+    if (!checked.ok) return checked.response;
+    body = checked.body;
+  }
+  // ---- end push policy
   const headers = pick(request.headers, spec.requestHeaders);
   headers.set("authorization", spec.authorization(refused.token));
-  return forward(spec.upstream(refused.repository), request, headers, spec.responseHeaders, spec.kind, refused.userId);
+  return forward(spec.upstream(refused.repository), request, body, headers, spec.responseHeaders, spec.kind, refused.userId);
 }
 
 async function redeem(
   env: Env,
   request: Request,
-  repository: string,
-  write: boolean,
-): Promise<{ ok: true; token: string; repository: string; userId: string } | Failure> {
+  route: { repository: string; write: boolean; service: string },
+): Promise<{ ok: true; token: string; repository: string; sessionId: string; policy: PushPolicy; userId: string } | Failure> {
   const raw = capabilityFromRequest(request);
-  const parsed = raw ? await parseCapability(raw) : null;
-  if (!parsed) return failure("invalid_capability", "Send the session capability as the HTTP password.");
-  try {
-    const redeemed = await userActor(env, parsed.userId).redeemCapability({ userId: parsed.userId, secretHash: parsed.secretHash, repository, write });
-    return redeemed.ok ? { ...redeemed, userId: parsed.userId } : redeemed;
-  } catch {
-    return failure("github_unavailable", "The broker could not check the capability; try again.", 1);
-  }
+  // Authenticated here, before any Durable Object is touched: a forged one wakes nothing.
+  const verified = raw ? await verifyCapability(env, raw) : null;
+  if (!verified) return failure("invalid_capability", "Send the session capability as the HTTP password.");
+  const { userId, secretHash } = verified;
+  const { repository, write, service } = route;
+  const redeemed = await callActor(
+    async (): Promise<{ ok: true; token: string; repository: string; sessionId: string; policy: PushPolicy } | Failure> =>
+      await userActor(env, userId).redeemCapability({ userId, secretHash, repository, write, service }),
+  );
+  return redeemed.ok ? { ...redeemed, userId } : redeemed;
 }
 
-async function forward(upstream: string, request: Request, headers: Headers, keep: string[], kind: string, userId: string): Promise<Response> {
+async function forward(upstream: string, request: Request, body: ReadableStream<Uint8Array> | null, headers: Headers, keep: string[], kind: string, userId: string): Promise<Response> {
   const started = Date.now();
   let response: Response;
   try {
     response = await fetch(upstream, {
       method: request.method,
       headers,
-      body: request.method === "GET" || request.method === "HEAD" ? undefined : request.body,
+      body: request.method === "GET" || request.method === "HEAD" ? undefined : body,
       redirect: "manual",
     });
   } catch {
@@ -116,20 +134,7 @@ async function forward(upstream: string, request: Request, headers: Headers, kee
 }
 
 function failureResponse(kind: string, f: Failure): Response {
-  return kind === "git" ? gitError(f) : jsonError(f);
-}
-
-function gitError(f: Failure): Response {
-  const headers = new Headers({ "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" });
-  if (f.reason === "invalid_capability") headers.set("www-authenticate", 'Basic realm="github-token-broker"');
-  return new Response(`${f.reason}: ${f.message}\n`, { status: statusOf(f.reason as Reason), headers });
-}
-
-function jsonError(f: Failure): Response {
-  return new Response(JSON.stringify(f), {
-    status: statusOf(f.reason),
-    headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" },
-  });
+  return kind === "git" ? gitFailure(f) : json(f);
 }
 
 function pick(from: Headers, names: string[]): Headers {

@@ -1,0 +1,168 @@
+/**
+ * The grant revoker: a grant the broker obtained is never forgotten while it is live.
+ *
+ * Disconnect, account deletion, a connect that lost to a deletion, and a reconnect with
+ * another GitHub account all end a grant. They first *move* its tokens into
+ * `pending_revocations` (sealed under the object's own id, see token-vault.ts), in the same
+ * synchronous step that removes the connection, and only then ask GitHub
+ * (`DELETE /applications/{client_id}/grant`). A crash, a timeout or an outage in between
+ * leaves the row, which the actor's alarm retries with backoff until GitHub confirms
+ * (`revoked`, or `already_gone` on 404/422) or the tokens have expired. Attempts on one row
+ * are single-flight, since one may spend the refresh token to get a usable access token.
+ */
+import type { GrantOutcome } from "../contract";
+import type { TokenSet } from "../github";
+import { logEvent } from "../log";
+import type { ServiceContext } from "./context";
+import type { SealedPair } from "./connection-store";
+import type { TokenVault } from "./token-vault";
+import { randomString } from "../crypto";
+
+interface PendingRow {
+  id: string;
+  app_type: string;
+  access_token: string;
+  access_token_expires_at: number;
+  refresh_token: string | null;
+  refresh_token_expires_at: number | null;
+  attempts: number;
+  next_attempt_at: number;
+}
+
+/** A grant's tokens, sealed for the revocation table, ready to be enqueued synchronously. */
+export interface PreparedRevocation {
+  id: string;
+  appType: string;
+  pair: SealedPair;
+}
+
+/** A token is treated as expired this long before its expiry (GitHub's clock may differ). */
+const EXPIRY_MARGIN_MS = 60_000;
+const BACKOFF_BASE_MS = 30_000;
+const BACKOFF_MAX_MS = 6 * 3600_000;
+
+export class GrantRevoker {
+  readonly #sql: SqlStorage;
+  readonly #vault: TokenVault;
+  /** The seal context's owner for revocation rows: the object's id, not the user's. */
+  readonly #owner: string;
+  readonly #attempts = new Map<string, Promise<GrantOutcome>>();
+
+  constructor(sql: SqlStorage, vault: TokenVault, objectId: string) {
+    this.#sql = sql;
+    this.#vault = vault;
+    this.#owner = `object:${objectId}`;
+  }
+
+  /** Seals a grant's tokens for the revocation table (the only `await` of the hand-over). */
+  async prepare(c: ServiceContext, appType: string, tokens: TokenSet): Promise<PreparedRevocation> {
+    const id = randomString(12);
+    return { id, appType, pair: await this.#vault.sealPair(c.keyring, this.#owner, appType, tokens, `revocation:${id}:`) };
+  }
+
+  /** Synchronous: the grant is now the revoker's to finish. */
+  enqueue(p: PreparedRevocation): void {
+    const now = Date.now();
+    this.#sql.exec(
+      `INSERT INTO pending_revocations (id, app_type, access_token, access_token_expires_at, refresh_token, refresh_token_expires_at,
+         attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+      p.id,
+      p.appType,
+      p.pair.accessToken,
+      p.pair.accessTokenExpiresAt,
+      p.pair.refreshToken,
+      p.pair.refreshTokenExpiresAt,
+      now,
+      now,
+    );
+  }
+
+  /** Ids of the pending revocations of one App (or all). */
+  pending(appType?: string): string[] {
+    const rows = appType
+      ? this.#sql.exec<{ id: string }>("SELECT id FROM pending_revocations WHERE app_type = ?", appType)
+      : this.#sql.exec<{ id: string }>("SELECT id FROM pending_revocations");
+    return rows.toArray().map((r) => r.id);
+  }
+
+  appTypeOf(id: string): string | null {
+    return this.#sql.exec<{ app_type: string }>("SELECT app_type FROM pending_revocations WHERE id = ?", id).toArray()[0]?.app_type ?? null;
+  }
+
+  /** The earliest retry due, or `null` when nothing is pending. */
+  nextAttemptAt(): number | null {
+    return this.#sql.exec<{ t: number | null }>("SELECT MIN(next_attempt_at) AS t FROM pending_revocations").one().t;
+  }
+
+  /** Retries every pending revocation whose time has come. */
+  async retryDue(c: ServiceContext): Promise<void> {
+    const due = this.#sql.exec<{ id: string }>("SELECT id FROM pending_revocations WHERE next_attempt_at <= ?", Date.now()).toArray();
+    await Promise.all(due.map((r) => this.attempt(c, r.id)));
+  }
+
+  /** One attempt at revoking a pending grant; single-flight per row. */
+  attempt(c: ServiceContext, id: string): Promise<GrantOutcome> {
+    let running = this.#attempts.get(id);
+    if (!running) {
+      running = this.#attempt(c, id).finally(() => this.#attempts.delete(id));
+      this.#attempts.set(id, running);
+    }
+    return running;
+  }
+
+  async #attempt(c: ServiceContext, id: string): Promise<GrantOutcome> {
+    const row = this.#row(id);
+    if (!row) return "already_gone";
+    const app = c.config.apps.get(row.app_type);
+    if (!app) return this.#later(row, "the App is no longer configured");
+    const field = (name: string) => `revocation:${id}:${name}`;
+    let access = await this.#vault.open(c.keyring, this.#owner, row.app_type, field("access_token"), row.access_token);
+    if (!access.ok) return access.problem === "missing_key" ? this.#later(row, "encryption key missing") : this.#done(row, "already_gone", "undecryptable");
+    let accessToken = access.value;
+    const now = Date.now();
+    if (row.access_token_expires_at - EXPIRY_MARGIN_MS <= now) {
+      // The access token cannot revoke anything any more; the refresh token still can.
+      if (!row.refresh_token || (row.refresh_token_expires_at !== null && row.refresh_token_expires_at <= now)) {
+        return this.#done(row, "already_gone", "tokens expired");
+      }
+      const refresh = await this.#vault.open(c.keyring, this.#owner, row.app_type, field("refresh_token"), row.refresh_token);
+      if (!refresh.ok) return refresh.problem === "missing_key" ? this.#later(row, "encryption key missing") : this.#done(row, "already_gone", "undecryptable");
+      const rotated = await c.github.refresh(app, refresh.value);
+      if (!rotated.ok) {
+        if (rotated.error.kind === "bad_grant") return this.#done(row, "already_gone", "refresh token rejected");
+        return this.#later(row, rotated.error.detail);
+      }
+      const pair = await this.#vault.sealPair(c.keyring, this.#owner, row.app_type, rotated.value, `revocation:${id}:`);
+      this.#sql.exec(
+        "UPDATE pending_revocations SET access_token = ?, access_token_expires_at = ?, refresh_token = ?, refresh_token_expires_at = ? WHERE id = ?",
+        pair.accessToken,
+        pair.accessTokenExpiresAt,
+        pair.refreshToken,
+        pair.refreshTokenExpiresAt,
+        id,
+      );
+      accessToken = rotated.value.accessToken;
+    }
+    const outcome = await c.github.revokeGrant(app, accessToken);
+    if (outcome === "failed") return this.#later(row, "GitHub did not confirm");
+    return this.#done(row, outcome, "github answered");
+  }
+
+  #row(id: string): PendingRow | null {
+    return (this.#sql.exec("SELECT * FROM pending_revocations WHERE id = ?", id).toArray()[0] as unknown as PendingRow | undefined) ?? null;
+  }
+
+  #done(row: PendingRow, outcome: "revoked" | "already_gone", detail: string): GrantOutcome {
+    this.#sql.exec("DELETE FROM pending_revocations WHERE id = ?", row.id);
+    logEvent({ event: "grant_revocation", appType: row.app_type, outcome, attempts: row.attempts + 1, detail });
+    return outcome;
+  }
+
+  #later(row: PendingRow, detail: string): GrantOutcome {
+    const attempts = row.attempts + 1;
+    const next = Date.now() + Math.min(BACKOFF_BASE_MS * 2 ** (attempts - 1), BACKOFF_MAX_MS);
+    this.#sql.exec("UPDATE pending_revocations SET attempts = ?, next_attempt_at = ? WHERE id = ?", attempts, next, row.id);
+    logEvent({ event: "grant_revocation", level: "warn", appType: row.app_type, outcome: "pending", attempts, detail });
+    return "pending";
+  }
+}

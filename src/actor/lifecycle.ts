@@ -1,0 +1,199 @@
+/**
+ * Where a connection's lifecycle is decided. The lifecycle writers of one user (confirm,
+ * disconnect, account deletion, revocation) **take turns**: each runs after the previous one
+ * finished, through {@link Lifecycle.run}. Token requests are not writers and never wait here.
+ *
+ * - An account deletion bumps {@link Lifecycle.epoch} the moment it arrives, before it
+ *   queues: a connect already past its checks sees the change at its next step, stores
+ *   nothing, and hands the grant it obtained to the revoker ("deletion wins").
+ * - A writer that ends a generation first {@link Lifecycle.retire}s it: waits for any
+ *   refresh in flight, then in one synchronous step moves the tokens to the revoker and
+ *   removes the connection, so no token of it is handed out afterwards and no live grant is
+ *   forgotten.
+ * - A revocation webhook is confirmed with GitHub before anything is wiped (a late or
+ *   replayed delivery for a grant GitHub still honours changes nothing).
+ */
+import { failure, type Failure, type GrantOutcome } from "../contract";
+import { missingKeyFailure } from "../failures";
+import type { TokenSet } from "../github";
+import { identityIndex } from "../identity-index";
+import { logEvent } from "../log";
+import { sameStamp, type ConnectionRow, type ConnectionStore, type RemovalCause } from "./connection-store";
+import type { CallContext, ServiceContext } from "./context";
+import type { GrantRevoker } from "./grant-revoker";
+import type { Refresher } from "./refresher";
+import type { TokenVault } from "./token-vault";
+
+export interface LifecycleDeps {
+  env: Env;
+  store: ConnectionStore;
+  refresher: Refresher;
+  vault: TokenVault;
+  revoker: GrantRevoker;
+}
+
+/** How a revocation webhook ended for this user. */
+export type RevocationOutcome = "revoked" | "ignored" | "still_authorized";
+
+export class Lifecycle {
+  #tail: Promise<unknown> = Promise.resolve();
+  #epoch = 0;
+  readonly #d: LifecycleDeps;
+
+  constructor(deps: LifecycleDeps) {
+    this.#d = deps;
+  }
+
+  /** Bumped by every account deletion on arrival; a connect compares it after each await. */
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  /** Called synchronously when an account deletion arrives, before it queues. */
+  beginDeletion(): void {
+    this.#epoch++;
+  }
+
+  /** Runs `fn` after every lifecycle writer queued before it. A throw does not jam the queue. */
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.#tail.then(fn);
+    this.#tail = result.catch(() => undefined);
+    return result;
+  }
+
+  /**
+   * Ends the App's current generation: its tokens go to the revoker and the row is removed,
+   * in one synchronous step after any refresh in flight. Returns the pending revocation id
+   * (`null` when the row had no usable tokens), or a failure when a stored value names a
+   * missing encryption key (then nothing changed).
+   */
+  async retire(c: CallContext, appType: string, cause: RemovalCause): Promise<{ ok: true; row: ConnectionRow | null; revocation: string | null } | Failure> {
+    for (let round = 0; round < 3; round++) {
+      await this.#d.refresher.settle(appType);
+      const row = this.#d.store.get(appType);
+      if (!row) return { ok: true, row: null, revocation: null };
+      const tokens = await this.#openPair(c, row);
+      if (tokens && !tokens.ok) return tokens;
+      const prepared = tokens ? await this.#d.revoker.prepare(c, appType, tokens.value) : null;
+      await this.#d.refresher.settle(appType);
+      if (!sameStamp(this.#d.store.get(appType), row)) continue; // a refresh rotated meanwhile: take the new pair
+      // One synchronous step: the grant changes hands and the connection is gone.
+      if (prepared) this.#d.revoker.enqueue(prepared);
+      this.#d.store.remove(appType, row.generation, cause);
+      return { ok: true, row, revocation: prepared?.id ?? null };
+    }
+    return failure("github_unavailable", "The connection kept changing; try again.", 1);
+  }
+
+  /** `DELETE /v1/users/{userId}/connection`. */
+  disconnect(c: CallContext): Promise<{ ok: true; githubGrant: GrantOutcome } | Failure> {
+    return this.run(async () => {
+      const appType = c.app.appType;
+      const retired = await this.retire(c, appType, "disconnected");
+      if (!retired.ok) return retired;
+      if (retired.row) await this.#unlink(retired.row, c.userId);
+      const githubGrant = combine(await Promise.all(this.#d.revoker.pending(appType).map((id) => this.#d.revoker.attempt(c, id))));
+      logEvent({ event: "disconnect", userId: c.userId, appType, outcome: githubGrant });
+      return { ok: true, githubGrant };
+    });
+  }
+
+  /**
+   * `DELETE /v1/users/{userId}`: retires every connection, revokes every grant it can, then
+   * `wipe` removes the rest of the user's storage (keeping only pending revocations, which
+   * name no user). The caller has already called {@link beginDeletion}.
+   */
+  deleteUser(
+    userId: string,
+    contextFor: (appType: string) => Promise<{ ok: true; value: CallContext } | Failure>,
+    service: ServiceContext,
+    wipe: () => Promise<void>,
+  ): Promise<{ ok: true; githubGrants: Record<string, GrantOutcome> } | Failure> {
+    return this.run(async () => {
+      for (const row of this.#d.store.all()) {
+        const c = await contextFor(row.app_type);
+        if (!c.ok) return c;
+        const retired = await this.retire(c.value, row.app_type, "deleted");
+        if (!retired.ok) return retired;
+        if (retired.row) await this.#unlink(retired.row, userId);
+      }
+      const byApp = new Map<string, GrantOutcome[]>();
+      await Promise.all(
+        this.#d.revoker.pending().map(async (id) => {
+          const appType = this.#d.revoker.appTypeOf(id);
+          const outcome = await this.#d.revoker.attempt(service, id);
+          if (appType) byApp.set(appType, [...(byApp.get(appType) ?? []), outcome]);
+        }),
+      );
+      await wipe();
+      const githubGrants = Object.fromEntries([...byApp].map(([app, outcomes]) => [app, combine(outcomes)]));
+      logEvent({ event: "delete_user", userId, outcome: "deleted", grants: JSON.stringify(githubGrants) });
+      return { ok: true, githubGrants };
+    });
+  }
+
+  /**
+   * The revocation webhook reached this user through the identity index. Acts only if the
+   * App's connection is linked to that GitHub user and GitHub confirms the stored token is
+   * dead (`GET /user` → 401, or the refresh token is refused). A 2xx means a late or replayed
+   * delivery for a grant the user has since re-authorized: nothing changes. When GitHub
+   * cannot be reached the revocation is honoured.
+   */
+  revokedOnGitHub(c: CallContext, githubUserId: string): Promise<RevocationOutcome> {
+    return this.run(async () => {
+      const appType = c.app.appType;
+      const row = this.#d.store.get(appType);
+      if (!row || row.github_user_id !== githubUserId || row.status === "revoked") return "ignored";
+      if (row.status === "connected" && (await this.#stillAuthorized(c))) {
+        logEvent({ event: "revoked_on_github", userId: c.userId, appType, outcome: "still_authorized" });
+        return "still_authorized";
+      }
+      await this.#d.refresher.settle(appType);
+      const broken = this.#d.store.markBroken(appType, { generation: row.generation }, "revoked", "user_revoked");
+      if (!broken) return "ignored";
+      logEvent({ event: "revoked_on_github", userId: c.userId, appType, outcome: "revoked" });
+      return "revoked";
+    });
+  }
+
+  async #stillAuthorized(c: CallContext): Promise<boolean> {
+    const live = await this.#d.refresher.live(c, 0);
+    if (!live.ok) return false; // refused refresh (dead grant), or GitHub unreachable: honour the revocation
+    const user = await c.github.getUser(live.accessToken);
+    return user.ok;
+  }
+
+  /** Both tokens of a row, opened; `null` when it holds none (revoked, reconnect_required, undecryptable). */
+  async #openPair(c: CallContext, row: ConnectionRow): Promise<{ ok: true; value: TokenSet } | Failure | null> {
+    if (row.status !== "connected" || !row.access_token) return null;
+    const access = await this.#d.vault.open(c.keyring, c.userId, row.app_type, "access_token", row.access_token);
+    const refresh = row.refresh_token ? await this.#d.vault.open(c.keyring, c.userId, row.app_type, "refresh_token", row.refresh_token) : null;
+    if ((!access.ok && access.problem === "missing_key") || (refresh && !refresh.ok && refresh.problem === "missing_key")) return missingKeyFailure();
+    if (!access.ok) return null;
+    return {
+      ok: true,
+      value: {
+        accessToken: access.value,
+        accessTokenExpiresAt: row.access_token_expires_at!,
+        refreshToken: refresh?.ok ? refresh.value : null,
+        refreshTokenExpiresAt: refresh?.ok ? row.refresh_token_expires_at : null,
+      },
+    };
+  }
+
+  /** Removes the identity-index link after the row is gone; a failure leaves a stale link, which is harmless. */
+  async #unlink(row: ConnectionRow, userId: string): Promise<void> {
+    try {
+      await identityIndex(this.#d.env, row.github_user_id).unlink({ appType: row.app_type, userId });
+    } catch (err) {
+      logEvent({ event: "index_unlink", level: "warn", userId, appType: row.app_type, detail: String((err as Error)?.message).slice(0, 200) });
+    }
+  }
+}
+
+/** One answer for several revocations of an App: pending wins, then revoked. */
+function combine(outcomes: GrantOutcome[]): GrantOutcome {
+  if (outcomes.includes("pending")) return "pending";
+  if (outcomes.includes("revoked")) return "revoked";
+  return "already_gone";
+}

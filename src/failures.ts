@@ -1,0 +1,82 @@
+/**
+ * Where a failure gets its contract reason: every GitHub error kind and every unusable
+ * connection state maps to exactly one {@link Failure}, in exhaustive switches, so a new
+ * error kind is a compile error here instead of silently becoming an outage. (How a failure
+ * becomes an HTTP response is `http/respond.ts`.)
+ */
+import { failure, type Failure } from "./contract";
+import type { GitHubError } from "./github";
+
+/** A GitHub error met while using the user's token (refresh, `/user`, a repository check). */
+export function githubFailure(error: GitHubError): Failure {
+  switch (error.kind) {
+    case "rate_limited":
+      return failure("rate_limited", "GitHub rate-limited the user's token.", error.retryAfterSeconds);
+    case "app_misconfigured":
+      return failure("app_misconfigured", "GitHub rejected the App's client credentials; the user's tokens are kept.");
+    case "unavailable":
+      return failure("github_unavailable", "GitHub did not answer in time; the stored tokens are untouched.", error.retryAfterSeconds);
+    case "bad_grant":
+      return failure("reconnect_required", "GitHub rejected the user's authorization; they need to reconnect.");
+    case "unauthorized":
+      return failure("reconnect_required", "GitHub no longer accepts the user's token; they need to reconnect.");
+    case "not_found":
+      return failure("no_repo_access", "GitHub refused the user's token for this resource.");
+    case "forbidden":
+      return error.ssoUrl ? ssoFailure(error.ssoUrl) : failure("no_repo_access", "GitHub refused the user's token for this resource.");
+    default:
+      return unreachable(error);
+  }
+}
+
+/**
+ * `no_repo_access` because the organisation enforces SAML SSO and the user's authorization
+ * is not approved for it: `ssoUrl` is where the person approves it (GitHub's own page).
+ */
+export function ssoFailure(ssoUrl: string): Failure {
+  return {
+    ...failure("no_repo_access", "The organisation enforces SAML single sign-on; the user must authorize this App for it at ssoUrl, then try again."),
+    ssoUrl,
+  };
+}
+
+/** A GitHub error met while finishing a connect (`connect/confirm`). */
+export function exchangeFailure(error: GitHubError): Failure {
+  switch (error.kind) {
+    case "bad_grant":
+      return failure("exchange_failed", "GitHub refused the authorization code (expired, used, or issued for another verifier).");
+    case "unauthorized":
+    case "not_found":
+    case "forbidden":
+      return failure("exchange_failed", "GitHub refused the new token when reading the user's identity.");
+    case "rate_limited":
+    case "unavailable":
+      return failure("github_unavailable", "GitHub did not answer in time; start the connect again.", error.retryAfterSeconds);
+    case "app_misconfigured":
+      return failure("app_misconfigured", "GitHub rejected the App's client credentials.");
+    default:
+      return unreachable(error);
+  }
+}
+
+/** A stored value names an encryption key the broker no longer holds: the operator's to fix. */
+export function missingKeyFailure(): Failure {
+  return failure(
+    "app_misconfigured",
+    "A stored value is sealed under an encryption key that TOKEN_ENCRYPTION_KEYS no longer holds; the tokens are kept until the key is back.",
+  );
+}
+
+function unreachable(value: never): never {
+  throw new Error(`unhandled case: ${JSON.stringify(value)}`);
+}
+
+/** The failure for a connection that cannot give a token, or `null` when it is connected. */
+export function unusableFailure(row: { status: string; access_token: string | null } | null): Failure | null {
+  if (!row) return failure("not_connected", "The user has not connected this GitHub App.");
+  if (row.status === "revoked") return failure("revoked", "The user revoked the App's authorization on GitHub; they need to reconnect.");
+  if (row.status === "reconnect_required" || row.access_token === null) {
+    return failure("reconnect_required", "The user's GitHub connection expired or was rejected; they need to reconnect.");
+  }
+  return null;
+}

@@ -1,0 +1,106 @@
+/**
+ * Session capabilities: what an agent session holds instead of the user's token.
+ *
+ * Format: `gcap1.<base64url(userId)>.<base64url(16 random bytes ‖ 16-byte MAC)>`, where the
+ * MAC is HMAC-SHA256, truncated to 128 bits, over `gcap1.<userId part>.<random part>` under a
+ * key derived from `STATE_SIGNING_KEY` for this purpose only (crypto.ts `derivedHmacKey`).
+ *
+ * - **The Worker authenticates it before any Durable Object is touched.** A forged or
+ *   altered capability (any byte, the user id included) fails the MAC and is refused at the
+ *   edge: it cannot wake a user's actor, let alone create storage.
+ * - **The actor still stores it** (a SHA-256 of the secret part, with session, App,
+ *   repository, permission, expiry and generation) and looks it up on every redemption. Every
+ *   proxied request asks the user's actor for a live token anyway, so the lookup is free;
+ *   revocation is exact and immediate (delete the rows: early revocation, disconnect, GitHub
+ *   revocation, reconnect, account deletion) with no deny-list; a stolen row is worthless.
+ *
+ * Rotating `STATE_SIGNING_KEY` invalidates every capability (sessions ask for new ones).
+ */
+import { failure, type Failure } from "../contract";
+import { base64urlDecode, base64urlEncode, ConfigError, derivedHmacKey, sha256 } from "../crypto";
+import { parseUserId } from "../validate";
+
+const PREFIX = "gcap1";
+const MAC_LABEL = "token-broker/v1 session capability";
+const RANDOM_BYTES = 16;
+const MAC_BYTES = 16;
+
+export interface VerifiedCapability {
+  userId: string;
+  /** Hex SHA-256 of the secret part: what the actor stores and looks up. */
+  secretHash: string;
+}
+
+function macKey(env: Env): Promise<CryptoKey> {
+  const secret = env.STATE_SIGNING_KEY;
+  if (!secret || secret.length < 16) throw new ConfigError("STATE_SIGNING_KEY must be set (at least 16 characters)");
+  return derivedHmacKey(secret, MAC_LABEL);
+}
+
+async function mac(key: CryptoKey, userPart: string, randomPart: Uint8Array): Promise<Uint8Array> {
+  const message = new TextEncoder().encode(`${PREFIX}.${userPart}.${base64urlEncode(randomPart)}`);
+  return new Uint8Array(await crypto.subtle.sign("HMAC", key, message)).slice(0, MAC_BYTES);
+}
+
+/** Mints a capability for `userId`; returns it and the hash the actor stores. */
+export async function mintCapability(env: Env, userId: string): Promise<{ ok: true; capability: string; secretHash: string } | Failure> {
+  let key: CryptoKey;
+  try {
+    key = await macKey(env);
+  } catch {
+    return failure("app_misconfigured", "The broker is misconfigured; an operator has to fix it.");
+  }
+  const userPart = base64urlEncode(new TextEncoder().encode(userId));
+  const random = crypto.getRandomValues(new Uint8Array(RANDOM_BYTES));
+  const secret = new Uint8Array(RANDOM_BYTES + MAC_BYTES);
+  secret.set(random);
+  secret.set(await mac(key, userPart, random), RANDOM_BYTES);
+  const secretPart = base64urlEncode(secret);
+  return { ok: true, capability: `${PREFIX}.${userPart}.${secretPart}`, secretHash: await hashSecret(secretPart) };
+}
+
+/**
+ * Authenticates a capability string: well-formed, a valid user id, and a MAC that verifies
+ * (compared in constant time). `null` for anything else. Throws {@link ConfigError} only
+ * when the broker itself has no key.
+ */
+export async function verifyCapability(env: Env, value: string): Promise<VerifiedCapability | null> {
+  const parts = value.split(".");
+  if (parts.length !== 3 || parts[0] !== PREFIX || !/^[A-Za-z0-9_-]{43}$/.test(parts[2]!) || parts[1]!.length > 200) return null;
+  let userId: string;
+  let secret: Uint8Array;
+  try {
+    // Invalid UTF-8 decodes to U+FFFD, which the user id check rejects.
+    userId = new TextDecoder().decode(base64urlDecode(parts[1]!));
+    secret = base64urlDecode(parts[2]!);
+  } catch {
+    return null;
+  }
+  if (!parseUserId(userId).ok || secret.length !== RANDOM_BYTES + MAC_BYTES) return null;
+  const expected = await mac(await macKey(env), parts[1]!, secret.slice(0, RANDOM_BYTES));
+  if (!crypto.subtle.timingSafeEqual(expected, secret.slice(RANDOM_BYTES))) return null;
+  return { userId, secretHash: await hashSecret(parts[2]!) };
+}
+
+async function hashSecret(secret: string): Promise<string> {
+  return [...(await sha256(secret))].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * The capability from a request: the HTTP Basic password (what git sends for
+ * `https://x:<capability>@host/...`), or a `Bearer`/`token` Authorization header (REST).
+ */
+export function capabilityFromRequest(request: Request): string | null {
+  const header = request.headers.get("authorization") ?? "";
+  const basic = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(header);
+  if (basic) {
+    try {
+      const decoded = atob(basic[1]!);
+      const colon = decoded.indexOf(":");
+      return colon >= 0 ? decoded.slice(colon + 1) : null;
+    } catch {
+      return null;
+    }
+  }
+  return /^(?:Bearer|token)\s+(\S+)$/i.exec(header)?.[1] ?? null;
+}

@@ -1,0 +1,220 @@
+/**
+ * The interleaving explorer. For every ordered pair (A, B) of one user's operations, and for
+ * every point where A waits on something outside the actor (a GitHub request, or a call into
+ * the identity index), it holds A there, runs B to completion (or until B is visibly waiting
+ * for A, which is serialization doing its job), releases A, and checks the invariants
+ * against the emulator's truth:
+ *
+ * - a `connected` row's refresh token is live at GitHub, and its identity-index link exists;
+ * - every token handed out was live when handed out: it was not killed by a rotation that had
+ *   already reached GitHub when the answer arrived ("doomed"), and it is valid for the
+ *   `minValiditySeconds` asked; a token killed by a revocation is excused only when the pair
+ *   revoked, disconnected, deleted or replaced the connection;
+ * - after a deletion nothing of the user remains and no grant the broker obtained is live;
+ * - no grant is live at GitHub that the broker has forgotten (without faults there is no lost
+ *   rotation to excuse one);
+ * - no answer is a 5xx.
+ *
+ * A rotation by a *later* request can still kill a token handed out earlier: GitHub's
+ * single-use refresh makes that unavoidable, and `/token/rejected` is how an agent recovers.
+ */
+import { sign } from "@octokit/webhooks-methods";
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { expect, it } from "vitest";
+import { loadKeyring, open } from "../src/crypto";
+import { identityIndex } from "../src/identity-index";
+import { APPS } from "./support/env";
+import {
+  actor,
+  authorizeAs,
+  callApi,
+  callbackTicket,
+  confirmConnect,
+  connectUser,
+  dumpStorage,
+  emulator,
+  publicFetch,
+  requestToken,
+  setStoredExpiry,
+  storedRow,
+} from "./support/helpers";
+
+const OPS = ["refreshBig", "tokenSmall", "confirm", "disconnect", "delete", "webhook", "redeem", "rejected"] as const;
+type Op = (typeof OPS)[number];
+/** Operations that legitimately end the grant a token belongs to. */
+const ENDS_GRANT: ReadonlySet<Op> = new Set(["confirm", "disconnect", "delete", "webhook"]);
+
+interface World {
+  userId: string;
+  A: number;
+  B: number;
+  ticketB: string;
+  capability: string;
+  currentToken: string;
+}
+
+interface Outcome {
+  op: Op;
+  status: number;
+  reason?: string;
+  handedOut?: { token: string; mark: number; minValidity: number; expiresInSeconds: number };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const settlesWithin = (p: Promise<unknown>, ms: number) => Promise.race([p.then(() => true, () => true), sleep(ms).then(() => false)]);
+
+let counter = 0;
+
+async function setup(): Promise<World> {
+  counter++;
+  const userId = `ix-${counter}`;
+  const A = 500_000 + counter * 2;
+  const B = A + 1;
+  await connectUser(userId, { id: A, login: `a${A}`, name: null, repos: { "acme/app": "push" } });
+  await emulator.addUser({ id: B, login: `b${B}`, name: null, repos: { "acme/app": "push" } });
+  const ticketB = await callbackTicket(await authorizeAs(userId, B));
+  const capability = (await callApi("POST", `/users/${userId}/capabilities`, { appType: "standard", repository: "acme/app", sessionId: "s" })).body.capability;
+  // Valid for 30 more minutes: a small request takes it, a big one refreshes.
+  await setStoredExpiry(userId, "standard", Date.now() + 1800_000);
+  const currentToken = (await requestToken(userId, { repository: "acme/app", minValiditySeconds: 60 })).body.token;
+  return { userId, A, B, ticketB, capability, currentToken };
+}
+
+async function tokenOp(op: Op, w: World, minValidity: number, call: () => Promise<{ status: number; body: any }>): Promise<Outcome> {
+  const res = await call();
+  const mark = await emulator.mark();
+  const out: Outcome = { op, status: res.status, reason: res.body?.reason };
+  if (res.status === 200) out.handedOut = { token: res.body.token, mark, minValidity, expiresInSeconds: res.body.expiresInSeconds };
+  return out;
+}
+
+const RUN: Record<Op, (w: World) => Promise<Outcome>> = {
+  refreshBig: (w) => tokenOp("refreshBig", w, 3600, () => requestToken(w.userId, { repository: "acme/app", minValiditySeconds: 3600 })),
+  tokenSmall: (w) => tokenOp("tokenSmall", w, 60, () => requestToken(w.userId, { repository: "acme/app", minValiditySeconds: 60 })),
+  rejected: (w) => tokenOp("rejected", w, 0, () => callApi("POST", `/users/${w.userId}/token/rejected`, { appType: "standard", token: w.currentToken })),
+  confirm: async (w) => {
+    const res = await confirmConnect(w.userId, w.ticketB);
+    return { op: "confirm", status: res.status, reason: res.body?.reason };
+  },
+  disconnect: async (w) => {
+    const res = await callApi("DELETE", `/users/${w.userId}/connection?appType=standard`);
+    return { op: "disconnect", status: res.status, reason: res.body?.reason ?? res.body?.githubGrant };
+  },
+  delete: async (w) => {
+    const res = await callApi("DELETE", `/users/${w.userId}`);
+    return { op: "delete", status: res.status, reason: res.body?.reason };
+  },
+  webhook: async (w) => {
+    // The user revokes the App on GitHub; GitHub's delivery follows.
+    await emulator.revoke("standard", w.A);
+    const body = JSON.stringify({ action: "revoked", sender: { id: w.A, login: `a${w.A}` } });
+    const res = await publicFetch("/webhooks/github/standard", {
+      method: "POST",
+      headers: { "x-github-event": "github_app_authorization", "x-github-delivery": crypto.randomUUID(), "x-hub-signature-256": await sign(APPS.standard.webhookSecret, body) },
+      body,
+    });
+    await res.body?.cancel();
+    return { op: "webhook", status: res.status };
+  },
+  redeem: async (w) => {
+    const res = await publicFetch("/git/acme/app.git/info/refs?service=git-upload-pack", { headers: { authorization: `Basic ${btoa(`x:${w.capability}`)}` } });
+    if (res.status === 200) {
+      await res.body?.cancel();
+      return { op: "redeem", status: 200 };
+    }
+    return { op: "redeem", status: res.status, reason: (await res.text()).split(":")[0] };
+  },
+};
+
+/** Rows of the user's storage outside bookkeeping (`_migrations`, SQLite's AUTOINCREMENT counters). */
+async function userRows(userId: string): Promise<unknown[]> {
+  return (JSON.parse(await dumpStorage(userId)) as unknown[][]).flat().filter((r) => !(r && typeof r === "object" && ("applied_at" in r || ("name" in r && "seq" in r))));
+}
+
+async function violations(w: World, pair: [Op, Op], outcomes: Outcome[]): Promise<string[]> {
+  const found: string[] = [];
+  for (const o of outcomes) if (o.status >= 500) found.push(`${o.op} answered ${o.status} ${o.reason ?? ""}`);
+  const row = await storedRow(w.userId);
+  const keyring = await loadKeyring(env.TOKEN_ENCRYPTION_KEYS);
+  let storedRefresh: string | null = null;
+  if (row?.status === "connected") {
+    storedRefresh = await open(keyring, row.refresh_token, { userId: w.userId, appType: "standard", field: "refresh_token" });
+    if (!storedRefresh || !(await emulator.tokenState(storedRefresh)).refresh?.alive) found.push("connected with a refresh token GitHub does not honour");
+    if (!(await identityIndex(env, row.github_user_id).users({ appType: "standard" })).includes(w.userId)) found.push("connected without its identity-index link");
+  }
+  for (const o of outcomes) {
+    if (!o.handedOut) continue;
+    const truth = (await emulator.tokenState(o.handedOut.token)).access;
+    if (!truth) {
+      found.push(`${o.op} handed out a token GitHub never issued`);
+      continue;
+    }
+    if (o.handedOut.expiresInSeconds < o.handedOut.minValidity) found.push(`${o.op} handed out a token valid for ${o.handedOut.expiresInSeconds}s < ${o.handedOut.minValidity}s`);
+    const killed = truth.killedBy;
+    if (!truth.alive && killed?.cause === "rotation" && killed.seq < o.handedOut.mark) found.push(`${o.op} handed out a doomed token (rotation #${killed.seq} had reached GitHub before answer mark #${o.handedOut.mark})`);
+    if (!truth.alive && killed?.cause === "revocation" && !pair.some((p) => ENDS_GRANT.has(p))) found.push(`${o.op}'s token was revoked though nothing in the pair ended the grant`);
+  }
+  const deleted = outcomes.find((o) => o.op === "delete" && o.status === 200);
+  if (deleted) {
+    const rows = await userRows(w.userId);
+    if (rows.length > 0) found.push(`after the deletion ${rows.length} rows of the user remain: ${JSON.stringify(rows).slice(0, 300)}`);
+    for (const gh of [w.A, w.B]) {
+      if ((await identityIndex(env, String(gh)).users({ appType: "standard" })).includes(w.userId)) found.push(`after the deletion the index still links ${gh}`);
+    }
+  }
+  const pending = await runInDurableObject(actor(w.userId), (_i, state) => {
+    const t = state.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'pending_revocations'").toArray().length;
+    return t ? state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM pending_revocations").one().n : 0;
+  });
+  if (pending > 0) found.push(`${pending} grant revocations still pending with GitHub up`);
+  for (const gh of [w.A, w.B]) {
+    const live = (await emulator.liveRefreshTokens("standard", gh)).refreshTokens;
+    const known = row?.status === "connected" && row.github_user_id === String(gh) && storedRefresh ? [storedRefresh] : [];
+    const forgotten = live.filter((t) => !known.includes(t));
+    if (forgotten.length > 0) found.push(`${forgotten.length} live grant token(s) of GitHub user ${gh === w.A ? "A" : "B"} the broker has forgotten`);
+  }
+  return found;
+}
+
+/** How many hold-eligible requests an operation makes when it runs alone. */
+async function pointsOf(op: Op): Promise<number> {
+  const w = await setup();
+  const before = await emulator.mark();
+  await RUN[op](w);
+  const after = await emulator.mark();
+  return after - before - 1;
+}
+
+it("explorer: every ordered pair of one user's operations, held at each of the first one's waits", async () => {
+  await emulator.reset();
+  const points = {} as Record<Op, number>;
+  for (const op of OPS) points[op] = await pointsOf(op);
+  let interleavings = 0;
+  let blocked = 0;
+  const failures: string[] = [];
+  for (const a of OPS) {
+    for (const b of OPS) {
+      for (let k = 0; k < points[a]; k++) {
+        const w = await setup();
+        const hold = await emulator.hold({ skip: k });
+        const pa = RUN[a](w);
+        const caught = await emulator.waitHeld(hold, pa);
+        if (!caught) {
+          await emulator.release(hold);
+          await pa;
+          break; // A made fewer waits this time; the remaining points do not exist
+        }
+        const pb = RUN[b](w);
+        if (!(await settlesWithin(pb, 250))) blocked++;
+        await emulator.release(hold);
+        const outcomes = await Promise.all([pa, pb]);
+        interleavings++;
+        for (const v of await violations(w, [a, b], outcomes)) failures.push(`${a} held at ${caught.endpoint} (#${k}), then ${b}: ${v}`);
+      }
+    }
+  }
+  console.log(`interleaving explorer: ${interleavings} interleavings of ${OPS.length}x${OPS.length} operation pairs (${blocked} where the second waited for the first), ${failures.length} violations`);
+  expect(failures).toEqual([]);
+  expect(interleavings).toBeGreaterThan(OPS.length * OPS.length);
+}, 240_000);
