@@ -35,11 +35,21 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { loadConfig, misconfigured, type AppConfig, type BrokerConfig } from "../config";
-import { failure, rfc3339, type Failure, type InstallationPermissions, type InstallationTokenResult } from "../contract";
+import {
+  failure,
+  rfc3339,
+  type Failure,
+  type InstallationPermissions,
+  type InstallationTokenGrant,
+  type InstallationTokenResult,
+} from "../contract";
 import { ConfigError, loadKeyring, open, seal, type Keyring, type SealContext } from "../crypto";
 import { logEvent } from "../log";
+import { recordMetric } from "../metrics";
 import { INSTALLATION_ACTOR_MIGRATIONS, migrate } from "../schema";
-import { GitHubAppClient, type AppCallError } from "./github-app";
+import { appFailure, notInstalled } from "./failures";
+import { GitHubAppClient } from "./github-app";
+import { singleFlight } from "./single-flight";
 import { tokenCacheKey } from "./permissions";
 
 /** How long a repository → installation answer is reused. */
@@ -91,7 +101,8 @@ interface Context {
   github: GitHubAppClient;
 }
 
-type Lookup = { ok: true; installationId: string } | Failure;
+/** `until`: when the lookup stops being reused. */
+type Lookup = { ok: true; installationId: string; until: number } | Failure;
 /** A mint's outcome; `retry`: an invalidation arrived meanwhile, nothing was stored. */
 type Minted = { ok: true; row: TokenRow; token: string } | Failure | "retry";
 
@@ -100,6 +111,11 @@ export class InstallationActor extends DurableObject<Env> {
   readonly #mints = new Map<string, Promise<Minted>>();
   /** Decrypted tokens by cache key, keyed by their sealed form (memory only). */
   readonly #opened = new Map<string, { sealed: string; token: string }>();
+  /**
+   * The hot path: the last grant per (appType, cache key), answered with no storage read and
+   * no await while its epoch is current, its lookup fresh and its token long-lived enough.
+   */
+  readonly #hot = new Map<string, { epoch: number; lookupUntil: number; expiresAt: number; grant: InstallationTokenGrant }>();
   #epoch = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -110,21 +126,25 @@ export class InstallationActor extends DurableObject<Env> {
   /** An installation token for one repository (`POST /v1/installations/token`). */
   async token(input: InstallationTokenInput): Promise<InstallationTokenResult> {
     const started = Date.now();
-    let installationId: string | undefined;
+    const hotKey = `${input.appType} ${tokenCacheKey(input.repository, input.permissions)}`;
+    const hot = this.#hot.get(hotKey);
+    if (hot && hot.epoch === this.#epoch && started < hot.lookupUntil && hot.expiresAt - started >= input.minValiditySeconds * 1000) {
+      recordMetric(this.env, { operation: "installation_token", outcome: "ok", appType: input.appType, durationMs: 0, githubCalls: 0 });
+      return { ...hot.grant, repository: input.repository, expiresInSeconds: Math.floor((hot.expiresAt - started) / 1000) };
+    }
+    const seen = { installationId: undefined as string | undefined, githubCalls: 0 };
     let result: InstallationTokenResult;
     try {
-      result = await this.#token(input, (id) => (installationId = id));
+      result = await this.#token(input, seen, hotKey);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       result = misconfigured(err);
     }
-    logEvent({
-      event: "installation_token",
-      appType: input.appType,
-      installationId,
-      outcome: result.ok ? "ok" : result.reason,
-      durationMs: Date.now() - started,
-    });
+    const outcome = result.ok ? "ok" : result.reason;
+    const durationMs = Date.now() - started;
+    recordMetric(this.env, { operation: "installation_token", outcome, appType: input.appType, durationMs, githubCalls: seen.githubCalls });
+    // Hand-outs are counted by the metric; failures are also logged, for the operator.
+    if (!result.ok) logEvent({ event: "installation_token", appType: input.appType, installationId: seen.installationId, outcome, durationMs });
     return result;
   }
 
@@ -148,6 +168,7 @@ export class InstallationActor extends DurableObject<Env> {
       }
     });
     this.#opened.clear();
+    this.#hot.clear();
     logEvent({ event: "installation_invalidated", appType: input.appType, installationId: input.installationId, lookups, tokens });
     return { lookups, tokens };
   }
@@ -168,22 +189,27 @@ export class InstallationActor extends DurableObject<Env> {
 
   // ------------------------------------------------------------------ internals
 
-  async #token(input: InstallationTokenInput, seen: (installationId: string) => void): Promise<InstallationTokenResult> {
+  async #token(
+    input: InstallationTokenInput,
+    seen: { installationId?: string; githubCalls: number },
+    hotKey: string,
+  ): Promise<InstallationTokenResult> {
     const c = await this.#context(input.appType);
     if (!c.ok) return c;
     const repo = input.repository.toLowerCase();
     const key = tokenCacheKey(repo, input.permissions);
     for (let attempt = 0; attempt < 3; attempt++) {
-      const lookup = await this.#lookup(c.value, repo);
+      const lookup = await this.#lookup(c.value, repo, seen);
       if (!lookup.ok) return lookup;
-      seen(lookup.installationId);
+      seen.installationId = lookup.installationId;
       const cached = await this.#cached(c.value, key, lookup.installationId, input.minValiditySeconds * 1000);
-      if (cached) return this.#grant(c.value, input.repository, cached.row, cached.token);
-      const minted = await this.#singleFlight(this.#mints, `${this.#epoch} ${lookup.installationId} ${key}`, () =>
-        this.#mint(c.value, key, repo, lookup.installationId, input.permissions),
-      );
+      if (cached) return this.#grant(c.value, input.repository, cached.row, cached.token, hotKey, lookup.until);
+      const minted = await singleFlight(this.#mints, `${this.#epoch} ${lookup.installationId} ${key}`, () => {
+        seen.githubCalls++;
+        return this.#mint(c.value, key, repo, lookup.installationId, input.permissions);
+      });
       if (minted === "retry") continue;
-      return minted.ok ? this.#grant(c.value, input.repository, minted.row, minted.token) : minted;
+      return minted.ok ? this.#grant(c.value, input.repository, minted.row, minted.token, hotKey, lookup.until) : minted;
     }
     return failure("github_unavailable", "The installation kept changing while its token was minted; try again.", 1);
   }
@@ -202,15 +228,16 @@ export class InstallationActor extends DurableObject<Env> {
   }
 
   /** The installation serving `repo`: stored if fresh, else one GitHub lookup for every caller. */
-  async #lookup(c: Context, repo: string): Promise<Lookup> {
+  async #lookup(c: Context, repo: string, seen: { githubCalls: number }): Promise<Lookup> {
     const row = this.#lookupRow(repo);
     if (row) return lookupResult(row);
-    return this.#singleFlight(this.#lookups, `${this.#epoch} ${repo}`, async () => {
+    return singleFlight(this.#lookups, `${this.#epoch} ${repo}`, async () => {
+      seen.githubCalls++;
       const epoch = this.#epoch;
       const res = await c.github.findInstallation(repo);
       const now = Date.now();
       if (!res.ok) {
-        if (res.error.kind !== "not_found") return appFailure(c, res.error);
+        if (res.error.kind !== "not_found") return appFailure(c.app, res.error);
         if (epoch === this.#epoch) this.#storeLookup({ repository: repo, installation_id: null, suspended: 0, looked_up_at: now, expires_at: now + NEGATIVE_LOOKUP_TTL_MS });
         return notInstalled();
       }
@@ -285,7 +312,7 @@ export class InstallationActor extends DurableObject<Env> {
         logEvent({ event: "installation_mint", appType: c.app.appType, installationId, outcome: "not_installed", detail: e.detail });
         return notInstalled();
       }
-      return appFailure(c, e);
+      return appFailure(c.app, e);
     }
     const { token, remainingMs } = res.value;
     const row: TokenRow = {
@@ -313,9 +340,9 @@ export class InstallationActor extends DurableObject<Env> {
     return { ok: true, row, token };
   }
 
-  #grant(c: Context, repository: string, row: TokenRow, token: string): InstallationTokenResult {
+  #grant(c: Context, repository: string, row: TokenRow, token: string, hotKey: string, lookupUntil: number): InstallationTokenGrant {
     const { slug, botUserId } = c.app;
-    return {
+    const grant: InstallationTokenGrant = {
       ok: true,
       identity: "app",
       token,
@@ -326,19 +353,8 @@ export class InstallationActor extends DurableObject<Env> {
       permissions: JSON.parse(row.permissions) as InstallationPermissions,
       committer: { name: `${slug}[bot]`, email: `${botUserId}+${slug}[bot]@users.noreply.github.com` },
     };
-  }
-
-  /** Joins the promise in flight for `key`, or starts `fn`; the entry leaves the map when settled. */
-  #singleFlight<T>(map: Map<string, Promise<T>>, key: string, fn: () => Promise<T>): Promise<T> {
-    let pending = map.get(key);
-    if (!pending) {
-      const p: Promise<T> = fn().finally(() => {
-        if (map.get(key) === p) map.delete(key);
-      });
-      map.set(key, p);
-      pending = p;
-    }
-    return pending;
+    this.#hot.set(hotKey, { epoch: this.#epoch, lookupUntil, expiresAt: row.expires_at, grant });
+    return grant;
   }
 
   #earliestExpiry(): number | null {
@@ -363,30 +379,11 @@ export class InstallationActor extends DurableObject<Env> {
 }
 
 function lookupResult(row: LookupRow): Lookup {
-  return row.installation_id === null || row.suspended ? notInstalled() : { ok: true, installationId: row.installation_id };
-}
-
-function notInstalled(): Failure {
-  return failure("not_installed", "The App is not installed on this repository, or its installation is suspended.");
+  return row.installation_id === null || row.suspended
+    ? notInstalled()
+    : { ok: true, installationId: row.installation_id, until: row.expires_at };
 }
 
 function sealContext(c: Context, installationId: string, key: string): SealContext {
   return { userId: `installation:${installationId}`, appType: c.app.appType, field: `token ${key}` };
-}
-
-/** An App call's failure as the contract's. GitHub's text goes to the log, never the caller. */
-function appFailure(c: Context, e: AppCallError): Failure {
-  logEvent({ event: "installation_github", appType: c.app.appType, outcome: e.kind, detail: e.detail });
-  switch (e.kind) {
-    case "app_misconfigured":
-      return failure("app_misconfigured", "GitHub rejected the App's JWT: check the App's private key and client id.");
-    case "unprocessable":
-      return failure("no_repo_access", "The App's installation does not grant these permissions on this repository.");
-    case "rate_limited":
-      return failure("rate_limited", "GitHub rate-limited the App.", e.retryAfterSeconds);
-    case "unavailable":
-      return failure("github_unavailable", "GitHub could not be reached; try again.", e.retryAfterSeconds);
-    default:
-      return failure("github_unavailable", "GitHub gave an unexpected answer; try again.", 5);
-  }
 }

@@ -3,7 +3,7 @@
  * (emulator/github-apps.ts), the broker's `/v1/installations/token`, delivery of the
  * emulator's signed installation webhooks, and a look inside an installation actor.
  */
-import { runInDurableObject } from "cloudflare:test";
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { EmulatorInstallation, WebhookDelivery } from "../../emulator/github-apps";
 import { APPS, EMULATOR_URL } from "./env";
@@ -74,9 +74,14 @@ export function installationRows(owner: string, appType: AppType = "standard") {
   }));
 }
 
-/** Moves every stored token's expiry (as if time had passed for the broker). */
-export function setInstallationTokenExpiry(owner: string, expiresAt: number, appType: AppType = "standard") {
-  return runInDurableObject(installationActor(owner, appType), (_instance, state) => {
+/**
+ * Moves every stored token's expiry (as if time had passed for the broker), then evicts the
+ * object so its in-memory hot path forgets the old expiry too.
+ */
+export async function setInstallationTokenExpiry(owner: string, expiresAt: number, appType: AppType = "standard") {
+  const stub = installationActor(owner, appType);
+  await runInDurableObject(stub, (_instance, state) => {
     state.storage.sql.exec("UPDATE tokens SET expires_at = ?", expiresAt);
   });
+  await evictDurableObject(stub);
 }
