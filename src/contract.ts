@@ -203,6 +203,8 @@ export interface TokenRequest {
   scope?: "repository";
   /** With `scope`: GitHub permission names to `read` / `write` (`{"contents": "write"}`). */
   permissions?: Record<string, string>;
+  /** `app`: where only the user could fix the failure, answer an installation token instead. */
+  fallback?: "app";
 }
 
 export interface RejectedTokenReport {
@@ -297,6 +299,22 @@ export interface InstallationTokenGrant {
 }
 
 export type InstallationTokenResult = InstallationTokenGrant | Failure;
+
+/** The failures of a user token that only the user can fix: the ones `fallback: "app"` covers. */
+export const FALLBACK_REASONS = ["not_connected", "revoked", "reconnect_required", "no_repo_access"] as const;
+
+/**
+ * `POST /v1/users/{userId}/token` with `fallback: "app"` when the user's token could not be
+ * given for one of {@link FALLBACK_REASONS}: an installation token, and why.
+ */
+export interface AppFallbackGrant extends InstallationTokenGrant {
+  fallbackReason: (typeof FALLBACK_REASONS)[number];
+  /** The user's GitHub identity, where known, for a `Co-authored-by:` trailer. */
+  coAuthor?: Committer;
+}
+
+/** What `/token` answers: the user's token, an App fallback (only when asked), or a failure. */
+export type UserTokenResult = TokenResult | AppFallbackGrant;
 
 /** HTTP status for any reason, contract or capability. */
 export function statusOf(reason: Reason): number {

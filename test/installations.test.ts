@@ -11,7 +11,7 @@ import { InstallationTokenClient } from "../src/client";
 import { ConfigError } from "../src/crypto";
 import { toPkcs8Pem } from "../src/installations/app-jwt";
 import { APPS, EMULATOR_API_URL, EMULATOR_URL } from "./support/env";
-import { emulator, publicFetch } from "./support/helpers";
+import { connectUser, emulator, publicFetch, requestToken } from "./support/helpers";
 import {
   apps,
   deliver,
@@ -354,5 +354,47 @@ describe("the route", () => {
   it("is internal: /v1/installations/token needs the bearer token on the public URL", async () => {
     const res = await publicFetch("/v1/installations/token", { method: "POST", body: JSON.stringify({ appType: "standard", repository: "acme/app" }) });
     expect(res.status).toBe(401);
+  });
+});
+
+describe("POST /v1/users/{userId}/token with fallback: \"app\"", () => {
+  it("a user who never connected gets an installation token, identity app, fallbackReason, no coAuthor", async () => {
+    await install(7070, "acme", ["acme/app"]);
+    const res = await requestToken("fb-none", { repository: "acme/app", fallback: "app" });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ ok: true, identity: "app", fallbackReason: "not_connected", installationId: "7070", committer: BOT });
+    expect(res.body.coAuthor).toBeUndefined();
+    expect(res.body.token).toMatch(/^ghs_/);
+    // Without the flag, the failure stays the answer.
+    expect((await requestToken("fb-none", { repository: "acme/app" })).body.reason).toBe("not_connected");
+  });
+
+  it("a user without access to the repository: the bot's token, the user as co-author; the user's own token has identity user", async () => {
+    await install(7071, "acme", ["acme/app", "acme/other"]);
+    await connectUser("fb-mona", { id: 5151, login: "mona", name: "Mona", repos: { "acme/app": "push" } });
+    const own = await requestToken("fb-mona", { repository: "acme/app", fallback: "app" });
+    expect(own.body).toMatchObject({ ok: true, identity: "user", githubLogin: "mona" });
+    const res = await requestToken("fb-mona", { repository: "acme/other", fallback: "app" });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({
+      identity: "app",
+      fallbackReason: "no_repo_access",
+      repository: "acme/other",
+      coAuthor: { name: "mona", email: "5151+mona@users.noreply.github.com" },
+    });
+    const pull = await requestToken("fb-mona", { repository: "acme/other", permission: "pull", fallback: "app" });
+    expect(pull.body.permissions).toEqual({ contents: "read" });
+  });
+
+  it("outages are never masked, a missing installation is reported, and fallback takes only \"app\"", async () => {
+    await connectUser("fb-out", { id: 5152, login: "octo", repos: { "acme/app": "push" } });
+    await install(7072, "acme", ["acme/app"]);
+    await emulator.fault({ endpoint: "repo", kind: "status_5xx" });
+    const down = await requestToken("fb-out", { repository: "acme/app", fallback: "app" });
+    expect(down.status).toBe(503);
+    expect(down.body.reason).toBe("github_unavailable");
+    const nowhere = await requestToken("fb-out", { repository: "elsewhere/app", fallback: "app" });
+    expect(nowhere.body.reason).toBe("not_installed");
+    expect((await requestToken("fb-out", { repository: "acme/app", fallback: "user" })).status).toBe(400);
   });
 });
