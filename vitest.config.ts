@@ -19,6 +19,10 @@ import { APPS, EVENTS_URL, TEST_BINDINGS } from "./test/support/env.ts";
  * - `node`: tests that need the broker on a real port (the real `git` client), through
  *   test/support/harness.ts.
  */
+// A quiet report: wrangler's "Using secrets defined in .dev.vars" (the demo's file, which the
+// test bindings override anyway) and Vite's warnings about dependencies' source maps are noise.
+process.env.WRANGLER_LOG ??= "warn";
+
 const gitRoot = mkdtempSync(join(tmpdir(), "emulator-git-"));
 await createRepository(gitRoot, "acme/app", { "README.md": "# app\n" });
 await createRepository(gitRoot, "acme/other", { "README.md": "# other\n" });
@@ -52,6 +56,7 @@ export default defineConfig({
     onConsoleLog: (log: string) => process.env.SHOW_LOGS === "1" || !log.startsWith('{"event"'),
     projects: [
       {
+        logLevel: "error",
         plugins: [
           sqlAsText(),
           cloudflareTest({

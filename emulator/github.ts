@@ -21,6 +21,7 @@
 
 import { sign } from "@octokit/webhooks-methods";
 import { GitHubAppsEmulator } from "./github-apps.ts";
+import { accountPickerPage, consentPage, htmlPage, signInPage, type PageApp } from "./pages.ts";
 
 export interface EmulatorApp {
   clientId: string;
@@ -29,6 +30,8 @@ export interface EmulatorApp {
   webhookSecret?: string;
   /** Where `github_app_authorization` webhooks for this App are delivered. */
   webhookUrl?: string;
+  /** The App's display name on the consent screen (GitHub never shows the client id there). */
+  name?: string;
 }
 
 export interface EmulatorUser {
@@ -201,6 +204,11 @@ export class GitHubEmulator {
     json: (status, body, extra) => this.#json(status, body, extra),
     webhookFetch: (req) => this.#webhookFetch(req),
   });
+  /**
+   * Grants made on the consent screen: `clientId:userId` → the user's revocation count at the
+   * time. The grant stands while no revocation came after it (see {@link hasAuthorized}).
+   */
+  #authorizations = new Map<string, number>();
 
   constructor(apps: EmulatorApp[], options: { webhookFetch?: (req: Request) => Promise<Response>; gitBackend?: GitBackend } = {}) {
     for (const app of apps) this.apps.set(app.clientId, app);
@@ -220,6 +228,7 @@ export class GitHubEmulator {
     this.#codes.clear();
     this.#faults = [];
     this.#history.clear();
+    this.#authorizations.clear();
     for (const release of this.#hangs) release();
     this.#hangs.clear();
     for (const id of [...this.#holds.keys()]) this.release(id);
@@ -443,8 +452,8 @@ export class GitHubEmulator {
       const endpoint = await this.#endpointOf(request, path);
       if (endpoint) await this.#holdPoint(endpoint, seq);
       if (request.method === "POST" && path === "/login/oauth/access_token") return await this.#tokenEndpoint(request, seq, arrivedAt);
-      if (request.method === "GET" && path === "/login/oauth/authorize") return this.#consentPage(url);
-      if (request.method === "POST" && path === "/login/oauth/authorize") return await this.#consentAnswer(request);
+      const page = await this.#browser(request, url, path);
+      if (page) return page;
       if (request.method === "GET" && path === "/user") return await this.#getUser(request);
       const repo = /^\/repos\/([^/]+)\/([^/]+)$/.exec(path);
       if (request.method === "GET" && repo) return await this.#getRepo(request, `${repo[1]}/${repo[2]}`);
@@ -619,50 +628,114 @@ export class GitHubEmulator {
     return this.#json(200, { error, error_description: description, error_uri: `https://docs.github.com/apps#${error}` });
   }
 
-  // ---- consent page (for the local demo) ----
+  // ---- the browser side: sign-in, account picker, consent (for the local demo) ----
+  //
+  // As on github.com: a browser has a signed-in account (a cookie); a user who already
+  // authorized the App is sent straight back to the callback with a code, no consent screen
+  // (the reason the broker's connect needs the web app's confirmation); `prompt=select_account`
+  // shows the account picker first.
 
-  #consentPage(url: URL): Response {
-    const clientId = url.searchParams.get("client_id") ?? "";
-    const app = this.apps.get(clientId);
-    if (!app) return new Response("Unknown client_id", { status: 404 });
-    const users = [...this.users.values()];
-    const hidden = ["client_id", "redirect_uri", "state", "code_challenge", "code_challenge_method"]
-      .map((k) => `<input type="hidden" name="${k}" value="${escapeHtml(url.searchParams.get(k) ?? "")}">`)
-      .join("");
-    const options = users
-      .map((u) => `<option value="${u.id}">@${escapeHtml(u.login)}${u.name ? ` (${escapeHtml(u.name)})` : ""}</option>`)
-      .join("");
-    return new Response(
-      `<!doctype html><html><head><meta charset="utf-8"><title>Authorize application · GitHub emulator</title>
-<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}button{font-size:1rem;padding:.5rem 1rem;margin-right:.5rem}</style></head>
-<body><h1>Authorize application</h1><p>GitHub emulator: the App <code>${escapeHtml(clientId)}</code> wants to act on your behalf.</p>
-<form method="post" action="/login/oauth/authorize">${hidden}
-<label>Signed in as <select name="user_id">${options}</select></label>
-<p><button name="decision" value="authorize" id="authorize">Authorize</button>
-<button name="decision" value="cancel" id="cancel">Cancel</button></p></form></body></html>`,
-      { headers: { "content-type": "text/html; charset=utf-8" } },
-    );
+  /** Whether `userId` authorized the App and no revocation came since. */
+  hasAuthorized(clientId: string, userId: number): boolean {
+    const at = this.#authorizations.get(`${clientId}:${userId}`);
+    return at !== undefined && at === this.history(clientId, userId).revocations;
+  }
+
+  /** The account signed in to the browser that sent `request`, if any. */
+  signedInUser(request: Request): EmulatorUser | null {
+    const m = /(?:^|;\s*)emulator_user=(\d+)/.exec(request.headers.get("cookie") ?? "");
+    return m ? (this.users.get(Number(m[1])) ?? null) : null;
+  }
+
+  /** A page the emulator's App model shows: its name, or its client id when it has none. */
+  #pageApp(app: EmulatorApp): PageApp {
+    return { clientId: app.clientId, name: app.name ?? app.clientId };
+  }
+
+  async #browser(request: Request, url: URL, path: string): Promise<Response | null> {
+    if (request.method === "GET" && path === "/login/oauth/authorize") return this.#authorizePage(request, url);
+    if (request.method === "POST" && path === "/login/oauth/authorize") return await this.#consentAnswer(request);
+    if (request.method === "GET" && path === "/login") return signInPage([...this.users.values()], localPath(url.searchParams.get("return_to")));
+    if (request.method === "POST" && path === "/session") {
+      const form = await readParams(request);
+      const user = this.users.get(Number(form.get("user_id")));
+      if (!user) return htmlPage("Sign in", "<h1>No such account</h1>", 400);
+      return new Response(null, {
+        status: 303,
+        headers: { location: localPath(form.get("return_to")), "set-cookie": `emulator_user=${user.id}; Path=/; HttpOnly; SameSite=Lax` },
+      });
+    }
+    return null;
+  }
+
+  #authorizePage(request: Request, url: URL): Response {
+    const app = this.apps.get(url.searchParams.get("client_id") ?? "");
+    if (!app) return htmlPage("Not found", "<h1>Unknown application</h1><p>No App has this client id.</p>", 404);
+    const user = this.signedInUser(request);
+    if (url.searchParams.get("prompt") === "select_account") {
+      const next = new URL(url);
+      next.searchParams.delete("prompt");
+      return accountPickerPage(this.#pageApp(app), [...this.users.values()], user, next.pathname + next.search);
+    }
+    const here = url.pathname + url.search;
+    if (!user) return new Response(null, { status: 303, headers: { location: `/login?return_to=${encodeURIComponent(here)}` } });
+    const redirectUri = url.searchParams.get("redirect_uri") ?? "";
+    if (this.hasAuthorized(app.clientId, user.id) && URL.canParse(redirectUri)) {
+      return this.#backToApp(redirectUri, url.searchParams.get("state"), {
+        code: this.authorize({ clientId: app.clientId, userId: user.id, redirectUri, codeChallenge: url.searchParams.get("code_challenge") }),
+      });
+    }
+    const fields: Record<string, string> = {};
+    for (const k of ["client_id", "redirect_uri", "state", "code_challenge", "code_challenge_method"]) fields[k] = url.searchParams.get(k) ?? "";
+    return consentPage(this.#pageApp(app), user, fields, `/login?return_to=${encodeURIComponent(here)}`);
   }
 
   async #consentAnswer(request: Request): Promise<Response> {
     const form = await readParams(request);
     const redirectUri = form.get("redirect_uri") ?? "";
-    const target = new URL(redirectUri);
-    const state = form.get("state");
-    if (state !== null) target.searchParams.set("state", state);
+    if (!URL.canParse(redirectUri)) return htmlPage("Bad request", "<h1>Bad redirect_uri</h1>", 400);
     if (form.get("decision") !== "authorize") {
-      target.searchParams.set("error", "access_denied");
-      target.searchParams.set("error_description", "The user has denied your application access.");
-    } else {
-      const code = this.authorize({
-        clientId: form.get("client_id") ?? "",
-        userId: Number(form.get("user_id")),
-        redirectUri,
-        codeChallenge: form.get("code_challenge") || null,
-      });
-      target.searchParams.set("code", code);
+      return this.#backToApp(redirectUri, form.get("state"), { error: "access_denied", error_description: "The user has denied your application access." });
     }
+    // The signed-in account; a form's `user_id` only for callers without a browser session.
+    const userId = this.signedInUser(request)?.id ?? Number(form.get("user_id"));
+    const clientId = form.get("client_id") ?? "";
+    const code = this.authorize({ clientId, userId, redirectUri, codeChallenge: form.get("code_challenge") || null });
+    this.#authorizations.set(`${clientId}:${userId}`, this.history(clientId, userId).revocations);
+    return this.#backToApp(redirectUri, form.get("state"), { code });
+  }
+
+  #backToApp(redirectUri: string, state: string | null, params: Record<string, string>): Response {
+    const target = new URL(redirectUri);
+    if (state !== null) target.searchParams.set("state", state);
+    for (const [k, v] of Object.entries(params)) target.searchParams.set(k, v);
     return new Response(null, { status: 302, headers: { location: target.toString() } });
+  }
+
+  // ---- persistence (`npm start`: the emulator survives a restart, as GitHub would) ----
+
+  /** Everything a restart must keep: users, tokens, grants. Codes (10 minutes) and faults are not kept. */
+  snapshot(): EmulatorSnapshot {
+    return {
+      version: 1,
+      users: [...this.users.values()],
+      accessTokens: [...this.#accessTokens],
+      refreshTokens: [...this.#refreshTokens],
+      nextPair: this.#nextPair,
+      history: [...this.#history],
+      authorizations: [...this.#authorizations],
+    };
+  }
+
+  /** Puts back what {@link snapshot} saved (users in it replace users of the same id). */
+  restore(saved: EmulatorSnapshot): void {
+    if (saved.version !== 1) return;
+    for (const user of saved.users) this.addUser(user);
+    for (const [k, v] of saved.accessTokens) this.#accessTokens.set(k, v);
+    for (const [k, v] of saved.refreshTokens) this.#refreshTokens.set(k, v);
+    for (const [k, v] of saved.history) this.#history.set(k, v);
+    for (const [k, v] of saved.authorizations) this.#authorizations.set(k, v);
+    this.#nextPair = Math.max(this.#nextPair, saved.nextPair);
   }
 
   // ---- REST API ----
@@ -889,6 +962,22 @@ export class GitHubEmulator {
     headers.set("content-type", "application/json; charset=utf-8");
     return new Response(JSON.stringify(body), { status, headers });
   }
+}
+
+/** What {@link GitHubEmulator.snapshot} saves (JSON). */
+export interface EmulatorSnapshot {
+  version: 1;
+  users: EmulatorUser[];
+  accessTokens: [string, TokenRecord][];
+  refreshTokens: [string, TokenRecord][];
+  nextPair: number;
+  history: [string, GrantHistory][];
+  authorizations: [string, number][];
+}
+
+/** A `return_to` kept on the emulator: a path, never another origin (no open redirect). */
+function localPath(value: string | null): string {
+  return value && value.startsWith("/") && !value.startsWith("//") ? value : "/";
 }
 
 /** Per grant (App and user): the events that can legitimately end a connection, and reuses. */

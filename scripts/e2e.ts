@@ -1,45 +1,66 @@
 /**
- * `npm run test:e2e`: the local demo, used as a person would, in headless Chromium, and
- * the example agent Worker calling the broker through its service binding.
+ * `npm run test:e2e`: the local demo, used as people would, in headless Chromium, with the
+ * example agent Worker calling the broker through its service binding.
  *
- * Starts `npm start` (broker + GitHub emulator, fresh Durable Object storage) and the
- * example agent Worker beside it, then drives Debian's Chromium through playwright-core:
- * connect (cancel once, then authorize) → token → forced refresh → revoke on GitHub
- * (signed webhook) → reconnect → disconnect, checking what the page shows at each step
- * and what the agent Worker gets. Screenshots of every state go to artifacts/browser/.
+ * Starts `npm start` (broker + GitHub emulator, fresh state) and the example agent Worker
+ * beside it, on a private wrangler dev registry, then drives Debian's Chromium through
+ * playwright-core. Alice's browser: sign in to GitHub, cancel, connect, token, forced refresh,
+ * a session capability whose `git clone` command is run for real, revoke it; mallory's
+ * browser starts a connect and the link is opened in alice's browser (the hijack the
+ * two-phase connect refuses); "Connect a different account" through GitHub's account picker;
+ * revoke on GitHub (signed webhook); reconnect; a restart of `npm start` that keeps the
+ * connection; disconnect. Screenshots of every state go to artifacts/browser/.
  */
-import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium, type Page } from "playwright-core";
+import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { run } from "../emulator/git-backend.ts";
 
 const BROKER = "http://127.0.0.1:8787";
+const EMULATOR = "http://127.0.0.1:8788";
+const AGENT = "http://127.0.0.1:8789";
 const ARTIFACTS = "artifacts/browser";
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
 mkdirSync(ARTIFACTS, { recursive: true });
 const stateDir = mkdtempSync(join(tmpdir(), "broker-state-"));
-const server = spawn("npm", ["start"], {
-  env: { ...process.env, BROKER_STATE_DIR: stateDir },
-  stdio: ["ignore", "pipe", "pipe"],
-  detached: true,
-});
+const registry = mkdtempSync(join(tmpdir(), "wrangler-registry-"));
+const work = mkdtempSync(join(tmpdir(), "e2e-git-"));
+const childEnv = { ...process.env, LOCAL_STATE_DIR: stateDir, WRANGLER_REGISTRY_PATH: registry, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" };
 let serverLog = "";
-server.stdout!.on("data", (d) => (serverLog += d));
-server.stderr!.on("data", (d) => (serverLog += d));
-const AGENT = "http://127.0.0.1:8789";
+
+function startServer(): ChildProcess {
+  const child = spawn("npm", ["start"], { env: childEnv, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  child.stdout!.on("data", (d) => (serverLog += d));
+  child.stderr!.on("data", (d) => (serverLog += d));
+  return child;
+}
+
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  try {
+    process.kill(-child.pid!, "SIGTERM");
+  } catch {
+    return;
+  }
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+}
+
+let server = startServer();
 const agent = spawn(
   "wrangler",
   ["dev", "-c", "examples/agent-worker/wrangler.toml", "--port", "8789", "--ip", "127.0.0.1", "--inspector-port", "9231", "--show-interactive-dev-session=false"],
-  { env: { ...process.env, WRANGLER_SEND_METRICS: "false" }, stdio: ["ignore", "pipe", "pipe"], detached: true },
+  { env: childEnv, stdio: ["ignore", "pipe", "pipe"], detached: true },
 );
 agent.stdout!.on("data", (d) => (serverLog += d));
 agent.stderr!.on("data", (d) => (serverLog += d));
 
-/** What the example agent Worker would push with, for the demo user. */
-async function agentCredential(): Promise<{ credential: string; reason?: string; author?: string }> {
-  const res = await fetch(`${AGENT}/?user=demo-user&repo=octo-org/hello-world`);
+/** What the example agent Worker would push with, for a demo user. */
+async function agentCredential(user = "alice"): Promise<{ credential: string; reason?: string; author?: string }> {
+  const res = await fetch(`${AGENT}/?user=${user}&repo=octo-org/hello-world`);
   return (await res.json()) as { credential: string; reason?: string; author?: string };
 }
 
@@ -52,28 +73,32 @@ async function step(name: string, page: Page, fn: () => Promise<void>, shot: str
     console.log(`ok   ${name}`);
   } catch (err) {
     failed++;
-    console.log(`FAIL ${name}: ${(err as Error).message}`);
+    console.log(`FAIL ${name}: ${(err as Error).message.split("\n")[0]}`);
   }
-  await page.screenshot({ path: join(ARTIFACTS, `${shot}.png`), fullPage: true });
+  await screenshot(page, shot);
+}
+
+async function screenshot(page: Page, name: string) {
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true }).catch(() => undefined);
 }
 
 function expect(cond: boolean, message: string) {
   if (!cond) throw new Error(message);
 }
 
-/** Exactly these card buttons are visible, the others are not. */
+/** Exactly these connection buttons are visible, the others are not. */
 async function buttonsShown(page: Page, shown: string[]) {
-  for (const id of ["connect", "reconnect", "disconnect", "revoke"]) {
+  for (const id of ["connect", "reconnect", "connect-other", "disconnect", "revoke"]) {
     const visible = await page.locator(`#${id}`).isVisible();
     expect(visible === shown.includes(id), `#${id} should be ${shown.includes(id) ? "shown" : "hidden"}`);
   }
 }
 
-async function waitForBroker() {
+async function waitForServers(agentToo = true) {
   for (let i = 0; i < 240; i++) {
     try {
-      const [b, e, a] = await Promise.all([fetch(`${BROKER}/demo`), fetch("http://127.0.0.1:8788/settings/applications"), fetch(AGENT)]);
-      if (b.ok && e.ok && a.ok) return;
+      const checks = [fetch(`${BROKER}/healthz`), fetch(`${EMULATOR}/`), ...(agentToo ? [fetch(AGENT)] : [])];
+      if ((await Promise.all(checks)).every((r) => r.status < 500)) return;
     } catch {
       /* not up yet */
     }
@@ -82,49 +107,70 @@ async function waitForBroker() {
   throw new Error(`npm start did not serve the demo in two minutes:\n${serverLog}`);
 }
 
+/** Runs the shell-free `git clone <url> <dir>` the page shows, in `cwd`. */
+async function runShownClone(command: string, cwd: string): Promise<void> {
+  const parts = command.trim().split(/\s+/);
+  expect(parts[0] === "git" && parts[1] === "clone" && parts.length === 4, `unexpected command: ${command.replace(/gcap1\.[^@]+/, "gcap1.…")}`);
+  await run("git", parts.slice(1), cwd);
+}
+
 async function main() {
-  await waitForBroker();
-  console.log("npm start serves the demo");
+  await waitForServers();
+  console.log("npm start serves the demo; the example agent Worker is up");
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
-  const page = await browser.newPage();
+  const alice: BrowserContext = await browser.newContext();
+  const page = await alice.newPage();
   page.setDefaultTimeout(15_000);
   const status = () => page.locator("#status").innerText();
+  const flash = () => page.locator("#flash").innerText();
 
   await step("the example agent Worker falls back to the installation token for a user not connected", page, async () => {
     const got = await agentCredential();
     expect(got.credential === "installation_token" && got.reason === "not_connected", JSON.stringify(got));
   }, "00-start");
 
-  await step("a new user sees 'Connect GitHub'", page, async () => {
+  await step("alice, new, sees 'Connect GitHub'; 'Expire' does not claim success while not connected", page, async () => {
     await page.goto(`${BROKER}/demo`);
     await page.locator("#connect").waitFor({ state: "visible" });
+    expect((await page.locator("#demo-user").innerText()) === "alice", "signed in as alice");
     expect((await status()).includes("Not connected"), `status: ${await status()}`);
     await buttonsShown(page, ["connect"]);
+    await page.click("#expire");
+    await page.locator("#flash", { hasText: "Nothing to expire" }).waitFor();
+    expect(!(await flash()).includes("now sees the access token as expired"), await flash());
   }, "01-not-connected");
 
-  await step("Cancel on GitHub's consent page comes back as access_denied", page, async () => {
+  await step("GitHub asks who is signed in, then shows the App by name; Cancel comes back in words", page, async () => {
     await page.click("#connect");
-    await page.waitForURL(/127\.0\.0\.1:8788\/login\/oauth\/authorize/);
-    await page.screenshot({ path: join(ARTIFACTS, "02-consent.png"), fullPage: true });
+    await page.waitForURL(/8788\/login\?/);
+    await screenshot(page, "02-github-sign-in");
+    await page.click('[data-sign-in="octocat"]');
+    await page.waitForURL(/8788\/login\/oauth\/authorize/);
+    const heading = await page.locator("h1").innerText();
+    expect(heading.includes("Acme Coding Agents") && !heading.includes("Iv23"), `consent heading: ${heading}`);
+    expect((await page.locator("#signed-in").innerText()).includes("@octocat"), "signed in as @octocat");
+    await screenshot(page, "03-consent");
     await page.click("#cancel");
     await page.waitForURL(`${BROKER}/demo`);
-    await page.locator("#flash", { hasText: "access_denied" }).waitFor();
+    await page.locator("#flash", { hasText: "you cancelled" }).waitFor();
+    expect(!(await flash()).includes("access_denied"), `raw code shown: ${await flash()}`);
     expect(await page.locator("#connect").isVisible(), "Connect button should still be shown");
-  }, "03-cancelled");
+  }, "04-cancelled");
 
-  await step("Authorize connects: 'Connected as @octocat' with both expiries", page, async () => {
+  await step("Authorize, then the web app confirms as alice: 'Connected as @octocat'", page, async () => {
     await page.click("#connect");
     await page.waitForURL(/8788\/login\/oauth\/authorize/);
     await page.click("#authorize");
     await page.waitForURL(`${BROKER}/demo`);
     await page.locator("#login", { hasText: "@octocat" }).waitFor();
+    expect((await flash()).includes("confirmed the connection as alice"), await flash());
     const details = await page.locator("#details").innerText();
-    expect(/Token valid until .+, refresh token until .+/.test(details), `details: ${details}`);
-    await buttonsShown(page, ["disconnect", "revoke"]);
-  }, "04-connected");
+    expect(/Access token valid until .+; refresh token until .+/.test(details), `details: ${details}`);
+    await buttonsShown(page, ["connect-other", "disconnect", "revoke"]);
+  }, "05-connected");
 
   let firstToken = "";
   await step("Get a token: the agent's token and the user's no-reply identity", page, async () => {
@@ -134,51 +180,182 @@ async function main() {
     expect(text.includes("commits as The Octocat <583231+octocat@users.noreply.github.com>"), text);
     firstToken = (await page.locator("#token-result").getAttribute("data-token")) ?? "";
     expect(firstToken.startsWith("ghu_"), `token prefix ${firstToken}`);
+    expect(!(await page.locator("#refresh-note").isVisible()), "no refresh happened, none claimed");
     const got = await agentCredential();
     expect(got.credential === "user_token" && got.author === "The Octocat <583231+octocat@users.noreply.github.com>", JSON.stringify(got));
-  }, "05-token");
+  }, "06-token");
 
-  await step("After the access token expires, the next token is a refreshed one", page, async () => {
+  await step("After the access token expires, the next token is a refreshed one, and the page says so", page, async () => {
     await page.click("#expire");
-    await page.locator("#flash", { hasText: "expired" }).waitFor();
+    await page.locator("#flash", { hasText: "now sees the access token as expired" }).waitFor();
     await page.click("#get-token");
-    await page.waitForFunction((prev) => {
-      const el = document.getElementById("token-result");
-      return el?.dataset.ok === "true" && el.dataset.token !== prev;
-    }, firstToken);
-  }, "06-refreshed");
+    await page.locator("#refresh-note", { hasText: "Refreshed" }).waitFor();
+    const token = (await page.locator("#token-result").getAttribute("data-token")) ?? "";
+    expect(token.startsWith("ghu_") && token !== firstToken, "a new access token");
+  }, "07-refreshed");
 
-  await step("Revoke on GitHub: the signed webhook turns the card into 'Reconnect'", page, async () => {
+  let cloneCommand = "";
+  await step("Session card: issue a capability and see the exact git clone command", page, async () => {
+    await page.click("#issue-cap");
+    await page.locator("#cap-result[data-state=issued]").waitFor();
+    cloneCommand = await page.locator("#clone-command").innerText();
+    expect(/^git clone http:\/\/x:gcap1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+@127\.0\.0\.1:8787\/git\/octo-org\/hello-world\.git hello-world$/.test(cloneCommand.trim()), "clone command shape");
+  }, "08-capability-issued");
+
+  await step("The shown git clone command, run for real, clones the repository through the broker", page, async () => {
+    await runShownClone(cloneCommand, work);
+    const readme = readFileSync(join(work, "hello-world", "README.md"), "utf8");
+    expect(readme.startsWith("# Hello World"), readme);
+    const log = await run("git", ["log", "-1", "--format=%s"], join(work, "hello-world"));
+    expect(log.stdout.trim() === "initial", log.stdout);
+  }, "09-cloned");
+
+  await step("With the same capability the session pushes to agent/*, and a push to main is refused by the branch policy", page, async () => {
+    expect((await page.locator("#cap-result").innerText()).includes("may push to agent/*"), await page.locator("#cap-result").innerText());
+    const dir = join(work, "hello-world");
+    writeFileSync(join(dir, "NOTES.md"), "written by the e2e agent\n");
+    await run("git", ["add", "NOTES.md"], dir);
+    await run("git", ["-c", "user.name=The Octocat", "-c", "user.email=583231+octocat@users.noreply.github.com", "commit", "-q", "-m", "agent work"], dir);
+    await run("git", ["push", "-q", "origin", "HEAD:agent/demo"], dir);
+    let refused = "";
+    await run("git", ["push", "origin", "HEAD:main"], dir).catch((err: { stderr?: string }) => (refused = err.stderr ?? "failed"));
+    expect(refused.includes("branch not allowed for this session: agent/*"), `git said: ${refused}`);
+    const remote = await run("git", ["ls-remote", "origin"], dir);
+    expect(/refs\/heads\/agent\/demo/.test(remote.stdout), "agent/demo was pushed");
+  }, "09b-pushed");
+
+  await step("Revoke the capability: the same command is refused (invalid_capability)", page, async () => {
+    await page.click("#revoke-cap");
+    await page.locator("#cap-result[data-state=revoked]").waitFor();
+    expect(!(await page.locator("#clone-command").isVisible()), "the revoked command is no longer shown");
+    rmSync(join(work, "hello-world"), { recursive: true, force: true });
+    let refused = "";
+    await runShownClone(cloneCommand, work).catch((err: { stderr?: string }) => (refused = err.stderr ?? "failed"));
+    expect(refused.includes("invalid_capability"), `git said: ${refused}`);
+    expect(!existsSync(join(work, "hello-world", "README.md")), "nothing cloned");
+  }, "10-capability-revoked");
+
+  await step("The audit table lists what was done with alice's identity: connect, tokens, the capability and its push, newest first", page, async () => {
+    await page.reload();
+    await page.locator("#audit tbody tr").first().waitFor();
+    const rows = await page.locator("#audit tbody tr").allTextContents();
+    const text = rows.join("\n");
+    for (const what of ["connected", "token issued", "capability issued", "capability redeemed", "capability revoked", "refs/heads/agent/demo"]) {
+      expect(text.includes(what), `audit shows ${what}: ${text.slice(0, 400)}`);
+    }
+    expect(rows[0]!.includes("capability revoked"), `newest first: ${rows[0]}`);
+    expect(!/gh[usr]_|gcap1\./.test(text), "no credential in the audit trail");
+  }, "10b-audit-trail");
+
+  await step("A capability beyond the user's permission is refused in words (push on a pull-only repository)", page, async () => {
+    await page.fill("#cap-repository", "octo-org/docs");
+    await page.selectOption("#cap-permission", "push");
+    await page.click("#issue-cap");
+    await page.locator("#cap-result[data-state=refused]").waitFor();
+    const text = await page.locator("#cap-result").innerText();
+    expect(text.includes("cannot reach that repository") && !text.includes("no_repo_access"), text);
+    await page.fill("#cap-repository", "octo-org/hello-world");
+  }, "11-capability-refused");
+
+  await step("The example agent Worker gets a capability remote through the packaged client and clones with it", page, async () => {
+    const res = await fetch(`${AGENT}/capability?user=alice&repo=octo-org/hello-world`);
+    const body = (await res.json()) as { remote?: string; reason?: string };
+    expect(res.status === 200 && !!body.remote, JSON.stringify({ status: res.status, reason: body.reason }));
+    await run("git", ["clone", "-q", body.remote!, "agent-clone"], work);
+    expect(existsSync(join(work, "agent-clone", "README.md")), "agent clone has README.md");
+  }, "12-agent-capability");
+
+  const mallory = await browser.newContext();
+  const malloryPage = await mallory.newPage();
+  malloryPage.setDefaultTimeout(15_000);
+  let attackUrl = "";
+  await step("mallory, in her own browser, starts a connect and keeps the authorize link", malloryPage, async () => {
+    await malloryPage.goto(`${BROKER}/demo?as=mallory`);
+    await malloryPage.locator("#connect").waitFor({ state: "visible" });
+    expect((await malloryPage.locator("#demo-user").innerText()) === "mallory", "signed in as mallory");
+    const started = (await malloryPage.evaluate(async () => {
+      const res = await fetch("/demo/api/connect", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+      return res.json();
+    })) as { ok: boolean; authorizeUrl?: string };
+    expect(started.ok && !!started.authorizeUrl, JSON.stringify(started));
+    attackUrl = started.authorizeUrl!;
+  }, "13-mallory");
+
+  await step("The hijack: mallory's link opened in alice's browser (already authorized) is refused, nobody gets alice's GitHub", page, async () => {
+    await page.goto(attackUrl);
+    // GitHub skips the consent screen for a user who already authorized the App.
+    await page.waitForURL(`${BROKER}/demo`);
+    await page.locator("#flash[data-result=started_elsewhere]").waitFor();
+    expect((await flash()).includes("started by someone else"), await flash());
+    await page.locator("#login", { hasText: "@octocat" }).waitFor(); // alice keeps her own connection
+    await malloryPage.reload();
+    await malloryPage.locator("#connect").waitFor({ state: "visible" });
+    expect((await malloryPage.locator("#status").innerText()).includes("Not connected"), "mallory is not connected");
+    const got = await agentCredential("mallory");
+    expect(got.credential === "installation_token" && got.reason === "not_connected", `mallory's agent: ${JSON.stringify(got)}`);
+  }, "14-hijack-refused");
+  await screenshot(malloryPage, "15-mallory-not-connected");
+  await mallory.close();
+
+  await step("'Connect a different account' shows GitHub's account picker, then connects @hubot", page, async () => {
+    await page.click("#connect-other");
+    await page.waitForURL(/8788\/login\/oauth\/authorize\?.*prompt=select_account/);
+    await page.locator("#account-picker").waitFor();
+    await screenshot(page, "16-account-picker");
+    await page.click('[data-pick="hubot"]');
+    await page.waitForURL(/8788\/login\/oauth\/authorize/);
+    await page.locator("#signed-in", { hasText: "@hubot" }).waitFor();
+    await page.click("#authorize");
+    await page.waitForURL(`${BROKER}/demo`);
+    await page.locator("#login", { hasText: "@hubot" }).waitFor();
+  }, "17-other-account");
+
+  await step("Revoke on GitHub (with a way back): the signed webhook turns the card into 'Reconnect'", page, async () => {
     await page.click("#revoke");
     await page.waitForURL(/8788\/settings\/applications/);
-    await page.click('[data-revoke="Iv23.emulator-standard:583231"]');
+    expect(await page.locator("#back").isVisible(), "the settings page has a way back");
+    await screenshot(page, "18-github-settings");
+    await page.click('[data-revoke="Iv23.emulator-standard:9919"]');
     await page.waitForURL(`${BROKER}/demo`);
     await page.locator("#flash", { hasText: "answered 202" }).waitFor();
     await page.locator("#reconnect").waitFor({ state: "visible" });
     expect((await page.locator("#reason").innerText()).includes("revoked the App on GitHub"), await status());
-    await buttonsShown(page, ["reconnect"]);
+    await buttonsShown(page, ["reconnect", "connect-other"]);
     await page.click("#get-token");
-    await page.locator("#token-result", { hasText: "No token: revoked" }).waitFor();
+    await page.locator("#token-result[data-reason=revoked]").waitFor();
+    expect(!(await page.locator("#token-result").innerText()).includes("ghu_"), "no token shown");
     const got = await agentCredential();
     expect(got.credential === "installation_token" && got.reason === "revoked", JSON.stringify(got));
-  }, "07-revoked");
+  }, "19-revoked");
 
-  await step("Reconnect brings the connection back", page, async () => {
+  await step("Reconnect asks for consent again (the grant was revoked) and connects", page, async () => {
     await page.click("#reconnect");
     await page.waitForURL(/8788\/login\/oauth\/authorize/);
     await page.click("#authorize");
     await page.waitForURL(`${BROKER}/demo`);
-    await page.locator("#login", { hasText: "@octocat" }).waitFor();
-    await page.click("#get-token");
-    await page.locator("#token-result[data-ok=true]").waitFor();
-  }, "08-reconnected");
+    await page.locator("#login", { hasText: "@hubot" }).waitFor();
+  }, "20-reconnected");
 
-  await step("Disconnect revokes the grant and shows 'Connect GitHub' again", page, async () => {
+  await step("Restarting npm start keeps the connection: a forced refresh still works", page, async () => {
+    await stopProcess(server);
+    server = startServer();
+    await waitForServers(false);
+    await page.goto(`${BROKER}/demo`);
+    await page.locator("#login", { hasText: "@hubot" }).waitFor();
+    await page.click("#expire");
+    await page.locator("#flash", { hasText: "now sees the access token as expired" }).waitFor();
+    await page.click("#get-token");
+    await page.locator("#refresh-note", { hasText: "Refreshed" }).waitFor();
+  }, "21-after-restart");
+
+  await step("Disconnect revokes the grant, clears the old token and shows 'Connect GitHub'", page, async () => {
     await page.click("#disconnect");
     await page.locator("#flash", { hasText: "GitHub grant: revoked" }).waitFor();
     await page.locator("#connect").waitFor({ state: "visible" });
     await buttonsShown(page, ["connect"]);
-  }, "09-disconnected");
+    const text = await page.locator("#token-result").innerText();
+    expect(text === "No token requested yet." && !text.includes("ghu_"), `token card still shows: ${text}`);
+  }, "22-disconnected");
 
   await browser.close();
 }
@@ -189,15 +366,10 @@ try {
   failed++;
   console.log(`FAIL ${(err as Error).message}`);
 } finally {
-  for (const child of [server, agent]) {
-    try {
-      process.kill(-child.pid!, "SIGTERM");
-    } catch {
-      /* already gone */
-    }
-  }
-  rmSync(stateDir, { recursive: true, force: true });
+  await Promise.all([stopProcess(server), stopProcess(agent)]);
+  for (const dir of [stateDir, registry, work]) rmSync(dir, { recursive: true, force: true });
 }
+if (failed) console.log(`--- npm start / agent output ---\n${serverLog.slice(-6000)}`);
 console.log(`screenshots in ${ARTIFACTS}/`);
 console.log(`e2e: ${passed} passed, ${failed} failed`);
 // Same keys as vitest's JSON report, for scripts/summary.mjs.

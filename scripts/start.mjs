@@ -1,41 +1,97 @@
 #!/usr/bin/env node
 /**
- * `npm start`: the broker and the GitHub emulator, locally, with Durable Object storage on
- * disk (.wrangler/state). Needs no secret from you: .dev.vars is created from
- * .dev.vars.example on first run (demo values that only work with the emulator).
+ * `npm start`: the broker (dev entry, with the demo) and the GitHub emulator, locally. Needs
+ * no secret and no GitHub: .dev.vars is created from .dev.vars.example on first run (demo
+ * values that only work with the emulator).
  *
- *   broker    http://127.0.0.1:8787   (demo page: /demo)
- *   emulator  http://127.0.0.1:8788   (GitHub's OAuth and REST endpoints, consent page)
+ *   broker    http://127.0.0.1:8787   wrangler dev -c wrangler.local.toml (demo page: /demo)
+ *   emulator  http://127.0.0.1:8788   Node (emulator/local.ts): OAuth, REST, git, consent pages
+ *
+ * - State survives a restart: Durable Objects in `<state>/state`, the emulator's tokens,
+ *   grants and repositories in `<state>/emulator` (`<state>` is `.wrangler`, or
+ *   `LOCAL_STATE_DIR`). So a connection made yesterday still works today.
+ * - A private wrangler dev registry per run (`WRANGLER_REGISTRY_PATH`, a fresh temporary
+ *   directory unless you set one), so two checkouts never reach each other's broker. Run the
+ *   example agent Worker against this broker with the path printed at start-up.
+ * - The broker's log lines (one JSON object each, src/log.ts) are printed readably; offline
+ *   `Request.cf` lookups are switched off.
  */
 import { spawn } from "node:child_process";
-import { copyFileSync, existsSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
 
-// BROKER_STATE_DIR: where Durable Object storage lives (the browser test uses a fresh one).
-const STATE_DIR = process.env.BROKER_STATE_DIR || ".wrangler/state";
+const STATE = process.env.LOCAL_STATE_DIR || ".wrangler";
 const BROKER = "http://127.0.0.1:8787";
 const EMULATOR = "http://127.0.0.1:8788";
+const OWN_REGISTRY = !process.env.WRANGLER_REGISTRY_PATH;
+const REGISTRY = process.env.WRANGLER_REGISTRY_PATH || mkdtempSync(join(tmpdir(), "wrangler-registry-"));
 
 if (!existsSync(".dev.vars")) {
   copyFileSync(".dev.vars.example", ".dev.vars");
   console.log("Created .dev.vars from .dev.vars.example (local demo secrets).");
 }
 
-const env = { ...process.env, WRANGLER_SEND_METRICS: "false", WRANGLER_LOG: process.env.WRANGLER_LOG ?? "warn" };
-const common = ["--ip", "127.0.0.1", "--show-interactive-dev-session=false"];
-const children = [
-  spawn("wrangler", ["dev", "-c", "emulator/wrangler.toml", "--port", "8788", "--inspector-port", "9230", ...common], { env, stdio: "inherit" }),
-  spawn("wrangler", ["dev", "-c", "wrangler.toml", "--port", "8787", "--inspector-port", "9229", "--persist-to", STATE_DIR, ...common], {
-    env,
-    stdio: "inherit",
-  }),
-];
+const env = {
+  ...process.env,
+  WRANGLER_SEND_METRICS: "false",
+  WRANGLER_REGISTRY_PATH: REGISTRY,
+  // No fetch of https://workers.cloudflare.com/cf.json: offline it only prints stack traces.
+  CLOUDFLARE_CF_FETCH_ENABLED: "false",
+};
+
+const emulator = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", "emulator/local.ts", "--port", "8788", "--dir", join(STATE, "emulator"), "--broker", BROKER], {
+  env,
+  stdio: ["ignore", "pipe", "pipe"],
+});
+const broker = spawn(
+  "wrangler",
+  ["dev", "-c", "wrangler.local.toml", "--ip", "127.0.0.1", "--port", "8787", "--inspector-port", "9229", "--persist-to", join(STATE, "state"), "--show-interactive-dev-session=false"],
+  { env, stdio: ["ignore", "pipe", "pipe"] },
+);
+const children = [emulator, broker];
+for (const child of children) {
+  for (const stream of [child.stdout, child.stderr]) createInterface({ input: stream }).on("line", (line) => print(line));
+}
+
+/** Wrangler's own chatter that says nothing to someone running the demo. */
+const NOISE = [/^\s*$/, /⛅️ wrangler \d/, /collects anonymous telemetry/, /Your types might be out of date/, /GET \/healthz 200/, /^─+$/, /Your Worker has access to the following bindings/, /^env\.\w+ \(/, /^Binding\s+Resource/, /Using vars defined in/, /Using secrets defined in/, /^\s+(env\.|Durable Object|Environment Variable)/, /Ready on http/, /Starting local server/, /Reloading local server/, /Local server updated/, /Update available/, /npm install --save-dev wrangler/];
+
+/** One line of output, with the broker's JSON log lines made readable. */
+function print(line) {
+  const at = line.indexOf('{"event"');
+  if (at >= 0) {
+    try {
+      console.log(formatEvent(JSON.parse(line.slice(at))));
+      return;
+    } catch {
+      /* not one of ours after all */
+    }
+  }
+  if (NOISE.some((re) => re.test(line))) return;
+  console.log(line);
+}
+
+function formatEvent(e) {
+  const time = new Date().toTimeString().slice(0, 8);
+  const who = [e.userId, e.appType].filter(Boolean).join("/");
+  const rest = Object.entries(e)
+    .filter(([k]) => !["event", "level", "userId", "appType", "outcome", "durationMs", "detail"].includes(k))
+    .map(([k, v]) => `${k}=${v}`);
+  const parts = [`${time} [broker] ${e.level === "error" ? "ERROR " : e.level === "warn" ? "WARN " : ""}${e.event}`, who, e.outcome, e.durationMs !== undefined ? `${e.durationMs}ms` : "", ...rest, e.detail ? `(${e.detail})` : ""];
+  return parts.filter(Boolean).join("  ");
+}
 
 let stopping = false;
 function stop(code = 0) {
   if (stopping) return;
   stopping = true;
   for (const child of children) child.kill("SIGTERM");
-  setTimeout(() => process.exit(code), 1500).unref();
+  setTimeout(() => {
+    if (OWN_REGISTRY) rmSync(REGISTRY, { recursive: true, force: true });
+    process.exit(code);
+  }, 1500).unref();
 }
 for (const child of children) child.on("exit", (code) => stop(code ?? 1));
 process.on("SIGINT", () => stop(0));
@@ -55,7 +111,12 @@ async function waitFor(url) {
 }
 
 if ((await waitFor(`${BROKER}/healthz`)) && (await waitFor(`${EMULATOR}/`))) {
-  console.log(`\n  Token broker is running. Open ${BROKER}/demo\n  (GitHub emulator at ${EMULATOR}; Ctrl-C stops both.)\n`);
+  console.log(`
+  Token broker is running. Open ${BROKER}/demo
+  GitHub emulator at ${EMULATOR}. Ctrl-C stops both; state is kept in ${STATE}/.
+  Example agent Worker beside it:
+    WRANGLER_REGISTRY_PATH=${REGISTRY} npx wrangler dev -c examples/agent-worker/wrangler.toml --port 8789
+`);
 } else if (!stopping) {
   console.error("The broker or the emulator did not start in two minutes.");
   stop(1);

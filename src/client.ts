@@ -1,60 +1,138 @@
 /**
- * The agent-side client: what an agent session uses to get the user's token, through a
- * service binding to the broker's `BrokerApi` entrypoint.
+ * The caller-side client, published as `github-token-broker/client` (built JS and
+ * declarations in `dist/`): what an agent session and the web app use to talk to the broker
+ * through a service binding to its `BrokerApi` entrypoint.
  *
  * ```ts
- * import { UserTokenClient, shouldFallBack } from "github-token-broker/client";
+ * import { brokerBinding, shouldFallBack, UserTokenClient } from "github-token-broker/client";
  *
- * const tokens = new UserTokenClient({ broker: env.TOKEN_BROKER, userId, appType: "standard" });
+ * const broker = brokerBinding(env.TOKEN_BROKER); // `wrangler types` says `Service`; this types it
+ * const tokens = new UserTokenClient({ broker, userId, appType: "standard" });
  * const result = await tokens.getToken("octo-org/hello-world");
- * if (shouldFallBack(result)) useInstallationToken(result.reason);
- * else git.push({ token: result.token, author: result.committer });
+ * if (result.ok) git.push({ token: result.token, author: result.committer });
+ * else if (shouldFallBack(result)) useInstallationToken(result.reason);
+ * else throw new Error(result.message); // invalid_request / unauthorized: a bug in the caller
  * ```
  *
- * - Keeps each token until its remaining life (`expiresInSeconds`, counted on this
- *   client's clock) is down to `refreshMarginSeconds` (5 minutes by default), and
- *   asks for a fresh one ahead of that; a token closer to expiry is never handed out.
- * - Coalesces concurrent calls in one session: one broker call per repository at a time.
- * - {@link UserTokenClient.reportRejected} tells the broker GitHub refused a token and
- *   returns the replacement (or the reason there is none).
- * - Never throws for a broker or transport failure: every result is the contract's
- *   {@link TokenResult}, so the caller can switch to the App installation token on `reason`.
+ * - Never throws for a broker or transport failure: a binding that cannot be reached is
+ *   `broker_unreachable` (a client-side reason, never confused with GitHub's outages).
+ * - {@link shouldFallBack} is false for the caller's own bugs (`invalid_request`,
+ *   `unauthorized`): a bug must surface, not silently push as the bot.
+ * - {@link UserTokenClient} keeps each token until its remaining life (`expiresInSeconds`,
+ *   on this client's clock) is down to `refreshMarginSeconds` (5 minutes by default), and
+ *   coalesces concurrent calls of a session into one broker call per repository.
+ * - {@link BrokerClient} is the web app's side: connect, the confirmation step, connection
+ *   status, disconnect, and session capabilities.
  */
 import type {
+  AuditPage,
+  CapabilityGrant,
+  CapabilityRequest,
+  ConnectConfirmed,
+  ConnectConfirmRequest,
+  ConnectionView,
+  ConnectRequest,
+  ConnectStarted,
+  Disconnected,
+  Failure,
   InstallationPermissions,
   InstallationTokenGrant,
   InstallationTokenRequest,
   InstallationTokenResult,
   Permission,
+  Reason,
   RejectedTokenReport,
   TokenGrant,
   TokenRequest,
   TokenResult,
-} from "./contract";
-import { failure } from "./contract";
-
-export type {
-  AuditEntry,
-  AuditPage,
-  ConnectionEvent,
-  ConnectionEventType,
-  Failure,
-  InstallationPermissions,
-  InstallationTokenGrant,
-  InstallationTokenResult,
-  Permission,
-  Reason,
-  TokenGrant,
-  TokenResult,
+  UserDeleted,
+  UserTokenResult,
 } from "./contract";
 
-/** The part of the `BrokerApi` entrypoint the client uses (a service binding satisfies it). */
-export interface TokenBrokerBinding {
-  getToken(userId: string, request: TokenRequest): Promise<TokenResult>;
-  reportRejectedToken(userId: string, report: RejectedTokenReport): Promise<TokenResult>;
+// Every contract type (results, requests, reasons, events, audit entries), for callers.
+export type * from "./contract";
+
+/** A reason only the client produces: the binding itself failed (the broker was not reached). */
+export type ClientReason = "broker_unreachable";
+
+/** A failure as the client returns it: the broker's {@link Failure}, or {@link ClientReason}. */
+export interface ClientFailure extends Omit<Failure, "reason"> {
+  reason: Reason | ClientReason;
 }
 
+/** What every client method answers: the broker's success type, or a {@link ClientFailure}. */
+export type ClientResult<T> = T | ClientFailure;
+
+/** `GET /connection` as RPC answers it. */
+export type ConnectionResult = ({ ok: true } & ConnectionView) | Failure;
+
+/**
+ * The `BrokerApi` entrypoint's RPC methods, as a type a caller can use without the broker's
+ * source. A `Service<typeof BrokerApi>` satisfies it.
+ */
+export interface BrokerApiMethods {
+  /** With `fallback: "app"` it may answer an installation token (`identity: "app"`). */
+  getToken(userId: string, request: TokenRequest): Promise<UserTokenResult>;
+  reportRejectedToken(userId: string, report: RejectedTokenReport): Promise<TokenResult>;
+  getConnection(userId: string, appType: string): Promise<ConnectionResult>;
+  startConnect(userId: string, request: ConnectRequest): Promise<ConnectStarted | Failure>;
+  confirmConnect(userId: string, request: ConnectConfirmRequest): Promise<ConnectConfirmed | Failure>;
+  disconnect(userId: string, appType: string): Promise<Disconnected | Failure>;
+  issueCapability(userId: string, request: CapabilityRequest): Promise<CapabilityGrant | Failure>;
+  revokeCapabilities(userId: string, sessionId: string): Promise<{ ok: true; revoked: number } | Failure>;
+  getAudit(userId: string, options?: { limit?: number; before?: number }): Promise<AuditPage | Failure>;
+  deleteUser(userId: string): Promise<UserDeleted | Failure>;
+  getInstallationToken(request: InstallationTokenRequest): Promise<InstallationTokenResult>;
+}
+
+/**
+ * The service binding to the broker (`[[services]] ... entrypoint = "BrokerApi"`), typed: the
+ * RPC methods and the HTTP `fetch` (`/v1/...` with no bearer token).
+ */
+export type BrokerService = BrokerApiMethods & { fetch(input: Request | string | URL, init?: RequestInit): Promise<Response> };
+
+/**
+ * Types a service binding as {@link BrokerService}. `wrangler types` writes a binding to
+ * another Worker as plain `Service` (it cannot see the other Worker's class), which has no
+ * RPC methods in its type; this is the one place that says what the binding really is.
+ */
+export function brokerBinding(binding: { fetch: unknown }): BrokerService {
+  return binding as unknown as BrokerService;
+}
+
+/** The caller's own bugs: falling back would hide them. */
+const CALLER_BUGS: ReadonlySet<string> = new Set(["invalid_request", "unauthorized"]);
+
+/**
+ * Whether the caller should use the App installation token instead: any failure except the
+ * caller's own bugs (`invalid_request`, `unauthorized`; see {@link isCallerBug}). The
+ * `reason` says whether the user must act (`not_connected`, `revoked`, `reconnect_required`,
+ * `no_repo_access`) or it is worth retrying later (`retryAfterSeconds`: `rate_limited`,
+ * `github_unavailable`, `broker_unreachable`, ...).
+ */
+export function shouldFallBack(result: { ok: true } | ClientFailure): boolean {
+  return !result.ok && !CALLER_BUGS.has(result.reason);
+}
+
+/** A failure caused by the caller (a malformed request, a wrong credential): fix the caller. */
+export function isCallerBug(result: { ok: true } | ClientFailure): boolean {
+  return !result.ok && CALLER_BUGS.has(result.reason);
+}
+
+/** Calls the binding; a throw (the broker not reached, the call lost) is `broker_unreachable`. */
+async function reach<T>(fn: () => Promise<T>): Promise<T | ClientFailure> {
+  try {
+    return await fn();
+  } catch {
+    return { ok: false, reason: "broker_unreachable", message: "The token broker could not be reached through its service binding.", retryAfterSeconds: 1 };
+  }
+}
+
+/** The part of the broker an agent session's {@link UserTokenClient} uses. */
+export type TokenBrokerBinding = Pick<BrokerApiMethods, "getToken" | "reportRejectedToken">;
+
 export interface UserTokenClientOptions {
+  /** The service binding (see {@link brokerBinding}). */
   broker: TokenBrokerBinding;
   userId: string;
   appType: string;
@@ -64,15 +142,16 @@ export interface UserTokenClientOptions {
   now?: () => number;
 }
 
+/** One agent session's user tokens: cached, refreshed ahead of expiry, coalesced. */
 export class UserTokenClient {
-  readonly #broker: TokenBrokerBinding;
+  readonly #broker: UserTokenClientOptions["broker"];
   readonly #userId: string;
   readonly #appType: string;
   readonly #marginMs: number;
   readonly #now: () => number;
   /** Each grant with its expiry on this client's clock (receipt + `expiresInSeconds`). */
   readonly #cache = new Map<string, { grant: TokenGrant; expiresAt: number }>();
-  readonly #inflight = new Map<string, Promise<TokenResult>>();
+  readonly #inflight = new Map<string, Promise<ClientResult<TokenGrant>>>();
 
   constructor(options: UserTokenClientOptions) {
     this.#broker = options.broker;
@@ -83,7 +162,7 @@ export class UserTokenClient {
   }
 
   /** A token for `repository` valid for more than the refresh margin, or why there is none. */
-  getToken(repository: string, permission: Permission = "push"): Promise<TokenResult> {
+  getToken(repository: string, permission: Permission = "push"): Promise<ClientResult<TokenGrant>> {
     const key = `${permission} ${repository.toLowerCase()}`;
     const cached = this.#cache.get(key);
     if (cached && cached.expiresAt - this.#marginMs > this.#now()) return Promise.resolve(cached.grant);
@@ -99,14 +178,13 @@ export class UserTokenClient {
    * GitHub refused `token` (a 401 on a push or an API call): tell the broker, which checks
    * with GitHub and answers a working token or the reason there is none.
    */
-  async reportRejected(repository: string, token: string, permission: Permission = "push"): Promise<TokenResult> {
+  async reportRejected(repository: string, token: string, permission: Permission = "push"): Promise<ClientResult<TokenGrant>> {
     const key = `${permission} ${repository.toLowerCase()}`;
     if (this.#cache.get(key)?.grant.token === token) this.#cache.delete(key);
-    const result = await this.#call(() => this.#broker.reportRejectedToken(this.#userId, { appType: this.#appType, token }));
+    const result = await reach(() => this.#broker.reportRejectedToken(this.#userId, { appType: this.#appType, token }));
     if (!result.ok) return result;
     // The broker vouches for the token; the repository check of the original grant stands.
-    this.#remember(key, result);
-    return result;
+    return this.#remember(key, result);
   }
 
   /** Forgets every cached token (for example when the session ends). */
@@ -114,47 +192,128 @@ export class UserTokenClient {
     this.#cache.clear();
   }
 
-  async #fetch(key: string, repository: string, permission: Permission): Promise<TokenResult> {
+  async #fetch(key: string, repository: string, permission: Permission): Promise<ClientResult<TokenGrant>> {
     // Ask for a token that outlives the margin by as much again, so it is cached a while.
     const minValiditySeconds = Math.min(3600, Math.ceil((2 * this.#marginMs) / 1000));
-    const result = await this.#call(() =>
-      this.#broker.getToken(this.#userId, { appType: this.#appType, repository, permission, minValiditySeconds }),
-    );
+    const result = await reach(() => this.#broker.getToken(this.#userId, { appType: this.#appType, repository, permission, minValiditySeconds }));
     if (!result.ok) {
       this.#cache.delete(key);
       return result;
     }
+    // No `fallback` was asked for, so this is the user's own token; anything else is refused.
+    if (result.identity !== "user") return { ok: false, reason: "internal_error", message: "The broker answered a token of another identity." };
     return this.#remember(key, result);
   }
 
-  #remember(key: string, grant: TokenGrant): TokenResult {
+  #remember(key: string, grant: TokenGrant): ClientResult<TokenGrant> {
     // Scheduled from the remaining life the broker reported, not from `expiresAt`: this
     // client's clock may differ from the broker's ("one clock").
     const expiresAt = this.#now() + grant.expiresInSeconds * 1000;
     if (expiresAt - this.#marginMs <= this.#now()) {
       // Never hand out a token about to expire: the broker could not give a longer one.
-      return failure("github_unavailable", "The broker returned a token too close to expiry.", 5);
+      return { ok: false, reason: "github_unavailable", message: "The broker returned a token too close to expiry.", retryAfterSeconds: 5 };
     }
     this.#cache.set(key, { grant, expiresAt });
     return grant;
   }
+}
 
-  async #call(fn: () => Promise<TokenResult>): Promise<TokenResult> {
-    try {
-      return await fn();
-    } catch {
-      return failure("github_unavailable", "The token broker could not be reached.", 1);
-    }
+/** What the broker's callback put on `returnTo`, read by the web app (see {@link BrokerClient.finishConnect}). */
+export type ConnectReturn = { kind: "confirm"; ticket: string } | { kind: "error"; reason: string } | { kind: "none" };
+
+/** Reads `github_connect`, `connect_ticket` and `reason` from the URL the browser came back to. */
+export function readConnectReturn(url: URL | string): ConnectReturn {
+  const params = new URL(url).searchParams;
+  const outcome = params.get("github_connect");
+  const ticket = params.get("connect_ticket");
+  if (outcome === "confirm" && ticket) return { kind: "confirm", ticket };
+  if (outcome === "error") return { kind: "error", reason: params.get("reason") ?? "invalid_state" };
+  return { kind: "none" };
+}
+
+/** What the web app should offer for a connection: "Connect", "Reconnect", or nothing. */
+export function connectionAction(view: { status: ConnectionView["status"] }): "connect" | "reconnect" | "none" {
+  if (view.status === "not_connected") return "connect";
+  if (view.status === "revoked" || view.status === "reconnect_required") return "reconnect";
+  return "none";
+}
+
+/**
+ * The web app's side of the broker, and whoever issues capabilities to agent sessions. Every
+ * method answers a {@link ClientResult}; none throws for a broker or transport failure.
+ *
+ * **The confirmation step.** GitHub sends a user who already authorized the App straight
+ * back with a code, so the OAuth `state` proves only who *started* a connect. The broker
+ * connects nothing until the web app confirms the ticket as the user signed in to *that
+ * browser session*: pass the session's user id to {@link finishConnect}, never an id read
+ * from the URL, or anyone could link their victim's GitHub account to their own user.
+ */
+export class BrokerClient {
+  readonly #broker: BrokerApiMethods;
+
+  constructor(broker: BrokerApiMethods) {
+    this.#broker = broker;
+  }
+
+  /** Starts a connect: send the browser to `authorizeUrl`. `selectAccount` shows GitHub's account picker. */
+  startConnect(userId: string, request: ConnectRequest): Promise<ClientResult<ConnectStarted>> {
+    return reach(() => this.#broker.startConnect(userId, request));
+  }
+
+  /**
+   * Finishes a connect when the browser comes back to `returnTo`. `sessionUserId` is the user
+   * signed in to the web app in this browser (from your session cookie). `invalid_ticket`
+   * means the link was started by someone else, expired or was already used: nothing was
+   * connected; tell the person so.
+   */
+  async finishConnect(sessionUserId: string, returnedTo: URL | string): Promise<ClientResult<ConnectConfirmed> | { ok: false; reason: "callback_error"; callbackReason: string; message: string } | null> {
+    const back = readConnectReturn(returnedTo);
+    if (back.kind === "none") return null;
+    if (back.kind === "error") return { ok: false, reason: "callback_error", callbackReason: back.reason, message: "GitHub did not authorize the connection." };
+    return reach(() => this.#broker.confirmConnect(sessionUserId, { ticket: back.ticket }));
+  }
+
+  /** The connection's state, for the "Connect" / "Reconnect" button (see {@link connectionAction}). */
+  getConnection(userId: string, appType: string): Promise<ClientResult<ConnectionResult>> {
+    return reach(() => this.#broker.getConnection(userId, appType));
+  }
+
+  /** Disconnects and revokes the GitHub grant. */
+  disconnect(userId: string, appType: string): Promise<ClientResult<Disconnected>> {
+    return reach(() => this.#broker.disconnect(userId, appType));
+  }
+
+  /** A session capability for one repository; give the sandbox {@link capabilityRemote} of it. */
+  issueCapability(userId: string, request: CapabilityRequest): Promise<ClientResult<CapabilityGrant>> {
+    return reach(() => this.#broker.issueCapability(userId, request));
+  }
+
+  /** Revokes every capability of one session at once (when the session ends). */
+  revokeCapabilities(userId: string, sessionId: string): Promise<ClientResult<{ ok: true; revoked: number }>> {
+    return reach(() => this.#broker.revokeCapabilities(userId, sessionId));
+  }
+
+  /** The user's audit trail, newest first; pass the answer's `nextBefore` as `before` for older entries. */
+  getAudit(userId: string, options: { limit?: number; before?: number } = {}): Promise<ClientResult<AuditPage>> {
+    return reach(() => this.#broker.getAudit(userId, options));
+  }
+
+  /** Deletes the user: every connection, grant and capability. */
+  deleteUser(userId: string): Promise<ClientResult<UserDeleted>> {
+    return reach(() => this.#broker.deleteUser(userId));
   }
 }
 
 /**
- * Whether the caller should use the App installation token instead: any failure. The
- * `reason` says whether the user must act (`revoked`, `reconnect_required`,
- * `not_connected`, `no_repo_access`) or it is worth retrying later (`retryAfterSeconds`).
+ * The git remote a sandbox uses: `gitRemoteUrl` with the capability as the HTTP password
+ * (`https://x:<capability>@broker/git/owner/repo.git`), so plain `git clone` and `git push`
+ * work with no credential helper.
  */
-export function shouldFallBack(result: TokenResult): result is Extract<TokenResult, { ok: false }> {
-  return !result.ok;
+export function capabilityRemote(grant: Pick<CapabilityGrant, "gitRemoteUrl" | "capability">): string {
+  const url = new URL(grant.gitRemoteUrl);
+  url.username = "x";
+  url.password = grant.capability;
+  return url.toString();
 }
 
 /**
@@ -175,10 +334,8 @@ export async function verifyBrokerEvent(body: string, signature: string | null, 
 
 // ---- installation tokens (the App's identity) ----
 
-/** The part of the `BrokerApi` entrypoint {@link InstallationTokenClient} uses. */
-export interface InstallationTokenBinding {
-  getInstallationToken(request: InstallationTokenRequest): Promise<InstallationTokenResult>;
-}
+/** The part of the broker an {@link InstallationTokenClient} uses. */
+export type InstallationTokenBinding = Pick<BrokerApiMethods, "getInstallationToken">;
 
 /**
  * App installation tokens for an agent session, from the broker (no private key in the
@@ -192,7 +349,7 @@ export class InstallationTokenClient {
   readonly #marginMs: number;
   readonly #now: () => number;
   readonly #cache = new Map<string, { grant: InstallationTokenGrant; until: number }>();
-  readonly #inflight = new Map<string, Promise<InstallationTokenResult>>();
+  readonly #inflight = new Map<string, Promise<ClientResult<InstallationTokenGrant>>>();
 
   constructor(options: { broker: InstallationTokenBinding; appType: string; refreshMarginSeconds?: number; now?: () => number }) {
     this.#broker = options.broker;
@@ -202,7 +359,7 @@ export class InstallationTokenClient {
   }
 
   /** A token for `repository` (and `permissions`, default contents + pull requests write). */
-  getToken(repository: string, permissions?: InstallationPermissions): Promise<InstallationTokenResult> {
+  getToken(repository: string, permissions?: InstallationPermissions): Promise<ClientResult<InstallationTokenGrant>> {
     const key = `${repository.toLowerCase()} ${JSON.stringify(permissions ? Object.entries(permissions).sort() : null)}`;
     const cached = this.#cache.get(key);
     if (cached && cached.until > this.#now()) return Promise.resolve(cached.grant);
@@ -214,14 +371,9 @@ export class InstallationTokenClient {
     return pending;
   }
 
-  async #fetch(key: string, repository: string, permissions?: InstallationPermissions): Promise<InstallationTokenResult> {
+  async #fetch(key: string, repository: string, permissions?: InstallationPermissions): Promise<ClientResult<InstallationTokenGrant>> {
     const minValiditySeconds = Math.min(3600, Math.ceil((2 * this.#marginMs) / 1000));
-    let result: InstallationTokenResult;
-    try {
-      result = await this.#broker.getInstallationToken({ appType: this.#appType, repository, permissions, minValiditySeconds });
-    } catch {
-      return failure("github_unavailable", "The token broker could not be reached.", 1);
-    }
+    const result = await reach(() => this.#broker.getInstallationToken({ appType: this.#appType, repository, permissions, minValiditySeconds }));
     if (!result.ok) {
       this.#cache.delete(key);
       return result;

@@ -1,9 +1,10 @@
 /** The agent-side client over the real `BrokerApi` entrypoint (RPC), and the entrypoint itself. */
 import { exports } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import { UserTokenClient, shouldFallBack, type TokenBrokerBinding } from "../src/client";
+import { BrokerClient, brokerBinding, capabilityRemote, connectionAction, isCallerBug, readConnectReturn, shouldFallBack, UserTokenClient, type BrokerApiMethods, type TokenBrokerBinding } from "../src/client";
+import type { BrokerApi } from "../src/index";
 import type { TokenResult } from "../src/contract";
-import { connectUser, emulator, requestToken, setStoredExpiry } from "./support/helpers";
+import { authorizeAs, callbackTicket, connectUser, emulator, requestToken, setStoredExpiry } from "./support/helpers";
 
 const GH = { id: 3003, login: "agent-user", name: "Agent User", repos: { "acme/app": "push" as const } };
 
@@ -101,7 +102,8 @@ describe("UserTokenClient", () => {
     const { binding } = countingBroker();
     const client = new UserTokenClient({ broker: binding, userId: "cl-none", appType: "standard" });
     const result = await client.getToken("acme/app");
-    expect(shouldFallBack(result) && result.reason).toBe("not_connected");
+    expect(shouldFallBack(result)).toBe(true);
+    expect(result).toMatchObject({ ok: false, reason: "not_connected" });
     const broken: TokenBrokerBinding = {
       getToken: async () => {
         throw new Error("binding unavailable");
@@ -111,7 +113,22 @@ describe("UserTokenClient", () => {
       },
     };
     const down = await new UserTokenClient({ broker: broken, userId: "u", appType: "standard" }).getToken("acme/app");
-    expect(down).toMatchObject({ ok: false, reason: "github_unavailable" });
+    // The binding itself failed: a reason of its own, never mistaken for a GitHub outage.
+    expect(down).toMatchObject({ ok: false, reason: "broker_unreachable", retryAfterSeconds: 1 });
+    expect(shouldFallBack(down)).toBe(true);
+  });
+
+  it("does not fall back on the caller's own bugs: invalid_request and unauthorized surface", async () => {
+    const { binding } = countingBroker();
+    const bad = await new UserTokenClient({ broker: binding, userId: "cl-none", appType: "standard" }).getToken("not a repository");
+    expect(bad).toMatchObject({ ok: false, reason: "invalid_request" });
+    expect(shouldFallBack(bad)).toBe(false);
+    expect(isCallerBug(bad)).toBe(true);
+    const unauthorized = { ok: false as const, reason: "unauthorized" as const, message: "wrong bearer" };
+    expect(shouldFallBack(unauthorized)).toBe(false);
+    for (const reason of ["not_connected", "revoked", "reconnect_required", "no_repo_access", "rate_limited", "github_unavailable"] as const) {
+      expect(shouldFallBack({ ok: false, reason, message: "" })).toBe(true);
+    }
   });
 
   it("reports a rejected token and uses the replacement", async () => {
@@ -126,5 +143,57 @@ describe("UserTokenClient", () => {
     expect(calls.reportRejectedToken).toBe(1);
     const next = await client.getToken("acme/app");
     expect(next.ok && next.token).toBe(replaced.ok && replaced.token);
+  });
+});
+
+describe("BrokerClient: the web app's side", () => {
+  const rpc = () => brokerBinding((exports as unknown as { BrokerApi: { fetch: unknown } }).BrokerApi);
+
+  it("a Service<typeof BrokerApi> is a BrokerApiMethods, so the typed binding needs no cast", () => {
+    // Compile-time: this file fails `npm run typecheck` if the client's binding type drifts from the entrypoint.
+    const typed = null as unknown as Service<typeof BrokerApi>;
+    const asMethods: BrokerApiMethods | null = typed;
+    expect(asMethods).toBeNull();
+  });
+
+  it("finishConnect confirms as the session's user: the starter connects, anyone else gets invalid_ticket", async () => {
+    await emulator.addUser(GH);
+    const client = new BrokerClient(rpc());
+    const started = await client.startConnect("bc-starter", { appType: "standard", returnTo: "https://app.test/back", selectAccount: true });
+    if (!started.ok) throw new Error(started.reason);
+    expect(new URL(started.authorizeUrl).searchParams.get("prompt")).toBe("select_account");
+    const victimTicket = await callbackTicket(await authorizeAs("bc-starter", GH.id));
+    const returned = `https://app.test/back?github_connect=confirm&connect_ticket=${victimTicket}`;
+    expect(readConnectReturn(returned)).toEqual({ kind: "confirm", ticket: victimTicket });
+    // Another browser session (another platform user) brought the ticket back: refused.
+    expect(await client.finishConnect("bc-someone-else", returned)).toMatchObject({ ok: false, reason: "invalid_ticket" });
+    const other = await client.getConnection("bc-someone-else", "standard");
+    expect(other.ok && other.status).toBe("not_connected");
+    const done = await client.finishConnect("bc-starter", returned);
+    expect(done).toMatchObject({ ok: true, status: "connected", githubLogin: GH.login });
+    const view = await client.getConnection("bc-starter", "standard");
+    expect(view.ok && connectionAction(view)).toBe("none");
+    expect(await client.finishConnect("bc-starter", "https://app.test/back?github_connect=error&reason=access_denied")).toMatchObject({ reason: "callback_error", callbackReason: "access_denied" });
+    expect(await client.finishConnect("bc-starter", "https://app.test/back")).toBeNull();
+  });
+
+  it("issues a capability whose git remote carries it as the password, and revokes it", async () => {
+    await connectUser("bc-cap", GH);
+    const client = new BrokerClient(rpc());
+    const grant = await client.issueCapability("bc-cap", { appType: "standard", repository: "acme/app", sessionId: "s1" });
+    if (!grant.ok) throw new Error(grant.reason);
+    const remote = new URL(capabilityRemote(grant));
+    expect(remote.username).toBe("x");
+    expect(decodeURIComponent(remote.password)).toBe(grant.capability);
+    expect(await client.revokeCapabilities("bc-cap", "s1")).toEqual({ ok: true, revoked: 1 });
+    expect(connectionAction({ status: "revoked" })).toBe("reconnect");
+    expect(connectionAction({ status: "not_connected" })).toBe("connect");
+  });
+
+  it("a binding that throws is broker_unreachable for every method", async () => {
+    const dead = brokerBinding({ fetch: null });
+    const client = new BrokerClient(new Proxy(dead, { get: () => async () => { throw new Error("gone"); } }));
+    expect(await client.getConnection("u", "standard")).toMatchObject({ ok: false, reason: "broker_unreachable" });
+    expect(await client.startConnect("u", { appType: "standard", returnTo: "https://app.test/" })).toMatchObject({ reason: "broker_unreachable" });
   });
 });

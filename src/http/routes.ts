@@ -5,7 +5,7 @@
  *   `fetch` as it is, and from the public URL only behind `INTERNAL_API_TOKEN`.
  * - {@link publicRouter}: what the internet can reach: health, the OAuth callback, GitHub's
  *   webhooks, the git and REST proxies for session capabilities, `/v1` behind the bearer
- *   check, and the local demo when `DEMO_MODE` is on.
+ *   check. (The local demo is not here: src/dev/entry.ts adds it for `npm start` only.)
  *
  * Handlers are one line each: parse with middleware, call an operation (api.ts), answer
  * through respond.ts.
@@ -14,9 +14,7 @@ import { Router, type IRequest } from "itty-router";
 import * as api from "../api";
 import { loadConfig } from "../config";
 import { failure } from "../contract";
-import { demoApi, demoPage, isDemoEnabled } from "../demo";
 import { proxyGit, proxyRest } from "../proxy/git-proxy";
-import { readJsonBody } from "../validate";
 import { handleWebhook } from "../webhooks";
 import { getInstallationToken } from "../installations/api";
 import { oauthCallback } from "./callback";
@@ -64,12 +62,6 @@ export const publicRouter = Router<IRequest, [Env]>({ catch: onError })
   .get("/healthz", () => new Response("ok", { headers: { "content-type": "text/plain" } }))
   .get("/oauth/callback", oauthCallback)
   .post("/webhooks/github/:appType", webhook)
-  .get("/demo", (_req, env) => (isDemoEnabled(env) ? demoPage(env) : undefined))
-  .post("/demo/api/:action", async (req, env) => {
-    if (!isDemoEnabled(env)) return undefined;
-    const body = await readJsonBody(req);
-    return json({ ok: true, ...(await demoApi(env, param(req, "action") ?? "", body.ok ? body.value : {})) } as { ok: true });
-  })
   .all("/git/*", (req, env) => proxyGit(req, env))
   .all("/api/repos/*", (req, env) => proxyRest(req, env))
   .all("/v1/*", requireInternalToken, (req, env) => apiRouter.fetch(req, env))

@@ -1,31 +1,40 @@
 /**
- * An example agent-session Worker. `GET /?user=<userId>&repo=<owner/name>` answers which
- * credential the session would push with: the user's token (and the identity its commits
- * carry), or the App installation token and why.
+ * An example agent-session Worker, written as a caller of the broker writes one: the client
+ * imported by its package name, the `Env` from `wrangler types`.
+ *
+ * - `GET /?user=<userId>&repo=<owner/name>`: which credential the session would push with:
+ *   the user's token (and the identity its commits carry), or the App installation token and
+ *   why. The token itself never leaves this Worker.
+ * - `GET /capability?user=<userId>&repo=<owner/name>`: a session capability's git remote,
+ *   what a sandbox would `git clone` (the capability is the HTTP password).
  */
-import { shouldFallBack, UserTokenClient, type TokenBrokerBinding } from "../../../src/client";
-
-interface AgentEnv {
-  TOKEN_BROKER: TokenBrokerBinding;
-}
+import { BrokerClient, brokerBinding, capabilityRemote, shouldFallBack, UserTokenClient } from "github-token-broker/client";
 
 export default {
-  async fetch(request: Request, env: AgentEnv): Promise<Response> {
+  async fetch(request, env): Promise<Response> {
     const url = new URL(request.url);
     const userId = url.searchParams.get("user") ?? "";
     const repository = url.searchParams.get("repo") ?? "";
+    // `wrangler types` types the binding as plain `Service`; brokerBinding gives it the broker's methods.
+    const broker = brokerBinding(env.TOKEN_BROKER);
+
+    if (url.pathname === "/capability") {
+      const grant = await new BrokerClient(broker).issueCapability(userId, { appType: "standard", repository, sessionId: `example-${Date.now()}`, ttlSeconds: 600 });
+      if (!grant.ok) return Response.json({ reason: grant.reason }, { status: 409 });
+      return Response.json({ remote: capabilityRemote(grant), expiresAt: grant.expiresAt });
+    }
+
     // One client per agent session; here a request stands in for a session.
-    const tokens = new UserTokenClient({ broker: env.TOKEN_BROKER, userId, appType: "standard" });
+    const tokens = new UserTokenClient({ broker, userId, appType: "standard" });
     const result = await tokens.getToken(repository);
+    if (result.ok) {
+      // A real session would now run `git -c user.name=... -c user.email=... push` with the token.
+      return Response.json({ credential: "user_token", expiresAt: result.expiresAt, author: `${result.committer.name} <${result.committer.email}>` });
+    }
     if (shouldFallBack(result)) {
       return Response.json({ credential: "installation_token", reason: result.reason, retryAfterSeconds: result.retryAfterSeconds ?? null });
     }
-    // A real session would now run: git -c user.name=... -c user.email=... push
-    // with the token as the password. The token itself never leaves this Worker.
-    return Response.json({
-      credential: "user_token",
-      expiresAt: result.expiresAt,
-      author: `${result.committer.name} <${result.committer.email}>`,
-    });
+    // invalid_request or unauthorized (isCallerBug): a bug in this Worker, never hidden behind the bot.
+    return Response.json({ error: result.reason, message: result.message }, { status: 400 });
   },
-};
+} satisfies ExportedHandler<Env>;

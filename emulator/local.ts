@@ -1,0 +1,148 @@
+/**
+ * The GitHub emulator for `npm start`, in Node: GitHub's OAuth and REST endpoints, the
+ * browser pages (sign-in, account picker, consent, "Settings → Applications"), and git over
+ * real bare repositories (`git http-backend`), so a `git clone` with a session capability
+ * works locally exactly as against github.com.
+ *
+ * State lives in `<dir>` (default `.wrangler/emulator`): `state.json` (users, tokens, grants,
+ * saved after every change and on exit) and `repos/` (seeded once). Restarting `npm start`
+ * therefore keeps every connection working: the broker's stored tokens are still the
+ * emulator's live tokens.
+ *
+ *   node emulator/local.ts [--port 8788] [--dir .wrangler/emulator] [--broker http://127.0.0.1:8787]
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { createRepository, gitHttpBackend } from "./git-backend.ts";
+import { GitHubEmulator, type EmulatorApp, type EmulatorSnapshot, type EmulatorUser } from "./github.ts";
+import { settingsPage, type AuthorizedAppRow } from "./pages.ts";
+import { serve } from "./serve.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    port: { type: "string", default: "8788" },
+    dir: { type: "string", default: ".wrangler/emulator" },
+    broker: { type: "string", default: "http://127.0.0.1:8787" },
+  },
+});
+const dir = args.dir!;
+const broker = args.broker!.replace(/\/+$/, "");
+
+/** The demo's Apps; the secrets are the demo values of .dev.vars.example and protect nothing. */
+const APPS: EmulatorApp[] = [
+  {
+    clientId: "Iv23.emulator-standard",
+    clientSecret: "dev-client-secret-standard",
+    webhookSecret: "dev-webhook-secret-standard",
+    webhookUrl: `${broker}/webhooks/github/standard`,
+    name: "Acme Coding Agents",
+  },
+  {
+    clientId: "Iv23.emulator-lite",
+    clientSecret: "dev-client-secret-lite",
+    webhookSecret: "dev-webhook-secret-lite",
+    webhookUrl: `${broker}/webhooks/github/lite`,
+    name: "Acme Coding Agents Lite",
+  },
+];
+
+/** Two GitHub accounts. `octo-org/docs` is pull-only for @octocat: a push there is refused. */
+const USERS: EmulatorUser[] = [
+  { id: 583231, login: "octocat", name: "The Octocat", repos: { "octo-org/hello-world": "push", "octo-org/docs": "pull" } },
+  { id: 9919, login: "hubot", name: null, repos: { "octo-org/hello-world": "push" } },
+];
+
+const REPOS: Record<string, Record<string, string>> = {
+  "octo-org/hello-world": { "README.md": "# Hello World\n\nCloned through the token broker's git proxy.\n" },
+  "octo-org/docs": { "README.md": "# Docs\n\nPull-only for @octocat.\n" },
+};
+
+const reposDir = join(dir, "repos");
+const statePath = join(dir, "state.json");
+mkdirSync(reposDir, { recursive: true });
+for (const [name, files] of Object.entries(REPOS)) {
+  if (!existsSync(join(reposDir, `${name}.git`))) await createRepository(reposDir, name, files);
+}
+
+const emulator = new GitHubEmulator(APPS, { gitBackend: gitHttpBackend(reposDir) });
+for (const user of USERS) emulator.addUser(user);
+if (existsSync(statePath)) {
+  try {
+    emulator.restore(JSON.parse(readFileSync(statePath, "utf8")) as EmulatorSnapshot);
+    console.log(`[github] restored tokens and grants from ${statePath}`);
+  } catch (err) {
+    console.log(`[github] could not read ${statePath} (${(err as Error).message}); starting empty`);
+  }
+}
+
+function save(): void {
+  const tmp = `${statePath}.tmp`;
+  writeFileSync(tmp, JSON.stringify(emulator.snapshot()));
+  renameSync(tmp, statePath);
+}
+
+let saveTimer: ReturnType<typeof setTimeout> | null = null;
+function saveSoon(): void {
+  saveTimer ??= setTimeout(() => {
+    saveTimer = null;
+    save();
+  }, 50);
+}
+
+/** `GET /settings/applications`: the signed-in account's Apps (everyone's when nobody is signed in). */
+function settings(request: Request, url: URL): Response {
+  const user = emulator.signedInUser(request);
+  const rows: AuthorizedAppRow[] = [];
+  for (const u of user ? [user] : emulator.users.values()) {
+    for (const app of emulator.apps.values()) {
+      if (emulator.hasAuthorized(app.clientId, u.id)) rows.push({ app: { clientId: app.clientId, name: app.name ?? app.clientId }, user: u });
+    }
+  }
+  const status = url.searchParams.get("webhook_status");
+  const notice = status ? `Revoked. GitHub sent the webhook; the App answered ${status}.` : null;
+  return settingsPage(rows, backLink(url.searchParams.get("return_to")), notice);
+}
+
+/** A way back only to the broker's own origin (the demo), never anywhere else. */
+function backLink(value: string | null): string | null {
+  if (!value || !URL.canParse(value)) return null;
+  return new URL(value).origin === new URL(broker).origin ? value : null;
+}
+
+async function handle(request: Request): Promise<Response> {
+  const url = new URL(request.url);
+  if (url.pathname === "/" && request.method === "GET") {
+    return new Response("GitHub emulator (local). See /settings/applications.\n", { headers: { "content-type": "text/plain" } });
+  }
+  if (url.pathname === "/settings/applications" && request.method === "GET") return settings(request, url);
+  if (url.pathname === "/settings/applications/revoke" && request.method === "POST") {
+    const form = new URLSearchParams(await request.text());
+    const back = backLink(form.get("return_to"));
+    let status = "not delivered";
+    try {
+      status = String((await emulator.revokeAndNotify(String(form.get("client_id")), Number(form.get("user_id")))).status);
+    } catch (err) {
+      console.log(`[github] revocation webhook not delivered: ${(err as Error).message}`);
+    }
+    saveSoon();
+    // Back to the demo when it sent us here (it shows the outcome), else to this page.
+    const target = back ? new URL(back) : new URL("/settings/applications", "http://emulator");
+    target.searchParams.set("webhook_status", status);
+    return new Response(null, { status: 303, headers: { location: back ? target.toString() : target.pathname + target.search } });
+  }
+  const response = await emulator.fetch(request);
+  if (request.method !== "GET" || url.pathname === "/login/oauth/authorize") saveSoon();
+  return response;
+}
+
+const server = await serve(handle, Number(args.port));
+console.log(`[github] emulator on ${server.url} (state in ${dir})`);
+
+function shutdown(): void {
+  if (saveTimer) clearTimeout(saveTimer);
+  save();
+  process.exit(0);
+}
+process.on("SIGINT", shutdown);
+process.on("SIGTERM", shutdown);
