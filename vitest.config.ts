@@ -8,6 +8,7 @@ import { createRepository, gitHttpBackend } from "./emulator/git-backend.ts";
 import { EventReceiver } from "./emulator/event-receiver.ts";
 import { GitHubEmulator } from "./emulator/github.ts";
 import { GitLabEmulator } from "./emulator/gitlab.ts";
+import { APP_IDENTITIES, APP_KEY_BINDINGS } from "./test/support/app-keys.ts";
 import { APPS, EVENTS_URL, GITLAB_APP, GITLAB_URL, TEST_BINDINGS } from "./test/support/env.ts";
 
 /**
@@ -30,6 +31,7 @@ const emulator = new GitHubEmulator(
   Object.values(APPS).map((a) => ({ ...a })),
   { gitBackend: gitHttpBackend(gitRoot) },
 );
+for (const identity of APP_IDENTITIES) emulator.installations.registerApp(identity);
 
 const events = new EventReceiver();
 await createRepository(gitRoot, "acme/platform/api", { "README.md": "# api\n" });
@@ -69,6 +71,8 @@ export default defineConfig({
             miniflare: {
               bindings: {
                 ...TEST_BINDINGS,
+                // Generated per run (test/support/app-keys.ts): standard PKCS#1, lite PKCS#8.
+                ...APP_KEY_BINDINGS,
                 // The soak's size and length: `SOAK_SECONDS=300 npm test` for a long run.
                 SOAK_SECONDS: process.env.SOAK_SECONDS ?? "15",
                 SOAK_USERS: process.env.SOAK_USERS ?? "12",

@@ -6,7 +6,7 @@
 import { DurableObject } from "cloudflare:workers";
 import broker from "../src/index";
 
-export { UserActor, IdentityIndex, BrokerApi } from "../src/index";
+export { UserActor, IdentityIndex, InstallationActor, BrokerApi } from "../src/index";
 
 export class BareObject extends DurableObject {
   async ping(input: { userId: string }): Promise<{ ok: true; userId: string }> {

@@ -20,6 +20,7 @@
  */
 
 import { sign } from "@octokit/webhooks-methods";
+import { GitHubAppsEmulator } from "./github-apps.ts";
 import { accountPickerPage, consentPage, htmlPage, signInPage, type PageApp } from "./pages.ts";
 
 export interface EmulatorApp {
@@ -42,7 +43,17 @@ export interface EmulatorUser {
 }
 
 /** Endpoints that can be counted and faulted. */
-export type Endpoint = "exchange" | "refresh" | "user" | "repo" | "revoke_grant" | "git" | "scoped" | "revoke_token";
+export type Endpoint =
+  | "exchange"
+  | "refresh"
+  | "user"
+  | "repo"
+  | "revoke_grant"
+  | "git"
+  | "scoped"
+  | "revoke_token"
+  | "installation"
+  | "installation_token";
 
 /**
  * Serves git smart-HTTP for a repository on disk (see emulator/git-backend.ts, Node only).
@@ -153,7 +164,18 @@ export class GitHubEmulator {
   settings: EmulatorSettings = { ...DEFAULT_SETTINGS };
   /** Seconds added to the real clock: the emulator's "now", its `Date` header and expiries. */
   clockOffsetSeconds = 0;
-  readonly counts: Record<Endpoint, number> = { exchange: 0, refresh: 0, user: 0, repo: 0, revoke_grant: 0, git: 0, scoped: 0, revoke_token: 0 };
+  readonly counts: Record<Endpoint, number> = {
+    exchange: 0,
+    refresh: 0,
+    user: 0,
+    repo: 0,
+    revoke_grant: 0,
+    git: 0,
+    scoped: 0,
+    revoke_token: 0,
+    installation: 0,
+    installation_token: 0,
+  };
   /** Faults injected so far, by kind. */
   readonly faultsInjected: Partial<Record<FaultKind, number>> = {};
 
@@ -171,6 +193,17 @@ export class GitHubEmulator {
   #history = new Map<string, GrantHistory>();
   #webhookFetch: (req: Request) => Promise<Response>;
   #gitBackend: GitBackend | null;
+  /** App JWTs, installations and installation tokens (emulator/github-apps.ts). */
+  readonly installations = new GitHubAppsEmulator({
+    now: () => this.now(),
+    apps: this.apps,
+    enter: (endpoint) => {
+      this.counts[endpoint]++;
+      return this.#applyFault(this.#takeFault(endpoint), false);
+    },
+    json: (status, body, extra) => this.#json(status, body, extra),
+    webhookFetch: (req) => this.#webhookFetch(req),
+  });
   /**
    * Grants made on the consent screen: `clientId:userId` → the user's revocation count at the
    * time. The grant stands while no revocation came after it (see {@link hasAuthorized}).
@@ -201,6 +234,7 @@ export class GitHubEmulator {
     for (const id of [...this.#holds.keys()]) this.release(id);
     this.settings = { ...DEFAULT_SETTINGS };
     this.clockOffsetSeconds = 0;
+    this.installations.reset();
     for (const key of Object.keys(this.counts) as Endpoint[]) this.counts[key] = 0;
     for (const key of Object.keys(this.faultsInjected) as FaultKind[]) delete this.faultsInjected[key];
   }
@@ -425,6 +459,8 @@ export class GitHubEmulator {
       if (request.method === "GET" && repo) return await this.#getRepo(request, `${repo[1]}/${repo[2]}`);
       const git = /^\/([^/]+)\/([^/]+?)\.git(\/info\/refs|\/git-upload-pack|\/git-receive-pack)$/.exec(url.pathname);
       if (git && this.#gitBackend) return await this.#git(request, `${git[1]}/${git[2]}`, url);
+      const appRoute = await this.installations.route(request, path);
+      if (appRoute) return appRoute;
       const grant = /^\/applications\/([^/]+)\/grant$/.exec(path);
       if (request.method === "DELETE" && grant) return await this.#deleteGrant(request, decodeURIComponent(grant[1]!));
       const scoped = /^\/applications\/([^/]+)\/token(\/scoped)?$/.exec(path);
@@ -725,6 +761,8 @@ export class GitHubEmulator {
     this.counts.repo++;
     const early = await this.#applyFault(this.#takeFault("repo"), false, request);
     if (early) return early;
+    const asApp = this.installations.restRepository(request, fullName);
+    if (asApp) return asApp;
     const rec = this.#bearer(request);
     if (!rec) return this.#json(401, { message: "Bad credentials" });
     const perm = this.#permission(rec, decodeURIComponent(fullName));
@@ -839,6 +877,7 @@ export class GitHubEmulator {
     } catch {
       token = "";
     }
+    if (token.startsWith("ghs_")) return this.installations.git(request, repository, url, token, this.#gitBackend!);
     const rec = token ? this.#accessTokens.get(token) : undefined;
     if (!rec || !rec.alive || rec.expiresAt <= this.now()) {
       return new Response("Invalid username or token.\n", { status: 401, headers: { "www-authenticate": 'Basic realm="GitHub"' } });
@@ -888,7 +927,7 @@ export class GitHubEmulator {
       case "POST mark":
         return this.#json(200, { seq: this.mark() });
       case "GET stats":
-        return this.#json(200, { counts: this.counts, faultsInjected: this.faultsInjected });
+        return this.#json(200, { counts: this.counts, faultsInjected: this.faultsInjected, apps: this.installations.stats() });
       case "GET token": {
         const token = url.searchParams.get("token") ?? "";
         return this.#json(200, { refresh: this.refreshTokenState(token), access: this.accessTokenState(token) });
@@ -906,7 +945,10 @@ export class GitHubEmulator {
           this.release(Number(hold[1]));
           return this.#json(200, { ok: true });
         }
-        return this.#json(404, { message: `no control route ${request.method} ${action}` });
+        return (
+          (await this.installations.control(request.method, action, body, url)) ??
+          this.#json(404, { message: `no control route ${request.method} ${action}` })
+        );
       }
     }
   }

@@ -12,6 +12,9 @@
  *    both through the same HTTP entry, interleaved in rounds, and their ratio;
  *  - refresh storm: N concurrent token requests on an expired token, the GitHub refresh
  *    calls they caused (target: 1) and their latency;
+ *  - installation tokens: `POST /v1/installations/token` with the token cached in the
+ *    installation actor vs the same bare round trip, interleaved (target ratio >= 0.9); and
+ *    N concurrent callers on an expired installation token: mints at GitHub (target 1);
  *  - scale: hot-path throughput with every request on 1 user vs spread over --users users
  *    (no shared object on the hot path, so it should not fall);
  *  - cold start: the first request to a user's actor (object start and schema migration
@@ -118,6 +121,49 @@ async function main() {
   const githubCalls = Object.entries(emulator.counts).reduce((n, [k, v]) => n + v - githubBefore[k as keyof typeof githubBefore], 0);
   const h = merge(hot);
   const b = merge(bare);
+
+  // Installation tokens: the cached path against the bare round trip, interleaved.
+  const installationBody = { appType: "standard", repository: "acme/app" };
+  const permissions = { contents: "write", pull_requests: "write", metadata: "read" } as const;
+  emulator.installations.addInstallation({ id: 9001, clientId: APPS.standard.clientId, account: "acme", repositories: ["acme/app"], permissions });
+  for (let i = 0; i < 200; i++) {
+    await (await call("/v1/installations/token", installationBody)).arrayBuffer();
+    await (await call("/bench/bare/bench-installation", installationBody)).arrayBuffer();
+  }
+  const appCallsBefore = emulator.counts.installation + emulator.counts.installation_token;
+  const instHot: Phase[] = [];
+  const instBare: Phase[] = [];
+  for (let r = 0; r < rounds; r++) {
+    instBare.push(await load(() => call("/bench/bare/bench-installation", installationBody), SECONDS / rounds));
+    instHot.push(await load(() => call("/v1/installations/token", installationBody), SECONDS / rounds));
+  }
+  const appCalls = emulator.counts.installation + emulator.counts.installation_token - appCallsBefore;
+  const ih = merge(instHot);
+  const ib = merge(instBare);
+
+  // Installation-token storm: a cached token with 301 s left is under the 300 s default after 2 s.
+  emulator.installations.addInstallation({ id: 9002, clientId: APPS.standard.clientId, account: "storm-org", repositories: ["storm-org/app"], permissions });
+  const stormBody = { appType: "standard", repository: "storm-org/app" };
+  emulator.installations.installationTokenExpiresIn = 301;
+  await (await call("/v1/installations/token", stormBody)).arrayBuffer();
+  emulator.installations.installationTokenExpiresIn = 3600;
+  await new Promise((r) => setTimeout(r, 2_100));
+  const mintsBefore = emulator.counts.installation_token;
+  const instStormLatencies: number[] = [];
+  const instStormTokens = new Set<string>();
+  let instStormErrors = 0;
+  await Promise.all(
+    Array.from({ length: STORM }, async () => {
+      const t0 = performance.now();
+      const res = await call("/v1/installations/token", stormBody);
+      const body = (await res.json()) as { token?: string };
+      instStormLatencies.push(performance.now() - t0);
+      if (res.status !== 200) instStormErrors++;
+      else instStormTokens.add(body.token!);
+    }),
+  );
+  instStormLatencies.sort((x, y) => x - y);
+  const instStormMints = emulator.counts.installation_token - mintsBefore;
 
   // Refresh storm: a token that needs a refresh, STORM concurrent callers.
   emulator.settings.accessTokenExpiresIn = 301; // valid, but under the 300 s minValidity in 2 s
@@ -263,6 +309,15 @@ async function main() {
   console.log(
     `refresh storm: ${STORM} concurrent callers on an expired token -> ${stormRefreshes} GitHub refresh call(s) (target 1), ` +
       `${tokens.size} distinct token(s), ${stormErrors} errors, p50 ${fmt(percentile(stormLatencies, 50))} ms, p99 ${fmt(percentile(stormLatencies, 99))} ms`,
+  );
+  console.log("");
+  row("bare Durable Object RPC", ib);
+  row("installation token (cached)", ih);
+  console.log(`installation token (cached) / bare throughput ratio: ${fmt((ih.rps / ib.rps) * 100, 1)}% (target >= 90%)`);
+  console.log(`GitHub calls during the cached installation-token path: ${appCalls} (target 0)`);
+  console.log(
+    `installation-token storm: ${STORM} concurrent callers on an expired installation token -> ${instStormMints} mint(s) at GitHub (target 1), ` +
+      `${instStormTokens.size} distinct token(s), ${instStormErrors} errors, p50 ${fmt(percentile(instStormLatencies, 50))} ms, p99 ${fmt(percentile(instStormLatencies, 99))} ms`,
   );
   console.log("");
   row(`hot path, 1 user`, o);

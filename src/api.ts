@@ -19,8 +19,10 @@ import {
   type Failure,
   type TokenResult,
   type UserDeleted,
+  type UserTokenResult,
 } from "./contract";
 import { ConfigError } from "./crypto";
+import { fallBackToApp, parseFallback } from "./installations/fallback";
 import { logEvent } from "./log";
 import { authorizeUrl, checkReturnTo, signState } from "./oauth";
 import { parsePushPolicy } from "./proxy/ref-policy";
@@ -34,16 +36,22 @@ export function userActor(env: Env, userId: string): DurableObjectStub<UserActor
   return env.USER_ACTOR.get(env.USER_ACTOR.idFromName(userId));
 }
 
-/** `POST /v1/users/{userId}/token`. */
-export function getToken(env: Env, userId: unknown, body: unknown): Promise<TokenResult> {
+/** `POST /v1/users/{userId}/token` (with `fallback: "app"`, see src/installations/fallback.ts). */
+export function getToken(env: Env, userId: unknown, body: unknown): Promise<UserTokenResult> {
   return withConfig(env, async (config) => {
     const input = parseTokenInput(config, userId, body);
     if (!input.ok) return input;
     const scope = parseTokenScope(asObject(body).scope, asObject(body).permissions);
     if (!scope.ok) return scope;
     if (scope.value && config.apps.get(input.value.appType)?.provider !== "github") return failure("invalid_request", 'scope "repository" is a GitHub App feature');
+    const fallback = parseFallback(asObject(body).fallback);
+    if (!fallback.ok) return fallback;
     const value = scope.value ? { ...input.value, scope: scope.value } : input.value;
-    return callActor(async (): Promise<TokenResult> => await userActor(env, value.userId).token(value));
+    const result = await callActor(async (): Promise<TokenResult> => await userActor(env, value.userId).token(value));
+    // ---- installation-token fallback (src/installations/fallback.ts) ----
+    if (!result.ok && fallback.value === "app") return fallBackToApp(env, input.value, result);
+    // ----
+    return result;
   });
 }
 

@@ -35,6 +35,10 @@ import type {
   ConnectStarted,
   Disconnected,
   Failure,
+  InstallationPermissions,
+  InstallationTokenGrant,
+  InstallationTokenRequest,
+  InstallationTokenResult,
   Permission,
   Reason,
   RejectedTokenReport,
@@ -42,6 +46,7 @@ import type {
   TokenRequest,
   TokenResult,
   UserDeleted,
+  UserTokenResult,
 } from "./contract";
 
 // Every contract type (results, requests, reasons, events, audit entries), for callers.
@@ -66,7 +71,8 @@ export type ConnectionResult = ({ ok: true } & ConnectionView) | Failure;
  * source. A `Service<typeof BrokerApi>` satisfies it.
  */
 export interface BrokerApiMethods {
-  getToken(userId: string, request: TokenRequest): Promise<TokenResult>;
+  /** With `fallback: "app"` it may answer an installation token (`identity: "app"`). */
+  getToken(userId: string, request: TokenRequest): Promise<UserTokenResult>;
   reportRejectedToken(userId: string, report: RejectedTokenReport): Promise<TokenResult>;
   getConnection(userId: string, appType: string): Promise<ConnectionResult>;
   startConnect(userId: string, request: ConnectRequest): Promise<ConnectStarted | Failure>;
@@ -76,6 +82,7 @@ export interface BrokerApiMethods {
   revokeCapabilities(userId: string, sessionId: string): Promise<{ ok: true; revoked: number } | Failure>;
   getAudit(userId: string, options?: { limit?: number; before?: number }): Promise<AuditPage | Failure>;
   deleteUser(userId: string): Promise<UserDeleted | Failure>;
+  getInstallationToken(request: InstallationTokenRequest): Promise<InstallationTokenResult>;
 }
 
 /**
@@ -193,6 +200,8 @@ export class UserTokenClient {
       this.#cache.delete(key);
       return result;
     }
+    // No `fallback` was asked for, so this is the user's own token; anything else is refused.
+    if (result.identity !== "user") return { ok: false, reason: "internal_error", message: "The broker answered a token of another identity." };
     return this.#remember(key, result);
   }
 
@@ -321,4 +330,56 @@ export async function verifyBrokerEvent(body: string, signature: string | null, 
   const enc = new TextEncoder();
   const cryptoKey = await crypto.subtle.importKey("raw", enc.encode(key), { name: "HMAC", hash: "SHA-256" }, false, ["verify"]);
   return crypto.subtle.verify("HMAC", cryptoKey, mac, enc.encode(body));
+}
+
+// ---- installation tokens (the App's identity) ----
+
+/** The part of the broker an {@link InstallationTokenClient} uses. */
+export type InstallationTokenBinding = Pick<BrokerApiMethods, "getInstallationToken">;
+
+/**
+ * App installation tokens for an agent session, from the broker (no private key in the
+ * session). Like {@link UserTokenClient}: cached until `refreshMarginSeconds` before expiry,
+ * measured with `expiresInSeconds` on the local clock (so clock skew does not matter),
+ * concurrent calls coalesced, and failures returned, never thrown.
+ */
+export class InstallationTokenClient {
+  readonly #broker: InstallationTokenBinding;
+  readonly #appType: string;
+  readonly #marginMs: number;
+  readonly #now: () => number;
+  readonly #cache = new Map<string, { grant: InstallationTokenGrant; until: number }>();
+  readonly #inflight = new Map<string, Promise<ClientResult<InstallationTokenGrant>>>();
+
+  constructor(options: { broker: InstallationTokenBinding; appType: string; refreshMarginSeconds?: number; now?: () => number }) {
+    this.#broker = options.broker;
+    this.#appType = options.appType;
+    this.#marginMs = (options.refreshMarginSeconds ?? 300) * 1000;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** A token for `repository` (and `permissions`, default contents + pull requests write). */
+  getToken(repository: string, permissions?: InstallationPermissions): Promise<ClientResult<InstallationTokenGrant>> {
+    const key = `${repository.toLowerCase()} ${JSON.stringify(permissions ? Object.entries(permissions).sort() : null)}`;
+    const cached = this.#cache.get(key);
+    if (cached && cached.until > this.#now()) return Promise.resolve(cached.grant);
+    let pending = this.#inflight.get(key);
+    if (!pending) {
+      pending = this.#fetch(key, repository, permissions).finally(() => this.#inflight.delete(key));
+      this.#inflight.set(key, pending);
+    }
+    return pending;
+  }
+
+  async #fetch(key: string, repository: string, permissions?: InstallationPermissions): Promise<ClientResult<InstallationTokenGrant>> {
+    const minValiditySeconds = Math.min(3600, Math.ceil((2 * this.#marginMs) / 1000));
+    const result = await reach(() => this.#broker.getInstallationToken({ appType: this.#appType, repository, permissions, minValiditySeconds }));
+    if (!result.ok) {
+      this.#cache.delete(key);
+      return result;
+    }
+    const until = this.#now() + result.expiresInSeconds * 1000 - this.#marginMs;
+    if (until > this.#now()) this.#cache.set(key, { grant: result, until });
+    return result;
+  }
 }

@@ -21,6 +21,17 @@ export interface AppConfig {
   clientSecret: string;
   /** `GITHUB_WEBHOOK_SECRET_<APPTYPE>`, split on commas (several during a rotation). */
   webhookSecrets: string[];
+  /** `GITHUB_APPS[*].appId`: the App's numeric id (informational; the App JWT uses the client id). */
+  appId?: string;
+  /** `GITHUB_APPS[*].slug`: the bot's login is `<slug>[bot]`. Needed for installation tokens. */
+  slug?: string;
+  /** `GITHUB_APPS[*].botUserId`: the bot user's numeric id (`GET /users/<slug>[bot]`). */
+  botUserId?: string;
+  /**
+   * `GITHUB_APP_PRIVATE_KEY_<APPTYPE>` (PEM, PKCS#1 or PKCS#8); empty or absent when unset, which
+   * turns installation tokens off for this App. Read only by src/installations/app-jwt.ts.
+   */
+  privateKey?: string;
 }
 
 export interface BrokerConfig {
@@ -82,6 +93,7 @@ function parse(env: BrokerEnv): BrokerConfig {
       throw new ConfigError(`GITHUB_APPS: entry "${appType}" needs a lowercase name and a clientId`);
     }
     const suffix = appType.toUpperCase();
+    const { appId, slug, botUserId } = installationFields(appType, value as Record<string, unknown>);
     apps.set(appType, {
       appType,
       clientId,
@@ -91,6 +103,10 @@ function parse(env: BrokerEnv): BrokerConfig {
         .split(",")
         .map((s) => s.trim())
         .filter(Boolean),
+      appId,
+      slug,
+      botUserId,
+      privateKey: str(env[`GITHUB_APP_PRIVATE_KEY_${suffix}`]),
     });
   }
   parseGitLabApps(env, apps);
@@ -153,6 +169,22 @@ function parseGitLabApps(env: BrokerEnv, apps: Map<string, AppConfig>): void {
       webhookSecrets: [],
     });
   }
+}
+
+/** The optional installation-token fields of one `GITHUB_APPS` entry, checked. */
+function installationFields(appType: string, entry: Record<string, unknown>): { appId?: string; slug?: string; botUserId?: string } {
+  const id = (name: string): string | undefined => {
+    const v = entry[name];
+    if (v === undefined) return undefined;
+    const s = typeof v === "number" ? String(v) : v;
+    if (typeof s !== "string" || !/^[1-9][0-9]{0,19}$/.test(s)) throw new ConfigError(`GITHUB_APPS: ${appType}.${name} must be a positive integer`);
+    return s;
+  };
+  const slug = entry.slug;
+  if (slug !== undefined && (typeof slug !== "string" || !/^[a-z0-9][a-z0-9-]{0,33}$/.test(slug))) {
+    throw new ConfigError(`GITHUB_APPS: ${appType}.slug must be the App's slug (lowercase letters, digits, hyphens)`);
+  }
+  return { appId: id("appId"), slug: slug as string | undefined, botUserId: id("botUserId") };
 }
 
 function originOf(s: string): string {

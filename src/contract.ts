@@ -26,6 +26,8 @@ export const REASON_STATUS = {
   broker_unavailable: 503,
   /** Not in the contract's table: the broker's own bug. Never used for a GitHub failure. */
   internal_error: 500,
+  /** Installation tokens: the App is not installed on the owner, or not on that repository, or suspended. */
+  not_installed: 404,
 } as const;
 
 /**
@@ -201,6 +203,8 @@ export interface TokenRequest {
   scope?: "repository";
   /** With `scope`: GitHub permission names to `read` / `write` (`{"contents": "write"}`). */
   permissions?: Record<string, string>;
+  /** `app`: where only the user could fix the failure, answer an installation token instead. */
+  fallback?: "app";
 }
 
 export interface RejectedTokenReport {
@@ -248,6 +252,69 @@ export interface CapabilityGrant {
   branches: string[];
   allowDelete: boolean;
 }
+
+// ---- installation tokens (`POST /v1/installations/token`) ----
+
+/** Which GitHub identity a token or a proxied request acts as: the user's, or the App's bot. */
+export type Identity = "user" | "app";
+
+/**
+ * GitHub App permissions an installation token is scoped to: permission name → level. Only
+ * repository permissions (an installation token here is always for one repository).
+ */
+export type InstallationPermissions = Record<string, "read" | "write">;
+
+/** The scope of an installation token when the caller names none: push code, open pull requests. */
+export const DEFAULT_INSTALLATION_PERMISSIONS: Readonly<InstallationPermissions> = Object.freeze({
+  contents: "write",
+  pull_requests: "write",
+});
+
+export interface InstallationTokenRequest {
+  appType: string;
+  /** `owner/name`, or a clone URL of it on the configured host. */
+  repository: string;
+  /** Default {@link DEFAULT_INSTALLATION_PERMISSIONS}. */
+  permissions?: InstallationPermissions;
+  /** Default 300, at most 3600. */
+  minValiditySeconds?: number;
+}
+
+/** An installation token for one repository, minted by the broker with the App's private key. */
+export interface InstallationTokenGrant {
+  ok: true;
+  identity: "app";
+  token: string;
+  expiresAt: string;
+  /** Remaining life when the answer was made, on the broker's clock. */
+  expiresInSeconds: number;
+  /** GitHub's numeric installation id, as a decimal string (like `githubUserId`). */
+  installationId: string;
+  /** `owner/name`. */
+  repository: string;
+  /** What GitHub granted the token (never more than was asked). */
+  permissions: InstallationPermissions;
+  /** The App's bot: `<slug>[bot]`, `<botUserId>+<slug>[bot]@users.noreply.github.com`. */
+  committer: Committer;
+}
+
+export type InstallationTokenResult = InstallationTokenGrant | Failure;
+
+/** The failures of a user token that only the user can fix: the ones `fallback: "app"` covers. */
+export const FALLBACK_REASONS = ["not_connected", "revoked", "reconnect_required", "no_repo_access"] as const;
+
+/**
+ * `POST /v1/users/{userId}/token` with `fallback: "app"` when the user's token could not be
+ * given for one of {@link FALLBACK_REASONS}: an installation token, and why.
+ */
+export interface AppFallbackGrant extends InstallationTokenGrant {
+  fallbackReason: (typeof FALLBACK_REASONS)[number];
+  /** The user's GitHub identity, where known, for a `Co-authored-by:` trailer. */
+  coAuthor?: Committer;
+}
+
+/** What `/token` answers: the user's token, an App fallback (only when asked), or a failure. */
+export type UserTokenResult = TokenResult | AppFallbackGrant;
 
 /** HTTP status for any reason, contract or capability. */
 export function statusOf(reason: Reason): number {

@@ -6,17 +6,19 @@
  *   (`[[services]] ... entrypoint = "BrokerApi"`): `fetch` serves the internal API with no
  *   bearer token (a service binding is already trusted), and the same operations are RPC
  *   methods returning the contract's result types.
- * - {@link UserActor}, {@link IdentityIndex}: the Durable Object classes.
+ * - {@link UserActor}, {@link IdentityIndex}, {@link InstallationActor}: the Durable Object classes.
  *
  * Nothing else may be exported from this module: each named export is an entrypoint.
  */
 import { WorkerEntrypoint } from "cloudflare:workers";
 import * as api from "./api";
-import type { CapabilityRequest, ConnectConfirmRequest, ConnectRequest, RejectedTokenReport, TokenRequest } from "./contract";
+import type { CapabilityRequest, ConnectConfirmRequest, ConnectRequest, InstallationTokenRequest, RejectedTokenReport, TokenRequest } from "./contract";
 import { apiRouter, publicRouter } from "./http/routes";
+import { getInstallationToken } from "./installations/api";
 
 export { UserActor } from "./actor/user-actor";
 export { IdentityIndex } from "./identity-index";
+export { InstallationActor } from "./installations/actor";
 
 export default {
   fetch(request, env) {
@@ -76,6 +78,11 @@ export class BrokerApi extends WorkerEntrypoint<Env> {
   /** The user's audit trail, newest first. See `GET /v1/users/{userId}/audit`. */
   getAudit(userId: string, options: { limit?: number; before?: number } = {}) {
     return api.getAudit(this.env, userId, options.limit, options.before);
+  }
+
+  /** An App installation token for one repository. See `POST /v1/installations/token`. */
+  getInstallationToken(request: InstallationTokenRequest) {
+    return getInstallationToken(this.env, request);
   }
 
   /** See `DELETE /v1/users/{userId}`. */

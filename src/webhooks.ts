@@ -14,6 +14,7 @@
 import { verify } from "@octokit/webhooks-methods";
 import type { AppConfig } from "./config";
 import { identityIndex } from "./identity-index";
+import { handleInstallationWebhook } from "./installations/webhooks";
 import { logEvent } from "./log";
 import { callActor, userActor } from "./api";
 import type { Failure } from "./contract";
@@ -26,11 +27,15 @@ const SIGNATURE = /^sha256=[0-9a-f]{64}$/;
 
 /** What a delivery did; the same summary is answered again for a redelivery. */
 export interface WebhookSummary {
-  handled: "revoked" | "ignored";
+  /** `installation`: an installation event dropped cached lookups and tokens (src/installations). */
+  handled: "revoked" | "ignored" | "installation";
   /** Platform users whose connection was revoked. */
   users?: number;
   /** Linked users whose stored token GitHub still accepts (a late or replayed delivery). */
   stillAuthorized?: number;
+  /** Installation events: cached lookups and tokens dropped. */
+  lookups?: number;
+  tokens?: number;
 }
 
 export type WebhookOutcome =
@@ -60,6 +65,10 @@ export async function handleWebhook(env: Env, app: AppConfig, request: Request):
   if (!payload || typeof payload !== "object" || Array.isArray(payload)) return { kind: "invalid", message: "payload is not a JSON object" };
   const { action, sender } = payload as { action?: unknown; sender?: unknown };
   const event = request.headers.get("x-github-event");
+  // ---- installation events: src/installations/webhooks.ts ----
+  const installation = await handleInstallationWebhook(env, app, event, payload as Record<string, unknown>);
+  if (installation) return installation;
+  // ----
   if (event !== "github_app_authorization" || action !== "revoked") return { kind: "done", summary: { handled: "ignored" } };
   const senderId = sender && typeof sender === "object" ? (sender as { id?: unknown }).id : undefined;
   if (typeof senderId !== "number" || !Number.isSafeInteger(senderId) || senderId <= 0) {

@@ -13,7 +13,7 @@
 import production from "../index";
 import { handleDemo } from "./demo";
 
-export { BrokerApi, IdentityIndex } from "../index";
+export { BrokerApi, IdentityIndex, InstallationActor } from "../index";
 export { DemoUserActor as UserActor } from "./demo-actor";
 
 export default {

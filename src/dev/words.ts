@@ -16,6 +16,7 @@ export const WORDS: Record<Reason | ConnectionReason | CallbackErrorCode | DemoO
   revoked: "the user revoked the App on GitHub; they need to reconnect",
   reconnect_required: "GitHub no longer accepts the stored tokens; the user needs to reconnect",
   no_repo_access: "the GitHub account cannot reach that repository with that permission",
+  not_installed: "the App is not installed on that repository",
   rate_limited: "GitHub is rate-limiting this user; try again shortly",
   github_unavailable: "GitHub could not be reached; nothing was changed, try again",
   app_misconfigured: "the broker's GitHub App settings are wrong; an operator has to fix them",

@@ -16,6 +16,7 @@ import { loadConfig } from "../config";
 import { failure } from "../contract";
 import { proxyGit, proxyRest } from "../proxy/git-proxy";
 import { handleWebhook } from "../webhooks";
+import { getInstallationToken } from "../installations/api";
 import { oauthCallback } from "./callback";
 import { param, query, requireInternalToken, withJsonBody, type Handler } from "./middleware";
 import { json, notFound, onError } from "./respond";
@@ -39,6 +40,7 @@ export const apiRouter = Router<IRequest, [Env]>({ base: "/v1", catch: onError }
   )
   .get("/users/:userId/audit", async (req, env) => json(await api.getAudit(env, param(req, "userId"), query(req, "limit"), query(req, "before"))))
   .delete("/users/:userId", async (req, env) => json(await api.deleteUser(env, param(req, "userId"))))
+  .post("/installations/token", withJsonBody, async (req, env) => json(await getInstallationToken(env, req.content)))
   .all("*", noRoute);
 
 /** `POST /webhooks/github/{appType}`: 401 bad signature, 400 bad payload, 202 acted on, 200 ignored. */

@@ -303,7 +303,7 @@ export function ssoUrlOf(response: Response, webUrl: string): string | undefined
 }
 
 /** Classifies non-2xx answers shared by every endpoint: rate limits and outages. */
-function httpFailure(response: Response, label: string): { ok: false; error: GitHubError } | null {
+export function httpFailure(response: Response, label: string): { ok: false; error: GitHubError } | null {
   const status = response.status;
   if (status >= 200 && status < 300) return null;
   const limited =
@@ -324,12 +324,12 @@ function retryAfter(response: Response, fallback: number): number {
 }
 
 /** GitHub's `Date` header in epoch ms, or the local clock when it is missing or garbled. */
-function serverTime(response: Response): number {
+export function serverTime(response: Response): number {
   const date = Date.parse(response.headers.get("date") ?? "");
   return Number.isFinite(date) ? date : Date.now();
 }
 
-async function readJson(response: Response): Promise<Record<string, unknown> | null> {
+export async function readJson(response: Response): Promise<Record<string, unknown> | null> {
   try {
     const body = (await response.json()) as unknown;
     return body && typeof body === "object" ? (body as Record<string, unknown>) : null;

@@ -7,7 +7,7 @@
 import { IdentityIndex as ProductionIdentityIndex } from "../../src/identity-index";
 import { EMULATOR_URL } from "./env";
 
-export { default, BrokerApi, UserActor } from "../../src/index";
+export { default, BrokerApi, InstallationActor, UserActor } from "../../src/index";
 
 async function holdPoint(name: string): Promise<void> {
   const res = await fetch(`${EMULATOR_URL}/_emulator/hold-point?name=${encodeURIComponent(name)}`, { method: "POST" });

@@ -8,9 +8,31 @@ export const PUBLIC_BASE_URL = "https://broker.test";
 export const RETURN_ORIGIN = "https://app.test";
 
 export const APPS = {
-  standard: { clientId: "Iv23.test-standard", clientSecret: "test-secret-standard", webhookSecret: "whsec-standard" },
-  lite: { clientId: "Iv23.test-lite", clientSecret: "test-secret-lite", webhookSecret: "whsec-lite" },
+  standard: {
+    clientId: "Iv23.test-standard",
+    clientSecret: "test-secret-standard",
+    webhookSecret: "whsec-standard",
+    // Installation tokens (the App's bot): see test/support/app-keys.ts for the private keys.
+    appId: 1001,
+    slug: "broker-standard",
+    botUserId: 41898282,
+  },
+  lite: {
+    clientId: "Iv23.test-lite",
+    clientSecret: "test-secret-lite",
+    webhookSecret: "whsec-lite",
+    appId: 1002,
+    slug: "broker-lite",
+    botUserId: 41898283,
+  },
 } as const;
+
+/** `GITHUB_APPS` as the broker reads it. */
+export const GITHUB_APPS_JSON = JSON.stringify(
+  Object.fromEntries(
+    Object.entries(APPS).map(([appType, a]) => [appType, { clientId: a.clientId, appId: a.appId, slug: a.slug, botUserId: a.botUserId }]),
+  ),
+);
 
 /** Two AES keys: `k2` (primary) encrypts; `k1` still decrypts, as after a rotation. */
 export const KEY_K1 = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
@@ -27,7 +49,7 @@ export const EVENTS_SIGNING_KEY = "test-events-signing-key";
 export const STATE_SIGNING_KEY = "test-state-signing-key-0123456789";
 
 export const TEST_BINDINGS: Record<string, string> = {
-  GITHUB_APPS: JSON.stringify({ standard: { clientId: APPS.standard.clientId }, lite: { clientId: APPS.lite.clientId } }),
+  GITHUB_APPS: GITHUB_APPS_JSON,
   GITHUB_CLIENT_SECRET_STANDARD: APPS.standard.clientSecret,
   GITHUB_CLIENT_SECRET_LITE: APPS.lite.clientSecret,
   // A comma-separated list, as during a webhook secret rotation.

@@ -9,7 +9,8 @@ import { createServer } from "node:net";
 import { convertV4MiniflareOptions, Miniflare, Response as MfResponse } from "miniflare";
 import { GitHubEmulator } from "../../emulator/github.ts";
 import type { GitLabEmulator } from "../../emulator/gitlab.ts";
-import { GITLAB_APP, APPS, INTERNAL_API_TOKEN, KEY_K1, KEY_K2, RETURN_ORIGIN, STATE_SIGNING_KEY } from "./env.ts";
+import { APP_IDENTITIES, APP_KEY_BINDINGS } from "./app-keys.ts";
+import { GITLAB_APP, APPS, GITHUB_APPS_JSON, INTERNAL_API_TOKEN, KEY_K1, KEY_K2, RETURN_ORIGIN, STATE_SIGNING_KEY } from "./env.ts";
 
 export const EMULATOR_ORIGIN = "http://github.harness";
 /** The GitLab instance of the harness's `gitlab` App, when a GitLab emulator is given. */
@@ -58,6 +59,8 @@ function freePort(): Promise<number> {
 
 export async function startHarness(emulator = new GitHubEmulator(Object.values(APPS).map((a) => ({ ...a }))), gitlab?: GitLabEmulator): Promise<Harness> {
   let logLines = 0;
+  // Installation tokens: the emulator verifies the Apps' JWTs with their public keys.
+  for (const identity of APP_IDENTITIES) emulator.installations.registerApp(identity);
   const port = await freePort();
   const mf = new Miniflare(
     convertV4MiniflareOptions({
@@ -68,12 +71,14 @@ export async function startHarness(emulator = new GitHubEmulator(Object.values(A
       durableObjects: {
         USER_ACTOR: { className: "UserActor", useSQLite: true },
         IDENTITY_INDEX: { className: "IdentityIndex", useSQLite: true },
+        INSTALLATION_ACTOR: { className: "InstallationActor", useSQLite: true },
         BARE: { className: "BareObject", useSQLite: true },
       },
       // Metrics on, as in production: the hot path is measured with its data points.
       analyticsEngineDatasets: { METRICS: { dataset: "token_broker" } },
       bindings: {
-        GITHUB_APPS: JSON.stringify({ standard: { clientId: APPS.standard.clientId }, lite: { clientId: APPS.lite.clientId } }),
+        GITHUB_APPS: GITHUB_APPS_JSON,
+        ...APP_KEY_BINDINGS,
         GITHUB_CLIENT_SECRET_STANDARD: APPS.standard.clientSecret,
         GITHUB_CLIENT_SECRET_LITE: APPS.lite.clientSecret,
         GITHUB_WEBHOOK_SECRET_STANDARD: APPS.standard.webhookSecret,

@@ -1,0 +1,430 @@
+/**
+ * The App-installation side of the GitHub emulator (emulator/github.ts delegates to it):
+ * App JWTs, installations and their tokens, the way GitHub behaves where the broker's
+ * correctness depends on it.
+ *
+ * - App JWTs are verified against the App's public key (RS256), with GitHub's claim checks:
+ *   `iss` the client id (or numeric App id), `exp` in the future and at most 10 minutes after
+ *   `iat`, `iat` not in the future. A rotated key (`rotateKey`) makes the configured private
+ *   key wrong, as deleting it on GitHub would.
+ * - `GET /repos/{owner}/{repo}/installation` answers the installation (with `suspended_at`)
+ *   or 404. `POST /app/installations/{id}/access_tokens` mints a `ghs_` token longer than 40
+ *   characters, expiring in one hour, scoped to the repositories and permissions asked for
+ *   (422 beyond the installation's), 403 while suspended, 404 once uninstalled. Minting does
+ *   not invalidate older tokens.
+ * - The REST (`GET /repos/{owner}/{repo}`) and git endpoints refuse an installation token
+ *   outside its repositories (404, as GitHub hides what a token cannot see), a push without
+ *   `contents: write` (403), and any token of a suspended or removed installation (401).
+ * - Suspension, uninstallation and repository removal send GitHub's signed webhooks to the
+ *   App's `webhookUrl` when it has one, and always return the signed delivery, so a test
+ *   can deliver it itself.
+ *
+ * Web-standard APIs only, like the rest of the emulator.
+ */
+import { sign } from "@octokit/webhooks-methods";
+import type { EmulatorApp, EmulatorUser, GitBackend } from "./github.ts";
+
+/** An App's identity for installation tokens. */
+export interface EmulatorAppIdentity {
+  clientId: string;
+  appId: number;
+  slug: string;
+  botUserId: number;
+  /** SPKI PEM of the App's key pair; the broker holds the private half. */
+  publicKeyPem: string;
+}
+
+export type Level = "read" | "write";
+
+export interface EmulatorInstallation {
+  id: number;
+  clientId: string;
+  /** The account (user or organisation) it is installed on. */
+  account: string;
+  /** `owner/name`s it includes (any case). */
+  repositories: string[];
+  /** What the App holds on them. */
+  permissions: Record<string, Level>;
+  suspended?: boolean;
+}
+
+/** Endpoints counted and faultable like the emulator's others. */
+export type AppEndpoint = "installation" | "installation_token";
+
+/** What emulator/github.ts lends this module. */
+export interface AppsHost {
+  now(): number;
+  apps: ReadonlyMap<string, EmulatorApp>;
+  /** Counts the request and applies an injected fault; a Response ends the request. */
+  enter(endpoint: AppEndpoint): Promise<Response | null>;
+  json(status: number, body: unknown, extra?: Record<string, string>): Response;
+  webhookFetch(request: Request): Promise<Response>;
+}
+
+/** A signed webhook as GitHub would POST it. */
+export interface WebhookDelivery {
+  event: string;
+  deliveryId: string;
+  /** `X-Hub-Signature-256`. */
+  signature: string;
+  body: string;
+  /** The broker's answer, when the emulator delivered it (the App has a `webhookUrl`). */
+  status?: number;
+}
+
+interface TokenRecord {
+  installationId: number;
+  repositories: Set<string>;
+  permissions: Record<string, Level>;
+  expiresAt: number;
+}
+
+interface AppKey {
+  identity: EmulatorAppIdentity;
+  key: Promise<CryptoKey>;
+}
+
+const RS256 = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } as const;
+
+export class GitHubAppsEmulator {
+  /** Life of installation tokens in seconds (GitHub: 3600). */
+  installationTokenExpiresIn = 3600;
+  /** JWTs refused (bad signature, claims, unknown App). */
+  jwtRejections = 0;
+  /** Claims of the last JWT accepted, for tests of the broker's claims. */
+  lastJwt: { iss: unknown; iat: number; exp: number; verifiedAt: number } | null = null;
+
+  readonly #host: AppsHost;
+  readonly #registered = new Map<string, EmulatorAppIdentity>();
+  #keys = new Map<string, AppKey>();
+  readonly #installations = new Map<number, EmulatorInstallation>();
+  readonly #tokens = new Map<string, TokenRecord>();
+
+  constructor(host: AppsHost) {
+    this.#host = host;
+  }
+
+  /** Makes an App able to use installation tokens (kept across {@link reset}). */
+  registerApp(identity: EmulatorAppIdentity): void {
+    this.#registered.set(identity.clientId, identity);
+    this.#keys.set(identity.clientId, { identity, key: importSpki(identity.publicKeyPem) });
+  }
+
+  /** Forgets installations, tokens and counters; puts back every App's registered key. */
+  reset(): void {
+    this.#installations.clear();
+    this.#tokens.clear();
+    this.installationTokenExpiresIn = 3600;
+    this.jwtRejections = 0;
+    this.lastJwt = null;
+    this.#keys = new Map();
+    for (const identity of this.#registered.values()) this.registerApp(identity);
+  }
+
+  /** GitHub now holds a new key for the App: the broker's private key no longer signs valid JWTs. */
+  rotateKey(clientId: string): void {
+    const current = this.#keys.get(clientId);
+    if (!current) throw new Error("unknown App");
+    const key = crypto.subtle
+      .generateKey({ ...RS256, modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) }, false, ["sign", "verify"])
+      .then((pair) => (pair as CryptoKeyPair).publicKey);
+    this.#keys.set(clientId, { identity: current.identity, key });
+  }
+
+  addInstallation(installation: EmulatorInstallation): void {
+    this.#installations.set(installation.id, {
+      ...installation,
+      repositories: installation.repositories.map((r) => r.toLowerCase()),
+      suspended: installation.suspended ?? false,
+    });
+  }
+
+  /** Suspends (or lifts the suspension of) an installation and sends the `installation` webhook. */
+  async setSuspended(id: number, suspended: boolean): Promise<WebhookDelivery> {
+    const inst = this.#installation(id);
+    inst.suspended = suspended;
+    return this.#notify(inst, "installation", { action: suspended ? "suspend" : "unsuspend" });
+  }
+
+  /** Uninstalls the App from the account; its tokens die. */
+  async uninstall(id: number): Promise<WebhookDelivery> {
+    const inst = this.#installation(id);
+    this.#installations.delete(id);
+    return this.#notify(inst, "installation", { action: "deleted" });
+  }
+
+  /** Takes repositories out of the installation; its tokens lose them. */
+  async removeRepositories(id: number, repositories: string[]): Promise<WebhookDelivery> {
+    const inst = this.#installation(id);
+    const removed = repositories.map((r) => r.toLowerCase());
+    inst.repositories = inst.repositories.filter((r) => !removed.includes(r));
+    return this.#notify(inst, "installation_repositories", {
+      action: "removed",
+      repository_selection: "selected",
+      repositories_added: [],
+      repositories_removed: removed.map((full_name, i) => ({ id: 9000 + i, name: full_name.split("/")[1], full_name, private: true })),
+    });
+  }
+
+  /** The truth about an installation token: usable now, and for what. */
+  tokenState(token: string): { alive: boolean; installationId: number; repositories: string[]; permissions: Record<string, Level> } | null {
+    const rec = this.#tokens.get(token);
+    if (!rec) return null;
+    return { alive: this.#alive(rec), installationId: rec.installationId, repositories: [...rec.repositories], permissions: rec.permissions };
+  }
+
+  stats(): { jwtRejections: number; lastJwt: GitHubAppsEmulator["lastJwt"]; installationTokens: number } {
+    return { jwtRejections: this.jwtRejections, lastJwt: this.lastJwt, installationTokens: this.#tokens.size };
+  }
+
+  // ---- GitHub routes ----
+
+  /** Serves the App routes; `null` when `path` is not one of them. */
+  async route(request: Request, path: string): Promise<Response | null> {
+    const lookup = /^\/repos\/([^/]+)\/([^/]+)\/installation$/.exec(path);
+    if (request.method === "GET" && lookup) return this.#lookup(request, `${lookup[1]}/${lookup[2]}`);
+    const mint = /^\/app\/installations\/(\d+)\/access_tokens$/.exec(path);
+    if (request.method === "POST" && mint) return this.#mint(request, Number(mint[1]));
+    return null;
+  }
+
+  /**
+   * `GET /repos/{owner}/{repo}` with an installation token; `null` when the bearer is not
+   * one (the user-token path answers then).
+   */
+  restRepository(request: Request, fullName: string): Response | null {
+    const token = /^(?:token|bearer) (ghs_\S+)$/i.exec(request.headers.get("authorization") ?? "")?.[1];
+    if (!token) return null;
+    const rec = this.#tokens.get(token);
+    if (!rec || !this.#alive(rec)) return this.#host.json(401, { message: "Bad credentials" });
+    const name = decodeURIComponent(fullName);
+    if (!this.#covers(rec, name)) return this.#host.json(404, { message: "Not Found" });
+    const write = rec.permissions.contents === "write";
+    const [owner, repo] = name.split("/");
+    return this.#host.json(200, {
+      full_name: `${owner}/${repo}`,
+      name: repo,
+      owner: { login: owner },
+      private: true,
+      permissions: { admin: false, maintain: false, push: write, triage: write, pull: true },
+    });
+  }
+
+  /** git smart-HTTP with an installation token (`x-access-token:<ghs_...>`). */
+  git(request: Request, repository: string, url: URL, token: string, backend: GitBackend): Promise<Response> | Response {
+    const rec = this.#tokens.get(token);
+    if (!rec || !this.#alive(rec)) {
+      return new Response("Invalid username or token.\n", { status: 401, headers: { "www-authenticate": 'Basic realm="GitHub"' } });
+    }
+    if (!this.#covers(rec, repository)) return new Response("Repository not found.\n", { status: 404 });
+    const inst = this.#installations.get(rec.installationId)!;
+    const identity = this.#registered.get(inst.clientId)!;
+    const bot: EmulatorUser = { id: identity.botUserId, login: `${identity.slug}[bot]`, name: null, repos: {} };
+    const push = url.pathname.endsWith("/git-receive-pack") || url.searchParams.get("service") === "git-receive-pack";
+    if (push && rec.permissions.contents !== "write") {
+      return new Response(`Permission to ${repository}.git denied to ${bot.login}.\n`, { status: 403 });
+    }
+    const pathInfo = `/${repository}.git${url.pathname.slice(url.pathname.indexOf(".git/") + 4)}`;
+    return backend(request, repository, pathInfo, bot);
+  }
+
+  // ---- control routes (`/_emulator/...`) ----
+
+  /** Serves the control routes of this module; `null` when `action` is not one of them. */
+  async control(method: string, action: string, body: Record<string, any>, url: URL): Promise<Response | null> {
+    const json = (value: unknown) => this.#host.json(200, value);
+    switch (`${method} ${action}`) {
+      case "POST installations":
+        this.addInstallation(body as EmulatorInstallation);
+        return json({ ok: true });
+      case "POST installations/suspend":
+        return json(await this.setSuspended(Number(body.id), true));
+      case "POST installations/unsuspend":
+        return json(await this.setSuspended(Number(body.id), false));
+      case "POST installations/uninstall":
+        return json(await this.uninstall(Number(body.id)));
+      case "POST installations/remove-repositories":
+        return json(await this.removeRepositories(Number(body.id), body.repositories as string[]));
+      case "POST apps/rotate-key":
+        this.rotateKey(String(body.clientId));
+        return json({ ok: true });
+      case "POST apps/settings":
+        if (body.installationTokenExpiresIn !== undefined) this.installationTokenExpiresIn = Number(body.installationTokenExpiresIn);
+        return json({ installationTokenExpiresIn: this.installationTokenExpiresIn });
+      case "GET apps/stats":
+        return json(this.stats());
+      case "GET installation-token":
+        return json({ state: this.tokenState(url.searchParams.get("token") ?? "") });
+      default:
+        return null;
+    }
+  }
+
+  // ---- internals ----
+
+  async #lookup(request: Request, fullName: string): Promise<Response> {
+    const early = await this.#host.enter("installation");
+    if (early) return early;
+    const app = await this.#verifyJwt(request);
+    if (app instanceof Response) return app;
+    const name = decodeURIComponent(fullName).toLowerCase();
+    const [owner] = name.split("/");
+    const inst = [...this.#installations.values()].find(
+      (i) => i.clientId === app.clientId && i.account.toLowerCase() === owner && i.repositories.includes(name),
+    );
+    if (!inst) return this.#host.json(404, { message: "Not Found", documentation_url: "https://docs.github.com/rest/apps/apps" });
+    return this.#host.json(200, this.#installationBody(inst));
+  }
+
+  async #mint(request: Request, id: number): Promise<Response> {
+    const early = await this.#host.enter("installation_token");
+    if (early) return early;
+    const app = await this.#verifyJwt(request);
+    if (app instanceof Response) return app;
+    const inst = this.#installations.get(id);
+    if (!inst || inst.clientId !== app.clientId) return this.#host.json(404, { message: "Not Found" });
+    if (inst.suspended) return this.#host.json(403, { message: "This installation has been suspended" });
+    let body: { repositories?: unknown; permissions?: unknown };
+    try {
+      body = (await request.json()) as typeof body;
+    } catch {
+      body = {};
+    }
+    const owner = inst.account.toLowerCase();
+    const asked = Array.isArray(body.repositories) ? body.repositories.map((n) => `${owner}/${String(n).toLowerCase()}`) : inst.repositories;
+    if (asked.some((r) => !inst.repositories.includes(r))) {
+      return this.#host.json(422, { message: "There is at least one repository that does not exist or is not accessible to the parent installation." });
+    }
+    const permissions = (body.permissions && typeof body.permissions === "object" ? body.permissions : inst.permissions) as Record<string, Level>;
+    for (const [name, level] of Object.entries(permissions)) {
+      const held = inst.permissions[name];
+      if (!held || (level === "write" && held !== "write") || (level !== "read" && level !== "write")) {
+        return this.#host.json(422, { message: "The permissions requested are not granted to this installation." });
+      }
+    }
+    // GitHub's newer tokens are longer than 40 characters: so are these.
+    const token = `ghs_${base64url(crypto.getRandomValues(new Uint8Array(48)))}`;
+    const expiresAt = this.#host.now() + this.installationTokenExpiresIn * 1000;
+    this.#tokens.set(token, { installationId: id, repositories: new Set(asked), permissions: { ...permissions }, expiresAt });
+    return this.#host.json(201, {
+      token,
+      expires_at: new Date(expiresAt).toISOString().replace(/\.\d{3}Z$/, "Z"),
+      permissions,
+      repository_selection: "selected",
+      repositories: asked.map((full_name) => ({ name: full_name.split("/")[1], full_name })),
+    });
+  }
+
+  /** Verifies the App JWT; the App it is for, or the 401 GitHub would send. */
+  async #verifyJwt(request: Request): Promise<EmulatorAppIdentity | Response> {
+    const reject = (message: string) => {
+      this.jwtRejections++;
+      return this.#host.json(401, { message, documentation_url: "https://docs.github.com/rest" });
+    };
+    const jwt = /^Bearer (\S+)$/i.exec(request.headers.get("authorization") ?? "")?.[1] ?? "";
+    const parts = jwt.split(".");
+    if (parts.length !== 3) return reject("A JSON web token could not be decoded");
+    let header: { alg?: unknown };
+    let claims: { iss?: unknown; iat?: unknown; exp?: unknown };
+    try {
+      header = JSON.parse(textOf(parts[0]!));
+      claims = JSON.parse(textOf(parts[1]!));
+    } catch {
+      return reject("A JSON web token could not be decoded");
+    }
+    const entry = [...this.#keys.values()].find((k) => k.identity.clientId === claims.iss || k.identity.appId === claims.iss);
+    if (header.alg !== "RS256" || !entry) return reject("A JSON web token could not be decoded");
+    let valid = false;
+    try {
+      valid = await crypto.subtle.verify(RS256, await entry.key, bytesOf(parts[2]!), new TextEncoder().encode(`${parts[0]}.${parts[1]}`));
+    } catch {
+      valid = false;
+    }
+    if (!valid) return reject("A JSON web token could not be decoded");
+    const now = Math.floor(this.#host.now() / 1000);
+    const { iat, exp } = claims;
+    if (typeof iat !== "number" || typeof exp !== "number") return reject("A JSON web token could not be decoded");
+    if (iat > now + 1) return reject("'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued.");
+    if (exp <= now) return reject("'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires.");
+    if (exp - iat > 600) return reject("'Expiration time' claim ('exp') is too far in the future.");
+    this.lastJwt = { iss: claims.iss, iat, exp, verifiedAt: now };
+    return entry.identity;
+  }
+
+  #installation(id: number): EmulatorInstallation {
+    const inst = this.#installations.get(id);
+    if (!inst) throw new Error(`no installation ${id}`);
+    return inst;
+  }
+
+  #installationBody(inst: EmulatorInstallation): Record<string, unknown> {
+    const identity = this.#registered.get(inst.clientId)!;
+    return {
+      id: inst.id,
+      account: { login: inst.account, id: 100_000 + inst.id, type: "Organization" },
+      app_id: identity.appId,
+      app_slug: identity.slug,
+      target_type: "Organization",
+      permissions: inst.permissions,
+      repository_selection: "selected",
+      suspended_at: inst.suspended ? new Date(this.#host.now()).toISOString() : null,
+    };
+  }
+
+  #alive(rec: TokenRecord): boolean {
+    const inst = this.#installations.get(rec.installationId);
+    return !!inst && !inst.suspended && rec.expiresAt > this.#host.now();
+  }
+
+  /** The token was minted for `repository`, and the installation still includes it. */
+  #covers(rec: TokenRecord, repository: string): boolean {
+    const name = repository.toLowerCase();
+    return rec.repositories.has(name) && !!this.#installations.get(rec.installationId)?.repositories.includes(name);
+  }
+
+  async #notify(inst: EmulatorInstallation, event: string, fields: Record<string, unknown>): Promise<WebhookDelivery> {
+    const app = this.#host.apps.get(inst.clientId);
+    if (!app?.webhookSecret) throw new Error("app has no webhook secret");
+    const body = JSON.stringify({ ...fields, installation: this.#installationBody(inst), sender: { login: "octo-admin", id: 1, type: "User" } });
+    const delivery: WebhookDelivery = { event, deliveryId: crypto.randomUUID(), signature: await sign(app.webhookSecret, body), body };
+    if (app.webhookUrl) {
+      const res = await this.#host.webhookFetch(
+        new Request(app.webhookUrl, {
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            "x-github-event": event,
+            "x-github-delivery": delivery.deliveryId,
+            "x-hub-signature-256": delivery.signature,
+            "user-agent": "GitHub-Hookshot/emulator",
+          },
+          body,
+        }),
+      );
+      delivery.status = res.status;
+      await res.body?.cancel();
+    }
+    return delivery;
+  }
+}
+
+function importSpki(pem: string): Promise<CryptoKey> {
+  const b64 = pem.replace(/-----(BEGIN|END) PUBLIC KEY-----/g, "").replace(/\s+/g, "");
+  const der = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  return crypto.subtle.importKey("spki", der, RS256, false, ["verify"]);
+}
+
+function bytesOf(b64url: string): Uint8Array<ArrayBuffer> {
+  const b64 = b64url.replace(/-/g, "+").replace(/_/g, "/");
+  return Uint8Array.from(atob(b64.padEnd(b64.length + ((4 - (b64.length % 4)) % 4), "=")), (c) => c.charCodeAt(0));
+}
+
+function textOf(b64url: string): string {
+  return new TextDecoder().decode(bytesOf(b64url));
+}
+
+function base64url(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}

@@ -1,0 +1,62 @@
+/**
+ * `POST /v1/users/{userId}/token` with `fallback: "app"`: where the user's token cannot be
+ * given for a reason only the user can fix ({@link FALLBACK_REASONS}), the answer is an
+ * installation token for the same repository, with `fallbackReason` and, where the user's
+ * GitHub identity is known, `coAuthor` for a `Co-authored-by:` trailer. Outages, rate limits
+ * and the broker's own failures are returned as they are: never masked by the other identity.
+ */
+import { userActor } from "../api";
+import {
+  DEFAULT_INSTALLATION_PERMISSIONS,
+  FALLBACK_REASONS,
+  failure,
+  type Committer,
+  type Failure,
+  type Permission,
+  type UserTokenResult,
+} from "../contract";
+import type { Parsed } from "../validate";
+import { getInstallationToken } from "./api";
+
+/** `fallback`: absent, or `"app"`. */
+export function parseFallback(value: unknown): Parsed<"app" | undefined> {
+  if (value === undefined) return { ok: true, value: undefined };
+  return value === "app" ? { ok: true, value: "app" } : failure("invalid_request", 'fallback must be "app"');
+}
+
+/** The user-token request a fallback answers, as validated. */
+export interface FallbackInput {
+  userId: string;
+  appType: string;
+  repository: string;
+  permission: Permission;
+  minValiditySeconds: number;
+}
+
+/** The installation token that stands in for `failed`, or `failed` itself when it must not. */
+export async function fallBackToApp(env: Env, input: FallbackInput, failed: Failure): Promise<UserTokenResult> {
+  const reason = (FALLBACK_REASONS as readonly string[]).includes(failed.reason) ? (failed.reason as (typeof FALLBACK_REASONS)[number]) : null;
+  if (!reason) return failed;
+  const app = await getInstallationToken(env, {
+    appType: input.appType,
+    repository: input.repository,
+    // The user's `push` is the App's default scope (contents and pull requests); `pull` reads.
+    permissions: input.permission === "pull" ? { contents: "read" } : { ...DEFAULT_INSTALLATION_PERMISSIONS },
+    minValiditySeconds: input.minValiditySeconds,
+  });
+  if (!app.ok) return app;
+  const coAuthor = await knownIdentity(env, input.userId, input.appType);
+  return coAuthor ? { ...app, fallbackReason: reason, coAuthor } : { ...app, fallbackReason: reason };
+}
+
+/** The user's no-reply identity from their connection view, where the actor knows it. */
+async function knownIdentity(env: Env, userId: string, appType: string): Promise<Committer | undefined> {
+  try {
+    const view = await userActor(env, userId).connection({ userId, appType });
+    if (!view.githubUserId || !view.githubLogin) return undefined;
+    return { name: view.githubLogin, email: `${view.githubUserId}+${view.githubLogin}@users.noreply.github.com` };
+  } catch {
+    // Without it the token still works; the trailer is a courtesy.
+    return undefined;
+  }
+}
