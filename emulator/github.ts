@@ -21,6 +21,7 @@
 
 import { sign } from "@octokit/webhooks-methods";
 import { GitHubAppsEmulator } from "./github-apps.ts";
+import { Holds } from "./holds.ts";
 import { accountPickerPage, consentPage, htmlPage, signInPage, type PageApp } from "./pages.ts";
 
 export interface EmulatorApp {
@@ -108,19 +109,6 @@ export interface TokenState {
   killedBy?: { cause: "rotation" | "revocation"; seq: number };
 }
 
-/**
- * A request held at the emulator until a test releases it (the interleaving explorer).
- * It catches the `skip + 1`-th request that matches after it was armed, before that request
- * does anything: no fault, no token check, no rotation.
- */
-interface Hold {
-  match: ReadonlySet<string> | null;
-  skip: number;
-  caught: { endpoint: string; seq: number } | null;
-  released: boolean;
-  waiters: (() => void)[];
-}
-
 interface CodeRecord {
   clientId: string;
   userId: number;
@@ -187,8 +175,7 @@ export class GitHubEmulator {
   #nextPair = 1;
   /** Arrival number of every request (GitHub's and hold points), for ordering facts in tests. */
   #seq = 0;
-  #holds = new Map<number, Hold>();
-  #nextHold = 1;
+  readonly #holds = new Holds();
   /** Per `clientId:userId`: rotations whose answer was dropped, and grant revocations. */
   #history = new Map<string, GrantHistory>();
   #webhookFetch: (req: Request) => Promise<Response>;
@@ -231,7 +218,7 @@ export class GitHubEmulator {
     this.#authorizations.clear();
     for (const release of this.#hangs) release();
     this.#hangs.clear();
-    for (const id of [...this.#holds.keys()]) this.release(id);
+    this.#holds.releaseAll();
     this.settings = { ...DEFAULT_SETTINGS };
     this.clockOffsetSeconds = 0;
     this.installations.reset();
@@ -355,39 +342,19 @@ export class GitHubEmulator {
     return ++this.#seq;
   }
 
-  /** Arms a hold; see {@link Hold}. `match`: endpoint names, or every endpoint when omitted. */
+  /** Arms a hold (emulator/holds.ts). `match`: endpoint names, or every endpoint when omitted. */
   hold(options: { match?: string[]; skip?: number } = {}): number {
-    const id = this.#nextHold++;
-    this.#holds.set(id, { match: options.match ? new Set(options.match) : null, skip: options.skip ?? 0, caught: null, released: false, waiters: [] });
-    return id;
+    return this.#holds.arm(options);
   }
 
   /** What a hold has caught so far (`null`: nothing yet). */
   held(id: number): { endpoint: string; seq: number } | null {
-    return this.#holds.get(id)?.caught ?? null;
+    return this.#holds.held(id);
   }
 
   /** Lets a held request go on (or disarms a hold that caught nothing). */
   release(id: number): void {
-    const hold = this.#holds.get(id);
-    if (!hold) return;
-    hold.released = true;
-    for (const go of hold.waiters.splice(0)) go();
-    this.#holds.delete(id);
-  }
-
-  /** Waits while an armed hold catches this request. */
-  async #holdPoint(endpoint: string, seq: number): Promise<void> {
-    for (const hold of this.#holds.values()) {
-      if (hold.caught || hold.released || (hold.match && !hold.match.has(endpoint))) continue;
-      if (hold.skip > 0) {
-        hold.skip--;
-        continue;
-      }
-      hold.caught = { endpoint, seq };
-      await new Promise<void>((resolve) => hold.waiters.push(resolve));
-      return;
-    }
+    this.#holds.release(id);
   }
 
   /** Which counted endpoint a request is, for holds; `null` for anything else. */
@@ -443,14 +410,14 @@ export class GitHubEmulator {
       if (path === "/_emulator/hold-point") {
         // A point in the broker's own code (a Durable-Object-to-Durable-Object call) that a
         // test can hold like a GitHub request: see test/support/entry.ts.
-        await this.#holdPoint(url.searchParams.get("name") ?? "point", ++this.#seq);
+        await this.#holds.at(url.searchParams.get("name") ?? "point", ++this.#seq);
         return new Response(null, { status: 204 });
       }
       if (path.startsWith("/_emulator/")) return await this.#control(request, path.slice("/_emulator/".length), url);
       const seq = ++this.#seq;
       const arrivedAt = Date.now();
       const endpoint = await this.#endpointOf(request, path);
-      if (endpoint) await this.#holdPoint(endpoint, seq);
+      if (endpoint) await this.#holds.at(endpoint, seq);
       if (request.method === "POST" && path === "/login/oauth/access_token") return await this.#tokenEndpoint(request, seq, arrivedAt);
       const page = await this.#browser(request, url, path);
       if (page) return page;

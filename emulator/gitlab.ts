@@ -20,6 +20,7 @@
  * Control endpoints live under `/_emulator/`.
  */
 import type { EmulatorUser, GitBackend } from "./github.ts";
+import { Holds } from "./holds.ts";
 
 export interface GitLabEmulatorApp {
   clientId: string;
@@ -112,8 +113,7 @@ export class GitLabEmulator {
   #gitBackend: GitBackend | null;
   #history = new Map<number, GitLabHistory>();
   /** Requests held until a test releases them (the interleaving tests), as in the GitHub emulator. */
-  #holds = new Map<number, { match: ReadonlySet<string> | null; skip: number; caught: string | null; released: boolean; waiters: (() => void)[] }>();
-  #nextHold = 1;
+  readonly #holds = new Holds();
 
   constructor(apps: GitLabEmulatorApp[], options: { gitBackend?: GitBackend } = {}) {
     for (const app of apps) this.apps.set(app.clientId, app);
@@ -136,7 +136,7 @@ export class GitLabEmulator {
     this.clockOffsetSeconds = 0;
     this.droppedRotations = 0;
     this.#history.clear();
-    for (const id of [...this.#holds.keys()]) this.release(id);
+    this.#holds.releaseAll();
     for (const key of Object.keys(this.counts) as GitLabEndpoint[]) this.counts[key] = 0;
     for (const key of Object.keys(this.faultsInjected) as GitLabFaultKind[]) delete this.faultsInjected[key];
   }
@@ -167,34 +167,18 @@ export class GitLabEmulator {
     return [...this.#refresh.entries()].filter(([, r]) => r.alive && r.clientId === clientId && r.userId === userId).map(([t]) => t);
   }
 
-  /** Arms a hold on the `skip + 1`-th request to one of `match` (every endpoint when omitted). */
+  /** Arms a hold (emulator/holds.ts) on the `skip + 1`-th request to one of `match` (every endpoint when omitted). */
   hold(options: { match?: string[]; skip?: number } = {}): number {
-    const id = this.#nextHold++;
-    this.#holds.set(id, { match: options.match ? new Set(options.match) : null, skip: options.skip ?? 0, caught: null, released: false, waiters: [] });
-    return id;
+    return this.#holds.arm(options);
   }
 
   /** The endpoint a hold caught, or `null`. */
   held(id: number): string | null {
-    return this.#holds.get(id)?.caught ?? null;
+    return this.#holds.held(id)?.endpoint ?? null;
   }
 
   release(id: number): void {
-    const hold = this.#holds.get(id);
-    if (!hold) return;
-    hold.released = true;
-    for (const go of hold.waiters.splice(0)) go();
-    this.#holds.delete(id);
-  }
-
-  async #holdPoint(endpoint: string): Promise<void> {
-    for (const hold of this.#holds.values()) {
-      if (hold.caught || hold.released || (hold.match && !hold.match.has(endpoint))) continue;
-      if (hold.skip-- > 0) continue;
-      hold.caught = endpoint;
-      await new Promise<void>((resolve) => hold.waiters.push(resolve));
-      return;
-    }
+    this.#holds.release(id);
   }
 
   async #endpointOf(request: Request, path: string): Promise<GitLabEndpoint | null> {
@@ -210,9 +194,9 @@ export class GitLabEmulator {
     const path = url.pathname;
     try {
       if (path.startsWith("/_emulator/")) return await this.#control(request, path.slice("/_emulator/".length), url);
-      if (this.#holds.size > 0) {
+      if (this.#holds.armed) {
         const endpoint = await this.#endpointOf(request, path);
-        if (endpoint) await this.#holdPoint(endpoint);
+        if (endpoint) await this.#holds.at(endpoint);
       }
       if (request.method === "POST" && path === "/oauth/token") return await this.#token(request);
       if (request.method === "POST" && path === "/oauth/revoke") return await this.#revoke(request);

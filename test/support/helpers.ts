@@ -9,7 +9,8 @@ import { APPS, EMULATOR_URL, INTERNAL_API_TOKEN, PUBLIC_BASE_URL, RETURN_ORIGIN 
 
 export type AppType = keyof typeof APPS;
 
-async function control<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+/** A call to the GitHub emulator's `/_emulator/` control routes; throws on anything but 2xx. */
+export async function control<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
   const res = await fetch(`${EMULATOR_URL}/_emulator/${path}`, {
     method,
     headers: { "content-type": "application/json" },

@@ -6,18 +6,8 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { EmulatorInstallation, WebhookDelivery } from "../../emulator/github-apps";
-import { APPS, EMULATOR_URL } from "./env";
-import { callApi, publicFetch, type AppType } from "./helpers";
-
-async function control<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(`${EMULATOR_URL}/_emulator/${path}`, {
-    method,
-    headers: { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (!res.ok) throw new Error(`emulator ${method} ${path}: ${res.status} ${await res.text()}`);
-  return (await res.json()) as T;
-}
+import { APPS } from "./env";
+import { callApi, control, publicFetch, type AppType } from "./helpers";
 
 /** The emulator's App-installation controls. */
 export const apps = {
