@@ -69,5 +69,4 @@ export const TEST_BINDINGS: Record<string, string> = {
   EVENTS_SIGNING_KEY,
   // Short, so hang tests are quick; far above the emulator's few milliseconds even on a busy CI machine.
   GITHUB_TIMEOUT_MS: "1000",
-  DEMO_MODE: "false",
 };
