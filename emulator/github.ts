@@ -166,6 +166,11 @@ export class GitHubEmulator {
   };
   /** Faults injected so far, by kind. */
   readonly faultsInjected: Partial<Record<FaultKind, number>> = {};
+  /**
+   * Every push the git backend was handed, oldest first, with the login whose token carried
+   * it (a user's, or `<slug>[bot]` for an installation token): who pushed, as GitHub records it.
+   */
+  readonly pushes: { repository: string; login: string }[] = [];
 
   #accessTokens = new Map<string, TokenRecord>();
   #refreshTokens = new Map<string, TokenRecord>();
@@ -200,7 +205,11 @@ export class GitHubEmulator {
   constructor(apps: EmulatorApp[], options: { webhookFetch?: (req: Request) => Promise<Response>; gitBackend?: GitBackend } = {}) {
     for (const app of apps) this.apps.set(app.clientId, app);
     this.#webhookFetch = options.webhookFetch ?? ((req) => fetch(req));
-    this.#gitBackend = options.gitBackend ?? null;
+    const backend = options.gitBackend ?? null;
+    this.#gitBackend = backend && ((request, repository, pathInfo, user) => {
+      if (request.method === "POST" && pathInfo.endsWith("/git-receive-pack")) this.pushes.push({ repository, login: user.login });
+      return backend(request, repository, pathInfo, user);
+    });
   }
 
   now(): number {
@@ -213,6 +222,7 @@ export class GitHubEmulator {
     this.#accessTokens.clear();
     this.#refreshTokens.clear();
     this.#codes.clear();
+    this.pushes.length = 0;
     this.#faults = [];
     this.#history.clear();
     this.#authorizations.clear();

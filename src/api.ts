@@ -22,6 +22,7 @@ import {
   type UserTokenResult,
 } from "./contract";
 import { ConfigError } from "./crypto";
+import { issueWithIdentity, parseCapabilityIdentity } from "./installations/capability-identity";
 import { fallBackToApp, parseFallback } from "./installations/fallback";
 import { logEvent } from "./log";
 import { authorizeUrl, checkReturnTo, signState } from "./oauth";
@@ -181,9 +182,15 @@ export function issueCapability(env: Env, userId: unknown, body: unknown): Promi
     }
     const policy = parsePushPolicy(fields.branches, fields.allowDelete);
     if (!policy.ok) return policy;
-    return callActor(
-      async (): Promise<CapabilityGrant | Failure> =>
-        await userActor(env, input.value.userId).issueCapability({ ...input.value, sessionId: session.value, ttlSeconds: ttl, policy: policy.value }),
+    const identity = parseCapabilityIdentity(fields.identity, config.apps.get(input.value.appType)!);
+    if (!identity.ok) return identity;
+    const issue = { ...input.value, sessionId: session.value, ttlSeconds: ttl, policy: policy.value, identity: identity.value };
+    const actor = () => userActor(env, issue.userId);
+    return issueWithIdentity(
+      env,
+      issue,
+      () => callActor(async (): Promise<CapabilityGrant | Failure> => await actor().issueCapability(issue)),
+      (app) => callActor(async (): Promise<CapabilityGrant | Failure> => await actor().issueCapabilityAsApp({ ...issue, app })),
     );
   });
 }

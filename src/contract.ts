@@ -239,7 +239,20 @@ export interface CapabilityRequest {
   branches?: string[];
   /** Whether the session may delete refs (that match `branches`). Default false. */
   allowDelete?: boolean;
+  /** Whose identity the session pushes with; default `user`. See {@link CapabilityIdentity}. */
+  identity?: CapabilityIdentity;
 }
+
+/**
+ * Whose token a capability's proxied requests carry:
+ * - `user`: the user's, while the connection it was issued under lasts; then `source_unavailable`.
+ * - `app`: the App's installation token for the repository (GitHub Apps only); no connection needed.
+ * - `user_or_app`: the user's while the user can lend it, the installation token from the moment
+ *   they cannot (revoked, disconnected, reconnect required, reconnected as someone else). Issued
+ *   while the user cannot lend it, it is the App's for its whole life: a capability never starts
+ *   lending a connection made after it was issued. Outages are never masked by the other identity.
+ */
+export type CapabilityIdentity = "user" | "app" | "user_or_app";
 
 export interface CapabilityGrant {
   ok: true;
@@ -247,10 +260,23 @@ export interface CapabilityGrant {
   expiresAt: string;
   /** `${PUBLIC_BASE_URL}/git/{owner}/{repo}.git`; the capability is the HTTP password. */
   gitRemoteUrl: string;
-  committer: Committer;
   /** The push policy as stored: the patterns (default `["**"]`) and `allowDelete`. */
   branches: string[];
   allowDelete: boolean;
+  /** As asked ({@link CapabilityIdentity}); each proxied response says which one it used (`X-Broker-Identity`). */
+  identity: CapabilityIdentity;
+  /**
+   * Who to author commits as: the user's no-reply identity when the capability was issued
+   * under the user's connection, the App's bot when it starts out as the App.
+   */
+  committer: Committer;
+  /**
+   * `app` and `user_or_app`: the user's identity, where the broker knows it, for a
+   * `Co-authored-by:` trailer, so the user stays credited when the bot pushes.
+   */
+  coAuthor?: Committer;
+  /** `user_or_app` issued while the user could not lend their token: why it starts out as the App. */
+  fallbackReason?: (typeof FALLBACK_REASONS)[number];
 }
 
 // ---- installation tokens (`POST /v1/installations/token`) ----

@@ -13,6 +13,7 @@ import userActor0004 from "../migrations/user-actor/0004_lifecycle.sql";
 import userActor0005 from "../migrations/user-actor/0005_events_audit.sql";
 import userActor0006 from "../migrations/user-actor/0006_push_policy.sql";
 import userActor0007 from "../migrations/user-actor/0007_scoped_tokens.sql";
+import userActor0008 from "../migrations/user-actor/0008_capability_identity.sql";
 
 export interface Migration {
   name: string;
@@ -28,6 +29,7 @@ export const USER_ACTOR_MIGRATIONS: readonly Migration[] = [
   { name: "0005_events_audit", sql: userActor0005 },
   { name: "0006_push_policy", sql: userActor0006 },
   { name: "0007_scoped_tokens", sql: userActor0007 },
+  { name: "0008_capability_identity", sql: userActor0008 },
 ];
 
 /** Migrations of {@link IdentityIndex}, in the order they apply. */

@@ -2,11 +2,16 @@
  * Session capabilities, the actor's side: issuing one (after the same repository check as a
  * token) and redeeming one for a proxied request. The format and the MAC are
  * src/proxy/capability-token.ts; the rows are capability-store.ts.
+ *
+ * Which identity a redemption lends is decided here, at the moment of the request
+ * ({@link CapabilityIdentity}): the user's live token, or "the App" (the Worker then takes
+ * an installation token, src/installations/capability-identity.ts). The user's token is
+ * lent only under the generation the capability was issued under.
  */
-import { failure, rfc3339, type CapabilityGrant, type Failure, type Permission } from "../contract";
+import { FALLBACK_REASONS, failure, rfc3339, type CapabilityGrant, type CapabilityIdentity, type Committer, type Failure, type Permission } from "../contract";
 import type { PushPolicy } from "../proxy/ref-policy";
 import type { AuditLog } from "./audit-log";
-import { CapabilityStore } from "./capability-store";
+import { CapabilityStore, NO_GENERATION, type CapabilityRow } from "./capability-store";
 import type { ConnectionStore } from "./connection-store";
 import type { CallContext } from "./context";
 import type { Refresher } from "./refresher";
@@ -25,6 +30,17 @@ export interface IssueInput {
   ttlSeconds: number;
   /** The branch policy the git proxy applies to this session's pushes (ref-policy.ts). */
   policy: PushPolicy;
+  identity: CapabilityIdentity;
+}
+
+/**
+ * A capability that starts out as the App (`app`, or `user_or_app` while the user cannot
+ * lend): the Worker has already checked that the installation serves the repository.
+ */
+export interface AppBinding {
+  /** The App's bot, from the installation token the Worker obtained. */
+  committer: Committer;
+  fallbackReason?: (typeof FALLBACK_REASONS)[number];
 }
 
 export interface RedeemInput {
@@ -41,15 +57,21 @@ export interface RedeemInput {
   appType?: string | null;
 }
 
-export interface Redeemed {
+export interface RedeemedBase {
   ok: true;
-  token: string;
   repository: string;
   sessionId: string;
   policy: PushPolicy;
+  permission: Permission;
   /** The capability's App: the proxy forwards to its provider's host. */
   appType: string;
 }
+
+/**
+ * What a redemption lends: the user's live token, or `app` without a token (the Worker takes
+ * the installation token for the repository: the user's actor never holds one).
+ */
+export type Redeemed = (RedeemedBase & { identity: "user"; token: string }) | (RedeemedBase & { identity: "app"; token: null });
 
 export class Capabilities {
   readonly #d: { rows: CapabilityStore; store: ConnectionStore; refresher: Refresher; repos: RepoAccess; audit: AuditLog };
@@ -81,19 +103,55 @@ export class Capabilities {
         generation: row.generation,
         expiresAt,
         policy: input.policy,
+        identity: input.identity,
+        coAuthor: input.identity === "user" ? null : committerOf(row, c.provider),
       });
-      this.#d.audit.record("capability_issued", c.app.appType, { repository: input.repository, sessionId: input.sessionId, permission: input.permission });
-      return {
-        ok: true,
-        capability: minted.capability,
-        expiresAt: rfc3339(expiresAt),
-        gitRemoteUrl: c.app.provider === "github" ? `${c.config.publicBaseUrl}/git/${input.repository}.git` : `${c.config.publicBaseUrl}/git/${c.app.appType}/${input.repository}.git`,
-        committer: committerOf(row, c.provider),
-        branches: input.policy.branches,
-        allowDelete: input.policy.allowDelete,
-      };
+      const user = committerOf(row, c.provider);
+      return this.#granted(c, input, minted.capability, expiresAt, user, input.identity === "user" ? undefined : user);
     }
     return CHANGED;
+  }
+
+  /**
+   * Stores a capability that starts out as the App: no connection is needed or lent. The
+   * user's identity, where this actor knows it (even from a revoked connection), becomes the
+   * co-author.
+   */
+  issueAsApp(c: CallContext, input: IssueInput, minted: { capability: string; secretHash: string }, app: AppBinding): CapabilityGrant {
+    const row = this.#d.store.get(c.app.appType);
+    const coAuthor = row ? committerOf(row, c.provider) : undefined;
+    const expiresAt = Date.now() + input.ttlSeconds * 1000;
+    this.#d.rows.insert({
+      secretHash: minted.secretHash,
+      sessionId: input.sessionId,
+      appType: c.app.appType,
+      repository: input.repository,
+      permission: input.permission,
+      githubUserId: row?.github_user_id ?? "",
+      connectedAt: 0,
+      generation: NO_GENERATION,
+      expiresAt,
+      policy: input.policy,
+      identity: input.identity,
+      coAuthor: coAuthor ?? null,
+    });
+    const grant = this.#granted(c, input, minted.capability, expiresAt, app.committer, coAuthor);
+    return app.fallbackReason ? { ...grant, fallbackReason: app.fallbackReason } : grant;
+  }
+
+  #granted(c: CallContext, input: IssueInput, capability: string, expiresAt: number, committer: Committer, coAuthor: Committer | undefined): CapabilityGrant {
+    this.#d.audit.record("capability_issued", c.app.appType, { repository: input.repository, sessionId: input.sessionId, permission: input.permission, identity: input.identity });
+    const grant: CapabilityGrant = {
+      ok: true,
+      capability,
+      expiresAt: rfc3339(expiresAt),
+      gitRemoteUrl: c.app.provider === "github" ? `${c.config.publicBaseUrl}/git/${input.repository}.git` : `${c.config.publicBaseUrl}/git/${c.app.appType}/${input.repository}.git`,
+      committer,
+      branches: input.policy.branches,
+      allowDelete: input.policy.allowDelete,
+      identity: input.identity,
+    };
+    return coAuthor ? { ...grant, coAuthor } : grant;
   }
 
   /**
@@ -108,20 +166,33 @@ export class Capabilities {
     if ("ok" in cap) return cap;
     const gone = failure("source_unavailable", "The user's GitHub connection is gone.");
     const row = this.#d.store.get(cap.app_type);
-    if (!row || row.status !== "connected" || row.generation !== cap.generation) return gone;
+    const lendable = cap.identity !== "app" && !!row && row.status === "connected" && row.generation === cap.generation;
+    if (!lendable && cap.identity === "user") return gone;
     const c = await contextFor(cap.app_type);
     if (!c.ok) return c;
     const pathApp = c.value.app.provider === "github" ? null : cap.app_type;
     if ((input.appType ?? null) !== pathApp) return failure("repository_mismatch", "This capability is for a repository of another App.");
+    if (!lendable) return this.#asApp(cap, input.service);
     for (let round = 0; round < ROUNDS; round++) {
       const live = await this.#d.refresher.live(c.value, REDEEM_MIN_VALIDITY_MS);
-      if (!live.ok) return live.reason === "revoked" || live.reason === "reconnect_required" || live.reason === "not_connected" ? gone : live;
-      if (live.row.generation !== cap.generation) return gone;
+      // Only what the user alone can fix hands over to the App; an outage is an outage.
+      const userGone = !live.ok ? live.reason === "revoked" || live.reason === "reconnect_required" || live.reason === "not_connected" : live.row.generation !== cap.generation;
+      if (userGone) return cap.identity === "user_or_app" ? this.#asApp(cap, input.service) : gone;
+      if (!live.ok) return live;
       if (!this.#d.refresher.isCurrent(live)) continue;
-      this.#d.audit.recordCoalesced("capability_redeemed", cap.app_type, { repository: cap.repository, sessionId: cap.session_id, service: input.service });
+      this.#d.audit.recordCoalesced("capability_redeemed", cap.app_type, { repository: cap.repository, sessionId: cap.session_id, service: input.service, identity: "user" });
       // The repository as issued: what is forwarded is exactly what was checked.
-      return { ok: true, token: live.accessToken, repository: cap.repository, sessionId: cap.session_id, policy: CapabilityStore.policyOf(cap), appType: cap.app_type };
+      return { ...this.#redeemed(cap), identity: "user", token: live.accessToken };
     }
     return CHANGED;
+  }
+
+  #asApp(cap: CapabilityRow, service: string): Redeemed {
+    this.#d.audit.recordCoalesced("capability_redeemed", cap.app_type, { repository: cap.repository, sessionId: cap.session_id, service, identity: "app" });
+    return { ...this.#redeemed(cap), identity: "app", token: null };
+  }
+
+  #redeemed(cap: CapabilityRow): RedeemedBase {
+    return { ok: true, repository: cap.repository, sessionId: cap.session_id, policy: CapabilityStore.policyOf(cap), permission: cap.permission, appType: cap.app_type };
   }
 }

@@ -17,8 +17,8 @@
  * Results cross the RPC boundary as discriminated unions (contract.ts), since exceptions
  * lose everything but their message on the way.
  *
- * The schema is created by the first write path only (`beginConnect`): a lookup for a user
- * who never connected (a stale capability, a stale index link) finds no schema and answers
+ * The schema is created by the first write paths only (`beginConnect`, and an App capability
+ * the authenticated platform asks for): a lookup for a user who never connected (a stale capability, a stale index link) finds no schema and answers
  * "nothing here" without creating one.
  */
 import { DurableObject } from "cloudflare:workers";
@@ -28,7 +28,7 @@ import { recordMetric } from "../metrics";
 import { mintCapability } from "../proxy/capability-token";
 import { hasSchema, migrate, USER_ACTOR_MIGRATIONS } from "../schema";
 import { AuditLog } from "./audit-log";
-import { Capabilities, type IssueInput, type RedeemInput, type Redeemed } from "./capabilities";
+import { Capabilities, type AppBinding, type IssueInput, type RedeemInput, type Redeemed } from "./capabilities";
 import { CapabilityStore } from "./capability-store";
 import { ConnectFlow, type CallbackResult } from "./connect-flow";
 import { ConnectionStore } from "./connection-store";
@@ -158,7 +158,7 @@ export class UserActor extends DurableObject<Env> {
 
   // ------------------------------------------------------------------ connect
 
-  /** Phase 1 of a connect: see connect-flow.ts. The only path that creates the schema. */
+  /** Phase 1 of a connect: see connect-flow.ts. Creates the schema (as does an App capability). */
   async beginConnect(input: { userId: string; appType: string; returnTo: string }): Promise<
     { ok: true; nonce: string; codeChallenge: string; expiresAt: number } | Failure
   > {
@@ -242,6 +242,25 @@ export class UserActor extends DurableObject<Env> {
       if (result.ok) logEvent({ event: "capability_issued", userId: input.userId, appType: input.appType, outcome: "ok", sessionId: input.sessionId });
       return result;
     }, input.userId, true);
+  }
+
+  /**
+   * A capability that starts out as the App (src/installations/capability-identity.ts has
+   * checked the installation): stored even for a user who never connected, since the caller
+   * is the authenticated platform and the session's audit trail and early revocation live here.
+   */
+  async issueCapabilityAsApp(input: TokenInput & IssueInput & { app: AppBinding }): Promise<CapabilityGrant | Failure> {
+    this.#writable();
+    const claimed = this.#claimOwner(input.userId);
+    if (claimed) return claimed;
+    const c = await callContext(this.env, input.userId, input.appType);
+    if (!c.ok) return c;
+    const minted = await mintCapability(this.env, input.userId);
+    if (!minted.ok) return minted;
+    const grant = this.#capabilities.issueAsApp(c.value, input, minted, input.app);
+    await this.#housekeeping.schedule();
+    logEvent({ event: "capability_issued", userId: input.userId, appType: input.appType, outcome: "ok", sessionId: input.sessionId });
+    return grant;
   }
 
   /** `DELETE /v1/users/{userId}/capabilities/{sessionId}`. */

@@ -7,7 +7,6 @@
  */
 import { userActor } from "../api";
 import {
-  DEFAULT_INSTALLATION_PERMISSIONS,
   FALLBACK_REASONS,
   failure,
   type Committer,
@@ -17,6 +16,7 @@ import {
 } from "../contract";
 import type { Parsed } from "../validate";
 import { getInstallationToken } from "./api";
+import { installationPermissionsFor } from "./capability-identity";
 
 /** `fallback`: absent, or `"app"`. */
 export function parseFallback(value: unknown): Parsed<"app" | undefined> {
@@ -40,8 +40,7 @@ export async function fallBackToApp(env: Env, input: FallbackInput, failed: Fail
   const app = await getInstallationToken(env, {
     appType: input.appType,
     repository: input.repository,
-    // The user's `push` is the App's default scope (contents and pull requests); `pull` reads.
-    permissions: input.permission === "pull" ? { contents: "read" } : { ...DEFAULT_INSTALLATION_PERMISSIONS },
+    permissions: installationPermissionsFor(input.permission),
     minValiditySeconds: input.minValiditySeconds,
   });
   if (!app.ok) return app;

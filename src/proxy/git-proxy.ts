@@ -1,23 +1,25 @@
 /**
  * The git smart-HTTP proxy (`/git/{owner}/{name}.git/...`) and the REST proxy
  * (`/api/repos/{owner}/{name}/...`): an agent session presents its capability, the user's
- * actor checks it and answers a live user token for this one request, and the request is
- * forwarded to GitHub with that token. The session never sees the token, so a refresh by
- * another session cannot break it, and the capability is worth nothing for any other
- * repository.
+ * actor checks it and answers a live user token for this one request (or "the App", for
+ * which the installation actor answers an installation token), and the request is forwarded
+ * to GitHub with that token. The session never sees a token, so a refresh by another session
+ * cannot break it, and the capability is worth nothing for any other repository. Every
+ * response after a redemption says whose token it used: `X-Broker-Identity: user|app`.
  *
  * Bodies stream both ways (packs are never buffered), redirects are never followed, and
  * only the headers git and the REST API need cross in either direction.
  */
 import { callActor, userActor } from "../api";
+import type { Redeemed, RedeemedBase } from "../actor/capabilities";
 import { loadConfig, type AppConfig } from "../config";
 import { failure, type Failure } from "../contract";
 import { gitFailure, json } from "../http/respond";
+import { installationTokenFor } from "../installations/capability-identity";
 import { logEvent } from "../log";
 import { capabilityFromRequest, verifyCapability } from "./capability-token";
 import { parseGitRoute, parseRestRoute } from "./paths";
 import { checkPush } from "./push-check";
-import type { PushPolicy } from "./ref-policy";
 
 const GIT_REQUEST_HEADERS = ["content-type", "accept", "content-encoding", "git-protocol", "user-agent"];
 const GIT_RESPONSE_HEADERS = ["content-type", "cache-control", "expires", "pragma", "content-encoding"];
@@ -86,21 +88,21 @@ async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Respo
       const outcome = checked.ok ? "forwarded" : "refused";
       await callActor(() => userActor(env, refused.userId).recordPush({ userId: refused.userId, sessionId: refused.sessionId, repository: refused.repository, refs: checked.refs!, outcome }));
     }
-    if (!checked.ok) return checked.response;
+    if (!checked.ok) return withIdentity(checked.response, refused.identity);
     body = checked.body;
   }
   // ---- end push policy
   const app = loadConfig(env).apps.get(refused.appType)!;
   const headers = pick(request.headers, spec.requestHeaders);
   headers.set("authorization", spec.authorization(refused.token, app));
-  return forward(spec.upstream(refused.repository, app), request, body, headers, spec.responseHeaders, spec.kind, refused.userId);
+  const response = await forward(spec.upstream(refused.repository, app), request, body, headers, spec.responseHeaders, spec.kind, refused.userId);
+  return withIdentity(response, refused.identity);
 }
 
-async function redeem(
-  env: Env,
-  request: Request,
-  route: { repository: string; write: boolean; service: string; appType: string | null },
-): Promise<{ ok: true; token: string; repository: string; sessionId: string; policy: PushPolicy; userId: string; appType: string } | Failure> {
+/** A redemption ready to forward: the token of the identity the actor chose, and whose it is. */
+type Lent = RedeemedBase & { identity: Redeemed["identity"]; token: string; userId: string };
+
+async function redeem(env: Env, request: Request, route: { repository: string; write: boolean; service: string; appType: string | null }): Promise<Lent | Failure> {
   const raw = capabilityFromRequest(request);
   // Authenticated here, before any Durable Object is touched: a forged one wakes nothing.
   const verified = raw ? await verifyCapability(env, raw) : null;
@@ -108,10 +110,13 @@ async function redeem(
   const { userId, secretHash } = verified;
   const { repository, write, service, appType } = route;
   const redeemed = await callActor(
-    async (): Promise<{ ok: true; token: string; repository: string; sessionId: string; policy: PushPolicy; appType: string } | Failure> =>
-      await userActor(env, userId).redeemCapability({ userId, secretHash, repository, write, service, appType }),
+    async (): Promise<Redeemed | Failure> => await userActor(env, userId).redeemCapability({ userId, secretHash, repository, write, service, appType }),
   );
-  return redeemed.ok ? { ...redeemed, userId } : redeemed;
+  if (!redeemed.ok) return redeemed;
+  if (redeemed.identity === "user") return { ...redeemed, userId };
+  // The App's turn: the installation actor answers the token (cached, one mint for all).
+  const app = await installationTokenFor(env, redeemed);
+  return app.ok ? { ...redeemed, token: app.token, userId } : app;
 }
 
 async function forward(upstream: string, request: Request, body: ReadableStream<Uint8Array> | null, headers: Headers, keep: string[], kind: string, userId: string): Promise<Response> {
@@ -133,6 +138,13 @@ async function forward(upstream: string, request: Request, body: ReadableStream<
     return failureResponse(kind, failure("invalid_upstream_request", "GitHub answered with a redirect, which the proxy does not follow."));
   }
   return new Response(response.body, { status: response.status, headers: pick(response.headers, keep) });
+}
+
+/** `X-Broker-Identity`: whose token the proxied request carried. */
+function withIdentity(response: Response, identity: Redeemed["identity"]): Response {
+  const out = new Response(response.body, response);
+  out.headers.set("x-broker-identity", identity);
+  return out;
 }
 
 function failureResponse(kind: string, f: Failure): Response {
