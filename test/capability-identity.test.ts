@@ -4,11 +4,11 @@
  * `X-Broker-Identity`. The real `git` client's side is test-node/identity.test.ts.
  */
 import { sign } from "@octokit/webhooks-methods";
-import { reset } from "cloudflare:test";
+import { reset, runInDurableObject } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import type { CapabilityGrant } from "../src/contract";
 import { APPS } from "./support/env";
-import { callApi, connectUser, emulator, publicFetch, setStoredExpiry } from "./support/helpers";
+import { actor, callApi, connectUser, dumpStorage, emulator, publicFetch, setStoredExpiry } from "./support/helpers";
 import { apps } from "./support/installations";
 
 const DEV = { id: 6161, login: "dev", name: "Dev Eloper", repos: { "acme/app": "push" as const } };
@@ -132,6 +132,23 @@ describe("capability identity", () => {
     const revoked = await callApi("DELETE", "/users/id-nope/capabilities/s2");
     expect(revoked.body).toMatchObject({ ok: true, revoked: 1 });
     expect(await viaProxy(ok.body.capability)).toMatchObject({ status: 401, body: { reason: "invalid_capability" } });
+  });
+
+  it("an account deletion that arrives while an App capability is being issued wins: nothing is stored", async () => {
+    await issue("id-race", { identity: "app", sessionId: "before" }); // the actor exists and holds something
+    const outcome = await runInDurableObject(actor("id-race"), async (instance) => {
+      const input = {
+        userId: "id-race", appType: "standard", repository: "acme/app", permission: "push" as const, minValiditySeconds: 300,
+        sessionId: "during", ttlSeconds: 600, policy: { branches: ["**"], allowDelete: false }, identity: "app" as const, app: { committer: BOT },
+      };
+      // The issue runs to its first await; the deletion arrives while that await is open.
+      const issuing = instance.issueCapabilityAsApp(input);
+      const deleting = instance.deleteUser({ userId: "id-race" });
+      return { issued: await issuing, deleted: await deleting };
+    });
+    expect(outcome.deleted).toMatchObject({ ok: true });
+    expect(outcome.issued).toMatchObject({ ok: false, reason: "invalid_request" });
+    expect(await dumpStorage("id-race")).not.toContain("during");
   });
 
   it("rejects an unknown identity and the App's identity for a GitLab App with invalid_request", async () => {

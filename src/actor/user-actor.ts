@@ -92,17 +92,8 @@ export class UserActor extends DurableObject<Env> {
     const deps = { env, store: this.#store, refresher: this.#refresher, vault: this.#vault, revoker: this.#revoker };
     this.#lifecycle = new Lifecycle(deps);
     this.#flow = new ConnectFlow({ ...deps, sql, lifecycle: this.#lifecycle });
-    this.#housekeeping = new Housekeeping({
-      storage: ctx.storage,
-      store: this.#store,
-      vault: this.#vault,
-      revoker: this.#revoker,
-      caps: this.#caps,
-      flow: this.#flow,
-      outbox: this.#outbox,
-      audit: this.#audit,
-      objectOwner: `object:${ctx.id.toString()}`,
-    });
+    const kept = { store: this.#store, vault: this.#vault, revoker: this.#revoker, caps: this.#caps, flow: this.#flow, outbox: this.#outbox, audit: this.#audit };
+    this.#housekeeping = new Housekeeping({ storage: ctx.storage, ...kept, objectOwner: `object:${ctx.id.toString()}` });
     // Every state change writes its event and audit entry in the same synchronous step.
     this.#store.onChange = (change) => {
       const userId = this.#ownerId() ?? "";
@@ -253,10 +244,13 @@ export class UserActor extends DurableObject<Env> {
     this.#writable();
     const claimed = this.#claimOwner(input.userId);
     if (claimed) return claimed;
+    // An account deletion that arrives during the awaits below wins: nothing is stored after it.
+    const epoch = this.#lifecycle.epoch;
     const c = await callContext(this.env, input.userId, input.appType);
     if (!c.ok) return c;
     const minted = await mintCapability(this.env, input.userId);
     if (!minted.ok) return minted;
+    if (epoch !== this.#lifecycle.epoch) return failure("invalid_request", "The user's account was deleted while the capability was being issued.");
     const grant = this.#capabilities.issueAsApp(c.value, input, minted, input.app);
     await this.#housekeeping.schedule();
     logEvent({ event: "capability_issued", userId: input.userId, appType: input.appType, outcome: "ok", sessionId: input.sessionId });

@@ -6,7 +6,9 @@
  *   the user's token (and the identity its commits carry), or the App installation token and
  *   why. The token itself never leaves this Worker.
  * - `GET /capability?user=<userId>&repo=<owner/name>`: a session capability's git remote,
- *   what a sandbox would `git clone` (the capability is the HTTP password).
+ *   what a sandbox would `git clone` (the capability is the HTTP password). `user_or_app`:
+ *   the session pushes as the user, and keeps pushing as the App's bot if the user revokes;
+ *   its commits are authored as `committer` with a `Co-authored-by:` trailer for `coAuthor`.
  */
 import { BrokerClient, brokerBinding, capabilityRemote, shouldFallBack, UserTokenClient } from "github-token-broker/client";
 
@@ -19,9 +21,10 @@ export default {
     const broker = brokerBinding(env.TOKEN_BROKER);
 
     if (url.pathname === "/capability") {
-      const grant = await new BrokerClient(broker).issueCapability(userId, { appType: "standard", repository, sessionId: `example-${Date.now()}`, ttlSeconds: 600 });
+      const grant = await new BrokerClient(broker).issueCapability(userId, { appType: "standard", repository, sessionId: `example-${Date.now()}`, ttlSeconds: 600, identity: "user_or_app" });
       if (!grant.ok) return Response.json({ reason: grant.reason }, { status: 409 });
-      return Response.json({ remote: capabilityRemote(grant), expiresAt: grant.expiresAt });
+      const trailer = grant.coAuthor ? `Co-authored-by: ${grant.coAuthor.name} <${grant.coAuthor.email}>` : null;
+      return Response.json({ remote: capabilityRemote(grant), expiresAt: grant.expiresAt, author: `${grant.committer.name} <${grant.committer.email}>`, trailer });
     }
 
     // One client per agent session; here a request stands in for a session.
