@@ -151,63 +151,83 @@ export class ConnectFlow {
       if (!code.ok || !verifier.ok) return (!code.ok && code.problem === "missing_key") || (!verifier.ok && verifier.problem === "missing_key") ? missingKeyFailure() : invalid;
 
       const log = (outcome: string, detail?: string) => logEvent({ event: "connect", userId: c.userId, appType, outcome, detail });
-      const exchanged = await c.provider.exchangeCode(c.app, code.value, verifier.value);
-      if (!exchanged.ok) {
-        log(exchanged.error.kind, exchanged.error.detail);
-        return exchangeFailure(exchanged.error);
-      }
-      const tokens = exchanged.value;
-      if (tokens.refreshToken === null) {
-        log("exchange_failed", "no refresh token: the App must have 'Expire user authorization tokens' on");
-        await this.#abandon(c, tokens);
-        return failure("exchange_failed", "The GitHub App does not issue expiring user tokens: turn on 'Expire user authorization tokens' in its settings.");
-      }
-      const deleted = () => epoch !== this.#d.lifecycle.epoch;
-      // Links this connect wrote (the new account's, and the previous account's it retired):
-      // a connect that ends up storing nothing removes them again.
-      const unlinkOnLoss: string[] = [];
-      const lost = async (f: Failure, why: string) => {
-        log("abandoned", why);
-        await this.#abandon(c, tokens);
-        for (const gh of unlinkOnLoss) await this.#unlinkQuietly(c, gh);
-        return f;
-      };
-      if (deleted()) return lost(invalid, "account deleted during the connect");
-      const user = await c.provider.getUser(tokens.accessToken);
-      if (!user.ok) return lost(exchangeFailure(user.error), user.error.detail);
-      if (deleted()) return lost(invalid, "account deleted during the connect");
-      // The link is written before the connection, so no connection is ever unreachable by
-      // the revocation webhook.
+      // No revocation of this App's grants reaches GitHub from here until the new generation is
+      // stored: on GitHub, revoking an old pair of this account's grant would end the new one.
+      const resume = this.#d.revoker.pause(appType);
       try {
-        await identityIndexByKey(this.#d.env, c.provider.identityKey(user.value.id)).link({ appType, userId: c.userId });
-      } catch {
-        return lost(failure("broker_unavailable", "The broker could not record the connection; try again.", 1), "identity index unreachable");
+        await this.#d.revoker.settle(appType);
+        return await this.#exchangeAndStore(c, code.value, verifier.value, epoch, resume, log);
+      } finally {
+        resume();
       }
-      const before = this.#d.store.get(appType);
-      if (!before || before.github_user_id !== user.value.id) unlinkOnLoss.push(user.value.id);
-      if (deleted()) return lost(invalid, "account deleted during the connect");
-      // Another account's grant is not forgotten: it goes to the revoker. So do the previous
-      // tokens of the same account where each authorization is its own token (GitLab).
-      const otherAccount = before !== null && before.github_user_id !== user.value.id;
-      const retiring = otherAccount || (before !== null && c.provider.separateAuthorizations);
-      if (retiring) {
-        const retired = await this.#d.lifecycle.retire(c, appType, "replaced");
-        if (!retired.ok) return lost(retired, "could not retire the previous connection");
-        if (retired.row && otherAccount) unlinkOnLoss.push(retired.row.github_user_id);
-      }
-      const pair = await this.#d.vault.sealPair(c.keyring, c.userId, appType, tokens);
-      await this.#d.refresher.settle(appType);
-      if (deleted()) return lost(invalid, "account deleted during the connect");
-      // One synchronous step: a new generation (the previous one's capabilities die with it).
-      const stored = this.#d.store.startGeneration(appType, user.value, pair);
-      this.#d.vault.remember(appType, pair.accessToken, tokens.accessToken);
-      if (retiring) {
-        if (otherAccount) await this.#unlinkQuietly(c, before!.github_user_id);
-        await Promise.all(this.#d.revoker.pending(appType).map((id) => this.#d.revoker.attempt(c, id)));
-      }
-      log("connected");
-      return { ok: true, status: "connected", appType, githubUserId: stored.github_user_id, githubLogin: stored.github_login };
     });
+  }
+
+  /** The rest of {@link confirm}, while the App's revocations are paused (`resume` ends that). */
+  async #exchangeAndStore(c: CallContext, code: string, verifier: string, epoch: number, resume: () => void, log: (outcome: string, detail?: string) => void): Promise<ConnectConfirmed | Failure> {
+    const appType = c.app.appType;
+    const invalid = failure("invalid_ticket", "The connect ticket is unknown, used, expired, or was issued for another user.");
+    const exchanged = await c.provider.exchangeCode(c.app, code, verifier);
+    if (!exchanged.ok) {
+      log(exchanged.error.kind, exchanged.error.detail);
+      return exchangeFailure(exchanged.error);
+    }
+    const tokens = exchanged.value;
+    if (tokens.refreshToken === null) {
+      log("exchange_failed", "no refresh token: the App must have 'Expire user authorization tokens' on");
+      resume();
+      await this.#abandon(c, tokens, null);
+      return failure("exchange_failed", "The GitHub App does not issue expiring user tokens: turn on 'Expire user authorization tokens' in its settings.");
+    }
+    const deleted = () => epoch !== this.#d.lifecycle.epoch;
+    // Links this connect wrote (the new account's, and the previous account's it retired):
+    // a connect that ends up storing nothing removes them again.
+    const unlinkOnLoss: string[] = [];
+    let account: string | null = null;
+    const lost = async (f: Failure, why: string) => {
+      log("abandoned", why);
+      resume();
+      await this.#abandon(c, tokens, account);
+      for (const gh of unlinkOnLoss) await this.#unlinkQuietly(c, gh);
+      return f;
+    };
+    if (deleted()) return lost(invalid, "account deleted during the connect");
+    const user = await c.provider.getUser(tokens.accessToken);
+    if (!user.ok) return lost(exchangeFailure(user.error), user.error.detail);
+    account = user.value.id;
+    if (deleted()) return lost(invalid, "account deleted during the connect");
+    // The link is written before the connection, so no connection is ever unreachable by
+    // the revocation webhook.
+    try {
+      await identityIndexByKey(this.#d.env, c.provider.identityKey(user.value.id)).link({ appType, userId: c.userId });
+    } catch {
+      return lost(failure("broker_unavailable", "The broker could not record the connection; try again.", 1), "identity index unreachable");
+    }
+    const before = this.#d.store.get(appType);
+    if (!before || before.github_user_id !== user.value.id) unlinkOnLoss.push(user.value.id);
+    if (deleted()) return lost(invalid, "account deleted during the connect");
+    // Another account's grant is not forgotten: it goes to the revoker. So do the previous
+    // tokens of the same account where each authorization is its own token (GitLab).
+    const otherAccount = before !== null && before.github_user_id !== user.value.id;
+    const retiring = otherAccount || (before !== null && c.provider.separateAuthorizations);
+    if (retiring) {
+      const retired = await this.#d.lifecycle.retire(c, appType, "replaced");
+      if (!retired.ok) return lost(retired, "could not retire the previous connection");
+      if (retired.row && otherAccount) unlinkOnLoss.push(retired.row.github_user_id);
+    }
+    const pair = await this.#d.vault.sealPair(c.keyring, c.userId, appType, tokens);
+    await this.#d.refresher.settle(appType);
+    if (deleted()) return lost(invalid, "account deleted during the connect");
+    // One synchronous step: a new generation (the previous one's capabilities die with it).
+    const stored = this.#d.store.startGeneration(appType, user.value, pair);
+    this.#d.vault.remember(appType, pair.accessToken, tokens.accessToken);
+    resume();
+    if (retiring) {
+      if (otherAccount) await this.#unlinkQuietly(c, before!.github_user_id);
+      await Promise.all(this.#d.revoker.pending(appType).map((id) => this.#d.revoker.attempt(c, id)));
+    }
+    log("connected");
+    return { ok: true, status: "connected", appType, githubUserId: stored.github_user_id, githubLogin: stored.github_login };
   }
 
   purgeExpired(now: number): void {
@@ -216,8 +236,8 @@ export class ConnectFlow {
   }
 
   /** A grant obtained by a connect that will store nothing: revoke it (now, or from the alarm). */
-  async #abandon(c: CallContext, tokens: TokenSet): Promise<void> {
-    const prepared = await this.#d.revoker.prepare(c, c.app.appType, tokens);
+  async #abandon(c: CallContext, tokens: TokenSet, account: string | null): Promise<void> {
+    const prepared = await this.#d.revoker.prepare(c, c.app.appType, tokens, account);
     this.#d.revoker.enqueue(prepared);
     await this.#d.revoker.attempt(c, prepared.id);
   }

@@ -9,6 +9,14 @@
  * leaves the row, which the actor's alarm retries with backoff until GitHub confirms
  * (`revoked`, or `already_gone` on 404/422) or the tokens have expired. Attempts on one row
  * are single-flight, since one may spend the refresh token to get a usable access token.
+ *
+ * **One grant per (App, account) on GitHub.** A user who disconnects and then connects the same
+ * account again holds a new pair of *the same grant*: revoking the old pair would end the new
+ * connection. So, for a provider without separate authorizations, an attempt never sends the
+ * revocation while a connect of that App is in progress ({@link GrantRevoker.pause}: it waits
+ * for the next retry), and drops a row whose account is the one connected now (the grant is
+ * the current connection's; its end is that connection's disconnect). Both checks run with no
+ * `await` between them and the request to GitHub.
  */
 import type { GrantOutcome } from "../contract";
 import type { TokenSet } from "../providers/provider";
@@ -27,6 +35,8 @@ interface PendingRow {
   refresh_token_expires_at: number | null;
   attempts: number;
   next_attempt_at: number;
+  /** The provider account of the grant, where known. */
+  account: string | null;
 }
 
 /** A grant's tokens, sealed for the revocation table, ready to be enqueued synchronously. */
@@ -34,12 +44,14 @@ export interface PreparedRevocation {
   id: string;
   appType: string;
   pair: SealedPair;
+  account: string | null;
 }
 
 /** A token is treated as expired this long before its expiry (GitHub's clock may differ). */
 const EXPIRY_MARGIN_MS = 60_000;
 const BACKOFF_BASE_MS = 30_000;
 const BACKOFF_MAX_MS = 6 * 3600_000;
+const RECONNECTED = "the account is connected again: the grant is the current connection's";
 
 export class GrantRevoker {
   readonly #sql: SqlStorage;
@@ -47,17 +59,45 @@ export class GrantRevoker {
   /** The seal context's owner for revocation rows: the object's id, not the user's. */
   readonly #owner: string;
   readonly #attempts = new Map<string, Promise<GrantOutcome>>();
+  /** Connects in progress per App: no grant of that App is revoked meanwhile. */
+  readonly #paused = new Map<string, number>();
+  /** The account the App's connection is connected to now, or `null`. */
+  readonly #connectedAccount: (appType: string) => string | null;
 
-  constructor(sql: SqlStorage, vault: TokenVault, objectId: string) {
+  constructor(sql: SqlStorage, vault: TokenVault, objectId: string, connectedAccount: (appType: string) => string | null) {
     this.#sql = sql;
     this.#vault = vault;
     this.#owner = `object:${objectId}`;
+    this.#connectedAccount = connectedAccount;
+  }
+
+  /**
+   * A connect of `appType` is about to obtain a grant: until the returned function is called,
+   * no revocation of that App is sent (attempts wait for their next retry), and attempts
+   * already at GitHub are awaited by {@link GrantRevoker.settle}.
+   */
+  pause(appType: string): () => void {
+    this.#paused.set(appType, (this.#paused.get(appType) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.#paused.get(appType) ?? 1) - 1;
+      if (left > 0) this.#paused.set(appType, left);
+      else this.#paused.delete(appType);
+    };
+  }
+
+  /** Waits for the attempts in flight of `appType`'s grants. */
+  async settle(appType: string): Promise<void> {
+    const running = [...this.#attempts].filter(([id]) => this.appTypeOf(id) === appType).map(([, p]) => p.catch(() => undefined));
+    await Promise.all(running);
   }
 
   /** Seals a grant's tokens for the revocation table (the only `await` of the hand-over). */
-  async prepare(c: ServiceContext, appType: string, tokens: TokenSet): Promise<PreparedRevocation> {
+  async prepare(c: ServiceContext, appType: string, tokens: TokenSet, account: string | null): Promise<PreparedRevocation> {
     const id = randomString(12);
-    return { id, appType, pair: await this.#vault.sealPair(c.keyring, this.#owner, appType, tokens, `revocation:${id}:`) };
+    return { id, appType, account, pair: await this.#vault.sealPair(c.keyring, this.#owner, appType, tokens, `revocation:${id}:`) };
   }
 
   /** Synchronous: the grant is now the revoker's to finish. */
@@ -65,7 +105,7 @@ export class GrantRevoker {
     const now = Date.now();
     this.#sql.exec(
       `INSERT INTO pending_revocations (id, app_type, access_token, access_token_expires_at, refresh_token, refresh_token_expires_at,
-         attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+         attempts, next_attempt_at, created_at, account) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)`,
       p.id,
       p.appType,
       p.pair.accessToken,
@@ -74,6 +114,7 @@ export class GrantRevoker {
       p.pair.refreshTokenExpiresAt,
       now,
       now,
+      p.account,
     );
   }
 
@@ -115,6 +156,9 @@ export class GrantRevoker {
     if (!row) return "already_gone";
     const app = c.config.apps.get(row.app_type);
     if (!app) return this.#later(row, "the App is no longer configured");
+    const provider = c.providerFor(app);
+    // Checked first too, so a pair of the connected account's grant is not even refreshed.
+    if (this.#reconnected(provider, row, row.account)) return this.#done(row, "already_gone", RECONNECTED);
     const field = (name: string) => `revocation:${id}:${name}`;
     let access = await this.#vault.open(c.keyring, this.#owner, row.app_type, field("access_token"), row.access_token);
     if (!access.ok) return access.problem === "missing_key" ? this.#later(row, "encryption key missing") : this.#done(row, "already_gone", "undecryptable");
@@ -127,7 +171,7 @@ export class GrantRevoker {
       }
       const refresh = await this.#vault.open(c.keyring, this.#owner, row.app_type, field("refresh_token"), row.refresh_token);
       if (!refresh.ok) return refresh.problem === "missing_key" ? this.#later(row, "encryption key missing") : this.#done(row, "already_gone", "undecryptable");
-      const rotated = await c.providerFor(app).refresh(app, refresh.value);
+      const rotated = await provider.refresh(app, refresh.value);
       if (!rotated.ok) {
         if (rotated.error.kind === "bad_grant") return this.#done(row, "already_gone", "refresh token rejected");
         return this.#later(row, rotated.error.detail);
@@ -143,9 +187,26 @@ export class GrantRevoker {
       );
       accessToken = rotated.value.accessToken;
     }
-    const outcome = await c.providerFor(app).revokeGrant(app, accessToken);
+    if (!provider.separateAuthorizations) {
+      let account = row.account;
+      if (account === null && this.#connectedAccount(row.app_type) !== null) {
+        // Whose grant is it? Only the token can say (a connect abandoned before reading the user).
+        const who = await provider.getUser(accessToken);
+        if (!who.ok) return who.error.kind === "unauthorized" ? this.#done(row, "already_gone", "token refused") : this.#later(row, who.error.detail);
+        account = who.value.id;
+      }
+      // From here to the request to GitHub: no await.
+      if (this.#paused.has(row.app_type)) return this.#later(row, "a connect of this App is in progress");
+      if (this.#reconnected(provider, row, account)) return this.#done(row, "already_gone", RECONNECTED);
+    }
+    const outcome = await provider.revokeGrant(app, accessToken);
     if (outcome === "failed") return this.#later(row, "GitHub did not confirm");
     return this.#done(row, outcome, "github answered");
+  }
+
+  /** Whether the grant is the current connection's: one grant per (App, account), and that account is connected. */
+  #reconnected(provider: { separateAuthorizations: boolean }, row: PendingRow, account: string | null): boolean {
+    return !provider.separateAuthorizations && account !== null && account === this.#connectedAccount(row.app_type);
   }
 
   #row(id: string): PendingRow | null {

@@ -74,7 +74,7 @@ export class Lifecycle {
       if (!row) return { ok: true, row: null, revocation: null };
       const tokens = await this.#openPair(c, row);
       if (tokens && !tokens.ok) return tokens;
-      const prepared = tokens ? await this.#d.revoker.prepare(c, appType, tokens.value) : null;
+      const prepared = tokens ? await this.#d.revoker.prepare(c, appType, tokens.value, row.github_user_id) : null;
       await this.#d.refresher.settle(appType);
       if (!sameStamp(this.#d.store.get(appType), row)) continue; // a refresh rotated meanwhile: take the new pair
       // One synchronous step: the grant changes hands and the connection is gone.

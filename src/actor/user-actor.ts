@@ -88,7 +88,11 @@ export class UserActor extends DurableObject<Env> {
     this.#audit = new AuditLog(sql);
     this.#outbox = new EventOutbox(sql, env);
     this.#capabilities = new Capabilities({ rows: this.#caps, store: this.#store, refresher: this.#refresher, repos: this.#repos, audit: this.#audit });
-    this.#revoker = new GrantRevoker(sql, this.#vault, ctx.id.toString());
+    const connectedAccount = (appType: string) => {
+      const row = this.#store.get(appType);
+      return row?.status === "connected" ? row.github_user_id : null;
+    };
+    this.#revoker = new GrantRevoker(sql, this.#vault, ctx.id.toString(), connectedAccount);
     const deps = { env, store: this.#store, refresher: this.#refresher, vault: this.#vault, revoker: this.#revoker };
     this.#lifecycle = new Lifecycle(deps);
     this.#flow = new ConnectFlow({ ...deps, sql, lifecycle: this.#lifecycle });
@@ -388,6 +392,8 @@ export class UserActor extends DurableObject<Env> {
     const sql = this.ctx.storage.sql;
     this.ctx.storage.transactionSync(() => {
       for (const table of ["connections", "pending_connects", "connect_tickets", "capabilities", "scoped_tokens", "audit", "meta"]) sql.exec(`DELETE FROM ${table}`);
+      // What outlives the account names no one: a grant's account is asked of its token if needed.
+      sql.exec("UPDATE pending_revocations SET account = NULL");
     });
   }
 }
