@@ -5,7 +5,7 @@
  * after authorizing works.
  */
 import { beforeEach, describe, expect, it } from "vitest";
-import { ssoUrlOf } from "../src/github";
+import { ssoUrlOf } from "../src/providers/github";
 import { EMULATOR_URL } from "./support/env";
 import { connectUser, emulator, requestToken } from "./support/helpers";
 
