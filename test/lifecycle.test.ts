@@ -57,6 +57,20 @@ function pendingCount(userId: string): Promise<number> {
   return runInDurableObject(actor(userId), (_i, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM pending_revocations").one().n);
 }
 
+/** Connects `account`, then disconnects while GitHub fails the grant revocation: it stays pending. */
+async function disconnectWithRevocationPending(userId: string, account: { id: number; login: string }) {
+  await connectUser(userId, account);
+  await emulator.fault({ endpoint: "revoke_grant", kind: "status_5xx" });
+  const disconnected = await callApi("DELETE", `/users/${userId}/connection?appType=standard`);
+  expect(disconnected.body.githubGrant).toBe("pending");
+}
+
+/** Runs the actor's alarm with every pending revocation due. */
+async function retryRevocationsNow(userId: string) {
+  await runInDurableObject(actor(userId), (_i, state) => state.storage.sql.exec("UPDATE pending_revocations SET next_attempt_at = 0"));
+  await runDurableObjectAlarm(actor(userId));
+}
+
 async function issueCapability(userId: string) {
   return (await callApi("POST", `/users/${userId}/capabilities`, { appType: "standard", repository: "acme/app", sessionId: "s1" })).body.capability as string;
 }
@@ -209,13 +223,9 @@ describe("the lifecycle review's findings", () => {
   it("10. a disconnect whose revocation is still pending never revokes the grant of a later reconnect of the same account", async () => {
     // GitHub has one grant per (App, user): revoking an old pair of it revokes the new one too.
     const { A } = accounts();
+    await disconnectWithRevocationPending("f10", A);
     await connectUser("f10", A);
-    await emulator.fault({ endpoint: "revoke_grant", kind: "status_5xx" });
-    const disconnected = await callApi("DELETE", "/users/f10/connection?appType=standard");
-    expect(disconnected.body.githubGrant).toBe("pending");
-    await connectUser("f10", A);
-    await runInDurableObject(actor("f10"), (_i, state) => state.storage.sql.exec("UPDATE pending_revocations SET next_attempt_at = 0"));
-    await runDurableObjectAlarm(actor("f10"));
+    await retryRevocationsNow("f10");
     const token = await requestToken("f10", { repository: "acme/app" });
     expect(token.status).toBe(200);
     expect((await emulator.tokenState(token.body.token)).access?.alive).toBe(true);
@@ -225,13 +235,10 @@ describe("the lifecycle review's findings", () => {
 
   it("10b. a revocation retry in flight when the same account reconnects cannot kill the new connection", async () => {
     const { A } = accounts();
-    await connectUser("f10b", A);
-    await emulator.fault({ endpoint: "revoke_grant", kind: "status_5xx" });
-    await callApi("DELETE", "/users/f10b/connection?appType=standard");
+    await disconnectWithRevocationPending("f10b", A);
     // The alarm's retry reaches GitHub and is held there while the user connects the same account again.
-    await runInDurableObject(actor("f10b"), (_i, state) => state.storage.sql.exec("UPDATE pending_revocations SET next_attempt_at = 0"));
     const hold = await emulator.hold({ match: ["revoke_grant"] });
-    const retrying = runDurableObjectAlarm(actor("f10b"));
+    const retrying = retryRevocationsNow("f10b");
     expect(await emulator.waitHeld(hold, retrying)).not.toBeNull();
     const reconnecting = connectUser("f10b", A);
     await sleep(200);
@@ -245,21 +252,17 @@ describe("the lifecycle review's findings", () => {
 
   it("10c. a revocation retry that comes due while the same account's connect waits on GitHub is not sent", async () => {
     const { A } = accounts();
-    await connectUser("f10c", A);
-    await emulator.fault({ endpoint: "revoke_grant", kind: "status_5xx" });
-    await callApi("DELETE", "/users/f10c/connection?appType=standard");
+    await disconnectWithRevocationPending("f10c", A);
     const revokesBefore = (await emulator.stats()).counts.revoke_grant;
     const hold = await emulator.hold({ match: ["exchange"] });
     const reconnecting = connectUser("f10c", A);
     expect(await emulator.waitHeld(hold, reconnecting)).not.toBeNull();
-    await runInDurableObject(actor("f10c"), (_i, state) => state.storage.sql.exec("UPDATE pending_revocations SET next_attempt_at = 0"));
-    await runDurableObjectAlarm(actor("f10c"));
+    await retryRevocationsNow("f10c");
     expect((await emulator.stats()).counts.revoke_grant).toBe(revokesBefore);
     await emulator.release(hold);
     await reconnecting;
     // Its next retry finds the account connected again: the grant is the new connection's.
-    await runInDurableObject(actor("f10c"), (_i, state) => state.storage.sql.exec("UPDATE pending_revocations SET next_attempt_at = 0"));
-    await runDurableObjectAlarm(actor("f10c"));
+    await retryRevocationsNow("f10c");
     expect(await pendingCount("f10c")).toBe(0);
     const token = await requestToken("f10c", { repository: "acme/app" });
     expect(token.status).toBe(200);

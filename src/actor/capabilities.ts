@@ -92,22 +92,10 @@ export class Capabilities {
       const now = Date.now();
       // Never longer than the connection itself can last.
       const expiresAt = Math.min(now + input.ttlSeconds * 1000, row.refresh_token_expires_at ?? Infinity);
-      this.#d.rows.insert({
-        secretHash: minted.secretHash,
-        sessionId: input.sessionId,
-        appType: c.app.appType,
-        repository: input.repository,
-        permission: input.permission,
-        githubUserId: row.github_user_id,
-        connectedAt: row.connected_at,
-        generation: row.generation,
-        expiresAt,
-        policy: input.policy,
-        identity: input.identity,
-        coAuthor: input.identity === "user" ? null : committerOf(row, c.provider),
-      });
       const user = committerOf(row, c.provider);
-      return this.#granted(c, input, minted.capability, expiresAt, user, input.identity === "user" ? undefined : user);
+      const coAuthor = input.identity === "user" ? undefined : user;
+      this.#insert(c, input, minted, expiresAt, { githubUserId: row.github_user_id, connectedAt: row.connected_at, generation: row.generation }, coAuthor);
+      return this.#granted(c, input, minted.capability, expiresAt, user, coAuthor);
     }
     return CHANGED;
   }
@@ -121,22 +109,14 @@ export class Capabilities {
     const row = this.#d.store.get(c.app.appType);
     const coAuthor = row ? committerOf(row, c.provider) : undefined;
     const expiresAt = Date.now() + input.ttlSeconds * 1000;
-    this.#d.rows.insert({
-      secretHash: minted.secretHash,
-      sessionId: input.sessionId,
-      appType: c.app.appType,
-      repository: input.repository,
-      permission: input.permission,
-      githubUserId: row?.github_user_id ?? "",
-      connectedAt: 0,
-      generation: NO_GENERATION,
-      expiresAt,
-      policy: input.policy,
-      identity: input.identity,
-      coAuthor: coAuthor ?? null,
-    });
+    this.#insert(c, input, minted, expiresAt, { githubUserId: row?.github_user_id ?? "", connectedAt: 0, generation: NO_GENERATION }, coAuthor);
     const grant = this.#granted(c, input, minted.capability, expiresAt, app.committer, coAuthor);
     return app.fallbackReason ? { ...grant, fallbackReason: app.fallbackReason } : grant;
+  }
+
+  #insert(c: CallContext, input: IssueInput, minted: { secretHash: string }, expiresAt: number, bound: { githubUserId: string; connectedAt: number; generation: string }, coAuthor: Committer | undefined): void {
+    const { sessionId, repository, permission, policy, identity } = input;
+    this.#d.rows.insert({ secretHash: minted.secretHash, sessionId, appType: c.app.appType, repository, permission, ...bound, expiresAt, policy, identity, coAuthor: coAuthor ?? null });
   }
 
   #granted(c: CallContext, input: IssueInput, capability: string, expiresAt: number, committer: Committer, coAuthor: Committer | undefined): CapabilityGrant {

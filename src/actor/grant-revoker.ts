@@ -25,6 +25,7 @@ import type { ServiceContext } from "./context";
 import type { SealedPair } from "./connection-store";
 import type { TokenVault } from "./token-vault";
 import { randomString } from "../crypto";
+import { singleFlight } from "../single-flight";
 
 interface PendingRow {
   id: string;
@@ -143,12 +144,7 @@ export class GrantRevoker {
 
   /** One attempt at revoking a pending grant; single-flight per row. */
   attempt(c: ServiceContext, id: string): Promise<GrantOutcome> {
-    let running = this.#attempts.get(id);
-    if (!running) {
-      running = this.#attempt(c, id).finally(() => this.#attempts.delete(id));
-      this.#attempts.set(id, running);
-    }
-    return running;
+    return singleFlight(this.#attempts, id, () => this.#attempt(c, id));
   }
 
   async #attempt(c: ServiceContext, id: string): Promise<GrantOutcome> {

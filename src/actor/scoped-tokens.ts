@@ -16,6 +16,7 @@
  *   scoped token would live on for its 8 hours.
  * - Concurrent callers for the same key share one mint.
  */
+import { singleFlight } from "../single-flight";
 import { failure, rfc3339, type Failure, type TokenGrant } from "../contract";
 import { githubFailure, missingKeyFailure } from "../failures";
 import type { ConnectionStore } from "./connection-store";
@@ -80,11 +81,7 @@ export class ScopedTokens {
   get(c: CallContext, live: Live, repository: string, scope: ScopeRequest, minValidityMs: number): Promise<Minted> {
     const perms = scope.permissions ? JSON.stringify(scope.permissions) : "";
     const key = [c.app.appType, repository.toLowerCase(), perms, live.row.generation, live.row.version].join("\0");
-    const running = this.#inflight.get(key);
-    if (running) return running;
-    const promise = this.#get(c, live, repository, scope, perms, minValidityMs).finally(() => this.#inflight.delete(key));
-    this.#inflight.set(key, promise);
-    return promise;
+    return singleFlight(this.#inflight, key, () => this.#get(c, live, repository, scope, perms, minValidityMs));
   }
 
   async #get(c: CallContext, live: Live, repository: string, scope: ScopeRequest, perms: string, minValidityMs: number): Promise<Minted> {

@@ -49,7 +49,7 @@ import { recordMetric } from "../metrics";
 import { INSTALLATION_ACTOR_MIGRATIONS, migrate } from "../schema";
 import { appFailure, notInstalled } from "./failures";
 import { GitHubAppClient } from "./github-app";
-import { singleFlight } from "./single-flight";
+import { singleFlight } from "../single-flight";
 import { tokenCacheKey } from "./permissions";
 
 /** How long a repository → installation answer is reused. */
