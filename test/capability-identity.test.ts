@@ -73,6 +73,8 @@ describe("capability identity", () => {
     await revokeOnGitHub(DEV.id);
     const first = await viaProxy(cap.body.capability);
     expect(first).toMatchObject({ status: 200, identity: "app", body: { full_name: "acme/app" } });
+    // The session holds neither identity's token: not in its grant, not in what the proxy answers.
+    expect(JSON.stringify([cap.body, first.body])).not.toMatch(/gh[usr]_/);
     // The installation token is cached by the installation actor: one mint for the session.
     expect(await viaProxy(cap.body.capability)).toMatchObject({ status: 200, identity: "app" });
     expect((await emulator.stats()).counts.installation_token).toBe(mintsBefore + 1);
