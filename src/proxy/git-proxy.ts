@@ -81,14 +81,19 @@ async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Respo
   }
   // ---- push policy (issue 13): a push's ref updates are checked before anything goes upstream.
   let body = request.body;
+  // The audit trail records the refs of every push, allowed or refused (one call per push),
+  // alongside the forwarding rather than before it: it is awaited before the answer, not before GitHub.
+  let recorded: Promise<unknown> = Promise.resolve();
   if (spec.kind === "git" && request.method === "POST" && spec.route!.write) {
     const checked = await checkPush(request, refused.policy, refused.userId);
-    // The audit trail records the refs of every push, allowed or refused (one call per push).
     if (checked.refs) {
       const outcome = checked.ok ? "forwarded" : "refused";
-      await callActor(() => userActor(env, refused.userId).recordPush({ userId: refused.userId, sessionId: refused.sessionId, repository: refused.repository, refs: checked.refs!, outcome }));
+      recorded = callActor(() => userActor(env, refused.userId).recordPush({ userId: refused.userId, sessionId: refused.sessionId, repository: refused.repository, refs: checked.refs!, outcome }));
     }
-    if (!checked.ok) return withIdentity(checked.response, refused.identity);
+    if (!checked.ok) {
+      await recorded;
+      return withIdentity(checked.response, refused.identity);
+    }
     body = checked.body;
   }
   // ---- end push policy
@@ -96,6 +101,7 @@ async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Respo
   const headers = pick(request.headers, spec.requestHeaders);
   headers.set("authorization", spec.authorization(refused.token, app));
   const response = await forward(spec.upstream(refused.repository, app), request, body, headers, spec.responseHeaders, spec.kind, refused.userId);
+  await recorded;
   return withIdentity(response, refused.identity);
 }
 
