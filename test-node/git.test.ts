@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRepository, gitHttpBackend, run } from "../emulator/git-backend.ts";
 import { GitHubEmulator } from "../emulator/github.ts";
+import { remoteOf, gitFails } from "./support.ts";
 import { startHarness, type Harness } from "../test/support/harness.ts";
 import { APPS } from "../test/support/env.ts";
 
@@ -35,28 +36,13 @@ async function capability(body: Record<string, unknown> = {}) {
   return (await res.json()) as { capability: string; gitRemoteUrl: string; committer: { name: string; email: string } };
 }
 
-/** The remote URL with the capability as the HTTP password, as a sandbox would configure it. */
-function remote(url: string, cap: string): string {
-  const u = new URL(url);
-  u.username = "x-capability";
-  u.password = cap;
-  return u.toString();
-}
 
-async function gitFails(args: string[], cwd?: string): Promise<string> {
-  try {
-    await run("git", args, cwd);
-  } catch (err) {
-    return (err as { stderr: string }).stderr;
-  }
-  throw new Error(`git ${args.join(" ")} succeeded but should have failed`);
-}
 
 describe("git through the proxy", () => {
   it("clone, commit and push as the user; the pushed commit carries the no-reply identity", async () => {
     const cap = await capability();
     const dir = join(work, "clone-1");
-    await run("git", ["clone", "-q", remote(cap.gitRemoteUrl, cap.capability), dir]);
+    await run("git", ["clone", "-q", remoteOf(cap), dir]);
     expect(readFileSync(join(dir, "README.md"), "utf8")).toBe("# app\n");
     writeFileSync(join(dir, "change.txt"), "from the agent\n");
     await run("git", ["add", "."], dir);
@@ -70,14 +56,14 @@ describe("git through the proxy", () => {
   it("the same capability cannot clone another repository: repository_mismatch", async () => {
     const cap = await capability();
     const other = cap.gitRemoteUrl.replace("acme/app.git", "acme/other.git");
-    const stderr = await gitFails(["clone", "-q", remote(other, cap.capability), join(work, "clone-other")]);
+    const stderr = await gitFails(["clone", "-q", remoteOf({ gitRemoteUrl: other, capability: cap.capability }), join(work, "clone-other")]);
     expect(stderr).toContain("repository_mismatch");
   });
 
   it("a pull capability clones but cannot push: insufficient_permission", async () => {
     const cap = await capability({ permission: "pull", sessionId: "reader" });
     const dir = join(work, "clone-pull");
-    await run("git", ["clone", "-q", remote(cap.gitRemoteUrl, cap.capability), dir]);
+    await run("git", ["clone", "-q", remoteOf(cap), dir]);
     writeFileSync(join(dir, "nope.txt"), "x\n");
     await run("git", ["add", "."], dir);
     await run("git", ["-c", "user.name=x", "-c", "user.email=x@example.com", "commit", "-q", "-m", "nope"], dir);
@@ -87,18 +73,18 @@ describe("git through the proxy", () => {
   it("an expired, a tampered and a revoked-user capability fail", async () => {
     const expired = await capability({ ttlSeconds: 1, sessionId: "short" });
     await new Promise((r) => setTimeout(r, 1200));
-    expect(await gitFails(["ls-remote", remote(expired.gitRemoteUrl, expired.capability)])).toContain("expired_capability");
+    expect(await gitFails(["ls-remote", remoteOf(expired)])).toContain("expired_capability");
 
     const good = await capability({ sessionId: "tamper" });
     const tampered = good.capability.slice(0, -4) + (good.capability.endsWith("AAAA") ? "BBBB" : "AAAA");
-    expect(await gitFails(["ls-remote", remote(good.gitRemoteUrl, tampered)])).toContain("invalid_capability");
+    expect(await gitFails(["ls-remote", remoteOf({ gitRemoteUrl: good.gitRemoteUrl, capability: tampered })])).toContain("invalid_capability");
 
     await harness.connect("git-revoked", 5151, { "acme/app": "push" });
     const res = await harness.call("/v1/users/git-revoked/capabilities", { appType: "standard", repository: "acme/app", sessionId: "s" });
     const cap = (await res.json()) as { capability: string; gitRemoteUrl: string };
-    await run("git", ["ls-remote", remote(cap.gitRemoteUrl, cap.capability)]);
+    await run("git", ["ls-remote", remoteOf(cap)]);
     await harness.call("/v1/users/git-revoked/connection?appType=standard", undefined, "DELETE");
-    expect(await gitFails(["ls-remote", remote(cap.gitRemoteUrl, cap.capability)])).toContain("source_unavailable");
+    expect(await gitFails(["ls-remote", remoteOf(cap)])).toContain("source_unavailable");
   });
 
   it("a session keeps pushing across a forced refresh of the user's token by another session", async () => {
@@ -109,7 +95,7 @@ describe("git through the proxy", () => {
     const res = await harness.call("/v1/users/git-refresh/capabilities", { appType: "standard", repository: "acme/app", sessionId: "long-running" });
     const cap = (await res.json()) as { capability: string; gitRemoteUrl: string; committer: { name: string; email: string } };
     const dir = join(work, "clone-refresh");
-    await run("git", ["clone", "-q", remote(cap.gitRemoteUrl, cap.capability), dir]);
+    await run("git", ["clone", "-q", remoteOf(cap), dir]);
     const forceRefresh = async () => {
       const before = harness.emulator.counts.refresh;
       const other = await harness.call("/v1/users/git-refresh/token", { appType: "standard", repository: "acme/app", minValiditySeconds: 3600 });

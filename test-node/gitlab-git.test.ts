@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRepository, gitHttpBackend, run } from "../emulator/git-backend.ts";
 import { GitLabEmulator } from "../emulator/gitlab.ts";
 import { GITLAB_APP, RETURN_ORIGIN } from "../test/support/env.ts";
+import { remoteOf, gitFails } from "./support.ts";
 import { startHarness, type Harness } from "../test/support/harness.ts";
 
 let harness: Harness;
@@ -47,28 +48,14 @@ async function capability(body: Record<string, unknown> = {}) {
   return (await res.json()) as { capability: string; gitRemoteUrl: string; committer: { name: string; email: string } };
 }
 
-function remote(url: string, cap: string): string {
-  const u = new URL(url);
-  u.username = "x-capability";
-  u.password = cap;
-  return u.toString();
-}
 
-async function gitFails(args: string[], cwd?: string): Promise<string> {
-  try {
-    await run("git", args, cwd);
-  } catch (err) {
-    return (err as { stderr: string }).stderr;
-  }
-  throw new Error(`git ${args.join(" ")} succeeded but should have failed`);
-}
 
 describe("GitLab through the git proxy, with the real git", () => {
   it("clone, commit and push to a nested-group project as the GitLab user, with the GitLab no-reply identity", async () => {
     const cap = await capability({ branches: ["main", "agent/*"] });
     expect(cap.gitRemoteUrl).toBe(new URL("/git/gitlab/acme/platform/api.git", harness.url).toString());
     const dir = join(work, "clone-api");
-    await run("git", ["clone", "-q", remote(cap.gitRemoteUrl, cap.capability), dir]);
+    await run("git", ["clone", "-q", remoteOf(cap), dir]);
     expect(readFileSync(join(dir, "README.md"), "utf8")).toBe("# api\n");
     writeFileSync(join(dir, "change.txt"), "from the agent\n");
     await run("git", ["add", "."], dir);
@@ -84,7 +71,7 @@ describe("GitLab through the git proxy, with the real git", () => {
   it("another project is refused: repository_mismatch; a Reporter project gets no push capability", async () => {
     const cap = await capability({ sessionId: "agent-2" });
     const other = cap.gitRemoteUrl.replace("acme/platform/api.git", "acme/platform/web.git");
-    expect(await gitFails(["clone", "-q", remote(other, cap.capability), join(work, "clone-web")])).toContain("repository_mismatch");
+    expect(await gitFails(["clone", "-q", remoteOf({ gitRemoteUrl: other, capability: cap.capability }), join(work, "clone-web")])).toContain("repository_mismatch");
     const push = await harness.call("/v1/users/gl-git/capabilities", { appType: "gitlab", repository: "acme/platform/web", sessionId: "agent-3" });
     expect(((await push.json()) as { reason: string }).reason).toBe("no_repo_access");
   });

@@ -12,6 +12,7 @@ import type { CapabilityGrant } from "../src/contract.ts";
 import { createRepository, gitHttpBackend, run } from "../emulator/git-backend.ts";
 import { GitHubEmulator } from "../emulator/github.ts";
 import { APPS } from "../test/support/env.ts";
+import { remoteOf } from "./support.ts";
 import { startHarness, type Harness } from "../test/support/harness.ts";
 
 let harness: Harness;
@@ -34,12 +35,6 @@ afterAll(async () => {
   await harness?.dispose();
 });
 
-function remote(url: string, cap: string): string {
-  const u = new URL(url);
-  u.username = "x-capability";
-  u.password = cap;
-  return u.toString();
-}
 
 /** Whose token the proxy used for an `info/refs` of the session's remote. */
 async function proxiedIdentity(grant: CapabilityGrant): Promise<string | null> {
@@ -73,7 +68,7 @@ describe("user_or_app with the real git client", () => {
     expect(grant).toMatchObject({ identity: "user_or_app", committer: user, coAuthor: user });
 
     const dir = join(work, "session");
-    await run("git", ["clone", "-q", remote(grant.gitRemoteUrl, grant.capability), dir]);
+    await run("git", ["clone", "-q", remoteOf(grant), dir]);
     expect(await proxiedIdentity(grant)).toBe("user");
     await commitAndPush(dir, grant, "first.txt");
     expect(harness.emulator.pushes.at(-1)).toEqual({ repository: "acme/app", login: "user9191" });
@@ -101,7 +96,7 @@ describe("user_or_app with the real git client", () => {
     await harness.emulator.revokeAndNotify(APPS.standard.clientId, 9292);
     let stderr = "";
     try {
-      await run("git", ["ls-remote", remote(grant.gitRemoteUrl, grant.capability)]);
+      await run("git", ["ls-remote", remoteOf(grant)]);
     } catch (err) {
       stderr = (err as { stderr: string }).stderr;
     }

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRepository, gitHttpBackend, run } from "../emulator/git-backend.ts";
 import { GitHubEmulator } from "../emulator/github.ts";
 import { APPS } from "../test/support/env.ts";
+import { remoteOf } from "./support.ts";
 import { startHarness, type Harness } from "../test/support/harness.ts";
 
 let harness: Harness;
@@ -200,9 +201,3 @@ describe("branch policy through the proxy, with the real git", () => {
   });
 });
 
-function remoteOf(cap: { capability: string; gitRemoteUrl: string }): string {
-  const u = new URL(cap.gitRemoteUrl);
-  u.username = "x-capability";
-  u.password = cap.capability;
-  return u.toString();
-}
