@@ -63,7 +63,7 @@ export function reportRejectedToken(env: Env, userId: unknown, body: unknown): P
     const who = parseUserAndApp(config, userId, fields.appType);
     if (!who.ok) return who;
     if (typeof fields.token !== "string" || fields.token.length === 0 || fields.token.length > 512) {
-      return failure("invalid_request", "token must be the access token GitHub refused");
+      return failure("invalid_request", "token must be the access token the provider (GitHub or GitLab) refused");
     }
     const token = fields.token;
     return callActor(

@@ -1,29 +1,30 @@
 /**
- * Where a failure gets its contract reason: every GitHub error kind and every unusable
+ * Where a failure gets its contract reason: every provider error kind and every unusable
  * connection state maps to exactly one {@link Failure}, in exhaustive switches, so a new
  * error kind is a compile error here instead of silently becoming an outage. (How a failure
- * becomes an HTTP response is `http/respond.ts`.)
+ * becomes an HTTP response is `http/respond.ts`.) The reasons are the contract's whatever
+ * the provider; the messages name it (`who`: "GitHub", "GitLab").
  */
 import { failure, type Failure } from "./contract";
-import type { ProviderError as GitHubError } from "./providers/provider";
+import type { ProviderError } from "./providers/provider";
 
-/** A GitHub error met while using the user's token (refresh, `/user`, a repository check). */
-export function githubFailure(error: GitHubError): Failure {
+/** A provider error met while using the user's token (refresh, `/user`, a repository check). */
+export function providerFailure(error: ProviderError, who: string): Failure {
   switch (error.kind) {
     case "rate_limited":
-      return failure("rate_limited", "GitHub rate-limited the user's token.", error.retryAfterSeconds);
+      return failure("rate_limited", `${who} rate-limited the user's token.`, error.retryAfterSeconds);
     case "app_misconfigured":
-      return failure("app_misconfigured", "GitHub rejected the App's client credentials; the user's tokens are kept.");
+      return failure("app_misconfigured", `${who} rejected the App's client credentials; the user's tokens are kept.`);
     case "unavailable":
-      return failure("github_unavailable", "GitHub did not answer in time; the stored tokens are untouched.", error.retryAfterSeconds);
+      return failure("github_unavailable", `${who} did not answer in time; the stored tokens are untouched.`, error.retryAfterSeconds);
     case "bad_grant":
-      return failure("reconnect_required", "GitHub rejected the user's authorization; they need to reconnect.");
+      return failure("reconnect_required", `${who} rejected the user's authorization; they need to reconnect.`);
     case "unauthorized":
-      return failure("reconnect_required", "GitHub no longer accepts the user's token; they need to reconnect.");
+      return failure("reconnect_required", `${who} no longer accepts the user's token; they need to reconnect.`);
     case "not_found":
-      return failure("no_repo_access", "GitHub refused the user's token for this resource.");
+      return failure("no_repo_access", `${who} refused the user's token for this resource.`);
     case "forbidden":
-      return error.ssoUrl ? ssoFailure(error.ssoUrl) : failure("no_repo_access", "GitHub refused the user's token for this resource.");
+      return error.ssoUrl ? ssoFailure(error.ssoUrl) : failure("no_repo_access", `${who} refused the user's token for this resource.`);
     default:
       return unreachable(error);
   }
@@ -40,20 +41,20 @@ export function ssoFailure(ssoUrl: string): Failure {
   };
 }
 
-/** A GitHub error met while finishing a connect (`connect/confirm`). */
-export function exchangeFailure(error: GitHubError): Failure {
+/** A provider error met while finishing a connect (`connect/confirm`). */
+export function exchangeFailure(error: ProviderError, who: string): Failure {
   switch (error.kind) {
     case "bad_grant":
-      return failure("exchange_failed", "GitHub refused the authorization code (expired, used, or issued for another verifier).");
+      return failure("exchange_failed", `${who} refused the authorization code (expired, used, or issued for another verifier).`);
     case "unauthorized":
     case "not_found":
     case "forbidden":
-      return failure("exchange_failed", "GitHub refused the new token when reading the user's identity.");
+      return failure("exchange_failed", `${who} refused the new token when reading the user's identity.`);
     case "rate_limited":
     case "unavailable":
-      return failure("github_unavailable", "GitHub did not answer in time; start the connect again.", error.retryAfterSeconds);
+      return failure("github_unavailable", `${who} did not answer in time; start the connect again.`, error.retryAfterSeconds);
     case "app_misconfigured":
-      return failure("app_misconfigured", "GitHub rejected the App's client credentials.");
+      return failure("app_misconfigured", `${who} rejected the App's client credentials.`);
     default:
       return unreachable(error);
   }
@@ -72,11 +73,11 @@ function unreachable(value: never): never {
 }
 
 /** The failure for a connection that cannot give a token, or `null` when it is connected. */
-export function unusableFailure(row: { status: string; access_token: string | null } | null): Failure | null {
-  if (!row) return failure("not_connected", "The user has not connected this GitHub App.");
-  if (row.status === "revoked") return failure("revoked", "The user revoked the App's authorization on GitHub; they need to reconnect.");
+export function unusableFailure(row: { status: string; access_token: string | null } | null, who: string): Failure | null {
+  if (!row) return failure("not_connected", `The user has not connected this ${who} App.`);
+  if (row.status === "revoked") return failure("revoked", `The user revoked the App's authorization on ${who}; they need to reconnect.`);
   if (row.status === "reconnect_required" || row.access_token === null) {
-    return failure("reconnect_required", "The user's GitHub connection expired or was rejected; they need to reconnect.");
+    return failure("reconnect_required", `The user's ${who} connection expired or was rejected; they need to reconnect.`);
   }
   return null;
 }

@@ -142,7 +142,10 @@ describe("GitLab single-flight refresh", () => {
       const results = await Promise.all(Array.from({ length: 30 }, () => gitlabToken(`gl-${kind}`, { repository: "acme/platform/api" })));
       for (const r of results) {
         expect(r.status).toBe(503);
+        // The contract's reason whatever the provider; the words name the one that failed.
         expect(r.body.reason).toBe("github_unavailable");
+        expect(r.body.message).toContain("GitLab");
+        expect(r.body.message).not.toContain("GitHub");
       }
       // The connection row is byte-for-byte the same (only the audit trail notes the failure),
       // and GitLab never rotated: the stored refresh token is still the live one.
@@ -166,6 +169,8 @@ describe("GitLab single-flight refresh", () => {
     const next = await gitlabToken("gl-lost", { repository: "acme/platform/api" });
     expect(next.status).toBe(409);
     expect(next.body.reason).toBe("reconnect_required");
+    expect(next.body.message).toMatch(/GitLab/);
+    expect(next.body.message).not.toMatch(/GitHub/);
     const conn = await callApi("GET", "/users/gl-lost/connection?appType=gitlab");
     expect(conn.body).toMatchObject({ status: "reconnect_required", reason: "refresh_token_rejected" });
     const row = await storedRow("gl-lost", "gitlab" as never);

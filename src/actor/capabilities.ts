@@ -144,7 +144,7 @@ export class Capabilities {
   async redeem(input: RedeemInput, contextFor: (appType: string) => Promise<{ ok: true; value: CallContext } | Failure>): Promise<Redeemed | Failure> {
     const cap = this.#d.rows.find(input.secretHash, input.repository, input.write);
     if ("ok" in cap) return cap;
-    const gone = failure("source_unavailable", "The user's GitHub connection is gone.");
+    const gone = failure("source_unavailable", "The user's connection behind this capability is gone.");
     const row = this.#d.store.get(cap.app_type);
     const lendable = cap.identity !== "app" && !!row && row.status === "connected" && row.generation === cap.generation;
     if (!lendable && cap.identity === "user") return gone;

@@ -15,7 +15,7 @@
 import { failure, type CallbackErrorCode, type ConnectConfirmed, type Failure } from "../contract";
 import { base64urlEncode, randomString, sha256 } from "../crypto";
 import { exchangeFailure, missingKeyFailure } from "../failures";
-import type { TokenSet } from "../providers/provider";
+import { PROVIDER_NAMES, type TokenSet } from "../providers/provider";
 import { identityIndexByKey } from "../identity-index";
 import { logEvent } from "../log";
 import type { ConnectionStore } from "./connection-store";
@@ -170,14 +170,19 @@ export class ConnectFlow {
     const exchanged = await c.provider.exchangeCode(c.app, code, verifier);
     if (!exchanged.ok) {
       log(exchanged.error.kind, exchanged.error.detail);
-      return exchangeFailure(exchanged.error);
+      return exchangeFailure(exchanged.error, PROVIDER_NAMES[c.provider.kind]);
     }
     const tokens = exchanged.value;
     if (tokens.refreshToken === null) {
       log("exchange_failed", "no refresh token: the App must have 'Expire user authorization tokens' on");
       resume();
       await this.#abandon(c, tokens, null);
-      return failure("exchange_failed", "The GitHub App does not issue expiring user tokens: turn on 'Expire user authorization tokens' in its settings.");
+      return failure(
+        "exchange_failed",
+        c.provider.kind === "github"
+          ? "The GitHub App does not issue expiring user tokens: turn on 'Expire user authorization tokens' in its settings."
+          : `${PROVIDER_NAMES[c.provider.kind]} issued no refresh token: check the OAuth application's settings.`,
+      );
     }
     const deleted = () => epoch !== this.#d.lifecycle.epoch;
     // Links this connect wrote (the new account's, and the previous account's it retired):
@@ -193,7 +198,7 @@ export class ConnectFlow {
     };
     if (deleted()) return lost(invalid, "account deleted during the connect");
     const user = await c.provider.getUser(tokens.accessToken);
-    if (!user.ok) return lost(exchangeFailure(user.error), user.error.detail);
+    if (!user.ok) return lost(exchangeFailure(user.error, PROVIDER_NAMES[c.provider.kind]), user.error.detail);
     account = user.value.id;
     if (deleted()) return lost(invalid, "account deleted during the connect");
     // The link is written before the connection, so no connection is ever unreachable by

@@ -196,7 +196,7 @@ export class GrantRevoker {
       if (this.#reconnected(provider, row, account)) return this.#done(row, "already_gone", RECONNECTED);
     }
     const outcome = await provider.revokeGrant(app, accessToken);
-    if (outcome === "failed") return this.#later(row, "GitHub did not confirm");
+    if (outcome === "failed") return this.#later(row, "the provider did not confirm");
     return this.#done(row, outcome, "github answered");
   }
 

@@ -29,8 +29,9 @@
  * `blockConcurrencyWhile` is used for none of this: it would hold a lock across a network
  * call, which the runtime punishes by resetting the object on a timeout.
  */
+import { PROVIDER_NAMES } from "../providers/provider";
 import { failure, type Failure } from "../contract";
-import { githubFailure, missingKeyFailure, unusableFailure } from "../failures";
+import { providerFailure, missingKeyFailure, unusableFailure } from "../failures";
 import type { Opened } from "../crypto";
 import { logEvent } from "../log";
 import { sameStamp, type ConnectionRow, type ConnectionStore, type Stamp } from "./connection-store";
@@ -99,7 +100,7 @@ export class Refresher {
         return joined;
       }
       const row = this.#store.get(appType);
-      const unusable = unusableFailure(row);
+      const unusable = unusableFailure(row, PROVIDER_NAMES[c.provider.kind]);
       if (unusable) return unusable;
       const isStale = stale !== undefined && sameStamp(row, stale);
       if (!isStale && row!.access_token_expires_at! - Date.now() >= minValidityMs) {
@@ -129,9 +130,9 @@ export class Refresher {
     const started = Date.now();
     const appType = c.app.appType;
     const stamp: Stamp = { generation: row.generation, version: row.version };
-    if (!row.refresh_token) return this.#broken(appType, stamp, "no_refresh_token");
+    if (!row.refresh_token) return this.#broken(c, stamp, "no_refresh_token");
     if (row.refresh_token_expires_at !== null && row.refresh_token_expires_at <= Date.now()) {
-      return this.#broken(appType, stamp, "refresh_token_expired");
+      return this.#broken(c, stamp, "refresh_token_expired");
     }
     const opened = await this.#vault.open(c.keyring, c.userId, appType, "refresh_token", row.refresh_token);
     if (!opened.ok) return this.#unopenable(c, row, opened);
@@ -150,8 +151,8 @@ export class Refresher {
     if (!answer.ok) {
       log(answer.error.kind, answer.error.detail);
       // Only GitHub's explicit "this refresh token is dead" disconnects the user.
-      if (answer.error.kind === "bad_grant") return this.#broken(appType, stamp, "refresh_token_rejected");
-      return githubFailure(answer.error);
+      if (answer.error.kind === "bad_grant") return this.#broken(c, stamp, "refresh_token_rejected");
+      return providerFailure(answer.error, PROVIDER_NAMES[c.provider.kind]);
     }
     const pair = await this.#vault.sealPair(c.keyring, c.userId, appType, answer.value);
     const stored = this.#store.storeRotated(appType, stamp, pair);
@@ -185,11 +186,11 @@ export class Refresher {
       return missingKeyFailure();
     }
     logEvent({ event: "undecryptable", level: "warn", userId: c.userId, appType: row.app_type });
-    return this.#broken(row.app_type, { generation: row.generation, version: row.version }, "undecryptable");
+    return this.#broken(c, { generation: row.generation, version: row.version }, "undecryptable");
   }
 
-  #broken(appType: string, stamp: Stamp, reason: "no_refresh_token" | "refresh_token_expired" | "refresh_token_rejected" | "undecryptable") {
-    const row = this.#store.markBroken(appType, stamp, "reconnect_required", reason);
-    return row ? unusableFailure(row)! : SUPERSEDED;
+  #broken(c: CallContext, stamp: Stamp, reason: "no_refresh_token" | "refresh_token_expired" | "refresh_token_rejected" | "undecryptable") {
+    const row = this.#store.markBroken(c.app.appType, stamp, "reconnect_required", reason);
+    return row ? unusableFailure(row, PROVIDER_NAMES[c.provider.kind])! : SUPERSEDED;
   }
 }

@@ -6,8 +6,9 @@
  * busy session does not spend the user's rate limit; a new generation (reconnect) never sees
  * the previous one's answers, and nothing needs clearing by hand.
  */
+import { PROVIDER_NAMES } from "../providers/provider";
 import { failure, type Failure, type Permission } from "../contract";
-import { githubFailure, ssoFailure } from "../failures";
+import { providerFailure, ssoFailure } from "../failures";
 import type { CallContext } from "./context";
 import type { Live, Refresher } from "./refresher";
 
@@ -48,7 +49,7 @@ export class RepoAccess {
       if (!res.ok) {
         // SAML SSO is not cached: the person authorizes the organisation and tries again at once.
         if (res.error.kind === "forbidden" && res.error.ssoUrl) return ssoFailure(res.error.ssoUrl);
-        if (res.error.kind !== "not_found" && res.error.kind !== "forbidden") return githubFailure(res.error);
+        if (res.error.kind !== "not_found" && res.error.kind !== "forbidden") return providerFailure(res.error, PROVIDER_NAMES[c.provider.kind]);
         answer = { push: false, pull: false, until: Date.now() + REPO_CACHE_MS };
       } else {
         answer = { ...res.value, until: Date.now() + REPO_CACHE_MS };
@@ -57,7 +58,7 @@ export class RepoAccess {
       this.#cache.set(key, answer);
     }
     if (!answer[permission]) {
-      return failure("no_repo_access", `The GitHub user has no ${permission} access to ${repository}, or it does not exist for them.`);
+      return failure("no_repo_access", `The ${PROVIDER_NAMES[c.provider.kind]} user has no ${permission} access to ${repository}, or it does not exist for them.`);
     }
     return live;
   }

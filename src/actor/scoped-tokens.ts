@@ -18,7 +18,7 @@
  */
 import { singleFlight } from "../single-flight";
 import { failure, rfc3339, type Failure, type TokenGrant } from "../contract";
-import { githubFailure, missingKeyFailure } from "../failures";
+import { providerFailure, missingKeyFailure } from "../failures";
 import type { ConnectionStore } from "./connection-store";
 import type { CallContext, ServiceContext } from "./context";
 import type { Live } from "./refresher";
@@ -102,7 +102,7 @@ export class ScopedTokens {
       if (minted.error.kind === "unauthorized") {
         return failure("github_unavailable", "GitHub did not accept the user's token for a scoped token; try again.", 1);
       }
-      return githubFailure(minted.error);
+      return providerFailure(minted.error, "GitHub");
     }
     const sealed = await this.#vault.seal(c.keyring, c.userId, appType, field, minted.value.token);
     // No await from here: stored only while the connection is still the pair it came from.

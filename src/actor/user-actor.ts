@@ -334,7 +334,7 @@ export class UserActor extends DurableObject<Env> {
 
   /** The call context for a read path; `not_connected` when the object holds nothing. */
   async #read(userId: string, appType: string): Promise<Context> {
-    if (!this.#readable()) return failure("not_connected", "The user has not connected this GitHub App.");
+    if (!this.#readable()) return failure("not_connected", "The user has not connected this App.");
     if (this.#ownerMismatch(userId)) return failure("invalid_request", "userId does not match this actor");
     return callContext(this.env, userId, appType);
   }

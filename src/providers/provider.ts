@@ -14,6 +14,9 @@ import type { AppConfig } from "../config";
 /** Which implementation serves an App. */
 export type ProviderKind = "github" | "gitlab";
 
+/** How messages for people name each provider (reason codes stay the contract's, `github_unavailable` included). */
+export const PROVIDER_NAMES: Readonly<Record<ProviderKind, string>> = { github: "GitHub", gitlab: "GitLab" };
+
 /**
  * A token pair with absolute expiries in epoch ms on **the broker's clock**: the moment the
  * answer was received plus the provider's `expires_in` ("one clock").

@@ -17,6 +17,7 @@ import { failure, type Failure } from "../contract";
 import { gitFailure, json } from "../http/respond";
 import { installationTokenFor } from "../installations/capability-identity";
 import { logEvent } from "../log";
+import { PROVIDER_NAMES } from "../providers/provider";
 import { capabilityFromRequest, verifyCapability } from "./capability-token";
 import { parseGitRoute, parseRestRoute } from "./paths";
 import { checkPush } from "./push-check";
@@ -100,7 +101,7 @@ async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Respo
   const app = loadConfig(env).apps.get(refused.appType)!;
   const headers = pick(request.headers, spec.requestHeaders);
   headers.set("authorization", spec.authorization(refused.token, app));
-  const response = await forward(spec.upstream(refused.repository, app), request, body, headers, spec.responseHeaders, spec.kind, refused.userId);
+  const response = await forward(spec.upstream(refused.repository, app), request, body, headers, spec.responseHeaders, spec.kind, refused.userId, PROVIDER_NAMES[app.provider]);
   await recorded;
   return withIdentity(response, refused.identity);
 }
@@ -125,7 +126,16 @@ async function redeem(env: Env, request: Request, route: { repository: string; w
   return app.ok ? { ...redeemed, token: app.token, userId } : app;
 }
 
-async function forward(upstream: string, request: Request, body: ReadableStream<Uint8Array> | null, headers: Headers, keep: string[], kind: string, userId: string): Promise<Response> {
+async function forward(
+  upstream: string,
+  request: Request,
+  body: ReadableStream<Uint8Array> | null,
+  headers: Headers,
+  keep: string[],
+  kind: string,
+  userId: string,
+  who: string,
+): Promise<Response> {
   const started = Date.now();
   let response: Response;
   try {
@@ -136,12 +146,12 @@ async function forward(upstream: string, request: Request, body: ReadableStream<
       redirect: "manual",
     });
   } catch {
-    return failureResponse(kind, failure("github_unavailable", "GitHub could not be reached.", 5));
+    return failureResponse(kind, failure("github_unavailable", `${who} could not be reached.`, 5));
   }
   logEvent({ event: `proxy_${kind}`, userId, outcome: String(response.status), durationMs: Date.now() - started });
   if (response.status >= 300 && response.status < 400) {
     await response.body?.cancel();
-    return failureResponse(kind, failure("invalid_upstream_request", "GitHub answered with a redirect, which the proxy does not follow."));
+    return failureResponse(kind, failure("invalid_upstream_request", `${who} answered with a redirect, which the proxy does not follow.`));
   }
   return new Response(response.body, { status: response.status, headers: pick(response.headers, keep) });
 }
