@@ -38,10 +38,15 @@ describe("a bare `wrangler deploy`", () => {
     expect(bundle).not.toContain("DemoUserActor");
   });
 
-  it("requires exactly one client and one webhook secret per configured App, and not INTERNAL_API_TOKEN", () => {
+  it("requires exactly the secrets of the configured Apps (GitHub: client and webhook; GitLab: client), and not INTERNAL_API_TOKEN", () => {
     const config = unstable_readConfig({ config: "wrangler.toml" });
     const apps = Object.keys(JSON.parse(String(config.vars.GITHUB_APPS)) as Record<string, unknown>);
-    const perApp = apps.flatMap((a) => [`GITHUB_CLIENT_SECRET_${a.toUpperCase()}`, `GITHUB_WEBHOOK_SECRET_${a.toUpperCase()}`]);
+    const gitlab = String(config.vars.GITLAB_APPS ?? "");
+    const gitlabApps = gitlab === "" ? [] : Object.keys(JSON.parse(gitlab) as Record<string, unknown>);
+    const perApp = [
+      ...apps.flatMap((a) => [`GITHUB_CLIENT_SECRET_${a.toUpperCase()}`, `GITHUB_WEBHOOK_SECRET_${a.toUpperCase()}`]),
+      ...gitlabApps.map((a) => `GITLAB_CLIENT_SECRET_${a.toUpperCase()}`),
+    ];
     expect([...(config.secrets?.required ?? [])].sort()).toEqual([...perApp, "STATE_SIGNING_KEY", "TOKEN_ENCRYPTION_KEYS"].sort());
     expect(config.main?.endsWith("src/index.ts")).toBe(true);
   });
