@@ -69,6 +69,15 @@ export interface GitLabHistory {
   rotatedReuses: number;
 }
 
+/** What {@link GitLabEmulator.snapshot} saves. */
+export interface GitLabSnapshot {
+  version: 1;
+  users: GitLabUser[];
+  access: [string, TokenRecord][];
+  refresh: [string, TokenRecord][];
+  nextPair: number;
+}
+
 interface TokenRecord {
   clientId: string;
   userId: number;
@@ -210,6 +219,20 @@ export class GitLabEmulator {
       if (err instanceof Hang) return this.#hang();
       throw err;
     }
+  }
+
+  /** Users and tokens, for `npm start` to keep across restarts (emulator/local.ts). */
+  snapshot(): GitLabSnapshot {
+    return { version: 1, users: [...this.users.values()], access: [...this.#access], refresh: [...this.#refresh], nextPair: this.#nextPair };
+  }
+
+  /** Puts back what {@link snapshot} saved (users in it replace users of the same id). */
+  restore(saved: GitLabSnapshot): void {
+    if (saved.version !== 1) return;
+    for (const user of saved.users) this.addUser(user);
+    for (const [k, v] of saved.access) this.#access.set(k, v);
+    for (const [k, v] of saved.refresh) this.#refresh.set(k, v);
+    this.#nextPair = Math.max(this.#nextPair, saved.nextPair);
   }
 
   // ---- OAuth ----

@@ -1,27 +1,31 @@
 /**
- * The GitHub emulator for `npm start`, in Node: GitHub's OAuth and REST endpoints, the
- * browser pages (sign-in, account picker, consent, "Settings → Applications"), and git over
- * real bare repositories (`git http-backend`), so a `git clone` with a session capability
- * works locally exactly as against github.com.
+ * The GitHub and GitLab emulators for `npm start`, in Node: GitHub's OAuth and REST endpoints,
+ * the browser pages (sign-in, account picker, consent, "Settings → Applications"), and git
+ * over real bare repositories (`git http-backend`), so a `git clone` with a session
+ * capability works locally exactly as against github.com; and, on its own port, a GitLab
+ * instance (OAuth with its consent screen, the API, git for nested-group projects).
  *
- * State lives in `<dir>` (default `.wrangler/emulator`): `state.json` (users, tokens, grants,
- * saved after every change and on exit) and `repos/` (seeded once). Restarting `npm start`
- * therefore keeps every connection working: the broker's stored tokens are still the
- * emulator's live tokens.
+ * State lives in `<dir>` (default `.wrangler/emulator`): `state.json` and `gitlab-state.json`
+ * (users, tokens, grants, saved after every change and on exit), `repos/` and `gitlab-repos/`
+ * (seeded once). Restarting `npm start` therefore keeps every connection working: the
+ * broker's stored tokens are still the emulators' live tokens.
  *
- *   node emulator/local.ts [--port 8788] [--dir .wrangler/emulator] [--broker http://127.0.0.1:8787]
+ *   node emulator/local.ts [--port 8788] [--gitlab-port 8790] [--dir .wrangler/emulator] [--broker http://127.0.0.1:8787]
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createRepository, gitHttpBackend } from "./git-backend.ts";
 import { GitHubEmulator, type EmulatorApp, type EmulatorSnapshot, type EmulatorUser } from "./github.ts";
+import { GitLabEmulator, type GitLabSnapshot, type GitLabUser } from "./gitlab.ts";
+import { gitlabConsent } from "./gitlab-pages.ts";
 import { settingsPage, type AuthorizedAppRow } from "./pages.ts";
 import { serve } from "./serve.ts";
 
 const { values: args } = parseArgs({
   options: {
     port: { type: "string", default: "8788" },
+    "gitlab-port": { type: "string", default: "8790" },
     dir: { type: "string", default: ".wrangler/emulator" },
     broker: { type: "string", default: "http://127.0.0.1:8787" },
   },
@@ -58,11 +62,25 @@ const REPOS: Record<string, Record<string, string>> = {
   "octo-org/docs": { "README.md": "# Docs\n\nPull-only for @octocat.\n" },
 };
 
+/** The GitLab side: one OAuth application (`gitlab` in wrangler.local.toml), one account, nested groups. */
+const GITLAB_APP = { clientId: "gitlab-emulator-app", clientSecret: "dev-gitlab-client-secret" };
+const GITLAB_USERS: GitLabUser[] = [
+  { id: 4101, username: "octo-gl", name: "Octo on GitLab", projects: { "acme/platform/api": { level: 30 }, "acme/platform/docs": { level: 20 } } },
+];
+const GITLAB_REPOS: Record<string, Record<string, string>> = {
+  "acme/platform/api": { "README.md": "# API\n\nA GitLab project in a nested group, cloned through the token broker.\n" },
+  "acme/platform/docs": { "README.md": "# Docs\n\nReporter access only: a push is refused.\n" },
+};
+
 const reposDir = join(dir, "repos");
+const gitlabReposDir = join(dir, "gitlab-repos");
 const statePath = join(dir, "state.json");
-mkdirSync(reposDir, { recursive: true });
-for (const [name, files] of Object.entries(REPOS)) {
-  if (!existsSync(join(reposDir, `${name}.git`))) await createRepository(reposDir, name, files);
+const gitlabStatePath = join(dir, "gitlab-state.json");
+for (const [root, repos] of [[reposDir, REPOS], [gitlabReposDir, GITLAB_REPOS]] as const) {
+  mkdirSync(root, { recursive: true });
+  for (const [name, files] of Object.entries(repos)) {
+    if (!existsSync(join(root, `${name}.git`))) await createRepository(root, name, files);
+  }
 }
 
 const emulator = new GitHubEmulator(APPS, { gitBackend: gitHttpBackend(reposDir) });
@@ -76,10 +94,22 @@ if (existsSync(statePath)) {
   }
 }
 
+const gitlab = new GitLabEmulator([GITLAB_APP], { gitBackend: gitHttpBackend(gitlabReposDir) });
+for (const user of GITLAB_USERS) gitlab.addUser(user);
+if (existsSync(gitlabStatePath)) {
+  try {
+    gitlab.restore(JSON.parse(readFileSync(gitlabStatePath, "utf8")) as GitLabSnapshot);
+  } catch (err) {
+    console.log(`[gitlab] could not read ${gitlabStatePath} (${(err as Error).message}); starting empty`);
+  }
+}
+
 function save(): void {
-  const tmp = `${statePath}.tmp`;
-  writeFileSync(tmp, JSON.stringify(emulator.snapshot()));
-  renameSync(tmp, statePath);
+  for (const [path, snapshot] of [[statePath, emulator.snapshot()], [gitlabStatePath, gitlab.snapshot()]] as const) {
+    const tmp = `${path}.tmp`;
+    writeFileSync(tmp, JSON.stringify(snapshot));
+    renameSync(tmp, path);
+  }
 }
 
 let saveTimer: ReturnType<typeof setTimeout> | null = null;
@@ -136,8 +166,19 @@ async function handle(request: Request): Promise<Response> {
   return response;
 }
 
+/** The GitLab instance: its consent screen, then everything else the emulator serves. */
+async function handleGitLab(request: Request): Promise<Response> {
+  const url = new URL(request.url);
+  if (url.pathname === "/" && request.method === "GET") return new Response("GitLab emulator (local).\n", { headers: { "content-type": "text/plain" } });
+  const response = (await gitlabConsent(gitlab, { [GITLAB_APP.clientId]: "Acme Coding Agents" }, request)) ?? (await gitlab.fetch(request));
+  if (request.method !== "GET") saveSoon();
+  return response;
+}
+
 const server = await serve(handle, Number(args.port));
 console.log(`[github] emulator on ${server.url} (state in ${dir})`);
+const gitlabServer = await serve(handleGitLab, Number(args["gitlab-port"]));
+console.log(`[gitlab] emulator on ${gitlabServer.url}`);
 
 function shutdown(): void {
   if (saveTimer) clearTimeout(saveTimer);

@@ -27,10 +27,11 @@ export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-/** A full HTML response with the emulator's banner. */
-export function htmlPage(title: string, body: string, status = 200, headers: Record<string, string> = {}): Response {
+/** A full HTML response with the emulator's banner (`service`: which emulator, GitHub or GitLab). */
+export function htmlPage(title: string, body: string, status = 200, headers: Record<string, string> = {}, service = "GitHub"): Response {
+  const real = service === "GitHub" ? "github.com" : "gitlab.com";
   return new Response(
-    `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)} · GitHub emulator</title>
+    `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)} · ${service} emulator</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
  body{font-family:system-ui,sans-serif;background:#f6f8fa;color:#1f2328;margin:0}
@@ -41,7 +42,7 @@ export function htmlPage(title: string, body: string, status = 200, headers: Rec
  button.primary{background:#1f883d;color:#fff;border-color:#1f883d}
  .account{display:flex;justify-content:space-between;align-items:center;width:100%;margin:.4rem 0;text-align:left}
  table{border-collapse:collapse;width:100%} td,th{padding:.4rem;text-align:left;border-bottom:1px solid #d0d7de}
-</style></head><body><div class="banner">GitHub emulator (local). Nothing here is the real github.com.</div>
+</style></head><body><div class="banner">${service} emulator (local). Nothing here is the real ${real}.</div>
 <div class="box">${body}</div></body></html>`,
     { status, headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store", ...headers } },
   );
@@ -51,7 +52,8 @@ function who(user: PageUser): string {
   return `@${escapeHtml(user.login)}${user.name ? ` <span class="muted">(${escapeHtml(user.name)})</span>` : ""}`;
 }
 
-function hiddenFields(fields: Record<string, string>): string {
+/** Hidden form fields carrying `fields` through a page. */
+export function hiddenFields(fields: Record<string, string>): string {
   return Object.entries(fields)
     .map(([k, v]) => `<input type="hidden" name="${escapeHtml(k)}" value="${escapeHtml(v)}">`)
     .join("");

@@ -9,7 +9,9 @@
  * browser starts a connect and the link is opened in alice's browser (the hijack the
  * two-phase connect refuses); "Connect a different account" through GitHub's account picker;
  * revoke on GitHub (signed webhook); reconnect; a restart of `npm start` that keeps the
- * connection; disconnect. Screenshots of every state go to artifacts/browser/.
+ * connection; disconnect. GitLab beside it: connect through GitLab's consent screen, a token
+ * and a capability for a nested-group project (its clone run for real), disconnect. Screenshots
+ * of every state go to artifacts/browser/.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -20,6 +22,7 @@ import { run } from "../emulator/git-backend.ts";
 
 const BROKER = "http://127.0.0.1:8787";
 const EMULATOR = "http://127.0.0.1:8788";
+const GITLAB = "http://127.0.0.1:8790";
 const AGENT = "http://127.0.0.1:8789";
 const ARTIFACTS = "artifacts/browser";
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -97,7 +100,7 @@ async function buttonsShown(page: Page, shown: string[]) {
 async function waitForServers(agentToo = true) {
   for (let i = 0; i < 240; i++) {
     try {
-      const checks = [fetch(`${BROKER}/healthz`), fetch(`${EMULATOR}/`), ...(agentToo ? [fetch(AGENT)] : [])];
+      const checks = [fetch(`${BROKER}/healthz`), fetch(`${EMULATOR}/`), fetch(`${GITLAB}/`), ...(agentToo ? [fetch(AGENT)] : [])];
       if ((await Promise.all(checks)).every((r) => r.status < 500)) return;
     } catch {
       /* not up yet */
@@ -264,6 +267,53 @@ async function main() {
     await run("git", ["clone", "-q", body.remote!, "agent-clone"], work);
     expect(existsSync(join(work, "agent-clone", "README.md")), "agent clone has README.md");
   }, "12-agent-capability");
+
+  let gitlabClone = "";
+  await step("Connect GitLab: GitLab's consent screen names the application and its scopes, and the web app confirms", page, async () => {
+    await page.goto(`${BROKER}/demo`);
+    await page.locator("#gl-connect", { hasText: "Connect GitLab" }).waitFor({ state: "visible" });
+    expect((await page.locator("#gl-status").innerText()).includes("Not connected"), await page.locator("#gl-status").innerText());
+    await page.click("#gl-connect");
+    await page.waitForURL(/8790\/oauth\/authorize\?/);
+    expect((await page.locator("#gitlab-app-name").innerText()) === "Acme Coding Agents", "the application by name");
+    const scopes = await page.locator("#gitlab-scopes").innerText();
+    expect(["read_user", "write_repository", "api"].every((s) => scopes.includes(s)), `scopes: ${scopes}`);
+    await screenshot(page, "12b-gitlab-consent");
+    await page.click('[data-gitlab-authorize="octo-gl"]');
+    await page.waitForURL(`${BROKER}/demo`);
+    await page.locator("#gl-login", { hasText: "@octo-gl" }).waitFor();
+    expect((await flash()).includes("GitLab connected as @octo-gl") && (await flash()).includes("as alice"), await flash());
+    await page.locator("#login", { hasText: "@octocat" }).waitFor(); // the GitHub connection is untouched
+  }, "12c-gitlab-connected");
+
+  await step("GitLab token and capability for a nested-group project: GitLab's no-reply identity, and the shown clone runs", page, async () => {
+    await page.click("#gl-get-token");
+    await page.locator("#gl-result[data-ok=true]").waitFor();
+    const text = await page.locator("#gl-result").innerText();
+    expect(text.includes("commits as Octo on GitLab <4101-octo-gl@users.noreply.127.0.0.1>"), text);
+    await page.click("#gl-issue-cap");
+    await page.locator("#gl-clone").waitFor({ state: "visible" });
+    gitlabClone = await page.locator("#gl-clone").innerText();
+    expect(/@127\.0\.0\.1:8787\/git\/gitlab\/acme\/platform\/api\.git api$/.test(gitlabClone.trim()), "GitLab clone command shape");
+    await runShownClone(gitlabClone, work);
+    expect(readFileSync(join(work, "api", "README.md"), "utf8").startsWith("# API"), "cloned the GitLab project");
+    await page.fill("#gl-repository", "acme/platform/docs");
+    await page.click("#gl-issue-cap");
+    await page.locator("#gl-result[data-ok=false]").waitFor();
+    const refused = await page.locator("#gl-result").innerText();
+    expect(refused.includes("no_repo_access") && refused.includes("GitLab") && !refused.includes("GitHub"), refused);
+    await page.fill("#gl-repository", "acme/platform/api");
+  }, "12d-gitlab-token");
+
+  await step("Disconnect GitLab revokes the token at GitLab; the session's clone command is refused", page, async () => {
+    await page.click("#gl-disconnect");
+    await page.locator("#flash", { hasText: "GitLab token: revoked" }).waitFor();
+    await page.locator("#gl-connect", { hasText: "Connect GitLab" }).waitFor({ state: "visible" });
+    rmSync(join(work, "api"), { recursive: true, force: true });
+    let refused = "";
+    await runShownClone(gitlabClone, work).catch((err: { stderr?: string }) => (refused = err.stderr ?? "failed"));
+    expect(refused.includes("source_unavailable"), `git said: ${refused}`);
+  }, "12e-gitlab-disconnected");
 
   const mallory = await browser.newContext();
   const malloryPage = await mallory.newPage();

@@ -5,7 +5,8 @@
  * values that only work with the emulator).
  *
  *   broker    http://127.0.0.1:8787   wrangler dev -c wrangler.local.toml (demo page: /demo)
- *   emulator  http://127.0.0.1:8788   Node (emulator/local.ts): OAuth, REST, git, consent pages
+ *   emulator  http://127.0.0.1:8788   Node (emulator/local.ts): GitHub's OAuth, REST, git, consent pages
+ *   gitlab    http://127.0.0.1:8790   the same process: a GitLab instance (OAuth, consent, API, git)
  *
  * - State survives a restart: Durable Objects in `<state>/state`, the emulator's tokens,
  *   grants and repositories in `<state>/emulator` (`<state>` is `.wrangler`, or
@@ -17,7 +18,7 @@
  *   `Request.cf` lookups are switched off.
  */
 import { spawn } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -25,12 +26,19 @@ import { createInterface } from "node:readline";
 const STATE = process.env.LOCAL_STATE_DIR || ".wrangler";
 const BROKER = "http://127.0.0.1:8787";
 const EMULATOR = "http://127.0.0.1:8788";
+const GITLAB = "http://127.0.0.1:8790";
 const OWN_REGISTRY = !process.env.WRANGLER_REGISTRY_PATH;
 const REGISTRY = process.env.WRANGLER_REGISTRY_PATH || mkdtempSync(join(tmpdir(), "wrangler-registry-"));
 
 if (!existsSync(".dev.vars")) {
   copyFileSync(".dev.vars.example", ".dev.vars");
   console.log("Created .dev.vars from .dev.vars.example (local demo secrets).");
+} else {
+  // A checkout from before a new demo secret (GitLab's) gets it added, nothing else touched.
+  const keys = (text) => new Set(text.split("\n").map((l) => /^([A-Z0-9_]+)=/.exec(l)?.[1]).filter(Boolean));
+  const have = keys(readFileSync(".dev.vars", "utf8"));
+  const missing = readFileSync(".dev.vars.example", "utf8").split("\n").filter((l) => { const k = /^([A-Z0-9_]+)=/.exec(l)?.[1]; return k && !have.has(k); });
+  if (missing.length) appendFileSync(".dev.vars", `\n${missing.join("\n")}\n`);
 }
 
 const env = {
@@ -41,7 +49,7 @@ const env = {
   CLOUDFLARE_CF_FETCH_ENABLED: "false",
 };
 
-const emulator = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", "emulator/local.ts", "--port", "8788", "--dir", join(STATE, "emulator"), "--broker", BROKER], {
+const emulator = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", "emulator/local.ts", "--port", "8788", "--gitlab-port", "8790", "--dir", join(STATE, "emulator"), "--broker", BROKER], {
   env,
   stdio: ["ignore", "pipe", "pipe"],
 });
@@ -110,10 +118,10 @@ async function waitFor(url) {
   return false;
 }
 
-if ((await waitFor(`${BROKER}/healthz`)) && (await waitFor(`${EMULATOR}/`))) {
+if ((await waitFor(`${BROKER}/healthz`)) && (await waitFor(`${EMULATOR}/`)) && (await waitFor(`${GITLAB}/`))) {
   console.log(`
   Token broker is running. Open ${BROKER}/demo
-  GitHub emulator at ${EMULATOR}. Ctrl-C stops both; state is kept in ${STATE}/.
+  GitHub emulator at ${EMULATOR}, GitLab emulator at ${GITLAB}. Ctrl-C stops all; state is kept in ${STATE}/.
   Example agent Worker beside it:
     WRANGLER_REGISTRY_PATH=${REGISTRY} npx wrangler dev -c examples/agent-worker/wrangler.toml --port 8789
 `);

@@ -52,9 +52,9 @@ const PAGE = `<!doctype html>
   #flash:empty, [hidden] { display: none !important; }
 </style></head>
 <body>
-<h1>GitHub token broker: local demo</h1>
+<h1>Token broker: local demo</h1>
 <p class="muted">This page is the web app. You are signed in to it as <strong id="demo-user">__USER__</strong> (__SWITCH__).
-GitHub is the local emulator.</p>
+GitHub and GitLab are the local emulators.</p>
 <p id="flash" class="card"></p>
 
 <div class="card" id="connection">
@@ -70,6 +70,19 @@ GitHub is the local emulator.</p>
   </p>
   <p class="muted">Connecting takes two steps: GitHub sends the browser back with a ticket, and this web app's
   server confirms it as the user signed in here, never as a user named in the URL.</p>
+</div>
+
+<div class="card" id="gitlab">
+  <h2>GitLab connection</h2>
+  <p class="muted">The same broker, the same per-user actor and two-phase connect, for a GitLab instance (the local
+  GitLab emulator): only the provider differs.</p>
+  <p id="gl-status">Loading…</p>
+  <p id="gl-details" class="muted"></p>
+  <p><button class="primary" id="gl-connect" hidden>Connect GitLab</button> <button id="gl-disconnect" hidden>Disconnect GitLab</button></p>
+  <p><label>Project <input id="gl-repository" value="acme/platform/api"></label>
+     <button id="gl-get-token">Get a token</button> <button id="gl-issue-cap">Issue a capability</button></p>
+  <p id="gl-result" class="muted">Nested groups are part of the path: <code>group/subgroup/project</code>.</p>
+  <pre id="gl-clone" hidden></pre>
 </div>
 
 <div class="card" id="token-card">
@@ -228,13 +241,55 @@ $("revoke-cap").onclick = async () => {
   if (r.ok) clearCapability("Revoked session " + session + ": git with that capability now gets " + words("invalid_capability") + ".");
   else $("cap-result").textContent = "Could not revoke: " + words(r.reason) + ".";
 };
+// ---- GitLab: the same calls with appType "gitlab"; messages are the broker's own, which name GitLab.
+async function refreshGitLab() {
+  const c = await call("state", { appType: "gitlab" });
+  $("gitlab").dataset.status = c.status || c.reason;
+  $("gl-connect").hidden = c.status === "connected";
+  $("gl-disconnect").hidden = c.status !== "connected";
+  $("gl-connect").textContent = c.status === "revoked" || c.status === "reconnect_required" ? "Reconnect GitLab" : "Connect GitLab";
+  $("gl-details").textContent = "";
+  if (c.status === "connected") {
+    $("gl-status").innerHTML = '<span class="ok">Connected</span> as <strong id="gl-login"></strong>';
+    $("gl-login").textContent = "@" + c.githubLogin;
+    $("gl-details").textContent = "Access token valid until " + when(c.accessTokenExpiresAt) + " (GitLab's last 2 hours; every refresh rotates both tokens).";
+  } else if (c.status === "not_connected") $("gl-status").textContent = "Not connected.";
+  else $("gl-status").textContent = "Reconnect needed: " + (c.reason || c.status || "") + (c.message ? " (" + c.message + ")" : "");
+}
+function glResult(text, ok) { $("gl-result").textContent = text; $("gl-result").dataset.ok = String(ok); }
+$("gl-connect").onclick = async () => {
+  const r = await call("connect", { appType: "gitlab" });
+  if (r.ok) location.href = r.authorizeUrl;
+  else flash("Could not start connecting GitLab: " + r.message, "warning");
+};
+$("gl-disconnect").onclick = async () => {
+  const r = await call("disconnect", { appType: "gitlab" });
+  if (r.ok) flash("GitLab disconnected. GitLab token: " + (r.githubGrant === "revoked" ? "revoked" : r.githubGrant === "pending" ? "GitLab unreachable, the broker will keep trying to revoke it" : "already gone") + ".", "ok");
+  else flash("Could not disconnect GitLab: " + r.message, "warning");
+  $("gl-clone").hidden = true; glResult("", "");
+  refreshGitLab();
+};
+$("gl-get-token").onclick = async () => {
+  const r = await call("token", { appType: "gitlab", repository: $("gl-repository").value });
+  if (r.ok) glResult("Token " + r.token.slice(0, 6) + "… valid until " + when(r.expiresAt) + "; commits as " + r.committer.name + " <" + r.committer.email + ">", true);
+  else glResult("No token: " + r.reason + ": " + r.message, false);
+  $("gl-result").dataset.reason = r.ok ? "" : r.reason;
+  refreshGitLab();
+};
+$("gl-issue-cap").onclick = async () => {
+  const r = await call("capability", { appType: "gitlab", repository: $("gl-repository").value, permission: "push", branches: ["agent/*"] });
+  if (!r.ok) { $("gl-clone").hidden = true; glResult("No capability: " + r.reason + ": " + r.message, false); return; }
+  glResult("Session " + r.sessionId + ": may push to agent/*; clone with:", true);
+  $("gl-clone").textContent = r.cloneCommand; $("gl-clone").hidden = false;
+};
 const params = new URLSearchParams(location.search);
 const result = params.get("connect_result");
-if (result === "connected") flash("GitHub connected as @" + params.get("login") + ": this web app confirmed the connection as __USER__.", "ok");
+if (result === "connected") flash((params.get("app") === "gitlab" ? "GitLab" : "GitHub") + " connected as @" + params.get("login") + ": this web app confirmed the connection as __USER__.", "ok");
 else if (result) flash((result === "started_elsewhere" || result === "ticket_not_valid" ? "" : "GitHub connection failed: ") + words(result), result === "started_elsewhere" ? "warning" : "warning");
 else if (params.get("webhook_status")) flash("Revoked on GitHub: GitHub sent the signed webhook and the broker answered " + params.get("webhook_status") + ".", "info");
 if (result) $("flash").dataset.result = result;
 history.replaceState(null, "", "/demo");
 refresh();
+refreshGitLab();
 </script>
 </body></html>`;

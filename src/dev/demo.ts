@@ -21,7 +21,8 @@ import { readJsonBody } from "../validate";
 import type { DemoUserActor } from "./demo-actor";
 import { DEMO_USERS, demoPage, type DemoUser } from "./demo-page";
 
-const APP_TYPE = "standard";
+/** The demo's two connections: the GitHub App and the GitLab application (wrangler.local.toml). */
+const APP_TYPES = ["standard", "gitlab"] as const;
 const USER_COOKIE = "demo_user";
 /** Set when this browser starts a connect: a ticket arriving without it was started elsewhere. */
 const PENDING_COOKIE = "demo_connect_started";
@@ -65,7 +66,7 @@ async function confirmReturn(env: Env, request: Request, user: DemoUser, url: UR
   if (outcome !== "confirm" || !ticket) return redirect("/demo?connect_result=invalid_state", clear);
   // The user id comes from the session cookie, never from the URL.
   const confirmed = await api.confirmConnect(env, user, { ticket });
-  if (confirmed.ok) return redirect(`/demo?connect_result=connected&login=${encodeURIComponent(confirmed.githubLogin)}`, clear);
+  if (confirmed.ok) return redirect(`/demo?connect_result=connected&app=${confirmed.appType}&login=${encodeURIComponent(confirmed.githubLogin)}`, clear);
   const result = confirmed.reason === "invalid_ticket" ? (started ? "ticket_not_valid" : "started_elsewhere") : confirmed.reason;
   return redirect(`/demo?connect_result=${result}`, clear);
 }
@@ -75,31 +76,33 @@ type DemoResult = { ok: true } | Failure;
 /** The web app's server side of each button. */
 async function demoApi(env: Env, user: DemoUser, action: string, body: Record<string, unknown>): Promise<DemoResult> {
   const config = loadConfig(env);
+  const appType = body.appType === undefined ? "standard" : (APP_TYPES as readonly unknown[]).includes(body.appType) ? (body.appType as string) : null;
+  if (appType === null || !config.apps.has(appType)) return failure("invalid_request", "unknown appType for the demo");
   switch (action) {
     case "state":
-      return withUser(user, await api.getConnection(env, user, APP_TYPE));
+      return withUser(user, await api.getConnection(env, user, appType));
     case "connect":
-      return api.startConnect(env, user, { appType: APP_TYPE, returnTo: `${config.publicBaseUrl}/demo/return`, selectAccount: body.selectAccount === true });
+      return api.startConnect(env, user, { appType, returnTo: `${config.publicBaseUrl}/demo/return`, selectAccount: body.selectAccount === true });
     case "token": {
       // A refresh is visible as a new access-token expiry; the demo says so in words.
-      const before = await api.getConnection(env, user, APP_TYPE);
-      const grant = await api.getToken(env, user, { appType: APP_TYPE, repository: body.repository });
+      const before = await api.getConnection(env, user, appType);
+      const grant = await api.getToken(env, user, { appType, repository: body.repository });
       if (!grant.ok) return grant;
-      const after = await api.getConnection(env, user, APP_TYPE);
+      const after = await api.getConnection(env, user, appType);
       const refreshed = before.ok && after.ok && before.accessTokenExpiresAt !== after.accessTokenExpiresAt;
       const answer = { ...grant, refreshed };
       return answer;
     }
     case "expire": {
       const stub = api.userActor(env, user) as unknown as DurableObjectStub<DemoUserActor>;
-      return (await stub.demoExpireAccessToken({ appType: APP_TYPE })) as DemoResult;
+      return (await stub.demoExpireAccessToken({ appType })) as DemoResult;
     }
     case "disconnect":
-      return api.disconnect(env, user, APP_TYPE);
+      return api.disconnect(env, user, appType);
     case "capability": {
       const sessionId = `demo-${crypto.randomUUID().slice(0, 8)}`;
       const grant = await api.issueCapability(env, user, {
-        appType: APP_TYPE,
+        appType,
         repository: body.repository,
         permission: body.permission,
         ...(Array.isArray(body.branches) && body.branches.length ? { branches: body.branches } : {}),
