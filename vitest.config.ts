@@ -35,7 +35,8 @@ for (const identity of APP_IDENTITIES) emulator.installations.registerApp(identi
 
 const events = new EventReceiver();
 await createRepository(gitRoot, "acme/platform/api", { "README.md": "# api\n" });
-const gitlab = new GitLabEmulator([{ ...GITLAB_APP }], { gitBackend: gitHttpBackend(gitRoot) });
+// One arrival order and one set of holds across both emulators (the interleaving explorer).
+const gitlab = new GitLabEmulator([{ ...GITLAB_APP }], { gitBackend: gitHttpBackend(gitRoot), arrivals: emulator.arrivals() });
 
 /** Routes by host: the event receiver, the GitLab emulator, else the GitHub emulator. */
 async function toEmulator(request: Request): Promise<Response> {

@@ -21,7 +21,7 @@
 
 import { sign } from "@octokit/webhooks-methods";
 import { GitHubAppsEmulator } from "./github-apps.ts";
-import { Holds } from "./holds.ts";
+import { Holds, type Arrivals } from "./holds.ts";
 import { accountPickerPage, consentPage, htmlPage, signInPage, type PageApp } from "./pages.ts";
 
 export interface EmulatorApp {
@@ -214,6 +214,11 @@ export class GitHubEmulator {
 
   now(): number {
     return Date.now() + this.clockOffsetSeconds * 1000;
+  }
+
+  /** This emulator's arrival numbers and holds, for another emulator to share (emulator/holds.ts). */
+  arrivals(): Arrivals {
+    return { holds: this.#holds, next: () => ++this.#seq };
   }
 
   /** Forgets every user, token, code, fault and count; releases pending hangs. */

@@ -20,7 +20,7 @@
  * Control endpoints live under `/_emulator/`.
  */
 import type { EmulatorUser, GitBackend } from "./github.ts";
-import { Holds } from "./holds.ts";
+import { Holds, type Arrivals } from "./holds.ts";
 
 export interface GitLabEmulatorApp {
   clientId: string;
@@ -86,6 +86,8 @@ interface TokenRecord {
   expiresAt: number;
   alive: boolean;
   killedBy?: "rotation" | "revocation";
+  /** The arrival number of the request that killed it (emulator/holds.ts `Arrivals`). */
+  killedSeq?: number;
 }
 
 interface CodeRecord {
@@ -122,11 +124,17 @@ export class GitLabEmulator {
   #gitBackend: GitBackend | null;
   #history = new Map<number, GitLabHistory>();
   /** Requests held until a test releases them (the interleaving tests), as in the GitHub emulator. */
-  readonly #holds = new Holds();
+  readonly #holds: Holds;
+  /** Arrival numbers: this emulator's own, or shared with the GitHub emulator (tests). */
+  readonly #nextSeq: () => number;
 
-  constructor(apps: GitLabEmulatorApp[], options: { gitBackend?: GitBackend } = {}) {
+  /** `arrivals`: number and hold requests with another emulator's counter and holds (one order across both). */
+  constructor(apps: GitLabEmulatorApp[], options: { gitBackend?: GitBackend; arrivals?: Arrivals } = {}) {
     for (const app of apps) this.apps.set(app.clientId, app);
     this.#gitBackend = options.gitBackend ?? null;
+    let seq = 0;
+    this.#holds = options.arrivals?.holds ?? new Holds();
+    this.#nextSeq = options.arrivals?.next ?? (() => ++seq);
   }
 
   now(): number {
@@ -166,9 +174,9 @@ export class GitLabEmulator {
   }
 
   /** Whether a token is alive, and what killed it. */
-  tokenState(token: string): { alive: boolean; pairId: number; killedBy?: string } | null {
+  tokenState(token: string): { alive: boolean; pairId: number; killedBy?: string; killedSeq?: number } | null {
     const r = this.#access.get(token) ?? this.#refresh.get(token);
-    return r ? { alive: r.alive && r.expiresAt > this.now(), pairId: r.pairId, killedBy: r.killedBy } : null;
+    return r ? { alive: r.alive && r.expiresAt > this.now(), pairId: r.pairId, killedBy: r.killedBy, killedSeq: r.killedSeq } : null;
   }
 
   /** Live refresh tokens of a user for a client: "one token" means exactly one. */
@@ -203,12 +211,13 @@ export class GitLabEmulator {
     const path = url.pathname;
     try {
       if (path.startsWith("/_emulator/")) return await this.#control(request, path.slice("/_emulator/".length), url);
+      const seq = this.#nextSeq();
       if (this.#holds.armed) {
         const endpoint = await this.#endpointOf(request, path);
-        if (endpoint) await this.#holds.at(endpoint);
+        if (endpoint) await this.#holds.at(endpoint, seq);
       }
-      if (request.method === "POST" && path === "/oauth/token") return await this.#token(request);
-      if (request.method === "POST" && path === "/oauth/revoke") return await this.#revoke(request);
+      if (request.method === "POST" && path === "/oauth/token") return await this.#token(request, seq);
+      if (request.method === "POST" && path === "/oauth/revoke") return await this.#revoke(request, seq);
       if (request.method === "GET" && path === "/api/v4/user") return this.#counted("user") ?? this.#user(request);
       const project = /^\/api\/v4\/projects\/([^/]+)$/.exec(path);
       if (request.method === "GET" && project) return this.#counted("project") ?? this.#project(request, decodeURIComponent(project[1]!));
@@ -244,7 +253,7 @@ export class GitLabEmulator {
     return h;
   }
 
-  async #token(request: Request): Promise<Response> {
+  async #token(request: Request, seq: number): Promise<Response> {
     const arrivedAt = Date.now();
     const form = new URLSearchParams(await request.text());
     const grant = form.get("grant_type");
@@ -272,7 +281,7 @@ export class GitLabEmulator {
       if (old && !old.alive && old.killedBy === "rotation") this.history(old.userId).rotatedReuses++;
       if (!old || !old.alive || old.clientId !== app.clientId) return invalidGrant;
       // Rotation: the old row (access and refresh token) dies as the new one is issued.
-      this.#killPair(old.pairId, "rotation");
+      this.#killPair(old.pairId, "rotation", seq);
       userId = old.userId;
     } else {
       return json(400, { error: "unsupported_grant_type", error_description: "The authorization grant type is not supported by the authorization server." });
@@ -302,7 +311,7 @@ export class GitLabEmulator {
     return body;
   }
 
-  async #revoke(request: Request): Promise<Response> {
+  async #revoke(request: Request, seq: number): Promise<Response> {
     const form = new URLSearchParams(await request.text());
     this.counts.revoke++;
     const fault = this.#takeFault("revoke");
@@ -311,16 +320,17 @@ export class GitLabEmulator {
     if (!app || form.get("client_secret") !== app.clientSecret) return json(401, { error: "invalid_client", error_description: "Client authentication failed." });
     const token = form.get("token") ?? "";
     const record = this.#access.get(token) ?? this.#refresh.get(token);
-    if (record && record.clientId === app.clientId) this.#killPair(record.pairId, "revocation");
+    if (record && record.clientId === app.clientId) this.#killPair(record.pairId, "revocation", seq);
     return json(200, {});
   }
 
-  #killPair(pairId: number, cause: "rotation" | "revocation"): void {
+  #killPair(pairId: number, cause: "rotation" | "revocation", seq: number): void {
     for (const map of [this.#access, this.#refresh]) {
       for (const r of map.values()) {
         if (r.pairId === pairId && r.alive) {
           r.alive = false;
           r.killedBy = cause;
+          r.killedSeq = seq;
         }
       }
     }

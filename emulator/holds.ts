@@ -60,3 +60,14 @@ export class Holds {
     }
   }
 }
+
+/**
+ * Where requests get their arrival numbers and holds: each emulator has its own, or several
+ * share one (the test setup hands the GitLab emulator the GitHub one's), so a test orders and
+ * holds requests to either with one counter.
+ */
+export interface Arrivals {
+  holds: Holds;
+  /** The next arrival number. */
+  next(): number;
+}

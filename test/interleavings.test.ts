@@ -1,30 +1,35 @@
 /**
- * The interleaving explorer. For every ordered pair (A, B) of one user's operations, and for
- * every point where A waits on something outside the actor (a GitHub request, or a call into
- * the identity index), it holds A there, runs B to completion (or until B is visibly waiting
- * for A, which is serialization doing its job), releases A, and checks the invariants
- * against the emulator's truth:
+ * The interleaving explorer, for GitHub and GitLab connections alike. For every ordered pair
+ * (A, B) of one user's operations, and for every point where A waits on something outside the
+ * actor (a GitHub or GitLab request, or a call into the identity index), it holds A there, runs
+ * B to completion (or until B is visibly waiting for A, which is serialization doing its job),
+ * releases A, and checks the invariants against the emulator's truth:
  *
- * - a `connected` row's refresh token is live at GitHub, and its identity-index link exists;
+ * - a `connected` row's refresh token is live at the provider, and its identity-index link exists;
  * - every token handed out was live when handed out: it was not killed by a rotation that had
- *   already reached GitHub when the answer arrived ("doomed"), and it is valid for the
+ *   already reached the provider when the answer arrived ("doomed"), and it is valid for the
  *   `minValiditySeconds` asked; a token killed by a revocation is excused only when the pair
  *   revoked, disconnected, deleted or replaced the connection;
  * - after a deletion nothing of the user remains and no grant the broker obtained is live;
- * - no grant is live at GitHub that the broker has forgotten (without faults there is no lost
- *   rotation to excuse one);
+ * - no grant is live at the provider that the broker has forgotten (without faults there is no
+ *   lost rotation to excuse one);
  * - no answer is a 5xx.
  *
- * A rotation by a *later* request can still kill a token handed out earlier: GitHub's
- * single-use refresh makes that unavoidable, and `/token/rejected` is how an agent recovers.
+ * Both emulators number arrivals and hold requests with one counter (vitest.config.ts), so a
+ * hold point is a GitHub request, a GitLab request or an index call alike. GitLab sends no
+ * revocation webhook, so its operations are the seven others.
+ *
+ * A rotation by a *later* request can still kill a token handed out earlier: single-use
+ * refresh makes that unavoidable, and `/token/rejected` is how an agent recovers.
  */
 import { sign } from "@octokit/webhooks-methods";
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { loadKeyring, open } from "../src/crypto";
-import { identityIndex } from "../src/identity-index";
-import { APPS } from "./support/env";
+import { identityIndexByKey } from "../src/identity-index";
+import { APPS, GITLAB_URL } from "./support/env";
+import { authorizeGitLab, connectGitLabUser, gitlab } from "./support/gitlab";
 import {
   actor,
   authorizeAs,
@@ -35,17 +40,76 @@ import {
   dumpStorage,
   emulator,
   publicFetch,
-  requestToken,
   setStoredExpiry,
   storedRow,
 } from "./support/helpers";
 
-const OPS = ["refreshBig", "tokenSmall", "confirm", "disconnect", "delete", "webhook", "redeem", "rejected"] as const;
-type Op = (typeof OPS)[number];
+type Op = "refreshBig" | "tokenSmall" | "confirm" | "disconnect" | "delete" | "webhook" | "redeem" | "rejected";
 /** Operations that legitimately end the grant a token belongs to. */
 const ENDS_GRANT: ReadonlySet<Op> = new Set(["confirm", "disconnect", "delete", "webhook"]);
 
+/** What differs between the providers: connecting an account, the emulator's truth, the paths. */
+interface Side {
+  name: "GitHub" | "GitLab";
+  appType: "standard" | "gitlab";
+  repository: string;
+  /** `info/refs` of the repository through the git proxy, where a capability is redeemed. */
+  refsPath: string;
+  ops: readonly Op[];
+  /** Account ids start here (fresh ones per interleaving). */
+  base: number;
+  connect(userId: string, account: number): Promise<unknown>;
+  addAccount(account: number): Promise<unknown>;
+  /** Starts a connect as `account` and consents: the callback path. */
+  consent(userId: string, account: number): Promise<string>;
+  /** An access token's truth: alive, or what killed it and when (arrival number). */
+  accessTruth(token: string): Promise<{ alive: boolean; killed?: { cause: string; seq: number } } | null>;
+  refreshAlive(token: string): Promise<boolean>;
+  liveRefreshTokens(account: number): Promise<string[]>;
+  indexKey(account: number | string): string;
+}
+
+const GITHUB: Side = {
+  name: "GitHub",
+  appType: "standard",
+  repository: "acme/app",
+  refsPath: "/git/acme/app.git/info/refs?service=git-upload-pack",
+  ops: ["refreshBig", "tokenSmall", "confirm", "disconnect", "delete", "webhook", "redeem", "rejected"],
+  base: 500_000,
+  connect: (userId, id) => connectUser(userId, { id, login: `a${id}`, name: null, repos: { "acme/app": "push" } }),
+  addAccount: (id) => emulator.addUser({ id, login: `b${id}`, name: null, repos: { "acme/app": "push" } }),
+  consent: (userId, id) => authorizeAs(userId, id),
+  accessTruth: async (token) => {
+    const access = (await emulator.tokenState(token)).access;
+    return access && { alive: access.alive, killed: access.killedBy };
+  },
+  refreshAlive: async (token) => !!(await emulator.tokenState(token)).refresh?.alive,
+  liveRefreshTokens: async (id) => (await emulator.liveRefreshTokens("standard", id)).refreshTokens,
+  indexKey: (id) => `github:${id}`,
+};
+
+const GITLAB_PROJECT = "acme/platform/api";
+const GITLAB: Side = {
+  name: "GitLab",
+  appType: "gitlab",
+  repository: GITLAB_PROJECT,
+  refsPath: `/git/gitlab/${GITLAB_PROJECT}.git/info/refs?service=git-upload-pack`,
+  ops: ["refreshBig", "tokenSmall", "confirm", "disconnect", "delete", "redeem", "rejected"],
+  base: 700_000,
+  connect: (userId, id) => connectGitLabUser(userId, { id, username: `a${id}`, projects: { [GITLAB_PROJECT]: { level: 30 } } }),
+  addAccount: (id) => gitlab.addUser({ id, username: `b${id}`, projects: { [GITLAB_PROJECT]: { level: 30 } } }),
+  consent: async (userId, id) => (await authorizeGitLab(userId, id)).callbackPath,
+  accessTruth: async (token) => {
+    const state = await gitlab.tokenState(token);
+    return state && { alive: state.alive, killed: state.killedBy ? { cause: state.killedBy, seq: state.killedSeq ?? 0 } : undefined };
+  },
+  refreshAlive: async (token) => !!(await gitlab.tokenState(token))?.alive,
+  liveRefreshTokens: (id) => gitlab.liveRefreshTokens(id),
+  indexKey: (id) => `gitlab:${new URL(GITLAB_URL).hostname}:${id}`,
+};
+
 interface World {
+  side: Side;
   userId: string;
   A: number;
   B: number;
@@ -66,19 +130,23 @@ const settlesWithin = (p: Promise<unknown>, ms: number) => Promise.race([p.then(
 
 let counter = 0;
 
-async function setup(): Promise<World> {
+async function setup(side: Side): Promise<World> {
   counter++;
-  const userId = `ix-${counter}`;
-  const A = 500_000 + counter * 2;
+  const userId = `ix-${side.appType}-${counter}`;
+  const A = side.base + counter * 2;
   const B = A + 1;
-  await connectUser(userId, { id: A, login: `a${A}`, name: null, repos: { "acme/app": "push" } });
-  await emulator.addUser({ id: B, login: `b${B}`, name: null, repos: { "acme/app": "push" } });
-  const ticketB = await callbackTicket(await authorizeAs(userId, B));
-  const capability = (await callApi("POST", `/users/${userId}/capabilities`, { appType: "standard", repository: "acme/app", sessionId: "s" })).body.capability;
+  await side.connect(userId, A);
+  await side.addAccount(B);
+  const ticketB = await callbackTicket(await side.consent(userId, B));
+  const capability = (await callApi("POST", `/users/${userId}/capabilities`, { appType: side.appType, repository: side.repository, sessionId: "s" })).body.capability;
   // Valid for 30 more minutes: a small request takes it, a big one refreshes.
-  await setStoredExpiry(userId, "standard", Date.now() + 1800_000);
-  const currentToken = (await requestToken(userId, { repository: "acme/app", minValiditySeconds: 60 })).body.token;
-  return { userId, A, B, ticketB, capability, currentToken };
+  await setStoredExpiry(userId, side.appType as never, Date.now() + 1800_000);
+  const currentToken = (await token(side, userId, 60)).body.token;
+  return { side, userId, A, B, ticketB, capability, currentToken };
+}
+
+function token(side: Side, userId: string, minValiditySeconds: number) {
+  return callApi("POST", `/users/${userId}/token`, { appType: side.appType, repository: side.repository, minValiditySeconds });
 }
 
 async function tokenOp(op: Op, w: World, minValidity: number, call: () => Promise<{ status: number; body: any }>): Promise<Outcome> {
@@ -90,15 +158,15 @@ async function tokenOp(op: Op, w: World, minValidity: number, call: () => Promis
 }
 
 const RUN: Record<Op, (w: World) => Promise<Outcome>> = {
-  refreshBig: (w) => tokenOp("refreshBig", w, 3600, () => requestToken(w.userId, { repository: "acme/app", minValiditySeconds: 3600 })),
-  tokenSmall: (w) => tokenOp("tokenSmall", w, 60, () => requestToken(w.userId, { repository: "acme/app", minValiditySeconds: 60 })),
-  rejected: (w) => tokenOp("rejected", w, 0, () => callApi("POST", `/users/${w.userId}/token/rejected`, { appType: "standard", token: w.currentToken })),
+  refreshBig: (w) => tokenOp("refreshBig", w, 3600, () => token(w.side, w.userId, 3600)),
+  tokenSmall: (w) => tokenOp("tokenSmall", w, 60, () => token(w.side, w.userId, 60)),
+  rejected: (w) => tokenOp("rejected", w, 0, () => callApi("POST", `/users/${w.userId}/token/rejected`, { appType: w.side.appType, token: w.currentToken })),
   confirm: async (w) => {
     const res = await confirmConnect(w.userId, w.ticketB);
     return { op: "confirm", status: res.status, reason: res.body?.reason };
   },
   disconnect: async (w) => {
-    const res = await callApi("DELETE", `/users/${w.userId}/connection?appType=standard`);
+    const res = await callApi("DELETE", `/users/${w.userId}/connection?appType=${w.side.appType}`);
     return { op: "disconnect", status: res.status, reason: res.body?.reason ?? res.body?.githubGrant };
   },
   delete: async (w) => {
@@ -118,7 +186,7 @@ const RUN: Record<Op, (w: World) => Promise<Outcome>> = {
     return { op: "webhook", status: res.status };
   },
   redeem: async (w) => {
-    const res = await publicFetch("/git/acme/app.git/info/refs?service=git-upload-pack", { headers: { authorization: `Basic ${btoa(`x:${w.capability}`)}` } });
+    const res = await publicFetch(w.side.refsPath, { headers: { authorization: `Basic ${btoa(`x:${w.capability}`)}` } });
     if (res.status === 200) {
       await res.body?.cancel();
       return { op: "redeem", status: 200 };
@@ -133,88 +201,94 @@ async function userRows(userId: string): Promise<unknown[]> {
 }
 
 async function violations(w: World, pair: [Op, Op], outcomes: Outcome[]): Promise<string[]> {
+  const { side } = w;
   const found: string[] = [];
   for (const o of outcomes) if (o.status >= 500) found.push(`${o.op} answered ${o.status} ${o.reason ?? ""}`);
-  const row = await storedRow(w.userId);
+  const row = await storedRow(w.userId, side.appType as never);
   const keyring = await loadKeyring(env.TOKEN_ENCRYPTION_KEYS);
   let storedRefresh: string | null = null;
   if (row?.status === "connected") {
-    storedRefresh = await open(keyring, row.refresh_token, { userId: w.userId, appType: "standard", field: "refresh_token" });
-    if (!storedRefresh || !(await emulator.tokenState(storedRefresh)).refresh?.alive) found.push("connected with a refresh token GitHub does not honour");
-    if (!(await identityIndex(env, row.github_user_id).users({ appType: "standard" })).includes(w.userId)) found.push("connected without its identity-index link");
+    storedRefresh = await open(keyring, row.refresh_token, { userId: w.userId, appType: side.appType, field: "refresh_token" });
+    if (!storedRefresh || !(await side.refreshAlive(storedRefresh))) found.push(`connected with a refresh token ${side.name} does not honour`);
+    if (!(await identityIndexByKey(env, side.indexKey(row.github_user_id)).users({ appType: side.appType })).includes(w.userId)) found.push("connected without its identity-index link");
   }
   for (const o of outcomes) {
     if (!o.handedOut) continue;
-    const truth = (await emulator.tokenState(o.handedOut.token)).access;
+    const truth = await side.accessTruth(o.handedOut.token);
     if (!truth) {
-      found.push(`${o.op} handed out a token GitHub never issued`);
+      found.push(`${o.op} handed out a token ${side.name} never issued`);
       continue;
     }
     if (o.handedOut.expiresInSeconds < o.handedOut.minValidity) found.push(`${o.op} handed out a token valid for ${o.handedOut.expiresInSeconds}s < ${o.handedOut.minValidity}s`);
-    const killed = truth.killedBy;
-    if (!truth.alive && killed?.cause === "rotation" && killed.seq < o.handedOut.mark) found.push(`${o.op} handed out a doomed token (rotation #${killed.seq} had reached GitHub before answer mark #${o.handedOut.mark})`);
+    const killed = truth.killed;
+    if (!truth.alive && killed?.cause === "rotation" && killed.seq < o.handedOut.mark) found.push(`${o.op} handed out a doomed token (rotation #${killed.seq} had reached ${side.name} before answer mark #${o.handedOut.mark})`);
     if (!truth.alive && killed?.cause === "revocation" && !pair.some((p) => ENDS_GRANT.has(p))) found.push(`${o.op}'s token was revoked though nothing in the pair ended the grant`);
   }
   const deleted = outcomes.find((o) => o.op === "delete" && o.status === 200);
   if (deleted) {
     const rows = await userRows(w.userId);
     if (rows.length > 0) found.push(`after the deletion ${rows.length} rows of the user remain: ${JSON.stringify(rows).slice(0, 300)}`);
-    for (const gh of [w.A, w.B]) {
-      if ((await identityIndex(env, String(gh)).users({ appType: "standard" })).includes(w.userId)) found.push(`after the deletion the index still links ${gh}`);
+    for (const account of [w.A, w.B]) {
+      if ((await identityIndexByKey(env, side.indexKey(account)).users({ appType: side.appType })).includes(w.userId)) found.push(`after the deletion the index still links ${account}`);
     }
   }
   const pending = await runInDurableObject(actor(w.userId), (_i, state) => {
     const t = state.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'pending_revocations'").toArray().length;
     return t ? state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM pending_revocations").one().n : 0;
   });
-  if (pending > 0) found.push(`${pending} grant revocations still pending with GitHub up`);
-  for (const gh of [w.A, w.B]) {
-    const live = (await emulator.liveRefreshTokens("standard", gh)).refreshTokens;
-    const known = row?.status === "connected" && row.github_user_id === String(gh) && storedRefresh ? [storedRefresh] : [];
+  if (pending > 0) found.push(`${pending} grant revocations still pending with ${side.name} up`);
+  for (const account of [w.A, w.B]) {
+    const live = await side.liveRefreshTokens(account);
+    const known = row?.status === "connected" && row.github_user_id === String(account) && storedRefresh ? [storedRefresh] : [];
     const forgotten = live.filter((t) => !known.includes(t));
-    if (forgotten.length > 0) found.push(`${forgotten.length} live grant token(s) of GitHub user ${gh === w.A ? "A" : "B"} the broker has forgotten`);
+    if (forgotten.length > 0) found.push(`${forgotten.length} live grant token(s) of ${side.name} user ${account === w.A ? "A" : "B"} the broker has forgotten`);
   }
   return found;
 }
 
 /** How many hold-eligible requests an operation makes when it runs alone. */
-async function pointsOf(op: Op): Promise<number> {
-  const w = await setup();
+async function pointsOf(side: Side, op: Op): Promise<number> {
+  const w = await setup(side);
   const before = await emulator.mark();
   await RUN[op](w);
   const after = await emulator.mark();
   return after - before - 1;
 }
 
-it("explorer: every ordered pair of one user's operations, held at each of the first one's waits", async () => {
-  await emulator.reset();
-  const points = {} as Record<Op, number>;
-  for (const op of OPS) points[op] = await pointsOf(op);
-  let interleavings = 0;
-  let blocked = 0;
-  const failures: string[] = [];
-  for (const a of OPS) {
-    for (const b of OPS) {
-      for (let k = 0; k < points[a]; k++) {
-        const w = await setup();
-        const hold = await emulator.hold({ skip: k });
-        const pa = RUN[a](w);
-        const caught = await emulator.waitHeld(hold, pa);
-        if (!caught) {
+describe.each([GITHUB, GITLAB])("explorer, $name connections", (side) => {
+  it("every ordered pair of one user's operations, held at each of the first one's waits", async () => {
+    await emulator.reset();
+    await gitlab.reset();
+    const points = {} as Record<Op, number>;
+    for (const op of side.ops) points[op] = await pointsOf(side, op);
+    let interleavings = 0;
+    let blocked = 0;
+    const failures: string[] = [];
+    for (const a of side.ops) {
+      for (const b of side.ops) {
+        for (let k = 0; k < points[a]; k++) {
+          const w = await setup(side);
+          const hold = await emulator.hold({ skip: k });
+          const pa = RUN[a](w);
+          const caught = await emulator.waitHeld(hold, pa);
+          if (!caught) {
+            await emulator.release(hold);
+            await pa;
+            break; // A made fewer waits this time; the remaining points do not exist
+          }
+          const pb = RUN[b](w);
+          if (!(await settlesWithin(pb, 250))) blocked++;
           await emulator.release(hold);
-          await pa;
-          break; // A made fewer waits this time; the remaining points do not exist
+          const outcomes = await Promise.all([pa, pb]);
+          interleavings++;
+          for (const v of await violations(w, [a, b], outcomes)) failures.push(`${a} held at ${caught.endpoint} (#${k}), then ${b}: ${v}`);
         }
-        const pb = RUN[b](w);
-        if (!(await settlesWithin(pb, 250))) blocked++;
-        await emulator.release(hold);
-        const outcomes = await Promise.all([pa, pb]);
-        interleavings++;
-        for (const v of await violations(w, [a, b], outcomes)) failures.push(`${a} held at ${caught.endpoint} (#${k}), then ${b}: ${v}`);
       }
     }
-  }
-  console.log(`interleaving explorer: ${interleavings} interleavings of ${OPS.length}x${OPS.length} operation pairs (${blocked} where the second waited for the first), ${failures.length} violations`);
-  expect(failures).toEqual([]);
-  expect(interleavings).toBeGreaterThan(OPS.length * OPS.length);
-}, 240_000);
+    console.log(
+      `interleaving explorer (${side.name}): ${interleavings} interleavings of ${side.ops.length}x${side.ops.length} operation pairs (${blocked} where the second waited for the first), ${failures.length} violations`,
+    );
+    expect(failures).toEqual([]);
+    expect(interleavings).toBeGreaterThan(side.ops.length * side.ops.length);
+  }, 240_000);
+});

@@ -28,7 +28,7 @@ export const gitlab = {
   clearFaults: () => control("DELETE", "faults"),
   stats: () => control<{ counts: Record<GitLabEndpoint, number>; faultsInjected: Record<string, number>; droppedRotations: number }>("GET", "stats"),
   authorize: (p: { clientId: string; userId: number; redirectUri: string; codeChallenge: string | null }) => control<{ code: string }>("POST", "authorize", p),
-  tokenState: (token: string) => control<{ state: { alive: boolean; pairId: number; killedBy?: string } | null }>("GET", `token?token=${encodeURIComponent(token)}`).then((r) => r.state),
+  tokenState: (token: string) => control<{ state: { alive: boolean; pairId: number; killedBy?: string; killedSeq?: number } | null }>("GET", `token?token=${encodeURIComponent(token)}`).then((r) => r.state),
   /** Arms a hold on the `skip + 1`-th matching request (emulator/gitlab.ts). */
   hold: (options: { match?: GitLabEndpoint[]; skip?: number } = {}) => control<{ id: number }>("POST", "holds", options).then((r) => r.id),
   held: (id: number) => control<{ caught: string | null }>("GET", `holds/${id}`).then((r) => r.caught),
