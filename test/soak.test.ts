@@ -1,49 +1,138 @@
 /**
- * The soak: many users, several agent sessions each, short-lived access tokens, and GitHub
- * misbehaving the whole time (5xx, hangs, rotations whose answer is lost, rate limits, wrong
- * client credentials, revocations with their webhooks), while actors are evicted at random
- * and users disconnect, delete their account and reconnect with another GitHub account. It
- * ends with the truth check against the emulator, which knows every live refresh token:
+ * The soak: many users, GitHub and GitLab connections side by side, several agent sessions
+ * each, 3-second access tokens, and both providers misbehaving the whole time (5xx, hangs,
+ * rotations whose answer is lost, rate limits, wrong client credentials; on GitHub also
+ * revocations with their webhooks), while actors are evicted at random and users disconnect,
+ * delete their account and reconnect with another account. It ends with the truth check
+ * against the emulators, which know every live refresh token:
  *
- * - a `connected` user's stored refresh token must be alive at GitHub, and its
+ * - a `connected` user's stored refresh token must be alive at the provider, and its
  *   identity-index link must exist;
- * - `reconnect_required` is allowed only where GitHub rotated but the answer was lost (or the
- *   grant was revoked) since the user last connected that account;
+ * - `reconnect_required` is allowed only where the provider rotated but the answer was lost
+ *   (or the grant was revoked) since the user last connected that account;
  * - `revoked` only where the test revoked the grant and sent the webhook;
- * - no grant is live at GitHub that the broker has forgotten (an account the user is not
- *   connected to has no live token), except after a lost rotation;
+ * - no grant is live that the broker has forgotten (an account the user is not connected to
+ *   has no live token; on GitLab, where every authorization is its own token, a connected
+ *   account's only live token is the stored one), except after a lost rotation;
  * - after a deletion that answered, nothing of the user remains until they connect again;
- * - a spent refresh token is presented to GitHub again only after a lost rotation (one
- *   retry each): more means two callers spent the same token.
+ * - a spent refresh token is presented again only after a lost rotation (one retry each):
+ *   more means two callers spent the same token.
  *
  * Anything else is a lost connection and fails the run. Size and length come from
- * SOAK_SECONDS, SOAK_USERS, SOAK_SESSIONS (vitest.config.ts; CI uses the defaults).
+ * SOAK_SECONDS, SOAK_USERS, SOAK_SESSIONS (vitest.config.ts; CI uses the defaults); a third of
+ * the users are GitLab users.
  */
 import { sign } from "@octokit/webhooks-methods";
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import { loadKeyring, open } from "../src/crypto";
-import { identityIndex } from "../src/identity-index";
-import type { GrantHistory } from "../emulator/github";
-import { APPS } from "./support/env";
-import { actor, callApi, connectUser, dumpStorage, emulator, publicFetch, requestToken, setStoredExpiry, storedRow } from "./support/helpers";
+import { identityIndexByKey } from "../src/identity-index";
+import { APPS, GITLAB_URL } from "./support/env";
+import { connectGitLabUser, gitlab } from "./support/gitlab";
+import { actor, callApi, connectUser, dumpStorage, emulator, publicFetch, setStoredExpiry, storedRow } from "./support/helpers";
 
 const bindings = env as unknown as Record<string, string>;
 const SECONDS = Number(bindings.SOAK_SECONDS ?? 15);
 const USERS = Number(bindings.SOAK_USERS ?? 12);
 const SESSIONS = Number(bindings.SOAK_SESSIONS ?? 3);
+const TIMEOUT_MS = Number(bindings.GITHUB_TIMEOUT_MS);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
 
+/** What happened to an account at the provider: the truth check's excuses and its evidence. */
+interface AccountHistory {
+  /** Rotations whose answer was (or may have been) lost. */
+  lost: number;
+  revocations: number;
+  /** Spent (rotated) refresh tokens presented again. */
+  reuses: number;
+}
+
+/** What differs between the providers in the soak. */
+interface Side {
+  name: "GitHub" | "GitLab";
+  appType: "standard" | "gitlab";
+  repository: string;
+  connect(userId: string, account: number): Promise<unknown>;
+  history(account: number): Promise<AccountHistory>;
+  live(account: number): Promise<string[]>;
+  refreshAlive(token: string): Promise<boolean>;
+  indexKey(account: string): string;
+  /** Live tokens of `account` the broker does not know, given what it stores. */
+  forgotten(live: string[], connectedHere: boolean, stored: string | null): string[];
+  /** One random fault at this provider. */
+  fault(): Promise<unknown>;
+  /** The user revokes the App and the provider tells the broker (GitHub only). */
+  revoke?: (account: number) => Promise<void>;
+}
+
+const GITHUB: Side = {
+  name: "GitHub",
+  appType: "standard",
+  repository: "acme/app",
+  connect: (userId, id) => connectUser(userId, { id, login: `soak${id}`, name: null, repos: { "acme/app": "push" } }),
+  history: async (id) => {
+    const h = (await (await fetch(`http://github.emulator/_emulator/history?clientId=${APPS.standard.clientId}&userId=${id}`)).json()) as {
+      droppedRotations: number;
+      revocations: number;
+      spentTokenReuses: number;
+    };
+    return { lost: h.droppedRotations, revocations: h.revocations, reuses: h.spentTokenReuses };
+  },
+  live: async (id) => (await emulator.liveRefreshTokens("standard", id)).refreshTokens,
+  refreshAlive: async (token) => !!(await emulator.tokenState(token)).refresh?.alive,
+  indexKey: (id) => `github:${id}`,
+  // One grant per (App, account): an older pair of the connected account's grant is that grant.
+  forgotten: (live, connectedHere) => (connectedHere ? [] : live),
+  fault: async () => {
+    const roll = Math.random();
+    if (roll < 0.6) return emulator.fault({ endpoint: pick(["refresh", "refresh", "repo"] as const), kind: pick(["status_5xx", "hang", "rate_limit"] as const) });
+    return emulator.fault({ endpoint: "refresh", kind: roll < 0.85 ? "drop_after_rotate" : "bad_client" });
+  },
+  revoke: async (id) => {
+    await emulator.revoke("standard", id);
+    const body = JSON.stringify({ action: "revoked", sender: { id, login: `soak${id}` } });
+    const res = await publicFetch("/webhooks/github/standard", {
+      method: "POST",
+      headers: { "x-github-event": "github_app_authorization", "x-github-delivery": crypto.randomUUID(), "x-hub-signature-256": await sign(APPS.standard.webhookSecret, body) },
+      body,
+    });
+    expect([202, 503]).toContain(res.status);
+  },
+};
+
+const GITLAB_PROJECT = "acme/platform/api";
+const GITLAB: Side = {
+  name: "GitLab",
+  appType: "gitlab",
+  repository: GITLAB_PROJECT,
+  connect: (userId, id) => connectGitLabUser(userId, { id, username: `soak${id}`, projects: { [GITLAB_PROJECT]: { level: 30 } } }),
+  history: async (id) => {
+    const h = await gitlab.history(id);
+    return { lost: h.lostRotations, revocations: 0, reuses: h.rotatedReuses };
+  },
+  live: (id) => gitlab.liveRefreshTokens(id),
+  refreshAlive: async (token) => !!(await gitlab.tokenState(token))?.alive,
+  indexKey: (id) => `gitlab:${new URL(GITLAB_URL).hostname}:${id}`,
+  // Every authorization is its own token: the connected account's only live one is the stored one.
+  forgotten: (live, connectedHere, stored) => (connectedHere ? live.filter((t) => t !== stored) : live),
+  fault: async () => {
+    const roll = Math.random();
+    if (roll < 0.6) return gitlab.fault({ endpoint: pick(["refresh", "refresh", "project"] as const), kind: pick(["status_5xx", "hang", "rate_limit"] as const) });
+    return gitlab.fault({ endpoint: "refresh", kind: roll < 0.85 ? "drop_after_rotate" : "bad_client" });
+  },
+};
+
 interface SoakUser {
   userId: string;
-  /** The user's two GitHub accounts; `current` is the one last connected. */
+  side: Side;
+  /** The user's two accounts at the provider; `current` is the one last connected. */
   accounts: [number, number];
   current: number;
-  /** Emulator history per account when the user last connected it: later entries excuse a loss. */
-  baseline: Map<number, GrantHistory>;
+  /** Provider history per account when the user last connected it: later entries excuse a loss. */
+  baseline: Map<number, AccountHistory>;
   revokedByTest: boolean;
   /** A lifecycle operation (connect, disconnect, deletion) is in progress for this user. */
   busy: boolean;
@@ -51,13 +140,13 @@ interface SoakUser {
   last: "connected" | "disconnected" | "deleted";
   /**
    * Whether the chaos may evict this user's actor. An eviction in the middle of a rotation
-   * or an exchange loses GitHub's answer exactly like a dropped response, but the emulator
-   * cannot see it; so half the users are never evicted and get the strict truth check.
+   * or an exchange loses the provider's answer exactly like a dropped response, but the
+   * emulator cannot see it; so half the users are never evicted and get the strict check.
    */
   evictable: boolean;
   evicted: number;
   /**
-   * Answers that were the broker's own GitHub timeout (`github_unavailable` after about
+   * Answers that were the broker's own timeout (`github_unavailable` after about
    * `GITHUB_TIMEOUT_MS`). On a loaded machine a refresh can reach the emulator late and be
    * answered after the broker gave up: the rotation happened and its answer is lost, which
    * the emulator cannot always see. Each such answer may excuse one lost rotation.
@@ -65,37 +154,37 @@ interface SoakUser {
   timeouts: number;
 }
 
-async function history(githubId: number) {
-  const res = await fetch(`http://github.emulator/_emulator/history?clientId=${APPS.standard.clientId}&userId=${githubId}`);
-  return (await res.json()) as GrantHistory;
-}
-
 async function connect(u: SoakUser, account: number) {
-  u.baseline.set(account, await history(account));
-  await connectUser(u.userId, { id: account, login: `soak${account}`, name: null, repos: { "acme/app": "push" } });
+  u.baseline.set(account, await u.side.history(account));
+  await u.side.connect(u.userId, account);
   u.current = account;
   u.revokedByTest = false;
   u.last = "connected";
 }
 
-// One retry: about one run in three reports a single spent refresh token presented again on
-// a never-evicted user, and its cause is not found yet (README, "Proof under faults").
-it(`soak: ${USERS} users x ${SESSIONS} sessions for ${SECONDS}s under faults and lifecycle churn, then the truth check`, { timeout: 300_000, retry: 1 }, async () => {
+it(`soak: ${USERS} users (GitHub and GitLab) x ${SESSIONS} sessions for ${SECONDS}s under faults and lifecycle churn, then the truth check`, { timeout: 300_000 }, async () => {
   await emulator.reset();
-  // The emulator knows the broker's timeout, so a rotation answered after it counts as lost.
-  await emulator.settings({ accessTokenExpiresIn: 3, hangMs: 2500, clientTimeoutMs: Number(bindings.GITHUB_TIMEOUT_MS) });
-  const users: SoakUser[] = Array.from({ length: USERS }, (_, i) => ({
-    userId: `soak-${i}`,
-    accounts: [50_000 + i, 60_000 + i],
-    current: 50_000 + i,
-    baseline: new Map(),
-    revokedByTest: false,
-    busy: false,
-    last: "connected",
-    evictable: i % 2 === 0,
-    evicted: 0,
-    timeouts: 0,
-  }));
+  await gitlab.reset();
+  // The emulators know the broker's timeout, so a rotation answered after it counts as lost.
+  await emulator.settings({ accessTokenExpiresIn: 3, hangMs: 2500, clientTimeoutMs: TIMEOUT_MS });
+  await gitlab.settings({ accessTokenExpiresIn: 3, hangMs: 2500, clientTimeoutMs: TIMEOUT_MS });
+  const users: SoakUser[] = Array.from({ length: USERS }, (_, i) => {
+    const side = i % 3 === 2 ? GITLAB : GITHUB;
+    const first = (side === GITLAB ? 80_000 : 50_000) + i;
+    return {
+      userId: `soak-${i}`,
+      side,
+      accounts: [first, first + 10_000],
+      current: first,
+      baseline: new Map(),
+      revokedByTest: false,
+      busy: false,
+      last: "connected",
+      evictable: i % 2 === 0,
+      evicted: 0,
+      timeouts: 0,
+    };
+  });
   for (const u of users) await connect(u, u.accounts[0]);
 
   const reasons: Record<string, number> = {};
@@ -114,7 +203,7 @@ it(`soak: ${USERS} users x ${SESSIONS} sessions for ${SECONDS}s under faults and
         await connect(u, account);
         churn[what === "reconnect" ? "reconnects" : "otherAccount"]!++;
       } else if (what === "disconnect") {
-        const res = await callApi("DELETE", `/users/${u.userId}/connection?appType=standard`);
+        const res = await callApi("DELETE", `/users/${u.userId}/connection?appType=${u.side.appType}`);
         if (res.status === 200) {
           u.last = "disconnected";
           churn.disconnects!++;
@@ -136,13 +225,14 @@ it(`soak: ${USERS} users x ${SESSIONS} sessions for ${SECONDS}s under faults and
   async function session(u: SoakUser) {
     while (Date.now() < end) {
       const started = Date.now();
-      const res = await requestToken(u.userId, { repository: "acme/app", minValiditySeconds: 1 });
-      if (res.body?.reason === "github_unavailable" && Date.now() - started >= 0.9 * Number(bindings.GITHUB_TIMEOUT_MS)) u.timeouts++;
+      // Now and then more validity than a 3-second token has: a rotation each time.
+      const res = await callApi("POST", `/users/${u.userId}/token`, { appType: u.side.appType, repository: u.side.repository, minValiditySeconds: pick([1, 1, 1, 5]) });
+      if (res.body?.reason === "github_unavailable" && Date.now() - started >= 0.9 * TIMEOUT_MS) u.timeouts++;
       requests++;
       if (res.status >= 500 && !["github_unavailable", "app_misconfigured", "broker_unavailable"].includes(res.body?.reason)) fiveHundreds++;
-      const reason = res.body?.ok ? "ok" : String(res.body?.reason);
+      const reason = `${u.side.name}:${res.body?.ok ? "ok" : String(res.body?.reason)}`;
       reasons[reason] = (reasons[reason] ?? 0) + 1;
-      if (["reconnect_required", "revoked", "not_connected"].includes(reason) && Math.random() < 0.3) await lifecycle(u, "reconnect");
+      if (/:(reconnect_required|revoked|not_connected)$/.test(reason) && Math.random() < 0.3) await lifecycle(u, "reconnect");
       await sleep(5 + Math.random() * 25);
     }
   }
@@ -150,37 +240,19 @@ it(`soak: ${USERS} users x ${SESSIONS} sessions for ${SECONDS}s under faults and
   async function chaos() {
     while (Date.now() < end) {
       const roll = Math.random();
-      if (roll < 0.2) {
-        await emulator.fault({ endpoint: pick(["refresh", "refresh", "repo"] as const), kind: pick(["status_5xx", "hang", "rate_limit"] as const) });
-      } else if (roll < 0.28) {
-        await emulator.fault({ endpoint: "refresh", kind: "drop_after_rotate" });
-      } else if (roll < 0.32) {
-        await emulator.fault({ endpoint: "refresh", kind: "bad_client" });
+      if (roll < 0.32) {
+        await pick([GITHUB, GITHUB, GITLAB]).fault();
       } else if (roll < 0.55) {
-        try {
-          const u = pick(users.filter((x) => x.evictable));
-          await evictDurableObject(actor(u.userId));
-          u.evicted++;
-          churn.evictions!++;
-        } catch {
-          /* not running right now */
-        }
+        // Not awaited: an eviction waits for the actor's requests in flight, which never stop here.
+        const u = pick(users.filter((x) => x.evictable));
+        u.evicted++;
+        churn.evictions!++;
+        void evictDurableObject(actor(u.userId)).catch(() => undefined);
       } else if (roll < 0.62) {
-        const u = pick(users.filter((x) => !x.busy && x.last === "connected"));
+        const u = pick(users.filter((x) => !x.busy && x.last === "connected" && x.side.revoke));
         if (u) {
           u.revokedByTest = true;
-          await emulator.revoke("standard", u.current);
-          const body = JSON.stringify({ action: "revoked", sender: { id: u.current, login: `soak${u.current}` } });
-          const res = await publicFetch("/webhooks/github/standard", {
-            method: "POST",
-            headers: {
-              "x-github-event": "github_app_authorization",
-              "x-github-delivery": crypto.randomUUID(),
-              "x-hub-signature-256": await sign(APPS.standard.webhookSecret, body),
-            },
-            body,
-          });
-          expect([202, 503]).toContain(res.status);
+          await u.side.revoke!(u.current);
           churn.revocations!++;
         }
       } else if (roll < 0.7) {
@@ -200,48 +272,46 @@ it(`soak: ${USERS} users x ${SESSIONS} sessions for ${SECONDS}s under faults and
   // Calm: no more faults; pending grant revocations get their retry; every connected user's
   // next call must settle the truth.
   await emulator.clearFaults();
+  await gitlab.clearFaults();
   await emulator.settings({ accessTokenExpiresIn: 28_800 });
+  await gitlab.settings({ accessTokenExpiresIn: 7200 });
   const keyring = await loadKeyring(env.TOKEN_ENCRYPTION_KEYS);
   const lost: string[] = [];
   for (const u of users) {
+    const { side } = u;
     await runInDurableObject(actor(u.userId), (_i, state) => {
       if (state.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'pending_revocations'").toArray().length) {
         state.storage.sql.exec("UPDATE pending_revocations SET next_attempt_at = 0");
       }
     });
     await runDurableObjectAlarm(actor(u.userId));
-    if ((await storedRow(u.userId))?.status === "connected") {
+    if ((await storedRow(u.userId, side.appType as never))?.status === "connected") {
       // Make the broker spend its stored refresh token once more: a dead one shows now.
-      await setStoredExpiry(u.userId, "standard", Date.now() - 1);
-      await requestToken(u.userId, { repository: "acme/app" });
+      await setStoredExpiry(u.userId, side.appType as never, Date.now() - 1);
+      await callApi("POST", `/users/${u.userId}/token`, { appType: side.appType, repository: side.repository });
     }
-    const row = await storedRow(u.userId);
+    const row = await storedRow(u.userId, side.appType as never);
     let storedRefresh: string | null = null;
     if (row?.status === "connected") {
-      storedRefresh = await open(keyring, row.refresh_token, { userId: u.userId, appType: "standard", field: "refresh_token" });
-      const state = storedRefresh ? (await emulator.tokenState(storedRefresh)).refresh : null;
-      if (!state?.alive) lost.push(`${u.userId}: connected with a refresh token GitHub does not know as live`);
-      if (!(await identityIndex(env, row.github_user_id).users({ appType: "standard" })).includes(u.userId)) lost.push(`${u.userId}: connected without an index link`);
+      storedRefresh = await open(keyring, row.refresh_token, { userId: u.userId, appType: side.appType, field: "refresh_token" });
+      if (!storedRefresh || !(await side.refreshAlive(storedRefresh))) lost.push(`${u.userId}: connected with a refresh token ${side.name} does not know as live`);
+      if (!(await identityIndexByKey(env, side.indexKey(row.github_user_id)).users({ appType: side.appType })).includes(u.userId)) lost.push(`${u.userId}: connected without an index link`);
     }
     for (const account of u.accounts) {
-      const since = await history(account);
-      const base = u.baseline.get(account) ?? { droppedRotations: 0, revocations: 0, spentTokenReuses: 0 };
-      // Evictions of this user's actor count as possible lost answers (see `evictable`).
-      const dropped = since.droppedRotations - base.droppedRotations + u.evicted + u.timeouts;
+      const since = await side.history(account);
+      const base = u.baseline.get(account) ?? { lost: 0, revocations: 0, reuses: 0 };
+      // Evictions of this user's actor and the broker's own timeouts count as possible lost answers.
+      const dropped = since.lost - base.lost + u.evicted + u.timeouts;
       const revoked = since.revocations - base.revocations;
-      const reuses = since.spentTokenReuses - base.spentTokenReuses;
+      const reuses = since.reuses - base.reuses;
       if (reuses > dropped) lost.push(`${u.userId}/${account}: ${reuses} spent refresh tokens presented again, ${dropped} lost rotations`);
       const isCurrent = row?.github_user_id === String(account);
       if (isCurrent && row?.status === "reconnect_required" && dropped === 0 && revoked === 0) {
         lost.push(`${u.userId}: reconnect_required (${row.reason}) with no lost rotation or revocation`);
       }
-      // A grant is known while the user is connected to that account (an older pair of the
-      // same grant, from a reconnect, is still that grant); any other account's grant must be dead.
-      const live = (await emulator.liveRefreshTokens("standard", account)).refreshTokens;
-      const forgotten = isCurrent && row?.status === "connected" ? [] : live;
+      const forgotten = side.forgotten(await side.live(account), isCurrent && row?.status === "connected", storedRefresh);
       if (forgotten.length > 0 && dropped === 0) {
-        const states = await Promise.all(forgotten.map(async (t) => JSON.stringify((await emulator.tokenState(t)).refresh)));
-        lost.push(`${u.userId}/${account}: ${forgotten.length} live grant token(s) the broker forgot (row ${row?.status} ${row?.github_user_id}, last ${u.last}, ${states.join(" ")})`);
+        lost.push(`${u.userId}/${account}: ${forgotten.length} live ${side.name} token(s) the broker forgot (row ${row?.status} ${row?.github_user_id}, last ${u.last})`);
       }
     }
     if (row?.status === "revoked" && !u.revokedByTest) lost.push(`${u.userId}: revoked, but the test did not revoke it`);
@@ -251,13 +321,15 @@ it(`soak: ${USERS} users x ${SESSIONS} sessions for ${SECONDS}s under faults and
       if (rows.length > 0) lost.push(`${u.userId}: ${rows.length} rows left after the account deletion`);
     }
   }
-  const stats = await emulator.stats();
+  const [github, gitlabStats] = [await emulator.stats(), await gitlab.stats()];
   console.log(
-    `soak: ${requests} requests, ${stats.counts.refresh} refreshes, faults and churn ${JSON.stringify({ ...stats.faultsInjected, ...churn })}, ` +
-      `answers by reason ${JSON.stringify(reasons)}, unexpected 5xx ${fiveHundreds}, lost connections ${lost.length}`,
+    `soak: ${requests} requests, ${github.counts.refresh} GitHub and ${gitlabStats.counts.refresh} GitLab refreshes, ` +
+      `faults and churn ${JSON.stringify({ github: github.faultsInjected, gitlab: gitlabStats.faultsInjected, ...churn })}, ` +
+      `answers by provider and reason ${JSON.stringify(reasons)}, unexpected 5xx ${fiveHundreds}, lost connections ${lost.length}`,
   );
   expect(lost).toEqual([]);
   expect(fiveHundreds).toBe(0);
   expect(requests).toBeGreaterThan(USERS * SESSIONS * 5);
-  expect(stats.counts.refresh).toBeGreaterThan(USERS);
+  expect(github.counts.refresh).toBeGreaterThan(USERS / 2);
+  expect(gitlabStats.counts.refresh).toBeGreaterThan(USERS / 3);
 });
