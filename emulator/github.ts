@@ -21,6 +21,7 @@
 
 import { sign } from "@octokit/webhooks-methods";
 import { GitHubAppsEmulator } from "./github-apps.ts";
+import { FaultQueue } from "./faults.ts";
 import { Holds, type Arrivals } from "./holds.ts";
 import { accountPickerPage, consentPage, htmlPage, signInPage, type PageApp } from "./pages.ts";
 
@@ -165,7 +166,9 @@ export class GitHubEmulator {
     installation_token: 0,
   };
   /** Faults injected so far, by kind. */
-  readonly faultsInjected: Partial<Record<FaultKind, number>> = {};
+  get faultsInjected(): Partial<Record<FaultKind, number>> {
+    return this.#faults.injected;
+  }
   /**
    * Every push the git backend was handed, oldest first, with the login whose token carried
    * it (a user's, or `<slug>[bot]` for an installation token): who pushed, as GitHub records it.
@@ -175,7 +178,7 @@ export class GitHubEmulator {
   #accessTokens = new Map<string, TokenRecord>();
   #refreshTokens = new Map<string, TokenRecord>();
   #codes = new Map<string, CodeRecord>();
-  #faults: Fault[] = [];
+  readonly #faults = new FaultQueue<Endpoint, FaultKind, Fault>();
   #hangs = new Set<() => void>();
   #nextPair = 1;
   /** Arrival number of every request (GitHub's and hold points), for ordering facts in tests. */
@@ -228,7 +231,7 @@ export class GitHubEmulator {
     this.#refreshTokens.clear();
     this.#codes.clear();
     this.pushes.length = 0;
-    this.#faults = [];
+    this.#faults.reset();
     this.#history.clear();
     this.#authorizations.clear();
     for (const release of this.#hangs) release();
@@ -238,7 +241,6 @@ export class GitHubEmulator {
     this.clockOffsetSeconds = 0;
     this.installations.reset();
     for (const key of Object.keys(this.counts) as Endpoint[]) this.counts[key] = 0;
-    for (const key of Object.keys(this.faultsInjected) as FaultKind[]) delete this.faultsInjected[key];
   }
 
   addUser(user: EmulatorUser): void {
@@ -248,11 +250,11 @@ export class GitHubEmulator {
   }
 
   addFault(fault: Fault): void {
-    this.#faults.push({ count: 1, ...fault });
+    this.#faults.add(fault);
   }
 
   clearFaults(): void {
-    this.#faults = [];
+    this.#faults.clear();
     for (const release of this.#hangs) release();
     this.#hangs.clear();
   }
@@ -458,15 +460,7 @@ export class GitHubEmulator {
   // ---- faults ----
 
   #takeFault(endpoint: Endpoint): Fault | null {
-    const i = this.#faults.findIndex((f) => f.endpoint === endpoint);
-    if (i < 0) return null;
-    const fault = this.#faults[i]!;
-    if (fault.count !== -1) {
-      fault.count = (fault.count ?? 1) - 1;
-      if (fault.count <= 0) this.#faults.splice(i, 1);
-    }
-    this.faultsInjected[fault.kind] = (this.faultsInjected[fault.kind] ?? 0) + 1;
-    return fault;
+    return this.#faults.take(endpoint);
   }
 
   /** Never answers until reset or `hangMs`; then a 504, as a proxy in front of GitHub would. */

@@ -20,6 +20,7 @@
  * Control endpoints live under `/_emulator/`.
  */
 import type { EmulatorUser, GitBackend } from "./github.ts";
+import { FaultQueue } from "./faults.ts";
 import { Holds, type Arrivals } from "./holds.ts";
 
 export interface GitLabEmulatorApp {
@@ -111,14 +112,16 @@ export class GitLabEmulator {
   settings: GitLabSettings = { ...DEFAULTS };
   clockOffsetSeconds = 0;
   readonly counts: Record<GitLabEndpoint, number> = { exchange: 0, refresh: 0, user: 0, project: 0, revoke: 0, git: 0 };
-  readonly faultsInjected: Partial<Record<GitLabFaultKind, number>> = {};
+  get faultsInjected(): Partial<Record<GitLabFaultKind, number>> {
+    return this.#faults.injected;
+  }
   /** Rotations whose answer was dropped (`drop_after_rotate`). */
   droppedRotations = 0;
 
   #access = new Map<string, TokenRecord>();
   #refresh = new Map<string, TokenRecord>();
   #codes = new Map<string, CodeRecord>();
-  #faults: GitLabFault[] = [];
+  readonly #faults = new FaultQueue<GitLabEndpoint, GitLabFaultKind, GitLabFault>();
   #hangs = new Set<() => void>();
   #nextPair = 1;
   #gitBackend: GitBackend | null;
@@ -147,7 +150,7 @@ export class GitLabEmulator {
     this.#access.clear();
     this.#refresh.clear();
     this.#codes.clear();
-    this.#faults = [];
+    this.#faults.reset();
     for (const release of [...this.#hangs]) release();
     this.settings = { ...DEFAULTS };
     this.clockOffsetSeconds = 0;
@@ -155,7 +158,6 @@ export class GitLabEmulator {
     this.#history.clear();
     this.#holds.releaseAll();
     for (const key of Object.keys(this.counts) as GitLabEndpoint[]) this.counts[key] = 0;
-    for (const key of Object.keys(this.faultsInjected) as GitLabFaultKind[]) delete this.faultsInjected[key];
   }
 
   addUser(user: GitLabUser): void {
@@ -392,15 +394,7 @@ export class GitLabEmulator {
   }
 
   #takeFault(endpoint: GitLabEndpoint): GitLabFault | null {
-    const i = this.#faults.findIndex((f) => f.endpoint === endpoint);
-    if (i < 0) return null;
-    const fault = this.#faults[i]!;
-    if (fault.count !== -1) {
-      fault.count = (fault.count ?? 1) - 1;
-      if (fault.count <= 0) this.#faults.splice(i, 1);
-    }
-    this.faultsInjected[fault.kind] = (this.faultsInjected[fault.kind] ?? 0) + 1;
-    return fault;
+    return this.#faults.take(endpoint);
   }
 
   #applyFault(fault: GitLabFault): Response {
@@ -449,10 +443,10 @@ export class GitLabEmulator {
         this.clockOffsetSeconds = Number(body.offsetSeconds) || 0;
         return json(200, {});
       case "POST faults":
-        this.#faults.push({ count: 1, ...(body as GitLabFault) });
+        this.#faults.add(body as GitLabFault);
         return json(200, {});
       case "DELETE faults":
-        this.#faults = [];
+        this.#faults.clear();
         return json(200, {});
       case "GET stats":
         return json(200, { counts: this.counts, faultsInjected: this.faultsInjected, droppedRotations: this.droppedRotations });
