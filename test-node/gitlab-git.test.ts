@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRepository, gitHttpBackend, run } from "../emulator/git-backend.ts";
 import { GitLabEmulator } from "../emulator/gitlab.ts";
-import { GITLAB_APP, RETURN_ORIGIN } from "../test/support/env.ts";
+import { GITLAB_APP } from "../test/support/env.ts";
 import { remoteOf, gitFails } from "./support.ts";
 import { startHarness, type Harness } from "../test/support/harness.ts";
 
@@ -27,15 +27,8 @@ beforeAll(async () => {
   await createRepository(root, "acme/platform/web", { "README.md": "# web\n" });
   gitlab = new GitLabEmulator([{ ...GITLAB_APP }], { gitBackend: gitHttpBackend(root) });
   harness = await startHarness(undefined, gitlab);
-  gitlab.addUser(USER);
   // The real two-phase connect, for the `gitlab` App.
-  const started = (await (await harness.call("/v1/users/gl-git/connect", { appType: "gitlab", returnTo: `${RETURN_ORIGIN}/done` })).json()) as { authorizeUrl: string };
-  const authorize = new URL(started.authorizeUrl);
-  const { code } = gitlab.authorize({ clientId: GITLAB_APP.clientId, userId: USER.id, redirectUri: authorize.searchParams.get("redirect_uri")!, codeChallenge: authorize.searchParams.get("code_challenge") });
-  const back = await fetch(new URL(`/oauth/callback?code=${code}&state=${authorize.searchParams.get("state")}`, harness.url), { redirect: "manual" });
-  const ticket = new URL(back.headers.get("location") ?? "x:").searchParams.get("connect_ticket");
-  const confirmed = await harness.call("/v1/users/gl-git/connect/confirm", { ticket });
-  expect(confirmed.status).toBe(200);
+  await harness.connectGitLab("gl-git", USER);
 });
 
 afterAll(async () => {

@@ -8,7 +8,7 @@ import { build } from "esbuild";
 import { createServer } from "node:net";
 import { convertV4MiniflareOptions, Miniflare, Response as MfResponse } from "miniflare";
 import { GitHubEmulator } from "../../emulator/github.ts";
-import type { GitLabEmulator } from "../../emulator/gitlab.ts";
+import type { GitLabEmulator, GitLabUser } from "../../emulator/gitlab.ts";
 import { APP_IDENTITIES, APP_KEY_BINDINGS } from "./app-keys.ts";
 import { GITLAB_APP, APPS, GITHUB_APPS_JSON, INTERNAL_API_TOKEN, KEY_K1, KEY_K2, RETURN_ORIGIN, STATE_SIGNING_KEY } from "./env.ts";
 
@@ -25,6 +25,8 @@ export interface Harness {
   call(path: string, body?: unknown, method?: string): Promise<Response>;
   /** Connects a user through the real flow: connect → consent → callback → confirm. */
   connect(userId: string, githubId: number, repos?: Record<string, "push" | "pull">): Promise<void>;
+  /** The same for the `gitlab` App (needs the GitLab emulator given to {@link startHarness}). */
+  connectGitLab(userId: string, user: GitLabUser): Promise<void>;
   dispose(): Promise<void>;
 }
 
@@ -110,17 +112,11 @@ export async function startHarness(emulator = new GitHubEmulator(Object.values(A
   const call = (path: string, body?: unknown, method = "POST") =>
     fetch(new URL(path, url), { method, headers, body: body === undefined ? undefined : JSON.stringify(body), redirect: "manual" });
 
-  async function connect(userId: string, githubId: number, repos: Record<string, "push" | "pull"> = { "acme/app": "push" }) {
-    emulator.addUser({ id: githubId, login: `user${githubId}`, name: null, repos });
-    const res = await call(`/v1/users/${userId}/connect`, { appType: "standard", returnTo: `${RETURN_ORIGIN}/done` });
-    const started = (await res.json()) as { authorizeUrl: string };
-    const authorize = new URL(started.authorizeUrl);
-    const code = emulator.authorize({
-      clientId: APPS.standard.clientId,
-      userId: githubId,
-      redirectUri: authorize.searchParams.get("redirect_uri")!,
-      codeChallenge: authorize.searchParams.get("code_challenge"),
-    });
+  /** The two-phase connect as a browser and the web app would drive it, after `consent` gave the code. */
+  async function confirmFlow(userId: string, appType: string, consent: (authorize: URL) => string): Promise<void> {
+    const res = await call(`/v1/users/${userId}/connect`, { appType, returnTo: `${RETURN_ORIGIN}/done` });
+    const authorize = new URL(((await res.json()) as { authorizeUrl: string }).authorizeUrl);
+    const code = consent(authorize);
     const back = await fetch(new URL(`/oauth/callback?code=${code}&state=${authorize.searchParams.get("state")}`, url), { redirect: "manual" });
     const ticket = new URL(back.headers.get("location") ?? "x:").searchParams.get("connect_ticket");
     if (!ticket) throw new Error(`callback answered ${back.status} without a ticket`);
@@ -128,5 +124,20 @@ export async function startHarness(emulator = new GitHubEmulator(Object.values(A
     if (confirmed.status !== 200) throw new Error(`confirm answered ${confirmed.status}: ${await confirmed.text()}`);
   }
 
-  return { url, emulator, logLines: () => logLines, call, connect, dispose: () => mf.dispose() };
+  async function connect(userId: string, githubId: number, repos: Record<string, "push" | "pull"> = { "acme/app": "push" }) {
+    emulator.addUser({ id: githubId, login: `user${githubId}`, name: null, repos });
+    await confirmFlow(userId, "standard", (authorize) =>
+      emulator.authorize({ clientId: APPS.standard.clientId, userId: githubId, redirectUri: authorize.searchParams.get("redirect_uri")!, codeChallenge: authorize.searchParams.get("code_challenge") }),
+    );
+  }
+
+  async function connectGitLab(userId: string, gitlabUser: GitLabUser) {
+    if (!gitlab) throw new Error("startHarness was given no GitLab emulator");
+    gitlab.addUser(gitlabUser);
+    await confirmFlow(userId, "gitlab", (authorize) =>
+      gitlab.authorize({ clientId: GITLAB_APP.clientId, userId: gitlabUser.id, redirectUri: authorize.searchParams.get("redirect_uri")!, codeChallenge: authorize.searchParams.get("code_challenge") }).code,
+    );
+  }
+
+  return { url, emulator, logLines: () => logLines, call, connect, connectGitLab, dispose: () => mf.dispose() };
 }
