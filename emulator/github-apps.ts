@@ -110,6 +110,16 @@ export class GitHubAppsEmulator {
     this.#keys.set(identity.clientId, { identity, key: importSpki(identity.publicKeyPem) });
   }
 
+  /** Minted tokens, for `npm start` to keep across restarts (the broker caches them up to an hour). */
+  snapshotTokens(): [string, { installationId: number; repositories: string[]; permissions: Record<string, Level>; expiresAt: number }][] {
+    return [...this.#tokens].map(([t, r]) => [t, { ...r, repositories: [...r.repositories] }]);
+  }
+
+  /** Puts back what {@link snapshotTokens} saved. */
+  restoreTokens(saved: ReturnType<GitHubAppsEmulator["snapshotTokens"]>): void {
+    for (const [t, r] of saved) this.#tokens.set(t, { ...r, repositories: new Set(r.repositories) });
+  }
+
   /** Forgets installations, tokens and counters; puts back every App's registered key. */
   reset(): void {
     this.#installations.clear();

@@ -700,6 +700,7 @@ export class GitHubEmulator {
       nextPair: this.#nextPair,
       history: [...this.#history],
       authorizations: [...this.#authorizations],
+      installationTokens: this.installations.snapshotTokens(),
     };
   }
 
@@ -711,6 +712,7 @@ export class GitHubEmulator {
     for (const [k, v] of saved.refreshTokens) this.#refreshTokens.set(k, v);
     for (const [k, v] of saved.history) this.#history.set(k, v);
     for (const [k, v] of saved.authorizations) this.#authorizations.set(k, v);
+    this.installations.restoreTokens(saved.installationTokens ?? []);
     this.#nextPair = Math.max(this.#nextPair, saved.nextPair);
   }
 
@@ -910,6 +912,8 @@ export class GitHubEmulator {
       }
       case "GET history":
         return this.#json(200, this.history(url.searchParams.get("clientId") ?? "", Number(url.searchParams.get("userId"))));
+      case "GET pushes":
+        return this.#json(200, { pushes: this.pushes });
       case "GET live": {
         const tokens = this.liveRefreshTokens(url.searchParams.get("clientId") ?? "", Number(url.searchParams.get("userId")));
         return this.#json(200, { refreshTokens: tokens });
@@ -949,6 +953,8 @@ export interface EmulatorSnapshot {
   nextPair: number;
   history: [string, GrantHistory][];
   authorizations: [string, number][];
+  /** Minted installation tokens (absent in snapshots from before they were kept). */
+  installationTokens?: ReturnType<GitHubAppsEmulator["snapshotTokens"]>;
 }
 
 /** A `return_to` kept on the emulator: a path, never another origin (no open redirect). */

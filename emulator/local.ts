@@ -12,6 +12,7 @@
  *
  *   node emulator/local.ts [--port 8788] [--gitlab-port 8790] [--dir .wrangler/emulator] [--broker http://127.0.0.1:8787]
  */
+import { createPublicKey } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -85,6 +86,7 @@ for (const [root, repos] of [[reposDir, REPOS], [gitlabReposDir, GITLAB_REPOS]] 
 
 const emulator = new GitHubEmulator(APPS, { gitBackend: gitHttpBackend(reposDir) });
 for (const user of USERS) emulator.addUser(user);
+installDemoApp();
 if (existsSync(statePath)) {
   try {
     emulator.restore(JSON.parse(readFileSync(statePath, "utf8")) as EmulatorSnapshot);
@@ -118,6 +120,28 @@ function saveSoon(): void {
     saveTimer = null;
     save();
   }, 50);
+}
+
+/**
+ * The standard App installed on `octo-org`, for installation tokens (the bot fallback and
+ * `identity: "app" | "user_or_app"` capabilities). Its private key is the one `npm start` put
+ * in .dev.vars (scripts/start.mjs); the emulator verifies the broker's App JWTs with its public half.
+ */
+function installDemoApp(): void {
+  const line = existsSync(".dev.vars") ? /^GITHUB_APP_PRIVATE_KEY_STANDARD="(.+)"$/m.exec(readFileSync(".dev.vars", "utf8")) : null;
+  if (!line) {
+    console.log("[github] no GITHUB_APP_PRIVATE_KEY_STANDARD in .dev.vars: installation tokens are off");
+    return;
+  }
+  const publicKeyPem = createPublicKey(line[1]!.replaceAll("\\n", "\n")).export({ type: "spki", format: "pem" }) as string;
+  emulator.installations.registerApp({ clientId: APPS[0]!.clientId, appId: 1001, slug: "acme-coding-agents", botUserId: 41000001, publicKeyPem });
+  emulator.installations.addInstallation({
+    id: 7001,
+    clientId: APPS[0]!.clientId,
+    account: "octo-org",
+    repositories: Object.keys(REPOS),
+    permissions: { contents: "write", pull_requests: "write", metadata: "read" },
+  });
 }
 
 /** `GET /settings/applications`: the signed-in account's Apps (everyone's when nobody is signed in). */

@@ -360,6 +360,33 @@ async function main() {
     await page.locator("#login", { hasText: "@hubot" }).waitFor();
   }, "17-other-account");
 
+  const eitherDir = join(work, "either");
+  const hubot = "hubot <9919+hubot@users.noreply.github.com>";
+  /** Who pushed last, as the GitHub emulator recorded it. */
+  const lastPusher = async () => ((await (await fetch(`${EMULATOR}/_emulator/pushes`)).json()) as { pushes: { login: string }[] }).pushes.at(-1)?.login;
+  const commitAndPush = async (file: string, branch: string, trailer: string) => {
+    writeFileSync(join(eitherDir, file), `${file}\n`);
+    await run("git", ["add", file], eitherDir);
+    await run("git", ["-c", "user.name=hubot", "-c", "user.email=9919+hubot@users.noreply.github.com", "commit", "-q", "-m", `${file}\n\n${trailer}`], eitherDir);
+    await run("git", ["push", "-q", "origin", `HEAD:${branch}`], eitherDir).catch((err: { stderr?: string }) => {
+      throw new Error(`git push said: ${(err.stderr ?? "").replace(/\s+/g, " ")}`);
+    });
+  };
+  let eitherTrailer = "";
+  await step("A session that may fall back to the App ('the user, then the App's bot') pushes as @hubot while hubot is connected", page, async () => {
+    await page.selectOption("#cap-identity", "user_or_app");
+    await page.click("#issue-cap");
+    await page.locator("#cap-result[data-identity=user_or_app]").waitFor();
+    const text = await page.locator("#cap-result").innerText();
+    const trailer = /Co-authored-by: [^<]+<[^>]+>/.exec(text)?.[0] ?? "";
+    expect(trailer === `Co-authored-by: ${hubot}`, text);
+    eitherTrailer = trailer;
+    await runShownClone((await page.locator("#clone-command").innerText()).replace(/ hello-world$/, " either"), work);
+    await commitAndPush("either-1.txt", "agent/either-1", eitherTrailer);
+    expect((await lastPusher()) === "hubot", `pushed by ${await lastPusher()}`);
+    await page.selectOption("#cap-identity", "user");
+  }, "17b-user-or-app-as-user");
+
   await step("Revoke on GitHub (with a way back): the signed webhook turns the card into 'Reconnect'", page, async () => {
     await page.click("#revoke");
     await page.waitForURL(/8788\/settings\/applications/);
@@ -377,6 +404,13 @@ async function main() {
     const got = await agentCredential();
     expect(got.credential === "installation_token" && got.reason === "revoked", JSON.stringify(got));
   }, "19-revoked");
+
+  await step("After the revocation the same session keeps pushing, now as the App's bot; the commit is still @hubot's, with the trailer", page, async () => {
+    await commitAndPush("either-2.txt", "agent/either-2", eitherTrailer);
+    expect((await lastPusher()) === "acme-coding-agents[bot]", `pushed by ${await lastPusher()}`);
+    const log = await run("git", ["log", "-1", "--format=%an <%ae>%n%B"], eitherDir);
+    expect(log.stdout.startsWith(hubot) && log.stdout.includes(eitherTrailer), log.stdout);
+  }, "19b-user-or-app-as-bot");
 
   await step("Reconnect asks for consent again (the grant was revoked) and connects", page, async () => {
     await page.click("#reconnect");

@@ -100,6 +100,9 @@ GitHub and GitLab are the local emulators.</p>
   revocable, and worthless anywhere else. Plain <code>git</code> uses it as the HTTP password.</p>
   <p><label>Repository <input id="cap-repository" value="octo-org/hello-world"></label>
      <select id="cap-permission"><option value="push">push</option><option value="pull">pull</option></select></p>
+  <p><label>Push as <select id="cap-identity"><option value="user">the user</option>
+     <option value="user_or_app">the user, then the App's bot once the user cannot</option>
+     <option value="app">the App's bot</option></select></label></p>
   <p><label>May push to <input id="cap-branches" value="agent/*"></label>
      <button id="issue-cap">Issue a capability</button>
      <span class="muted">comma-separated ref patterns; other branches, tags and deletions are refused</span></p>
@@ -222,11 +225,14 @@ $("expire").onclick = async () => {
 };
 $("issue-cap").onclick = async () => {
   const branches = $("cap-branches").value.split(",").map((b) => b.trim()).filter(Boolean);
-  const r = await call("capability", { repository: $("cap-repository").value, permission: $("cap-permission").value, branches });
+  const r = await call("capability", { repository: $("cap-repository").value, permission: $("cap-permission").value, branches, identity: $("cap-identity").value });
   if (!r.ok) { clearCapability(); $("cap-result").textContent = "No capability: " + words(r.reason) + "."; $("cap-result").dataset.state = "refused"; return; }
   session = r.sessionId;
   $("cap-result").textContent = "Session " + r.sessionId + ": valid until " + when(r.expiresAt) + "; commits as " + r.committer.name + " <" + r.committer.email + ">" +
-    ($("cap-permission").value === "push" ? "; may push to " + (r.branches || []).join(", ") + (r.allowDelete ? " (deletions allowed)" : "") : "; read only") + ".";
+    ($("cap-permission").value === "push" ? "; may push to " + (r.branches || []).join(", ") + (r.allowDelete ? " (deletions allowed)" : "") : "; read only") +
+    (r.identity === "user" ? "" : "; identity " + r.identity + (r.fallbackReason ? ", starting as the App's bot: " + words(r.fallbackReason) : "")) +
+    (r.coAuthor ? "; trailer Co-authored-by: " + r.coAuthor.name + " <" + r.coAuthor.email + ">" : "") + ".";
+  $("cap-result").dataset.identity = r.identity;
   $("cap-result").dataset.state = "issued";
   $("clone-command").textContent = r.cloneCommand;
   $("cap-issued").hidden = false;

@@ -106,6 +106,7 @@ async function demoApi(env: Env, user: DemoUser, action: string, body: Record<st
         repository: body.repository,
         permission: body.permission,
         ...(Array.isArray(body.branches) && body.branches.length ? { branches: body.branches } : {}),
+        ...(body.identity !== undefined ? { identity: body.identity } : {}),
         sessionId,
         ttlSeconds: 3600,
       });
