@@ -108,7 +108,7 @@ GitHub and GitLab are the local emulators.</p>
      <span class="muted">comma-separated ref patterns; other branches, tags and deletions are refused</span></p>
   <p id="cap-result" class="muted">No capability issued yet.</p>
   <div id="cap-issued" hidden>
-    <p>Run this to clone as the user, through the broker:</p>
+    <p id="clone-as">Run this to clone as the user, through the broker:</p>
     <pre id="clone-command"></pre>
     <p><button id="copy-clone">Copy</button> <button id="revoke-cap">Revoke this capability</button></p>
   </div>
@@ -130,7 +130,8 @@ async function showAudit() {
   for (const e of a.entries || []) {
     const tr = document.createElement("tr");
     const facts = Object.entries(e.detail).map(([k, v]) => k + ": " + (Array.isArray(v) ? v.join(" ") : v)).join(", ");
-    for (const text of [new Date(e.at).toLocaleTimeString(), e.kind.replace(/_/g, " "), facts, String(e.count)]) {
+    const what = e.kind.replace(/_/g, " ") + (e.appType ? " (" + e.appType + ")" : "");
+    for (const text of [new Date(e.at).toLocaleTimeString(), what, facts, String(e.count)]) {
       const td = document.createElement("td");
       td.textContent = text;
       tr.appendChild(td);
@@ -233,6 +234,7 @@ $("issue-cap").onclick = async () => {
     (r.identity === "user" ? "" : "; identity " + r.identity + (r.fallbackReason ? ", starting as the App's bot: " + words(r.fallbackReason) : "")) +
     (r.coAuthor ? "; trailer Co-authored-by: " + r.coAuthor.name + " <" + r.coAuthor.email + ">" : "") + ".";
   $("cap-result").dataset.identity = r.identity;
+  $("clone-as").textContent = "Run this to clone " + ({ user: "as the user", user_or_app: "as the user (as the App's bot once the user cannot)", app: "as the App's bot" })[r.identity] + ", through the broker:";
   $("cap-result").dataset.state = "issued";
   $("clone-command").textContent = r.cloneCommand;
   $("cap-issued").hidden = false;
