@@ -174,6 +174,8 @@ export class GitHubEmulator {
    * it (a user's, or `<slug>[bot]` for an installation token): who pushed, as GitHub records it.
    */
   readonly pushes: { repository: string; login: string }[] = [];
+  /** Every git request the backend served (fetches too), with the login whose token it carried. */
+  readonly gitRequests: { repository: string; login: string }[] = [];
 
   #accessTokens = new Map<string, TokenRecord>();
   #refreshTokens = new Map<string, TokenRecord>();
@@ -210,6 +212,7 @@ export class GitHubEmulator {
     this.#webhookFetch = options.webhookFetch ?? ((req) => fetch(req));
     const backend = options.gitBackend ?? null;
     this.#gitBackend = backend && ((request, repository, pathInfo, user) => {
+      this.gitRequests.push({ repository, login: user.login });
       if (request.method === "POST" && pathInfo.endsWith("/git-receive-pack")) this.pushes.push({ repository, login: user.login });
       return backend(request, repository, pathInfo, user);
     });
@@ -231,6 +234,7 @@ export class GitHubEmulator {
     this.#refreshTokens.clear();
     this.#codes.clear();
     this.pushes.length = 0;
+    this.gitRequests.length = 0;
     this.#faults.reset();
     this.#history.clear();
     this.#authorizations.clear();
@@ -914,6 +918,8 @@ export class GitHubEmulator {
         return this.#json(200, this.history(url.searchParams.get("clientId") ?? "", Number(url.searchParams.get("userId"))));
       case "GET pushes":
         return this.#json(200, { pushes: this.pushes });
+      case "GET git-requests":
+        return this.#json(200, { requests: this.gitRequests.slice(Number(url.searchParams.get("since") ?? 0)) });
       case "GET live": {
         const tokens = this.liveRefreshTokens(url.searchParams.get("clientId") ?? "", Number(url.searchParams.get("userId")));
         return this.#json(200, { refreshTokens: tokens });

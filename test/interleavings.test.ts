@@ -30,6 +30,7 @@ import { loadKeyring, open } from "../src/crypto";
 import { identityIndexByKey } from "../src/identity-index";
 import { APPS, GITLAB_URL } from "./support/env";
 import { authorizeGitLab, connectGitLabUser, gitlab } from "./support/gitlab";
+import { apps } from "./support/installations";
 import {
   actor,
   authorizeAs,
@@ -44,7 +45,7 @@ import {
   storedRow,
 } from "./support/helpers";
 
-type Op = "refreshBig" | "tokenSmall" | "confirm" | "disconnect" | "delete" | "webhook" | "redeem" | "rejected";
+type Op = "refreshBig" | "tokenSmall" | "confirm" | "disconnect" | "delete" | "webhook" | "redeem" | "redeemEither" | "rejected";
 /** Operations that legitimately end the grant a token belongs to. */
 const ENDS_GRANT: ReadonlySet<Op> = new Set(["confirm", "disconnect", "delete", "webhook"]);
 
@@ -74,7 +75,8 @@ const GITHUB: Side = {
   appType: "standard",
   repository: "acme/app",
   refsPath: "/git/acme/app.git/info/refs?service=git-upload-pack",
-  ops: ["refreshBig", "tokenSmall", "confirm", "disconnect", "delete", "webhook", "redeem", "rejected"],
+  // `redeemEither`: a `user_or_app` capability (the App is installed on acme in every run).
+  ops: ["refreshBig", "tokenSmall", "confirm", "disconnect", "delete", "webhook", "redeem", "redeemEither", "rejected"],
   base: 500_000,
   connect: (userId, id) => connectUser(userId, { id, login: `a${id}`, name: null, repos: { "acme/app": "push" } }),
   addAccount: (id) => emulator.addUser({ id, login: `b${id}`, name: null, repos: { "acme/app": "push" } }),
@@ -87,6 +89,9 @@ const GITHUB: Side = {
   liveRefreshTokens: async (id) => (await emulator.liveRefreshTokens("standard", id)).refreshTokens,
   indexKey: (id) => `github:${id}`,
 };
+
+/** The standard test App's bot (test/support/env.ts): who pushes with its installation token. */
+const BOT_LOGIN = `${APPS.standard.slug}[bot]`;
 
 const GITLAB_PROJECT = "acme/platform/api";
 const GITLAB: Side = {
@@ -115,13 +120,19 @@ interface World {
   B: number;
   ticketB: string;
   capability: string;
+  /** A `user_or_app` capability of the same session, where the side has `redeemEither`. */
+  capabilityEither: string | null;
   currentToken: string;
+  /** How many git requests the emulator had served when the world was set up. */
+  gitSince: number;
 }
 
 interface Outcome {
   op: Op;
   status: number;
   reason?: string;
+  /** `X-Broker-Identity` of a redemption that went through. */
+  identity?: string | null;
   handedOut?: { token: string; mark: number; minValidity: number; expiresInSeconds: number };
 }
 
@@ -138,11 +149,15 @@ async function setup(side: Side): Promise<World> {
   await side.connect(userId, A);
   await side.addAccount(B);
   const ticketB = await callbackTicket(await side.consent(userId, B));
-  const capability = (await callApi("POST", `/users/${userId}/capabilities`, { appType: side.appType, repository: side.repository, sessionId: "s" })).body.capability;
+  const issue = async (body: Record<string, unknown>) =>
+    (await callApi("POST", `/users/${userId}/capabilities`, { appType: side.appType, repository: side.repository, sessionId: "s", ...body })).body.capability as string;
+  const capability = await issue({});
+  const capabilityEither = side.ops.includes("redeemEither") ? await issue({ identity: "user_or_app" }) : null;
   // Valid for 30 more minutes: a small request takes it, a big one refreshes.
   await setStoredExpiry(userId, side.appType as never, Date.now() + 1800_000);
   const currentToken = (await token(side, userId, 60)).body.token;
-  return { side, userId, A, B, ticketB, capability, currentToken };
+  const gitSince = (await emulator.gitRequests()).length;
+  return { side, userId, A, B, ticketB, capability, capabilityEither, currentToken, gitSince };
 }
 
 function token(side: Side, userId: string, minValiditySeconds: number) {
@@ -185,15 +200,19 @@ const RUN: Record<Op, (w: World) => Promise<Outcome>> = {
     await res.body?.cancel();
     return { op: "webhook", status: res.status };
   },
-  redeem: async (w) => {
-    const res = await publicFetch(w.side.refsPath, { headers: { authorization: `Basic ${btoa(`x:${w.capability}`)}` } });
-    if (res.status === 200) {
-      await res.body?.cancel();
-      return { op: "redeem", status: 200 };
-    }
-    return { op: "redeem", status: res.status, reason: (await res.text()).split(":")[0] };
-  },
+  redeem: (w) => redeemOp("redeem", w, w.capability),
+  redeemEither: (w) => redeemOp("redeemEither", w, w.capabilityEither!),
 };
+
+/** `info/refs` through the git proxy with a capability: what git's first request of a clone does. */
+async function redeemOp(op: Op, w: World, capability: string): Promise<Outcome> {
+  const res = await publicFetch(w.side.refsPath, { headers: { authorization: `Basic ${btoa(`x:${capability}`)}` } });
+  if (res.status === 200) {
+    await res.body?.cancel();
+    return { op, status: 200, identity: res.headers.get("x-broker-identity") };
+  }
+  return { op, status: res.status, reason: (await res.text()).split(":")[0] };
+}
 
 /** Rows of the user's storage outside bookkeeping (`_migrations`, SQLite's AUTOINCREMENT counters). */
 async function userRows(userId: string): Promise<unknown[]> {
@@ -243,6 +262,13 @@ async function violations(w: World, pair: [Op, Op], outcomes: Outcome[]): Promis
     const forgotten = live.filter((t) => !known.includes(t));
     if (forgotten.length > 0) found.push(`${forgotten.length} live grant token(s) of ${side.name} user ${account === w.A ? "A" : "B"} the broker has forgotten`);
   }
+  if (side === GITHUB) {
+    // Whose tokens reached GitHub's git endpoint: the capabilities were issued under account A,
+    // so A's token, or the App's bot for the `user_or_app` one, and never account B's.
+    const allowed = new Set([`a${w.A}`, ...(pair.includes("redeemEither") ? [BOT_LOGIN] : [])]);
+    for (const r of await emulator.gitRequests(w.gitSince)) if (!allowed.has(r.login)) found.push(`a redemption carried ${r.login}'s token`);
+    for (const o of outcomes) if (o.status === 200 && (o.op === "redeem" ? o.identity !== "user" : o.op === "redeemEither" && !["user", "app"].includes(o.identity ?? ""))) found.push(`${o.op} said X-Broker-Identity: ${o.identity}`);
+  }
   return found;
 }
 
@@ -259,6 +285,7 @@ describe.each([GITHUB, GITLAB])("explorer, $name connections", (side) => {
   it("every ordered pair of one user's operations, held at each of the first one's waits", async () => {
     await emulator.reset();
     await gitlab.reset();
+    await apps.install({ id: 9901, account: "acme", repositories: ["acme/app"], permissions: { contents: "write", pull_requests: "write" } });
     const points = {} as Record<Op, number>;
     for (const op of side.ops) points[op] = await pointsOf(side, op);
     let interleavings = 0;
