@@ -244,13 +244,11 @@ export interface CapabilityRequest {
 }
 
 /**
- * Whose token a capability's proxied requests carry:
- * - `user`: the user's, while the connection it was issued under lasts; then `source_unavailable`.
- * - `app`: the App's installation token for the repository (GitHub Apps only); no connection needed.
- * - `user_or_app`: the user's while the user can lend it, the installation token from the moment
- *   they cannot (revoked, disconnected, reconnect required, reconnected as someone else). Issued
- *   while the user cannot lend it, it is the App's for its whole life: a capability never starts
- *   lending a connection made after it was issued. Outages are never masked by the other identity.
+ * Whose token a capability's proxied requests carry. `user`: the user's, while the connection it
+ * was issued under lasts (then `source_unavailable`). `app`: the App's installation token (GitHub
+ * Apps only; no connection needed). `user_or_app`: the user's while they can lend it, the App's
+ * from the moment they cannot (revoked, disconnected, reconnect required, reconnected as someone
+ * else); issued while they cannot, the App's for its whole life. Outages are never masked.
  */
 export type CapabilityIdentity = "user" | "app" | "user_or_app";
 
@@ -265,15 +263,9 @@ export interface CapabilityGrant {
   allowDelete: boolean;
   /** As asked ({@link CapabilityIdentity}); each proxied response says which one it used (`X-Broker-Identity`). */
   identity: CapabilityIdentity;
-  /**
-   * Who to author commits as: the user's no-reply identity when the capability was issued
-   * under the user's connection, the App's bot when it starts out as the App.
-   */
+  /** Who to author commits as: the user (issued under their connection), else the App's bot. */
   committer: Committer;
-  /**
-   * `app` and `user_or_app`: the user's identity, where the broker knows it, for a
-   * `Co-authored-by:` trailer, so the user stays credited when the bot pushes.
-   */
+  /** `app`, `user_or_app`: the user, where known, for a `Co-authored-by:` trailer when the bot pushes. */
   coAuthor?: Committer;
   /** `user_or_app` issued while the user could not lend their token: why it starts out as the App. */
   fallbackReason?: (typeof FALLBACK_REASONS)[number];
