@@ -120,9 +120,9 @@ export async function openSealed(keyring: Keyring, sealed: string, ctx: SealCont
   if (!key) return { ok: false, problem: "missing_key", kid: parts[1]! };
   try {
     const pt = await crypto.subtle.decrypt(
-      { name: "AES-GCM", iv: base64urlDecode(parts[2]!), additionalData: aad(ctx) },
+      { name: "AES-GCM", iv: base64urlBytes(parts[2]!), additionalData: aad(ctx) },
       key,
-      base64urlDecode(parts[3]!),
+      base64urlBytes(parts[3]!),
     );
     return { ok: true, value: dec.decode(pt) };
   } catch {
@@ -220,8 +220,20 @@ export function base64urlEncode(bytes: Uint8Array): string {
   return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-/** Throws on anything that is not base64url. */
+/**
+ * Throws on anything that is not canonical base64url. Canonical matters: the last character
+ * of an encoding carries unused bits, so several strings decode to the same bytes, and a MAC
+ * checked on the bytes would accept every variant of a state or capability (one of them
+ * could spend the real one's nonce). Only the one string that encodes the bytes is accepted.
+ */
 export function base64urlDecode(s: string): Uint8Array {
+  const bytes = base64urlBytes(s);
+  if (base64urlEncode(bytes) !== s) throw new Error("not canonical base64url");
+  return bytes;
+}
+
+/** Lenient: for the broker's own stored values, which GCM authenticates anyway (a stored value is never refused for its encoding). */
+function base64urlBytes(s: string): Uint8Array {
   if (!/^[A-Za-z0-9_-]*$/.test(s)) throw new Error("not base64url");
   return base64Decode(s.replace(/-/g, "+").replace(/_/g, "/"));
 }

@@ -279,4 +279,20 @@ describe("fuzz", () => {
     // Replayed, the real one is refused.
     expect((await publicFetch(real.pathname + real.search)).headers.get("location")).toContain("reason=invalid_state");
   });
+
+  it("a state whose MAC is spelled another way (the same bytes, not canonical base64url) is refused and spends nothing", async () => {
+    // The fuzz above found it: the last character of a base64url string carries unused bits, so
+    // another character can decode to the same MAC. It must not pass for the real state.
+    await emulator.addUser({ id: 9092, login: "spelled", name: null, repos: {} });
+    const real = new URL(`https://x${await authorizeAs("fuzz-spelling", 9092)}`);
+    const [payload, mac] = real.searchParams.get("state")!.split(".") as [string, string];
+    const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const variant = `${payload}.${mac.slice(0, -1)}${ALPHABET[ALPHABET.indexOf(mac.at(-1)!) ^ 1]}`;
+    const spelled = new URL(real);
+    spelled.searchParams.set("state", variant);
+    const res = await publicFetch(spelled.pathname + spelled.search);
+    expect(res.status).toBe(400);
+    expect(res.headers.get("location")).toBeNull();
+    expect((await publicFetch(real.pathname + real.search)).headers.get("location")).toContain("github_connect=confirm");
+  });
 });
