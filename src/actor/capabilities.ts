@@ -93,9 +93,8 @@ export class Capabilities {
       // Never longer than the connection itself can last.
       const expiresAt = Math.min(now + input.ttlSeconds * 1000, row.refresh_token_expires_at ?? Infinity);
       const user = committerOf(row, c.provider);
-      const coAuthor = input.identity === "user" ? undefined : user;
-      this.#insert(c, input, minted, expiresAt, { githubUserId: row.github_user_id, connectedAt: row.connected_at, generation: row.generation }, coAuthor);
-      return this.#granted(c, input, minted.capability, expiresAt, user, coAuthor);
+      const bound = { githubUserId: row.github_user_id, connectedAt: row.connected_at, generation: row.generation };
+      return this.#store(c, input, minted, expiresAt, bound, user, input.identity === "user" ? undefined : user);
     }
     return CHANGED;
   }
@@ -109,27 +108,33 @@ export class Capabilities {
     const row = this.#d.store.get(c.app.appType);
     const coAuthor = row ? committerOf(row, c.provider) : undefined;
     const expiresAt = Date.now() + input.ttlSeconds * 1000;
-    this.#insert(c, input, minted, expiresAt, { githubUserId: row?.github_user_id ?? "", connectedAt: 0, generation: NO_GENERATION }, coAuthor);
-    const grant = this.#granted(c, input, minted.capability, expiresAt, app.committer, coAuthor);
+    const bound = { githubUserId: row?.github_user_id ?? "", connectedAt: 0, generation: NO_GENERATION };
+    const grant = this.#store(c, input, minted, expiresAt, bound, app.committer, coAuthor);
     return app.fallbackReason ? { ...grant, fallbackReason: app.fallbackReason } : grant;
   }
 
-  #insert(c: CallContext, input: IssueInput, minted: { secretHash: string }, expiresAt: number, bound: { githubUserId: string; connectedAt: number; generation: string }, coAuthor: Committer | undefined): void {
+  /** Stores the row, records it in the audit trail, and answers the grant. */
+  #store(
+    c: CallContext,
+    input: IssueInput,
+    minted: { capability: string; secretHash: string },
+    expiresAt: number,
+    bound: { githubUserId: string; connectedAt: number; generation: string },
+    committer: Committer,
+    coAuthor: Committer | undefined,
+  ): CapabilityGrant {
     const { sessionId, repository, permission, policy, identity } = input;
-    this.#d.rows.insert({ secretHash: minted.secretHash, sessionId, appType: c.app.appType, repository, permission, ...bound, expiresAt, policy, identity, coAuthor: coAuthor ?? null });
-  }
-
-  #granted(c: CallContext, input: IssueInput, capability: string, expiresAt: number, committer: Committer, coAuthor: Committer | undefined): CapabilityGrant {
-    this.#d.audit.record("capability_issued", c.app.appType, { repository: input.repository, sessionId: input.sessionId, permission: input.permission, identity: input.identity });
+    this.#d.rows.insert({ secretHash: minted.secretHash, sessionId, appType: c.app.appType, repository, permission, ...bound, expiresAt, policy, identity });
+    this.#d.audit.record("capability_issued", c.app.appType, { repository, sessionId, permission, identity });
     const grant: CapabilityGrant = {
       ok: true,
-      capability,
+      capability: minted.capability,
       expiresAt: rfc3339(expiresAt),
-      gitRemoteUrl: c.app.provider === "github" ? `${c.config.publicBaseUrl}/git/${input.repository}.git` : `${c.config.publicBaseUrl}/git/${c.app.appType}/${input.repository}.git`,
+      gitRemoteUrl: c.app.provider === "github" ? `${c.config.publicBaseUrl}/git/${repository}.git` : `${c.config.publicBaseUrl}/git/${c.app.appType}/${repository}.git`,
       committer,
-      branches: input.policy.branches,
-      allowDelete: input.policy.allowDelete,
-      identity: input.identity,
+      branches: policy.branches,
+      allowDelete: policy.allowDelete,
+      identity,
     };
     return coAuthor ? { ...grant, coAuthor } : grant;
   }

@@ -4,7 +4,7 @@
  * them). Only a SHA-256 of a capability's secret is stored. A capability belongs to the
  * connection generation it was issued under and dies with it.
  */
-import { failure, type CapabilityIdentity, type Committer, type Failure, type Permission } from "../contract";
+import { failure, type CapabilityIdentity, type Failure, type Permission } from "../contract";
 import { DEFAULT_BRANCHES, type PushPolicy } from "../proxy/ref-policy";
 
 export interface CapabilityRow {
@@ -19,8 +19,6 @@ export interface CapabilityRow {
   branches: string | null;
   allow_delete: number;
   identity: CapabilityIdentity;
-  /** JSON {@link Committer}, or `null`: the user's identity for a `Co-authored-by:` trailer. */
-  co_author: string | null;
 }
 
 /** A capability that starts out as the App is bound to no connection: no generation is empty. */
@@ -38,7 +36,6 @@ export interface NewCapability {
   expiresAt: number;
   policy: PushPolicy;
   identity: CapabilityIdentity;
-  coAuthor: Committer | null;
 }
 
 export class CapabilityStore {
@@ -53,8 +50,8 @@ export class CapabilityStore {
     this.#sql.exec("DELETE FROM capabilities WHERE expires_at <= ?", now);
     this.#sql.exec(
       `INSERT INTO capabilities (secret_hash, session_id, app_type, repository, permission, github_user_id, connected_at, issued_at, expires_at, generation,
-         branches, allow_delete, identity, co_author)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         branches, allow_delete, identity)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       cap.secretHash,
       cap.sessionId,
       cap.appType,
@@ -68,7 +65,6 @@ export class CapabilityStore {
       JSON.stringify(cap.policy.branches),
       cap.policy.allowDelete ? 1 : 0,
       cap.identity,
-      cap.coAuthor ? JSON.stringify(cap.coAuthor) : null,
     );
   }
 
@@ -78,7 +74,7 @@ export class CapabilityStore {
    */
   find(secretHash: string, repository: string, write: boolean): CapabilityRow | Failure {
     const cap = this.#sql
-      .exec("SELECT secret_hash, session_id, app_type, repository, permission, generation, expires_at, branches, allow_delete, identity, co_author FROM capabilities WHERE secret_hash = ?", secretHash)
+      .exec("SELECT secret_hash, session_id, app_type, repository, permission, generation, expires_at, branches, allow_delete, identity FROM capabilities WHERE secret_hash = ?", secretHash)
       .toArray()[0] as unknown as CapabilityRow | undefined;
     if (!cap) return failure("invalid_capability", "Unknown or revoked capability.");
     if (cap.expires_at <= Date.now()) {
@@ -106,17 +102,6 @@ export class CapabilityStore {
       else branches = []; // unreadable: nothing is pushable, never everything
     }
     return { branches, allowDelete: cap.allow_delete === 1 };
-  }
-
-  /** The co-author a capability row carries, or `undefined`. */
-  static coAuthorOf(cap: CapabilityRow): Committer | undefined {
-    if (!cap.co_author) return undefined;
-    try {
-      const parsed = JSON.parse(cap.co_author) as Partial<Committer>;
-      return typeof parsed.name === "string" && typeof parsed.email === "string" ? { name: parsed.name, email: parsed.email } : undefined;
-    } catch {
-      return undefined;
-    }
   }
 
   revokeSession(sessionId: string): number {
