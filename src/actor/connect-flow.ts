@@ -31,6 +31,7 @@ export const CONNECT_TTL_MS = 10 * 60_000;
 export const TICKET_TTL_MS = 5 * 60_000;
 /** Connects (and tickets) a user may have open at once; the oldest make room. */
 const MAX_OPEN = 10;
+const INVALID_TICKET = failure("invalid_ticket", "The connect ticket is unknown, used, expired, or was issued for another user.");
 
 export type CallbackResult = { ok: true; returnTo: string; ticket: string } | { ok: false; code: CallbackErrorCode; returnTo: string | null };
 
@@ -133,8 +134,7 @@ export class ConnectFlow {
   confirm(c: CallContext, ticket: string): Promise<ConnectConfirmed | Failure> {
     const epoch = this.#d.lifecycle.epoch;
     return this.#d.lifecycle.run(async () => {
-      const invalid = failure("invalid_ticket", "The connect ticket is unknown, used, expired, or was issued for another user.");
-      if (epoch !== this.#d.lifecycle.epoch) return invalid;
+      if (epoch !== this.#d.lifecycle.epoch) return INVALID_TICKET;
       const hash = await ticketHash(ticket);
       const sql = this.#d.sql;
       const row = sql
@@ -144,11 +144,11 @@ export class ConnectFlow {
         )
         .toArray()[0];
       sql.exec("DELETE FROM connect_tickets WHERE ticket_hash = ?", hash);
-      if (!row || row.app_type !== c.app.appType || row.expires_at <= Date.now()) return invalid;
+      if (!row || row.app_type !== c.app.appType || row.expires_at <= Date.now()) return INVALID_TICKET;
       const appType = c.app.appType;
       const code = await this.#d.vault.open(c.keyring, c.userId, appType, `ticket:${hash}:code`, row.code);
       const verifier = await this.#d.vault.open(c.keyring, c.userId, appType, `ticket:${hash}:verifier`, row.code_verifier);
-      if (!code.ok || !verifier.ok) return (!code.ok && code.problem === "missing_key") || (!verifier.ok && verifier.problem === "missing_key") ? missingKeyFailure() : invalid;
+      if (!code.ok || !verifier.ok) return (!code.ok && code.problem === "missing_key") || (!verifier.ok && verifier.problem === "missing_key") ? missingKeyFailure() : INVALID_TICKET;
 
       const log = (outcome: string, detail?: string) => logEvent({ event: "connect", userId: c.userId, appType, outcome, detail });
       // No revocation of this App's grants reaches GitHub from here until the new generation is
@@ -166,7 +166,6 @@ export class ConnectFlow {
   /** The rest of {@link confirm}, while the App's revocations are paused (`resume` ends that). */
   async #exchangeAndStore(c: CallContext, code: string, verifier: string, epoch: number, resume: () => void, log: (outcome: string, detail?: string) => void): Promise<ConnectConfirmed | Failure> {
     const appType = c.app.appType;
-    const invalid = failure("invalid_ticket", "The connect ticket is unknown, used, expired, or was issued for another user.");
     const exchanged = await c.provider.exchangeCode(c.app, code, verifier);
     if (!exchanged.ok) {
       log(exchanged.error.kind, exchanged.error.detail);
@@ -196,11 +195,11 @@ export class ConnectFlow {
       for (const gh of unlinkOnLoss) await this.#unlinkQuietly(c, gh);
       return f;
     };
-    if (deleted()) return lost(invalid, "account deleted during the connect");
+    if (deleted()) return lost(INVALID_TICKET, "account deleted during the connect");
     const user = await c.provider.getUser(tokens.accessToken);
     if (!user.ok) return lost(exchangeFailure(user.error, PROVIDER_NAMES[c.provider.kind]), user.error.detail);
     account = user.value.id;
-    if (deleted()) return lost(invalid, "account deleted during the connect");
+    if (deleted()) return lost(INVALID_TICKET, "account deleted during the connect");
     // The link is written before the connection, so no connection is ever unreachable by
     // the revocation webhook.
     try {
@@ -210,7 +209,7 @@ export class ConnectFlow {
     }
     const before = this.#d.store.get(appType);
     if (!before || before.github_user_id !== user.value.id) unlinkOnLoss.push(user.value.id);
-    if (deleted()) return lost(invalid, "account deleted during the connect");
+    if (deleted()) return lost(INVALID_TICKET, "account deleted during the connect");
     // Another account's grant is not forgotten: it goes to the revoker. So do the previous
     // tokens of the same account where each authorization is its own token (GitLab).
     const otherAccount = before !== null && before.github_user_id !== user.value.id;
@@ -222,7 +221,7 @@ export class ConnectFlow {
     }
     const pair = await this.#d.vault.sealPair(c.keyring, c.userId, appType, tokens);
     await this.#d.refresher.settle(appType);
-    if (deleted()) return lost(invalid, "account deleted during the connect");
+    if (deleted()) return lost(INVALID_TICKET, "account deleted during the connect");
     // One synchronous step: a new generation (the previous one's capabilities die with it).
     const stored = this.#d.store.startGeneration(appType, user.value, pair);
     this.#d.vault.remember(appType, pair.accessToken, tokens.accessToken);
