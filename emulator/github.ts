@@ -170,12 +170,16 @@ export class GitHubEmulator {
     return this.#faults.injected;
   }
   /**
-   * Every push the git backend was handed, oldest first, with the login whose token carried
-   * it (a user's, or `<slug>[bot]` for an installation token): who pushed, as GitHub records it.
+   * Every git request the backend was handed, oldest first, with the login whose token carried
+   * it (a user's, or `<slug>[bot]` for an installation token): who fetched and pushed, as GitHub
+   * records it.
    */
-  readonly pushes: { repository: string; login: string }[] = [];
-  /** Every git request the backend served (fetches too), with the login whose token it carried. */
-  readonly gitRequests: { repository: string; login: string }[] = [];
+  readonly gitRequests: { repository: string; login: string; push: boolean }[] = [];
+
+  /** The pushes among {@link gitRequests}. */
+  get pushes(): { repository: string; login: string }[] {
+    return this.gitRequests.filter((r) => r.push).map(({ repository, login }) => ({ repository, login }));
+  }
 
   #accessTokens = new Map<string, TokenRecord>();
   #refreshTokens = new Map<string, TokenRecord>();
@@ -212,8 +216,7 @@ export class GitHubEmulator {
     this.#webhookFetch = options.webhookFetch ?? ((req) => fetch(req));
     const backend = options.gitBackend ?? null;
     this.#gitBackend = backend && ((request, repository, pathInfo, user) => {
-      this.gitRequests.push({ repository, login: user.login });
-      if (request.method === "POST" && pathInfo.endsWith("/git-receive-pack")) this.pushes.push({ repository, login: user.login });
+      this.gitRequests.push({ repository, login: user.login, push: request.method === "POST" && pathInfo.endsWith("/git-receive-pack") });
       return backend(request, repository, pathInfo, user);
     });
   }
@@ -233,7 +236,6 @@ export class GitHubEmulator {
     this.#accessTokens.clear();
     this.#refreshTokens.clear();
     this.#codes.clear();
-    this.pushes.length = 0;
     this.gitRequests.length = 0;
     this.#faults.reset();
     this.#history.clear();
