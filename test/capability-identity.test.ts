@@ -3,12 +3,10 @@
  * `user_or_app`, redeemed through the REST proxy, which says whose token it used in
  * `X-Broker-Identity`. The real `git` client's side is test-node/identity.test.ts.
  */
-import { sign } from "@octokit/webhooks-methods";
 import { reset, runInDurableObject } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import type { CapabilityGrant } from "../src/contract";
-import { APPS } from "./support/env";
-import { actor, callApi, connectUser, dumpStorage, emulator, publicFetch, setStoredExpiry } from "./support/helpers";
+import { actor, callApi, connectUser, dumpStorage, emulator, publicFetch, revokeOnGitHub, setStoredExpiry } from "./support/helpers";
 import { apps } from "./support/installations";
 
 const DEV = { id: 6161, login: "dev", name: "Dev Eloper", repos: { "acme/app": "push" as const } };
@@ -32,20 +30,8 @@ async function viaProxy(capability: string): Promise<{ status: number; identity:
 }
 
 /** The user revokes the App on GitHub, and GitHub's signed webhook reaches the broker. */
-async function revokeOnGitHub(githubUserId: number): Promise<void> {
-  await emulator.revoke("standard", githubUserId);
-  const body = JSON.stringify({ action: "revoked", sender: { login: DEV.login, id: githubUserId, type: "User" } });
-  const res = await publicFetch("/webhooks/github/standard", {
-    method: "POST",
-    headers: {
-      "content-type": "application/json",
-      "x-github-event": "github_app_authorization",
-      "x-github-delivery": crypto.randomUUID(),
-      "x-hub-signature-256": await sign(APPS.standard.webhookSecret, body),
-    },
-    body,
-  });
-  expect(res.status).toBe(202);
+async function revokeDev(): Promise<void> {
+  expect((await revokeOnGitHub(DEV)).status).toBe(202);
 }
 
 describe("capability identity", () => {
@@ -56,7 +42,7 @@ describe("capability identity", () => {
     expect(cap.body.coAuthor).toBeUndefined();
     const before = await viaProxy(cap.body.capability);
     expect(before).toMatchObject({ status: 200, identity: "user" });
-    await revokeOnGitHub(DEV.id);
+    await revokeDev();
     const after = await viaProxy(cap.body.capability);
     expect(after).toMatchObject({ status: 410, identity: null, body: { reason: "source_unavailable" } });
   });
@@ -70,7 +56,7 @@ describe("capability identity", () => {
     expect(await viaProxy(cap.body.capability)).toMatchObject({ status: 200, identity: "user" });
     const mintsBefore = (await emulator.stats()).counts.installation_token;
 
-    await revokeOnGitHub(DEV.id);
+    await revokeDev();
     const first = await viaProxy(cap.body.capability);
     expect(first).toMatchObject({ status: 200, identity: "app", body: { full_name: "acme/app" } });
     // The session holds neither identity's token: not in its grant, not in what the proxy answers.

@@ -22,37 +22,35 @@
  * A rotation by a *later* request can still kill a token handed out earlier: single-use
  * refresh makes that unavoidable, and `/token/rejected` is how an agent recovers.
  */
-import { sign } from "@octokit/webhooks-methods";
-import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { loadKeyring, open } from "../src/crypto";
 import { identityIndexByKey } from "../src/identity-index";
-import { APPS, GITLAB_URL } from "./support/env";
+import { APPS } from "./support/env";
 import { authorizeGitLab, connectGitLabUser, gitlab } from "./support/gitlab";
 import { apps } from "./support/installations";
 import {
-  actor,
   authorizeAs,
   callApi,
   callbackTicket,
   confirmConnect,
   connectUser,
-  dumpStorage,
   emulator,
+  pendingRevocations,
   publicFetch,
+  revokeOnGitHub,
   setStoredExpiry,
   storedRow,
+  userRows,
 } from "./support/helpers";
+import { GITHUB_TRUTH, GITLAB_TRUTH, type ProviderTruth } from "./support/truth";
 
 type Op = "refreshBig" | "tokenSmall" | "confirm" | "disconnect" | "delete" | "webhook" | "redeem" | "redeemEither" | "rejected";
 /** Operations that legitimately end the grant a token belongs to. */
 const ENDS_GRANT: ReadonlySet<Op> = new Set(["confirm", "disconnect", "delete", "webhook"]);
 
 /** What differs between the providers: connecting an account, the emulator's truth, the paths. */
-interface Side {
-  name: "GitHub" | "GitLab";
-  appType: "standard" | "gitlab";
+interface Side extends ProviderTruth {
   repository: string;
   /** `info/refs` of the repository through the git proxy, where a capability is redeemed. */
   refsPath: string;
@@ -65,14 +63,10 @@ interface Side {
   consent(userId: string, account: number): Promise<string>;
   /** An access token's truth: alive, or what killed it and when (arrival number). */
   accessTruth(token: string): Promise<{ alive: boolean; killed?: { cause: string; seq: number } } | null>;
-  refreshAlive(token: string): Promise<boolean>;
-  liveRefreshTokens(account: number): Promise<string[]>;
-  indexKey(account: number | string): string;
 }
 
 const GITHUB: Side = {
-  name: "GitHub",
-  appType: "standard",
+  ...GITHUB_TRUTH,
   repository: "acme/app",
   refsPath: "/git/acme/app.git/info/refs?service=git-upload-pack",
   // `redeemEither`: a `user_or_app` capability (the App is installed on acme in every run).
@@ -85,9 +79,6 @@ const GITHUB: Side = {
     const access = (await emulator.tokenState(token)).access;
     return access && { alive: access.alive, killed: access.killedBy };
   },
-  refreshAlive: async (token) => !!(await emulator.tokenState(token)).refresh?.alive,
-  liveRefreshTokens: async (id) => (await emulator.liveRefreshTokens("standard", id)).refreshTokens,
-  indexKey: (id) => `github:${id}`,
 };
 
 /** The standard test App's bot (test/support/env.ts): who pushes with its installation token. */
@@ -95,8 +86,7 @@ const BOT_LOGIN = `${APPS.standard.slug}[bot]`;
 
 const GITLAB_PROJECT = "acme/platform/api";
 const GITLAB: Side = {
-  name: "GitLab",
-  appType: "gitlab",
+  ...GITLAB_TRUTH,
   repository: GITLAB_PROJECT,
   refsPath: `/git/gitlab/${GITLAB_PROJECT}.git/info/refs?service=git-upload-pack`,
   ops: ["refreshBig", "tokenSmall", "confirm", "disconnect", "delete", "redeem", "rejected"],
@@ -108,9 +98,6 @@ const GITLAB: Side = {
     const state = await gitlab.tokenState(token);
     return state && { alive: state.alive, killed: state.killedBy ? { cause: state.killedBy, seq: state.killedSeq ?? 0 } : undefined };
   },
-  refreshAlive: async (token) => !!(await gitlab.tokenState(token))?.alive,
-  liveRefreshTokens: (id) => gitlab.liveRefreshTokens(id),
-  indexKey: (id) => `gitlab:${new URL(GITLAB_URL).hostname}:${id}`,
 };
 
 interface World {
@@ -188,18 +175,7 @@ const RUN: Record<Op, (w: World) => Promise<Outcome>> = {
     const res = await callApi("DELETE", `/users/${w.userId}`);
     return { op: "delete", status: res.status, reason: res.body?.reason };
   },
-  webhook: async (w) => {
-    // The user revokes the App on GitHub; GitHub's delivery follows.
-    await emulator.revoke("standard", w.A);
-    const body = JSON.stringify({ action: "revoked", sender: { id: w.A, login: `a${w.A}` } });
-    const res = await publicFetch("/webhooks/github/standard", {
-      method: "POST",
-      headers: { "x-github-event": "github_app_authorization", "x-github-delivery": crypto.randomUUID(), "x-hub-signature-256": await sign(APPS.standard.webhookSecret, body) },
-      body,
-    });
-    await res.body?.cancel();
-    return { op: "webhook", status: res.status };
-  },
+  webhook: async (w) => ({ op: "webhook", status: (await revokeOnGitHub({ id: w.A, login: `a${w.A}` })).status }),
   redeem: (w) => redeemOp("redeem", w, w.capability),
   redeemEither: (w) => redeemOp("redeemEither", w, w.capabilityEither!),
 };
@@ -212,11 +188,6 @@ async function redeemOp(op: Op, w: World, capability: string): Promise<Outcome> 
     return { op, status: 200, identity: res.headers.get("x-broker-identity") };
   }
   return { op, status: res.status, reason: (await res.text()).split(":")[0] };
-}
-
-/** Rows of the user's storage outside bookkeeping (`_migrations`, SQLite's AUTOINCREMENT counters). */
-async function userRows(userId: string): Promise<unknown[]> {
-  return (JSON.parse(await dumpStorage(userId)) as unknown[][]).flat().filter((r) => !(r && typeof r === "object" && ("applied_at" in r || ("name" in r && "seq" in r))));
 }
 
 async function violations(w: World, pair: [Op, Op], outcomes: Outcome[]): Promise<string[]> {
@@ -251,10 +222,7 @@ async function violations(w: World, pair: [Op, Op], outcomes: Outcome[]): Promis
       if ((await identityIndexByKey(env, side.indexKey(account)).users({ appType: side.appType })).includes(w.userId)) found.push(`after the deletion the index still links ${account}`);
     }
   }
-  const pending = await runInDurableObject(actor(w.userId), (_i, state) => {
-    const t = state.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'pending_revocations'").toArray().length;
-    return t ? state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM pending_revocations").one().n : 0;
-  });
+  const pending = await pendingRevocations(w.userId);
   if (pending > 0) found.push(`${pending} grant revocations still pending with ${side.name} up`);
   for (const account of [w.A, w.B]) {
     const live = await side.liveRefreshTokens(account);

@@ -16,12 +16,14 @@ import {
   callbackTicket,
   confirmConnect,
   connectUser,
-  dumpStorage,
   emulator,
+  pendingRevocations,
   publicFetch,
   requestToken,
+  retryRevocationsNow,
   setStoredExpiry,
   storedRow,
+  userRows,
 } from "./support/helpers";
 
 const REPOS = { "acme/app": "push" as const };
@@ -52,11 +54,6 @@ async function storedRefreshToken(userId: string): Promise<string | null> {
   return open(await loadKeyring(env.TOKEN_ENCRYPTION_KEYS), row.refresh_token, { userId, appType: "standard", field: "refresh_token" });
 }
 
-/** Grants the user's actor still has to revoke at GitHub. */
-function pendingCount(userId: string): Promise<number> {
-  return runInDurableObject(actor(userId), (_i, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM pending_revocations").one().n);
-}
-
 /** Connects `account`, then disconnects while GitHub fails the grant revocation: it stays pending. */
 async function disconnectWithRevocationPending(userId: string, account: { id: number; login: string }) {
   await connectUser(userId, account);
@@ -65,19 +62,8 @@ async function disconnectWithRevocationPending(userId: string, account: { id: nu
   expect(disconnected.body.githubGrant).toBe("pending");
 }
 
-/** Runs the actor's alarm with every pending revocation due. */
-async function retryRevocationsNow(userId: string) {
-  await runInDurableObject(actor(userId), (_i, state) => state.storage.sql.exec("UPDATE pending_revocations SET next_attempt_at = 0"));
-  await runDurableObjectAlarm(actor(userId));
-}
-
 async function issueCapability(userId: string) {
   return (await callApi("POST", `/users/${userId}/capabilities`, { appType: "standard", repository: "acme/app", sessionId: "s1" })).body.capability as string;
-}
-
-/** Every row of the user's storage outside the schema's own bookkeeping (`_migrations`). */
-async function userRows(userId: string): Promise<unknown[]> {
-  return (JSON.parse(await dumpStorage(userId)) as unknown[][]).flat().filter((r) => !(r && typeof r === "object" && ("applied_at" in r || ("name" in r && "seq" in r))));
 }
 
 function gitRefs(capability: string) {
@@ -215,8 +201,7 @@ describe("the lifecycle review's findings", () => {
     const live = (await emulator.liveRefreshTokens("standard", A.id)).refreshTokens.length > 0;
     if (live) expect(again.body.githubGrant).toBe("pending");
     await emulator.clearFaults();
-    await runInDurableObject(actor("f7"), (_i, state) => state.storage.sql.exec("UPDATE pending_revocations SET next_attempt_at = 0"));
-    await runDurableObjectAlarm(actor("f7"));
+    await retryRevocationsNow("f7");
     expect((await emulator.liveRefreshTokens("standard", A.id)).refreshTokens).toEqual([]);
   });
 
@@ -230,7 +215,7 @@ describe("the lifecycle review's findings", () => {
     expect(token.status).toBe(200);
     expect((await emulator.tokenState(token.body.token)).access?.alive).toBe(true);
     expect((await emulator.tokenState((await storedRefreshToken("f10"))!)).refresh?.alive).toBe(true);
-    expect(await pendingCount("f10")).toBe(0);
+    expect(await pendingRevocations("f10")).toBe(0);
   });
 
   it("10b. a revocation retry in flight when the same account reconnects cannot kill the new connection", async () => {
@@ -263,7 +248,7 @@ describe("the lifecycle review's findings", () => {
     await reconnecting;
     // Its next retry finds the account connected again: the grant is the new connection's.
     await retryRevocationsNow("f10c");
-    expect(await pendingCount("f10c")).toBe(0);
+    expect(await pendingRevocations("f10c")).toBe(0);
     const token = await requestToken("f10c", { repository: "acme/app" });
     expect(token.status).toBe(200);
     expect((await emulator.tokenState(token.body.token)).access?.alive).toBe(true);

@@ -1,11 +1,10 @@
 /** Revocation webhooks, disconnect, account deletion, and rejected-token reports. */
 import { sign } from "@octokit/webhooks-methods";
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { identityIndex } from "../src/identity-index";
 import { APPS } from "./support/env";
-import { actor, callApi, connectUser, dumpStorage, emulator, publicFetch, requestToken, setStoredExpiry, storedRow } from "./support/helpers";
+import { actor, callApi, connectUser, dumpStorage, emulator, pendingRevocations, publicFetch, requestToken, retryRevocationsNow, setStoredExpiry, storedRow } from "./support/helpers";
 
 const MONA = { id: 7001, login: "mona", name: "Mona", repos: { "acme/app": "push" as const } };
 
@@ -26,19 +25,6 @@ async function deliver(appType: string, body: string, opts: { secret?: string | 
   const secret = opts.secret === undefined ? APPS.standard.webhookSecret : opts.secret;
   if (secret !== null) headers["x-hub-signature-256"] = await sign(secret, body);
   return publicFetch(`/webhooks/github/${appType}`, { method: "POST", headers, body });
-}
-
-/** Grants the user's actor still has to revoke at GitHub. */
-function pendingRevocations(userId: string): Promise<number> {
-  return runInDurableObject(actor(userId), (_i, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM pending_revocations").one().n);
-}
-
-/** Runs the actor's alarm now, as if its time had come (the retry is due after its backoff). */
-async function runAlarmNow(userId: string): Promise<void> {
-  await runInDurableObject(actor(userId), (_i, state) => {
-    state.storage.sql.exec("UPDATE pending_revocations SET next_attempt_at = 0");
-  });
-  await runDurableObjectAlarm(actor(userId));
 }
 
 /** True when no sealed token (`v1.<kid>.`) is left anywhere in the user's storage. */
@@ -256,7 +242,7 @@ describe("disconnect", () => {
     // The grant is not forgotten: still live at GitHub, and the broker keeps what revokes it.
     expect((await emulator.tokenState(token)).access!.alive).toBe(true);
     expect(await pendingRevocations("d-3")).toBe(1);
-    await runAlarmNow("d-3");
+    await retryRevocationsNow("d-3");
     expect((await emulator.tokenState(token)).access!.alive).toBe(false);
     expect(await pendingRevocations("d-3")).toBe(0);
     expect(await noCiphertext("d-3")).toBe(true);
@@ -308,7 +294,7 @@ describe("account deletion", () => {
     expect((await callApi("GET", "/users/del-2/connection?appType=lite")).body.status).toBe("not_connected");
     expect((await emulator.liveRefreshTokens("standard", MONA.id)).refreshTokens.length).toBe(1);
     await emulator.clearFaults();
-    await runAlarmNow("del-2");
+    await retryRevocationsNow("del-2");
     expect((await emulator.liveRefreshTokens("standard", MONA.id)).refreshTokens).toEqual([]);
     expect((await emulator.liveRefreshTokens("lite", MONA.id)).refreshTokens).toEqual([]);
     expect(await dumpStorage("del-2")).not.toMatch(/v1\.k[12]\./);

@@ -22,15 +22,15 @@
  * SOAK_SECONDS, SOAK_USERS, SOAK_SESSIONS (vitest.config.ts; CI uses the defaults); a third of
  * the users are GitLab users.
  */
-import { sign } from "@octokit/webhooks-methods";
-import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { evictDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import { loadKeyring, open } from "../src/crypto";
 import { identityIndexByKey } from "../src/identity-index";
-import { APPS, GITLAB_URL } from "./support/env";
+import { APPS } from "./support/env";
 import { connectGitLabUser, gitlab } from "./support/gitlab";
-import { actor, callApi, connectUser, dumpStorage, emulator, publicFetch, setStoredExpiry, storedRow } from "./support/helpers";
+import { actor, callApi, connectUser, emulator, retryRevocationsNow, revokeOnGitHub, setStoredExpiry, storedRow, userRows } from "./support/helpers";
+import { GITHUB_TRUTH, GITLAB_TRUTH, type ProviderTruth } from "./support/truth";
 
 const bindings = env as unknown as Record<string, string>;
 const SECONDS = Number(bindings.SOAK_SECONDS ?? 15);
@@ -51,15 +51,10 @@ interface AccountHistory {
 }
 
 /** What differs between the providers in the soak. */
-interface Side {
-  name: "GitHub" | "GitLab";
-  appType: "standard" | "gitlab";
+interface Side extends ProviderTruth {
   repository: string;
   connect(userId: string, account: number): Promise<unknown>;
   history(account: number): Promise<AccountHistory>;
-  live(account: number): Promise<string[]>;
-  refreshAlive(token: string): Promise<boolean>;
-  indexKey(account: string): string;
   /** Live tokens of `account` the broker does not know, given what it stores. */
   forgotten(live: string[], connectedHere: boolean, stored: string | null): string[];
   /** One random fault at this provider. */
@@ -69,8 +64,7 @@ interface Side {
 }
 
 const GITHUB: Side = {
-  name: "GitHub",
-  appType: "standard",
+  ...GITHUB_TRUTH,
   repository: "acme/app",
   connect: (userId, id) => connectUser(userId, { id, login: `soak${id}`, name: null, repos: { "acme/app": "push" } }),
   history: async (id) => {
@@ -81,9 +75,6 @@ const GITHUB: Side = {
     };
     return { lost: h.droppedRotations, revocations: h.revocations, reuses: h.spentTokenReuses };
   },
-  live: async (id) => (await emulator.liveRefreshTokens("standard", id)).refreshTokens,
-  refreshAlive: async (token) => !!(await emulator.tokenState(token)).refresh?.alive,
-  indexKey: (id) => `github:${id}`,
   // One grant per (App, account): an older pair of the connected account's grant is that grant.
   forgotten: (live, connectedHere) => (connectedHere ? [] : live),
   fault: async () => {
@@ -92,30 +83,19 @@ const GITHUB: Side = {
     return emulator.fault({ endpoint: "refresh", kind: roll < 0.85 ? "drop_after_rotate" : "bad_client" });
   },
   revoke: async (id) => {
-    await emulator.revoke("standard", id);
-    const body = JSON.stringify({ action: "revoked", sender: { id, login: `soak${id}` } });
-    const res = await publicFetch("/webhooks/github/standard", {
-      method: "POST",
-      headers: { "x-github-event": "github_app_authorization", "x-github-delivery": crypto.randomUUID(), "x-hub-signature-256": await sign(APPS.standard.webhookSecret, body) },
-      body,
-    });
-    expect([202, 503]).toContain(res.status);
+    expect([202, 503]).toContain((await revokeOnGitHub({ id, login: `soak${id}` })).status);
   },
 };
 
 const GITLAB_PROJECT = "acme/platform/api";
 const GITLAB: Side = {
-  name: "GitLab",
-  appType: "gitlab",
+  ...GITLAB_TRUTH,
   repository: GITLAB_PROJECT,
   connect: (userId, id) => connectGitLabUser(userId, { id, username: `soak${id}`, projects: { [GITLAB_PROJECT]: { level: 30 } } }),
   history: async (id) => {
     const h = await gitlab.history(id);
     return { lost: h.lostRotations, revocations: 0, reuses: h.rotatedReuses };
   },
-  live: (id) => gitlab.liveRefreshTokens(id),
-  refreshAlive: async (token) => !!(await gitlab.tokenState(token))?.alive,
-  indexKey: (id) => `gitlab:${new URL(GITLAB_URL).hostname}:${id}`,
   // Every authorization is its own token: the connected account's only live one is the stored one.
   forgotten: (live, connectedHere, stored) => (connectedHere ? live.filter((t) => t !== stored) : live),
   fault: async () => {
@@ -279,12 +259,7 @@ it(`soak: ${USERS} users (GitHub and GitLab) x ${SESSIONS} sessions for ${SECOND
   const lost: string[] = [];
   for (const u of users) {
     const { side } = u;
-    await runInDurableObject(actor(u.userId), (_i, state) => {
-      if (state.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'pending_revocations'").toArray().length) {
-        state.storage.sql.exec("UPDATE pending_revocations SET next_attempt_at = 0");
-      }
-    });
-    await runDurableObjectAlarm(actor(u.userId));
+    await retryRevocationsNow(u.userId);
     if ((await storedRow(u.userId, side.appType as never))?.status === "connected") {
       // Make the broker spend its stored refresh token once more: a dead one shows now.
       await setStoredExpiry(u.userId, side.appType as never, Date.now() - 1);
@@ -309,7 +284,7 @@ it(`soak: ${USERS} users (GitHub and GitLab) x ${SESSIONS} sessions for ${SECOND
       if (isCurrent && row?.status === "reconnect_required" && dropped === 0 && revoked === 0) {
         lost.push(`${u.userId}: reconnect_required (${row.reason}) with no lost rotation or revocation`);
       }
-      const forgotten = side.forgotten(await side.live(account), isCurrent && row?.status === "connected", storedRefresh);
+      const forgotten = side.forgotten(await side.liveRefreshTokens(account), isCurrent && row?.status === "connected", storedRefresh);
       if (forgotten.length > 0 && dropped === 0) {
         lost.push(`${u.userId}/${account}: ${forgotten.length} live ${side.name} token(s) the broker forgot (row ${row?.status} ${row?.github_user_id}, last ${u.last})`);
       }
@@ -317,7 +292,7 @@ it(`soak: ${USERS} users (GitHub and GitLab) x ${SESSIONS} sessions for ${SECOND
     if (row?.status === "revoked" && !u.revokedByTest) lost.push(`${u.userId}: revoked, but the test did not revoke it`);
     if (!row && u.last === "connected") lost.push(`${u.userId}: no connection row, though the last lifecycle answer was a connect`);
     if (u.last === "deleted") {
-      const rows = (JSON.parse(await dumpStorage(u.userId)) as unknown[][]).flat().filter((r) => !(r && typeof r === "object" && ("applied_at" in r || ("name" in r && "seq" in r))));
+      const rows = await userRows(u.userId);
       if (rows.length > 0) lost.push(`${u.userId}: ${rows.length} rows left after the account deletion`);
     }
   }

@@ -2,6 +2,7 @@
  * Test helpers: drive the GitHub emulator, call the broker as its callers do, and look
  * inside a user's actor storage.
  */
+import { sign } from "@octokit/webhooks-methods";
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import type { Endpoint, EmulatorSettings, FaultKind, TokenState } from "../../emulator/github";
@@ -111,6 +112,50 @@ export function dumpStorage(userId: string): Promise<string> {
       .map((r) => r.name);
     return JSON.stringify(tables.map((t) => state.storage.sql.exec(`SELECT * FROM "${t}"`).toArray()));
   });
+}
+
+/**
+ * The user revokes the standard App in their GitHub settings, and GitHub's signed
+ * `github_app_authorization` webhook reaches the broker; the broker's answer.
+ */
+export async function revokeOnGitHub(user: { id: number; login: string }): Promise<Response> {
+  await emulator.revoke("standard", user.id);
+  const body = JSON.stringify({ action: "revoked", sender: { login: user.login, id: user.id, type: "User" } });
+  const res = await publicFetch("/webhooks/github/standard", {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "x-github-event": "github_app_authorization",
+      "x-github-delivery": crypto.randomUUID(),
+      "x-hub-signature-256": await sign(APPS.standard.webhookSecret, body),
+    },
+    body,
+  });
+  await res.body?.cancel();
+  return res;
+}
+
+/** Every row of the user's storage outside bookkeeping (`_migrations`, SQLite's AUTOINCREMENT counters). */
+export async function userRows(userId: string): Promise<unknown[]> {
+  return (JSON.parse(await dumpStorage(userId)) as unknown[][]).flat().filter((r) => !(r && typeof r === "object" && ("applied_at" in r || ("name" in r && "seq" in r))));
+}
+
+/** Grants the user's actor still has to revoke (0 where it has no schema). */
+export function pendingRevocations(userId: string): Promise<number> {
+  return runInDurableObject(actor(userId), (_i, state) => {
+    const exists = state.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'pending_revocations'").toArray().length > 0;
+    return exists ? state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM pending_revocations").one().n : 0;
+  });
+}
+
+/** Runs the actor's alarm now with every pending revocation due (their backoff skipped). */
+export async function retryRevocationsNow(userId: string): Promise<void> {
+  await runInDurableObject(actor(userId), (_i, state) => {
+    if (state.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'pending_revocations'").toArray().length) {
+      state.storage.sql.exec("UPDATE pending_revocations SET next_attempt_at = 0");
+    }
+  });
+  await runDurableObjectAlarm(actor(userId));
 }
 
 /**
