@@ -72,7 +72,8 @@ export interface TlsFront {
  * An HTTPS server on loopback forwarding every request to `origin` (an `http://` origin),
  * streaming both ways, the `Host` header preserved (so an origin that dispatches on `Host`
  * sees the front's host), with `X-Forwarded-Proto: https`. `rewrite` maps paths, e.g.
- * {@link ghesToGitHub}.
+ * {@link ghesToGitHub}; a prefix it strips is sent as `X-Forwarded-Prefix` (the GitHub
+ * emulator builds the API URLs in its answers, such as a run's `jobs_url`, from these).
  */
 export async function startTlsFront(origin: string, options: { port?: number; rewrite?: PathRewrite; certificate?: Certificate } = {}): Promise<TlsFront> {
   const target = new URL(origin);
@@ -80,9 +81,14 @@ export async function startTlsFront(origin: string, options: { port?: number; re
   const certificate = options.certificate ?? (await localCertificate());
   const rewrite = options.rewrite ?? ((p: string) => p);
   const server: Server = createServer({ cert: certificate.cert, key: certificate.key }, (req, res) => {
+    const path = rewrite(req.url ?? "/");
     const headers: IncomingHttpHeaders = { ...req.headers, "x-forwarded-proto": "https" };
+    // A prefix the rewrite took off (`/api/v3`): the origin puts it back into the URLs it answers.
+    const original = (req.url ?? "/").split("?")[0]!;
+    const rewritten = path.split("?")[0]!;
+    if (rewritten !== original && original.endsWith(rewritten)) headers["x-forwarded-prefix"] = original.slice(0, -rewritten.length);
     const upstream = httpRequest(
-      { host: target.hostname, port: target.port || 80, method: req.method, path: rewrite(req.url ?? "/"), headers },
+      { host: target.hostname, port: target.port || 80, method: req.method, path, headers },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.statusMessage, answer.rawHeaders);
         answer.pipe(res);
