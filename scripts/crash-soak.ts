@@ -143,7 +143,7 @@ console.log(
     `crash soak: ${USERS} users (GitHub and GitLab) x ${SESSIONS} sessions for ${SECONDS}s, ${Math.round((Date.now() - started) / 1000)}s in all`,
     `kills: ${kills} (${JSON.stringify(killReasons)}), restarts: ${restarts.length - 1} (median ${median} ms, max ${Math.max(0, ...restarts)} ms)`,
     `operations: ${workload.operations} answered or cut, git runs ${workload.gitRuns}; GitHub refreshes ${world.github.counts.refresh}, GitLab refreshes ${world.gitlab.counts.refresh}`,
-    `lost rotations: ${truth.totalLost}, refreshes in flight at the kills: ${inFlight}`,
+    `lost rotations: ${truth.totalLost} (answered at most ${Math.max(0, ...truth.lossAges)} ms before their kill), refreshes in flight at the kills: ${inFlight}`,
     `events delivered/expected: ${events.delivered}/${events.expected}`,
     `answers: ${JSON.stringify(workload.answers)}`,
     `violations: ${violations.length}`,

@@ -9,7 +9,7 @@ import type { World } from "./world.ts";
 import type { Disk, StoredConnection, StoredUser } from "./disk.ts";
 
 /** A rotation answered at most this long before a kill counts as in flight at the kill. */
-export const IN_FLIGHT_MS = 1500;
+export const IN_FLIGHT_MS = 1000;
 
 /** The soak's knowledge of one user, from the answers the workload got. */
 export interface UserModel {
@@ -36,6 +36,8 @@ const key = (provider: string, account: number | string) => `${provider}:${accou
 export class Truth {
   readonly violations: string[] = [];
   readonly kills: KillRecord[] = [];
+  /** For each lost rotation: how long before the kill the provider had answered it (ms). */
+  readonly lossAges: number[] = [];
   /** Per provider account: when the provider issued a pair (refresh or exchange). */
   readonly #issued = new Map<string, { grant: "refresh" | "exchange"; at: number }[]>();
   /** Stored pairs (user, generation, version) already found spent: counted once. */
@@ -89,6 +91,8 @@ export class Truth {
         if (verdict === "lost" && !this.#lostKnown.has(pairKey)) {
           this.#lostKnown.add(pairKey);
           const k = key(u.provider, c.account);
+          const last = (this.#issued.get(k) ?? []).filter((e) => e.grant === "refresh" && e.at <= at).at(-1);
+          if (last) this.lossAges.push(at - last.at);
           const already = lostHere.get(k) ?? 0;
           if (already >= (refreshes.get(k) ?? 0)) this.violations.push(`${u.userId}: stores a refresh token spent by a rotation that was not in flight at the kill`);
           this.#lost.set(k, (this.#lost.get(k) ?? 0) + 1);
@@ -97,7 +101,17 @@ export class Truth {
         } else if (verdict && verdict !== "lost") this.violations.push(`${u.userId}: ${verdict}`);
       }
       for (const e of stored.outbox) this.#outboxSeen.set(e.id, u.userId);
-      for (const r of stored.revocations) this.#pendingSeen.set(r.id, { userId: u.userId, provider: u.provider, accessToken: r.accessToken });
+      for (const r of stored.revocations) {
+        this.#pendingSeen.set(r.id, { userId: u.userId, provider: u.provider, accessToken: r.accessToken });
+        // The revoker refreshes an expired pair to revoke it: that rotation can be lost too.
+        const spent = r.refreshToken !== null && this.#spentByRotation(u, r.refreshToken);
+        const k = key(u.provider, r.account ?? "?");
+        if (spent && !this.#lostKnown.has(`revocation:${r.id}:${r.refreshToken}`)) {
+          this.#lostKnown.add(`revocation:${r.id}:${r.refreshToken}`);
+          this.#lost.set(k, (this.#lost.get(k) ?? 0) + 1);
+          record.lostRotations++;
+        }
+      }
     }
     if (record.lostRotations > record.refreshesInFlight) this.violations.push(`kill at ${new Date(at).toISOString()}: ${record.lostRotations} lost rotations, ${record.refreshesInFlight} refreshes in flight`);
     this.kills.push(record);
@@ -123,6 +137,11 @@ export class Truth {
     if (state.alive) return null;
     if (state.killedBy === "rotation") return "lost";
     return "connected with a GitLab token revoked by the broker";
+  }
+
+  #spentByRotation(u: UserModel, token: string): boolean {
+    if (u.provider === "github") return this.#world.github.refreshTokenState(token)?.killedBy?.cause === "rotation";
+    return this.#world.gitlab.tokenState(token)?.killedBy === "rotation";
   }
 
   /** Lost rotations found so far for one account. */
@@ -183,7 +202,9 @@ export class Truth {
     for (const account of u.accounts) {
       const history = this.#history(u, account);
       const excuse = this.lostRotations(u, account) + history.dropped;
-      if (history.reuses > excuse) v(`account ${account}: ${history.reuses} spent refresh tokens presented again, ${excuse} lost in a crash or a timeout`);
+      // A pair spent in a crash is presented again by each holder that still has it (the
+      // connection's refresh, then the revoker's): at most twice, and that is how the broker learns.
+      if (history.reuses > 2 * excuse) v(`account ${account}: ${history.reuses} spent refresh tokens presented again, ${excuse} lost in a crash or a timeout`);
       const live = this.#live(u, account);
       const connectedHere = row?.status === "connected" && row.account === String(account);
       const forgotten = connectedHere ? live.filter((t) => t !== row!.refreshToken && u.provider === "gitlab") : live;
