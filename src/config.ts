@@ -1,6 +1,6 @@
 /**
  * The broker's configuration, read from the Worker's `env` once per isolate.
- * Names and meanings are fixed by the contract (README, "Configuration").
+ * Names and meanings are fixed by the contract (docs/configuration.md).
  */
 import { failure, type Failure } from "./contract";
 import { ConfigError } from "./crypto";

@@ -80,7 +80,7 @@ async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Respo
     await request.body?.cancel();
     return failureResponse(spec.kind, refused);
   }
-  // ---- push policy (issue 13): a push's ref updates are checked before anything goes upstream.
+  // The push policy: a push's ref updates are checked before anything goes upstream.
   let body = request.body;
   // The audit trail records the refs of every push, allowed or refused (one call per push),
   // alongside the forwarding rather than before it: it is awaited before the answer, not before GitHub.
@@ -97,7 +97,6 @@ async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Respo
     }
     body = checked.body;
   }
-  // ---- end push policy
   const app = loadConfig(env).apps.get(refused.appType)!;
   const headers = pick(request.headers, spec.requestHeaders);
   headers.set("authorization", spec.authorization(refused.token, app));
