@@ -106,9 +106,9 @@ async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Respo
 }
 
 /** A redemption ready to forward: the token of the identity the actor chose, and whose it is. */
-type Lent = RedeemedBase & { identity: Redeemed["identity"]; token: string; userId: string };
+export type Lent = RedeemedBase & { identity: Redeemed["identity"]; token: string; userId: string };
 
-async function redeem(env: Env, request: Request, route: { repository: string; write: boolean; service: string; appType: string | null }): Promise<Lent | Failure> {
+export async function redeem(env: Env, request: Request, route: { repository: string | null; write: boolean; service: string; appType: string | null }): Promise<Lent | Failure> {
   const raw = capabilityFromRequest(request);
   // Authenticated here, before any Durable Object is touched: a forged one wakes nothing.
   const verified = raw ? await verifyCapability(env, raw) : null;
@@ -156,7 +156,7 @@ async function forward(
 }
 
 /** `X-Broker-Identity`: whose token the proxied request carried. */
-function withIdentity(response: Response, identity: Redeemed["identity"]): Response {
+export function withIdentity(response: Response, identity: Redeemed["identity"]): Response {
   const out = new Response(response.body, response);
   out.headers.set("x-broker-identity", identity);
   return out;
@@ -166,7 +166,7 @@ function failureResponse(kind: string, f: Failure): Response {
   return kind === "git" ? gitFailure(f) : json(f);
 }
 
-function pick(from: Headers, names: string[]): Headers {
+export function pick(from: Headers, names: string[]): Headers {
   const out = new Headers();
   for (const name of names) {
     const value = from.get(name);
