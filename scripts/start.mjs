@@ -22,6 +22,7 @@ import { generateKeyPairSync } from "node:crypto";
 import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createServer } from "node:net";
 import { createInterface } from "node:readline";
 
 const STATE = process.env.LOCAL_STATE_DIR || ".wrangler";
@@ -30,6 +31,15 @@ const EMULATOR = "http://127.0.0.1:8788";
 const GITLAB = "http://127.0.0.1:8790";
 const OWN_REGISTRY = !process.env.WRANGLER_REGISTRY_PATH;
 const REGISTRY = process.env.WRANGLER_REGISTRY_PATH || mkdtempSync(join(tmpdir(), "wrangler-registry-"));
+
+// A second `npm start` (or anything else on these ports) would fail later with EADDRINUSE
+// after the first one's health check answered for it: say so now, in words.
+const busy = [];
+for (const port of [8787, 8788, 8790, 9229]) if (!(await portFree(port))) busy.push(port);
+if (busy.length) {
+  console.error(`Port ${busy.join(", ")} on 127.0.0.1 is in use: is \`npm start\` already running in another terminal? Stop it (Ctrl-C) and try again.`);
+  process.exit(1);
+}
 
 if (!existsSync(".dev.vars")) {
   copyFileSync(".dev.vars.example", ".dev.vars");
@@ -136,4 +146,13 @@ if ((await waitFor(`${BROKER}/healthz`)) && (await waitFor(`${EMULATOR}/`)) && (
 } else if (!stopping) {
   console.error("The broker or the emulator did not start in two minutes.");
   stop(1);
+}
+
+/** Whether `port` on 127.0.0.1 can be listened on now. */
+function portFree(port) {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
 }
