@@ -82,7 +82,7 @@ async function pull(reason: string): Promise<void> {
   killReasons[reason] = (killReasons[reason] ?? 0) + 1;
 }
 world.onIssued = async (issued) => {
-  truth.issued(issued.provider, issued.userId, issued.grant);
+  truth.issued(issued.provider, issued.userId, issued.grant, killedAt);
   // The answer waits until the runtime is dead: it exists only at the provider.
   if (armed === issued.grant) {
     armed = null;
