@@ -210,7 +210,10 @@ export class Truth {
     if (u.last === "deleted" && (stored.connections.length > 0 || stored.otherRows > 0)) v(`${stored.connections.length} connections and ${stored.otherRows} rows left after the account deletion`);
     for (const account of u.accounts) {
       const history = this.#history(u, account);
-      const excuse = this.lostRotations(u, account) + history.dropped;
+      // A pair issued while the runtime was down is lost for certain, even where the disk check
+      // ran before the provider got to the dead runtime's request.
+      const lateRotations = (this.#issued.get(key(u.provider, account)) ?? []).filter((e) => e.grant === "refresh" && e.down !== null).length;
+      const excuse = this.lostRotations(u, account) + lateRotations + history.dropped;
       // A pair spent in a crash is presented again by each holder that still has it (the
       // connection's refresh, then the revoker's): at most twice, and that is how the broker learns.
       if (history.reuses > 2 * excuse) v(`account ${account}: ${history.reuses} spent refresh tokens presented again, ${excuse} lost in a crash or a timeout`);
