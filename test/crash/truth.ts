@@ -221,7 +221,9 @@ export class Truth {
       const connectedHere = row?.status === "connected" && row.account === String(account);
       const forgotten = connectedHere ? live.filter((t) => t !== row!.refreshToken && u.provider === "gitlab") : live;
       const forgivable = excuse + (exchangesInFlight.get(key(u.provider, account)) ?? 0);
-      if (forgotten.length > forgivable) v(`account ${account}: ${forgotten.length} live grant(s) the broker forgot (row ${row?.status ?? "none"} ${row?.account ?? ""}, last answer ${u.last})`);
+      // GitHub has one grant per (App, account), whatever number of pairs it holds; on GitLab each authorization is one.
+      const grants = u.provider === "github" ? Math.min(1, forgotten.length) : forgotten.length;
+      if (grants > forgivable) v(`account ${account}: ${forgotten.length} live grant(s) the broker forgot (row ${row?.status ?? "none"} ${row?.account ?? ""}, last answer ${u.last})`);
     }
   }
 
