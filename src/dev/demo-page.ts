@@ -172,8 +172,12 @@ async function call(action, body) {
 // ---- The audit trail, a page at a time.
 let auditBefore = null;
 let auditPage = 1;
-async function showAudit(before) {
+let auditAsked = 0;
+/** Page n of the trail, starting before the entry id "before" (null: the newest). The last asked wins. */
+async function showAudit(before, n) {
+  const asked = ++auditAsked;
   const a = await call("audit", { limit: AUDIT_PAGE, before: before || undefined });
+  if (asked !== auditAsked) return;
   const body = $("audit").querySelector("tbody");
   body.textContent = "";
   for (const e of a.entries || []) {
@@ -189,13 +193,13 @@ async function showAudit(before) {
     body.appendChild(tr);
   }
   auditBefore = a.nextBefore || null;
-  auditPage = before ? auditPage + 1 : 1;
+  auditPage = n || 1;
   $("audit-older").hidden = !auditBefore;
   $("audit-newest").hidden = auditPage === 1;
   $("audit-page").textContent = a.entries && a.entries.length ? "page " + auditPage : "nothing yet";
 }
-$("audit-older").onclick = () => showAudit(auditBefore);
-$("audit-newest").onclick = () => showAudit(null);
+$("audit-older").onclick = () => showAudit(auditBefore, auditPage + 1);
+$("audit-newest").onclick = () => showAudit(null, 1);
 
 // ---- The capability survives leaving the page (GitHub's settings and back): this tab keeps it
 // in sessionStorage, which this local demo's own page reads and nothing else.
@@ -309,6 +313,7 @@ $("issue-cap").onclick = async () => {
   };
   sessionStorage.setItem(CAP_KEY, JSON.stringify(cap));
   showCapability(cap);
+  showAudit(null);
 };
 $("copy-clone").onclick = async () => {
   try { await navigator.clipboard.writeText($("clone-command").textContent); $("copy-clone").textContent = "Copied"; }
@@ -320,6 +325,7 @@ $("revoke-cap").onclick = async () => {
   const r = await call("revoke-capability", { sessionId: id });
   if (r.ok) clearCapability("Revoked session " + id + ": git with that capability now gets " + words("invalid_capability") + ".");
   else $("cap-result").textContent = "Could not revoke: " + explain(r) + ".";
+  showAudit(null);
 };
 
 // ---- GitLab: the same calls with appType "gitlab", in the same words, said for GitLab.
@@ -342,6 +348,8 @@ async function refreshGitLab() {
   } else $("gl-status").textContent = "Could not read the connection: " + explain(c, "GitLab");
   settle("gitlab", status);
 }
+/** After a GitLab action: its card, and the audit trail it added to. */
+async function afterGitLab() { await refreshGitLab(); await showAudit(null); }
 function glResult(text, ok, reason) {
   say($("gl-result"), text, "gitlab");
   $("gl-result").dataset.ok = String(ok);
@@ -357,14 +365,14 @@ $("gl-disconnect").onclick = async () => {
   if (r.ok) flash("GitLab disconnected. GitLab token: " + (r.githubGrant === "revoked" ? "revoked" : r.githubGrant === "pending" ? "GitLab unreachable, the broker will keep trying to revoke it" : "already gone") + ".", "ok", "gitlab");
   else flash("Could not disconnect GitLab: " + explain(r, "GitLab") + ".", "warning", "gitlab");
   unsay($("gl-result"));
-  refreshGitLab();
+  afterGitLab();
 };
 $("gl-get-token").onclick = async () => {
   const r = await call("token", { appType: "gitlab", repository: $("gl-repository").value });
   $("gl-clone").hidden = true;
   if (r.ok) glResult("Token " + r.token.slice(0, 6) + "… valid until " + when(r.expiresAt) + "; commits as " + r.committer.name + " <" + r.committer.email + ">", true);
   else glResult("No token: " + explain(r, "GitLab") + ".", false, r.reason);
-  refreshGitLab();
+  afterGitLab();
 };
 $("gl-issue-cap").onclick = async () => {
   const r = await call("capability", { appType: "gitlab", repository: $("gl-repository").value, permission: "push", branches: ["agent/*"] });
@@ -373,6 +381,7 @@ $("gl-issue-cap").onclick = async () => {
   // Not tied to the connection's status: a capability outlives it (it then answers source_unavailable).
   delete $("gl-result").dataset.about;
   $("gl-clone").textContent = r.cloneCommand; $("gl-clone").hidden = false;
+  showAudit(null);
 };
 
 // ---- What the last navigation came back with.
