@@ -9,15 +9,24 @@
  *   broker and every call answers `broker_unreachable`;
  * - `CLOUDFLARE_CF_FETCH_ENABLED=false`: no fetch of https://workers.cloudflare.com/cf.json,
  *   which offline only prints stack traces;
- * - its own inspector port, since `npm start`'s broker holds wrangler's default one.
+ * - its own inspector port, since `npm start`'s broker holds wrangler's default one;
+ * - the client it imports by package name (`dist/`), built first if it is missing (`npm
+ *   install` builds it; a checkout whose install skipped scripts has none).
  *
  * Try it: http://127.0.0.1:8789/?user=alice&repo=octo-org/hello-world
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 
 const STATE = process.env.LOCAL_STATE_DIR || ".wrangler";
 const REGISTRY = resolve(process.env.WRANGLER_REGISTRY_PATH || join(STATE, "dev-registry"));
+
+if (!existsSync("dist/client.js")) {
+  console.log("Building the client (dist/) the example imports: npm run build");
+  const built = spawnSync("npm", ["run", "build"], { stdio: "inherit" });
+  if (built.status !== 0) process.exit(built.status ?? 1);
+}
 
 const child = spawn(
   "wrangler",

@@ -102,7 +102,9 @@ async function buttonsShown(page: Page, shown: string[]) {
 async function waitForServers(agentToo = true) {
   for (let i = 0; i < 240; i++) {
     try {
-      const checks = [fetch(`${BROKER}/healthz`), fetch(`${EMULATOR}/`), fetch(`${GITLAB}/`), ...(agentToo ? [fetch(AGENT)] : [])];
+      // Bounded: a server that accepts and never answers is "not up yet", not a hang.
+      const get = (url: string) => fetch(url, { signal: AbortSignal.timeout(5000) });
+      const checks = [get(`${BROKER}/healthz`), get(`${EMULATOR}/`), get(`${GITLAB}/`), ...(agentToo ? [get(AGENT)] : [])];
       if ((await Promise.all(checks)).every((r) => r.status < 500)) return;
     } catch {
       /* not up yet */
