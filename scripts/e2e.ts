@@ -191,7 +191,7 @@ async function main() {
     await page.waitForURL(`${BROKER}/demo`);
     await page.locator("#flash", { hasText: "you cancelled" }).waitFor();
     expect(!(await flash()).includes("access_denied"), `raw code shown: ${await flash()}`);
-    expect(await page.locator("#connect").isVisible(), "Connect button should still be shown");
+    await page.locator("#connect").waitFor({ state: "visible" }); // once the page has read the connection
   }, "04-cancelled");
 
   await step("Authorize, then the web app confirms as alice: 'Connected as @octocat'", page, async () => {
@@ -324,7 +324,8 @@ async function main() {
   await step("A bad branch pattern is blamed on the pattern, not on the repository", page, async () => {
     await page.fill("#cap-branches", "feature/my branch");
     await page.click("#issue-cap");
-    await page.locator("#cap-result[data-state=refused]").waitFor();
+    // The card already shows the previous refusal: wait for this one's words.
+    await page.locator("#cap-result[data-state=refused]", { hasText: "branches must be" }).waitFor();
     const text = await page.locator("#cap-result").innerText();
     expect(text.includes("branches must be") && !text.includes("repository"), text);
     await page.fill("#cap-branches", "agent/*");
