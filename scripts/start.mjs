@@ -21,6 +21,7 @@ import { spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { appendFileSync, copyFileSync, existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { createServer } from "node:net";
 import { createInterface } from "node:readline";
 
 const STATE = process.env.LOCAL_STATE_DIR || ".wrangler";
@@ -29,6 +30,15 @@ const EMULATOR = "http://127.0.0.1:8788";
 const GITLAB = "http://127.0.0.1:8790";
 // The same default as scripts/agent-worker.mjs, so the example agent Worker finds this broker.
 const REGISTRY = resolve(process.env.WRANGLER_REGISTRY_PATH || join(STATE, "dev-registry"));
+
+// A second `npm start` (or anything else on these ports) would fail later with EADDRINUSE
+// after the first one's health check answered for it: say so now, in words.
+const busy = [];
+for (const port of [8787, 8788, 8790, 9229]) if (!(await portFree(port))) busy.push(port);
+if (busy.length) {
+  console.error(`Port ${busy.join(", ")} on 127.0.0.1 is in use: is \`npm start\` already running in another terminal? Stop it (Ctrl-C) and try again.`);
+  process.exit(1);
+}
 
 if (!existsSync(".dev.vars")) {
   copyFileSync(".dev.vars.example", ".dev.vars");
@@ -132,4 +142,13 @@ if ((await waitFor(`${BROKER}/healthz`)) && (await waitFor(`${EMULATOR}/`)) && (
 } else if (!stopping) {
   console.error("The broker or the emulator did not start in two minutes.");
   stop(1);
+}
+
+/** Whether `port` on 127.0.0.1 can be listened on now. */
+function portFree(port) {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
 }

@@ -34,6 +34,8 @@ export const WORDS: Record<Reason | ConnectionReason | CallbackErrorCode | DemoO
   repository_mismatch: "the session capability is for another repository",
   insufficient_permission: "the session capability only allows reading",
   invalid_upstream_request: "that request is not allowed through the proxy",
+  branch_not_allowed: "that branch is outside the session's branches",
+  operation_not_allowed: "that call is not among what a session may do",
   source_unavailable: "the user's GitHub connection behind this capability is gone",
   // connection reasons
   user_revoked: "you revoked the App on GitHub",
