@@ -26,7 +26,7 @@ export async function restProxy(request: Request, env: Env, rawPath: string): Pr
 
   const config = loadConfig(env);
   const api = apiEndpoints(config);
-  const headers = upstreamHeaders(request, lent);
+  const headers = upstreamHeaders(request, lent, "/api/v3");
   let body: BodyInit | null = write ? request.body : null;
 
   if (decision.identity && lent.identity === "app") {

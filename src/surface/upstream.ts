@@ -39,10 +39,17 @@ export function apiEndpoints(config: BrokerConfig): { rest: string; graphql: str
   return { rest, graphql: rest.endsWith("/api/v3") ? `${rest.slice(0, -"/v3".length)}/graphql` : `${rest}/graphql` };
 }
 
-/** The request headers that cross, with the redeemed token. */
-export function upstreamHeaders(request: Request, lent: Lent): Headers {
+/**
+ * The request headers that cross, with the redeemed token, and where the client reached us
+ * (`X-Forwarded-*`: GitHub ignores them; an emulator builds the URLs in its answers from them,
+ * as GitHub Enterprise Server builds them from its own host).
+ */
+export function upstreamHeaders(request: Request, lent: Lent, prefix: "/api/v3" | "/api"): Headers {
   const headers = pick(request.headers, REQUEST_HEADERS);
   headers.set("authorization", `Bearer ${lent.token}`);
+  headers.set("x-forwarded-proto", "https");
+  headers.set("x-forwarded-host", new URL(request.url).host);
+  headers.set("x-forwarded-prefix", prefix);
   return headers;
 }
 
