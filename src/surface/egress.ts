@@ -59,18 +59,18 @@ type Route = { kind: "rest"; rawPath: string } | { kind: "graphql" } | { kind: "
 
 /** Which surface an intercepted URL belongs to, by the configured hosts; `null` for none. */
 export function routeOf(config: BrokerConfig, url: URL): Route | null {
-  const api = new URL(config.apiUrl);
-  const graphql = new URL(apiEndpoints(config).graphql);
   const path = url.pathname;
+  const git = GIT_PATH.exec(path);
+  // git first: where the web and API hosts are one (a test harness), git's paths are git's.
+  if (git && url.host === new URL(config.webUrl).host) return /^[^/]+\/[^/]+$/.test(git[1]!) ? { kind: "git", prefix: "", path } : null;
+  const graphql = new URL(apiEndpoints(config).graphql);
   if (url.host === graphql.host && path === graphql.pathname) return { kind: "graphql" };
+  const api = new URL(config.apiUrl);
   const apiPath = api.pathname.replace(/\/$/, "");
   if (url.host === api.host && path.startsWith(`${apiPath}/`)) return { kind: "rest", rawPath: path.slice(apiPath.length) };
-  const git = GIT_PATH.exec(path);
-  if (!git) return null;
-  if (url.host === new URL(config.webUrl).host) return /^[^/]+\/[^/]+$/.test(git[1]!) ? { kind: "git", prefix: "", path } : null;
   for (const app of config.apps.values()) {
     // GitLab: `{baseUrl}/{group/.../project}.git/...`, served by the git proxy's GitLab form.
-    if (app.provider === "gitlab" && app.baseUrl && url.host === new URL(app.baseUrl).host) return { kind: "git", prefix: app.appType, path };
+    if (git && app.provider === "gitlab" && app.baseUrl && url.host === new URL(app.baseUrl).host) return { kind: "git", prefix: app.appType, path };
   }
   return null;
 }
