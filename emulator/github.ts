@@ -147,8 +147,21 @@ const DEFAULT_SETTINGS: EmulatorSettings = {
   clientTimeoutMs: null,
 };
 
+/** A pair the token endpoint issued, about to be sent (see {@link GitHubEmulator.onIssued}). */
+export interface IssuedPair {
+  grant: "refresh" | "exchange";
+  clientId: string;
+  userId: number;
+}
+
 export class GitHubEmulator {
   readonly apps = new Map<string, EmulatorApp>();
+  /**
+   * Called when the token endpoint has issued a pair (a refresh rotated, or a code was
+   * exchanged), before the answer is sent; the answer waits for the promise it returns. The
+   * crash soak kills the broker here, so the new pair exists only at the provider.
+   */
+  onIssued: ((issued: IssuedPair) => void | Promise<void>) | null = null;
   readonly users = new Map<number, EmulatorUser>();
   settings: EmulatorSettings = { ...DEFAULT_SETTINGS };
   /** Seconds added to the real clock: the emulator's "now", its `Date` header and expiries. */
@@ -538,6 +551,11 @@ export class GitHubEmulator {
       const rec = this.#refreshTokens.get(params.get("refresh_token") ?? "");
       if (isRefresh && rec) this.#record(app.clientId, rec.userId, "droppedRotations");
       throw new Hang();
+    }
+    if (this.onIssued && result.status === 200) {
+      const userId = isRefresh ? this.#refreshTokens.get(params.get("refresh_token") ?? "")?.userId : this.#codes.get(params.get("code") ?? "")?.userId;
+      const issued = ((await result.clone().json()) as { access_token?: string }).access_token !== undefined;
+      if (issued && userId !== undefined) await this.onIssued({ grant: endpoint, clientId: app.clientId, userId });
     }
     const timeout = this.settings.clientTimeoutMs;
     // Half the timeout: the request may have waited about as long again on its way here.
