@@ -6,6 +6,7 @@
 import type { BrokerConfig } from "../config";
 import { failure, statusOf, type Failure } from "../contract";
 import { logEvent } from "../log";
+import { PUBLIC_DOOR, type Door } from "../proxy/capability-token";
 import { pick, redeem, withIdentity, type Lent } from "../proxy/git-proxy";
 
 export const REQUEST_HEADERS = ["content-type", "accept", "x-github-api-version", "user-agent", "graphql-features"];
@@ -28,9 +29,10 @@ export function failureResponse(f: Failure): Response {
  * Redeems the request's capability (authenticated in the Worker first: a forgery wakes no
  * Durable Object). `repository` is what the request names, or `null` for requests that name
  * none of their own (GraphQL, `/user`): they are judged against what the redemption answers.
+ * `door`: where the capability comes from (see src/proxy/capability-token.ts).
  */
-export function redeemSurface(env: Env, request: Request, repository: string | null, write: boolean, service: string): Promise<Lent | Failure> {
-  return redeem(env, request, { repository, write, service, appType: null });
+export function redeemSurface(env: Env, request: Request, repository: string | null, write: boolean, service: string, door: Door = PUBLIC_DOOR): Promise<Lent | Failure> {
+  return redeem(env, request, { repository, write, service, appType: null }, door);
 }
 
 /** GitHub's API root and its GraphQL endpoint (`/api/v3` → `/api/graphql` on Enterprise Server). */
