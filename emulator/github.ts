@@ -21,6 +21,9 @@
 
 import { sign } from "@octokit/webhooks-methods";
 import { GitHubAppsEmulator } from "./github-apps.ts";
+import { GitHubGraphQL, type SchemaSource } from "./github-graphql.ts";
+import { GitHubRest, type ApiHost } from "./github-rest.ts";
+import { GitHubStore, type Actor, type Caller, type GitRefs } from "./github-store.ts";
 import { FaultQueue } from "./faults.ts";
 import { Holds, type Arrivals } from "./holds.ts";
 import { accountPickerPage, consentPage, htmlPage, signInPage, type PageApp } from "./pages.ts";
@@ -147,8 +150,21 @@ const DEFAULT_SETTINGS: EmulatorSettings = {
   clientTimeoutMs: null,
 };
 
+/** A pair the token endpoint issued, about to be sent (see {@link GitHubEmulator.onIssued}). */
+export interface IssuedPair {
+  grant: "refresh" | "exchange";
+  clientId: string;
+  userId: number;
+}
+
 export class GitHubEmulator {
   readonly apps = new Map<string, EmulatorApp>();
+  /**
+   * Called when the token endpoint has issued a pair (a refresh rotated, or a code was
+   * exchanged), before the answer is sent; the answer waits for the promise it returns. The
+   * crash soak kills the broker here, so the new pair exists only at the provider.
+   */
+  onIssued: ((issued: IssuedPair) => void | Promise<void>) | null = null;
   readonly users = new Map<number, EmulatorUser>();
   settings: EmulatorSettings = { ...DEFAULT_SETTINGS };
   /** Seconds added to the real clock: the emulator's "now", its `Date` header and expiries. */
@@ -205,14 +221,36 @@ export class GitHubEmulator {
     json: (status, body, extra) => this.#json(status, body, extra),
     webhookFetch: (req) => this.#webhookFetch(req),
   });
+  /** Pull requests, issues, checks, Actions runs (emulator/github-store.ts). */
+  readonly store = new GitHubStore(() => this.now());
+  readonly #api: ApiHost = {
+    store: this.store,
+    refs: null,
+    caller: (request) => this.caller(request),
+    userByLogin: (login) => {
+      const user = [...this.users.values()].find((u) => u.login.toLowerCase() === login.toLowerCase());
+      return user ? { login: user.login, id: user.id, type: "User", name: user.name } : null;
+    },
+    json: (status, body, extra) => this.#json(status, body, extra),
+  };
+  /** `POST /graphql` (emulator/github-graphql.ts). */
+  readonly graphql: GitHubGraphQL;
+  /** REST over the store: pulls, issues, Actions, checks (emulator/github-rest.ts). */
+  readonly rest = new GitHubRest(this.#api);
   /**
    * Grants made on the consent screen: `clientId:userId` → the user's revocation count at the
    * time. The grant stands while no revocation came after it (see {@link hasAuthorized}).
    */
   #authorizations = new Map<string, number>();
 
-  constructor(apps: EmulatorApp[], options: { webhookFetch?: (req: Request) => Promise<Response>; gitBackend?: GitBackend } = {}) {
+  /**
+   * `gitRefs` reads and writes the bare repositories' branches (emulator/git-refs.ts, Node),
+   * for GraphQL's refs and commits and real merges; `graphqlSchema` loads GitHub's schema.
+   */
+  constructor(apps: EmulatorApp[], options: { webhookFetch?: (req: Request) => Promise<Response>; gitBackend?: GitBackend; gitRefs?: GitRefs; graphqlSchema?: SchemaSource } = {}) {
     for (const app of apps) this.apps.set(app.clientId, app);
+    this.#api.refs = options.gitRefs ?? null;
+    this.graphql = new GitHubGraphQL(this.#api, options.graphqlSchema);
     this.#webhookFetch = options.webhookFetch ?? ((req) => fetch(req));
     const backend = options.gitBackend ?? null;
     this.#gitBackend = backend && ((request, repository, pathInfo, user) => {
@@ -246,6 +284,7 @@ export class GitHubEmulator {
     this.settings = { ...DEFAULT_SETTINGS };
     this.clockOffsetSeconds = 0;
     this.installations.reset();
+    this.store.reset();
     for (const key of Object.keys(this.counts) as Endpoint[]) this.counts[key] = 0;
   }
 
@@ -436,6 +475,7 @@ export class GitHubEmulator {
         await this.#holds.at(url.searchParams.get("name") ?? "point", ++this.#seq);
         return new Response(null, { status: 204 });
       }
+      if (path === "/_emulator/consent" && request.method === "POST") return await this.#consentWithoutBrowser(request);
       if (path.startsWith("/_emulator/")) return await this.#control(request, path.slice("/_emulator/".length), url);
       const seq = ++this.#seq;
       const arrivedAt = Date.now();
@@ -449,7 +489,7 @@ export class GitHubEmulator {
       if (request.method === "GET" && repo) return await this.#getRepo(request, `${repo[1]}/${repo[2]}`);
       const git = /^\/([^/]+)\/([^/]+?)\.git(\/info\/refs|\/git-upload-pack|\/git-receive-pack)$/.exec(url.pathname);
       if (git && this.#gitBackend) return await this.#git(request, `${git[1]}/${git[2]}`, url);
-      const appRoute = await this.installations.route(request, path);
+      const appRoute = (await this.installations.route(request, path)) ?? (await this.graphql.route(request, path)) ?? (await this.rest.route(request, path, url));
       if (appRoute) return appRoute;
       const grant = /^\/applications\/([^/]+)\/grant$/.exec(path);
       if (request.method === "DELETE" && grant) return await this.#deleteGrant(request, decodeURIComponent(grant[1]!));
@@ -537,6 +577,11 @@ export class GitHubEmulator {
       const rec = this.#refreshTokens.get(params.get("refresh_token") ?? "");
       if (isRefresh && rec) this.#record(app.clientId, rec.userId, "droppedRotations");
       throw new Hang();
+    }
+    if (this.onIssued && result.status === 200) {
+      const userId = isRefresh ? this.#refreshTokens.get(params.get("refresh_token") ?? "")?.userId : this.#codes.get(params.get("code") ?? "")?.userId;
+      const issued = ((await result.clone().json()) as { access_token?: string }).access_token !== undefined;
+      if (issued && userId !== undefined) await this.onIssued({ grant: endpoint, clientId: app.clientId, userId });
     }
     const timeout = this.settings.clientTimeoutMs;
     // Half the timeout: the request may have waited about as long again on its way here.
@@ -687,6 +732,24 @@ export class GitHubEmulator {
     return this.#backToApp(redirectUri, form.get("state"), { code });
   }
 
+  /**
+   * `POST /_emulator/consent` (form: `url` = an authorize URL, `login`, `decision` =
+   * `authorize` (default) or `deny`): the consent screen's answer for a terminal, so a person
+   * can connect with curl. The same redirect to the App's callback as the browser's consent.
+   */
+  async #consentWithoutBrowser(request: Request): Promise<Response> {
+    const form = await readParams(request);
+    const authorize = URL.canParse(form.get("url") ?? "") ? new URL(form.get("url")!) : null;
+    const user = [...this.users.values()].find((u) => u.login === form.get("login"));
+    if (!authorize || authorize.pathname !== "/login/oauth/authorize") return this.#json(400, { message: "url must be an authorize URL the broker gave you" });
+    if (!user) return this.#json(400, { message: `no account '${form.get("login") ?? ""}'; the emulator has ${[...this.users.values()].map((u) => u.login).join(", ")}` });
+    const app = this.apps.get(authorize.searchParams.get("client_id") ?? "");
+    if (!app) return this.#json(400, { message: "no App has this client id" });
+    const answer = new URLSearchParams({ decision: form.get("decision") ?? "authorize", user_id: String(user.id) });
+    for (const k of ["client_id", "redirect_uri", "state", "code_challenge"]) answer.set(k, authorize.searchParams.get(k) ?? "");
+    return this.#consentAnswer(new Request(request.url, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: answer }));
+  }
+
   #backToApp(redirectUri: string, state: string | null, params: Record<string, string>): Response {
     const target = new URL(redirectUri);
     if (state !== null) target.searchParams.set("state", state);
@@ -729,6 +792,20 @@ export class GitHubEmulator {
     const m = /^(?:token|bearer) (\S+)$/i.exec(header);
     const rec = m ? this.#accessTokens.get(m[1]!) : undefined;
     return rec && rec.alive && rec.expiresAt > this.now() ? rec : null;
+  }
+
+  /**
+   * Who a request's token (`Authorization: token|Bearer`) speaks for: a user (user or scoped
+   * token), or an App's bot (installation token); `null` without a live token.
+   */
+  caller(request: Request): Caller | null {
+    const token = /^(?:token|bearer) (\S+)$/i.exec(request.headers.get("authorization") ?? "")?.[1];
+    if (token?.startsWith("ghs_")) return this.installations.caller(token);
+    const rec = this.#bearer(request);
+    const user = rec && this.users.get(rec.userId);
+    if (!rec || !user) return null;
+    const actor: Actor = { login: user.login, id: user.id, type: "User", name: user.name };
+    return { ...actor, permission: (repository) => this.#permission(rec, repository) };
   }
 
   async #getUser(request: Request): Promise<Response> {
@@ -935,6 +1012,7 @@ export class GitHubEmulator {
         }
         return (
           (await this.installations.control(request.method, action, body, url)) ??
+          (await this.rest.control(request.method, action, body, url)) ??
           this.#json(404, { message: `no control route ${request.method} ${action}` })
         );
       }
