@@ -216,6 +216,11 @@ export class GitHubRest {
         const run = store.addRun(repository, { ...(body as { workflowName: string; headBranch: string; jobs: [] }), headSha, actor: actor(body.actor) });
         return host.json(200, { id: run.id, jobs: run.jobs.map((j) => ({ id: j.id, name: j.name })) });
       }
+      case "POST pulls": {
+        // A pull request as another session might have opened it (no branch needs to exist).
+        const pull = store.open(repository, { kind: "pull", title: String(body.title ?? "A pull request"), body: String(body.body ?? ""), author: actor(body.author), head: String(body.head ?? "feature"), base: String(body.base ?? "main") });
+        return host.json(200, { number: pull.number, id: pull.nodeId });
+      }
       case "POST issues": {
         const issue = store.open(repository, { kind: "issue", title: String(body.title ?? "An issue"), body: String(body.body ?? ""), author: actor(body.author), labels: body.labels as string[] | undefined });
         return host.json(200, { number: issue.number, nodeId: issue.nodeId });
