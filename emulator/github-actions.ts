@@ -115,7 +115,7 @@ function jobLog(job: JobRecord): string {
 }
 
 function redirect(ctx: RestContext, path: string): Response {
-  return new Response(null, { status: 302, headers: { location: `${ctx.web}${path}` } });
+  return new Response(null, { status: 302, headers: { location: `${ctx.host.logsOrigin() ?? ctx.web}${path}` } });
 }
 
 /** One page (`per_page`, `page`) and GitHub's `Link` header for the next. */

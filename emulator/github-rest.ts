@@ -26,6 +26,11 @@ export interface ApiHost {
   /** A user of the emulator by login (any case). */
   userByLogin(login: string): Actor | null;
   json(status: number, body: unknown, extra?: Record<string, string>): Response;
+  /**
+   * Where Actions logs are downloaded from (GitHub's signed blob host, which needs no token);
+   * `null`: the host the request came to.
+   */
+  logsOrigin(): string | null;
 }
 
 /** One REST request on a repository the caller may see. */

@@ -232,7 +232,13 @@ export class GitHubEmulator {
       return user ? { login: user.login, id: user.id, type: "User", name: user.name } : null;
     },
     json: (status, body, extra) => this.#json(status, body, extra),
+    logsOrigin: () => this.logsOrigin,
   };
+  /**
+   * Where the Actions log redirects point (GitHub's blob storage: another host, no token), for a
+   * test that serves the emulator on a port of its own; `null`: the host each request came to.
+   */
+  logsOrigin: string | null = null;
   /** `POST /graphql` (emulator/github-graphql.ts). */
   readonly graphql: GitHubGraphQL;
   /** REST over the store: pulls, issues, Actions, checks (emulator/github-rest.ts). */
