@@ -148,9 +148,7 @@ describe("git and gh in a sandbox that holds nothing", () => {
     expect(off.stdout + off.stderr).toContain("operation_not_allowed");
   });
 
-  // `gh pr create` goes through GraphQL: needs src/surface/graphql-policy.ts and the
-  // emulator's GraphQL endpoint. Unskip when both have landed.
-  it.skip("gh pr create opens a pull request from the sandbox", async () => {
+  it("gh pr create opens a pull request from the sandbox", async () => {
     const home = mkdtempSync(join(work, "home-"));
     await sandbox("git", ["clone", "-q", "https://github.com/acme/app.git", "app"], home, home);
     const pr = await sandbox("gh", ["pr", "create", "--repo", "acme/app", "--head", "agent/egress", "--base", "main", "--title", "t", "--body", "b"], join(home, "app"), home);

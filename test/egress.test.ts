@@ -206,18 +206,21 @@ describe("the egress handler", () => {
     expect(await redeem(CONTAINER)).toMatchObject({ ok: true, repository: "acme/app" });
   });
 
-  // Needs src/surface/graphql-policy.ts (another change) and the emulator's GraphQL endpoint:
-  // today the GraphQL proxy refuses every document. Unskip when both have landed.
-  it.skip("opens a pull request through GraphQL on the API host", async () => {
+  it("forwards a pull request mutation through GraphQL on the API host, and refuses another repository's id", async () => {
+    // The pull request itself is opened by the real gh in test-node/egress.test.ts (this
+    // repository has no branch to open it from): here, the judge and the proof.
     await connectUser("sbx-8", DEV);
     issued.set(CONTAINER, await bound("sbx-8"));
+    const post = (query: string, variables: Record<string, unknown> = {}) =>
+      intercepted(`${EMULATOR_API_URL}/graphql`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query, variables }) });
+    const repo = (await (await post('query { repository(owner: "acme", name: "app") { id } }')).json()) as { data: { repository: { id: string } } };
     const query = "mutation($input: CreatePullRequestInput!) { createPullRequest(input: $input) { pullRequest { number } } }";
-    const res = await intercepted(`${EMULATOR_API_URL}/graphql`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ query, variables: { input: { repositoryId: "R_acme_app", baseRefName: "main", headRefName: "agent/x", title: "t" } } }),
-    });
+    const res = await post(query, { input: { repositoryId: repo.data.repository.id, baseRefName: "main", headRefName: "agent/none", title: "t" } });
     expect(res.status).toBe(200);
-    expect(((await res.json()) as { data?: { createPullRequest?: { pullRequest?: { number?: number } } } }).data?.createPullRequest?.pullRequest?.number).toBeGreaterThan(0);
+    expect(res.headers.get("x-broker-identity")).toBe("user");
+    // GitHub's own answer: the mutation reached it, and it judged the branches.
+    expect(((await res.json()) as { errors: { type: string; message: string }[] }).errors[0]).toMatchObject({ type: "UNPROCESSABLE", message: expect.stringContaining("Head ref must be a branch") });
+    const other = await post(query, { input: { repositoryId: "R_kgDOnotours", baseRefName: "main", headRefName: "agent/x", title: "t" } });
+    expect(((await other.json()) as { errors: { message: string }[] }).errors[0]!.message).toMatch(/^repository_mismatch: /);
   });
 });
