@@ -85,7 +85,7 @@ export class UserActor extends DurableObject<Env> {
     this.#scoped = new ScopedTokens(sql, this.#store, this.#vault);
     this.#desk = new TokenDesk(this.#refresher, this.#repos, this.#scoped);
     this.#caps = new CapabilityStore(sql);
-    this.#audit = new AuditLog(sql);
+    this.#audit = new AuditLog(sql, () => this.#ownerId() !== null);
     this.#outbox = new EventOutbox(sql, env);
     this.#capabilities = new Capabilities({ rows: this.#caps, store: this.#store, refresher: this.#refresher, repos: this.#repos, audit: this.#audit });
     const connectedAccount = (appType: string) => {
@@ -98,10 +98,13 @@ export class UserActor extends DurableObject<Env> {
     this.#flow = new ConnectFlow({ ...deps, sql, lifecycle: this.#lifecycle });
     const kept = { store: this.#store, vault: this.#vault, revoker: this.#revoker, caps: this.#caps, flow: this.#flow, outbox: this.#outbox, audit: this.#audit };
     this.#housekeeping = new Housekeeping({ storage: ctx.storage, ...kept, objectOwner: `object:${ctx.id.toString()}` });
-    // Every state change writes its event and audit entry in the same synchronous step.
+    // Every state change writes its event and audit entry in the same synchronous step, and
+    // the event's delivery is scheduled whichever path wrote it (a token request, a redemption).
     this.#store.onChange = (change) => {
       const userId = this.#ownerId() ?? "";
-      this.#outbox.enqueue({ type: change.type, userId, appType: change.appType, githubUserId: change.githubUserId, ...(change.reason ? { reason: change.reason } : {}) });
+      if (this.#outbox.enqueue({ type: change.type, userId, appType: change.appType, githubUserId: change.githubUserId, ...(change.reason ? { reason: change.reason } : {}) })) {
+        void this.#housekeeping.schedule().catch((err) => logEvent({ event: "housekeeping", level: "error", userId, outcome: "schedule_failed", detail: String((err as Error)?.message).slice(0, 200) }));
+      }
       this.#audit.record(change.type, change.appType, { githubUserId: change.githubUserId, ...(change.reason ? { reason: change.reason } : {}) });
     };
     this.#refresher.onRefresh = (appType, outcome, durationMs) => {
@@ -286,7 +289,8 @@ export class UserActor extends DurableObject<Env> {
 
   /** The git proxy read a push's ref updates: the audit trail records them and what happened. */
   async recordPush(input: { userId: string; sessionId: string; repository: string; refs: string[]; outcome: "forwarded" | "refused" }): Promise<void> {
-    if (!this.#readable() || this.#ownerMismatch(input.userId)) return;
+    // Only for the owner: a report landing after the account's deletion records nothing.
+    if (!this.#readable() || this.#ownerId() !== input.userId) return;
     this.#audit.record("capability_redeemed", null, {
       repository: input.repository,
       sessionId: input.sessionId,
@@ -353,6 +357,7 @@ export class UserActor extends DurableObject<Env> {
   }
 
   #ownerId(): string | null {
+    if (this.#owner === undefined && !this.#readable()) return null;
     this.#owner ??= this.ctx.storage.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'user_id'").toArray()[0]?.value;
     return this.#owner ?? null;
   }
