@@ -10,7 +10,8 @@ import { verifyBrokerEvent } from "../src/client";
 import type { ConnectionEvent } from "../src/contract";
 import { recordMetric } from "../src/metrics";
 import { APPS, EVENTS_SIGNING_KEY, EVENTS_URL } from "./support/env";
-import { actor, callApi, connectUser, emulator, publicFetch, requestToken, setStoredExpiry } from "./support/helpers";
+import { pktLine } from "../src/proxy/receive-pack";
+import { actor, callApi, connectUser, emulator, publicFetch, requestToken, setStoredExpiry, userRows } from "./support/helpers";
 
 const RECEIVER = new URL(EVENTS_URL).origin;
 const receiver = {
@@ -175,6 +176,29 @@ describe("audit trail", () => {
     }
     expect((await callApi("DELETE", "/users/au-1")).status).toBe(200);
     expect((await callApi("GET", "/users/au-1/audit")).body.entries).toEqual([]);
+  });
+
+  it("a push whose ref commands arrive after the account's deletion records nothing: the deleted user's storage stays empty", async () => {
+    const gh = { id: 8805, login: "latepusher", name: null, repos: { "acme/app": "push" as const } };
+    await connectUser("au-3", gh);
+    const cap = (await callApi("POST", "/users/au-3/capabilities", { appType: "standard", repository: "acme/app", sessionId: "late", branches: ["agent/*"] })).body.capability as string;
+    // The push is redeemed at once; its ref commands are held back until after the deletion.
+    let send!: (bytes: Uint8Array) => void;
+    const body = new ReadableStream<Uint8Array>({ start: (controller) => void (send = (bytes) => (controller.enqueue(bytes), controller.close())) });
+    const pushed = publicFetch("/git/acme/app.git/git-receive-pack", {
+      method: "POST",
+      headers: { authorization: `Basic ${btoa(`x:${cap}`)}`, "content-type": "application/x-git-receive-pack-request" },
+      body,
+      duplex: "half",
+    } as RequestInit);
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await callApi("DELETE", "/users/au-3")).status).toBe(200);
+    expect(await userRows("au-3")).toEqual([]);
+    const command = pktLine(`${"1".repeat(40)} ${"2".repeat(40)} refs/heads/main\0report-status`);
+    send(new Uint8Array([...command, ...new TextEncoder().encode("0000PACK")]));
+    const res = await pushed;
+    await res.body?.cancel();
+    expect(await userRows("au-3")).toEqual([]);
   });
 
   it("the hot path writes at most one audit entry per minute per repository", async () => {
