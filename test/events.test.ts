@@ -11,7 +11,7 @@ import type { ConnectionEvent } from "../src/contract";
 import { recordMetric } from "../src/metrics";
 import { APPS, EVENTS_SIGNING_KEY, EVENTS_URL } from "./support/env";
 import { pktLine } from "../src/proxy/receive-pack";
-import { actor, callApi, connectUser, emulator, publicFetch, requestToken, setStoredExpiry, userRows } from "./support/helpers";
+import { actor, authorizeAs, callApi, callbackTicket, confirmConnect, connectUser, emulator, publicFetch, requestToken, setStoredExpiry, userRows } from "./support/helpers";
 
 const RECEIVER = new URL(EVENTS_URL).origin;
 const receiver = {
@@ -126,6 +126,32 @@ describe("connection events", () => {
     }
     const distinct = [...byId.values()].map((b) => (JSON.parse(b) as ConnectionEvent).type);
     expect(distinct).toEqual(["connected", "revoked", "connected", "deleted"]);
+  });
+
+  it("a confirm for another account that a deletion abandons while it waits on a refresh: the first connection still ends with its event", async () => {
+    const A = { id: 8810, login: "first", name: null, repos: { "acme/app": "push" as const } };
+    const B = { id: 8811, login: "second", name: null, repos: {} };
+    await connectUser("ev-3", A);
+    await emulator.addUser(B);
+    const ticketB = await callbackTicket(await authorizeAs("ev-3", B.id));
+    await setStoredExpiry("ev-3", "standard", Date.now() - 1);
+    const hold = await emulator.hold({ match: ["refresh"] });
+    const refreshing = requestToken("ev-3", { repository: "acme/app" });
+    expect(await emulator.waitHeld(hold, refreshing)).not.toBeNull();
+    // B's confirm exchanges, reads /user, links, then waits for A's refresh before ending A.
+    const confirming = confirmConnect("ev-3", ticketB);
+    await new Promise((r) => setTimeout(r, 300));
+    const deleting = callApi("DELETE", "/users/ev-3");
+    await new Promise((r) => setTimeout(r, 200));
+    await emulator.release(hold);
+    const [confirmed, deleted] = await Promise.all([confirming, deleting, refreshing]);
+    expect(confirmed.body.reason).toBe("invalid_ticket");
+    expect(deleted.status).toBe(200);
+    const events = await waitForEvents("ev-3", 2);
+    expect(events.map((e) => [e.type, e.githubUserId])).toEqual([
+      ["connected", "8810"],
+      ["deleted", "8810"],
+    ]);
   });
 
   it("verifyBrokerEvent refuses a wrong key, an altered body and a malformed header", async () => {

@@ -18,7 +18,7 @@ import { exchangeFailure, missingKeyFailure } from "../failures";
 import { PROVIDER_NAMES, type TokenSet } from "../providers/provider";
 import { identityIndexByKey } from "../identity-index";
 import { logEvent } from "../log";
-import type { ConnectionStore } from "./connection-store";
+import type { ConnectionRow, ConnectionStore } from "./connection-store";
 import type { CallContext } from "./context";
 import type { GrantRevoker } from "./grant-revoker";
 import type { Lifecycle } from "./lifecycle";
@@ -184,8 +184,8 @@ export class ConnectFlow {
       );
     }
     const deleted = () => epoch !== this.#d.lifecycle.epoch;
-    // Links this connect wrote (the new account's, and the previous account's it retired):
-    // a connect that ends up storing nothing removes them again.
+    // Links this connect wrote (the new account's): a connect that ends up storing nothing
+    // removes them again. The previous account's link stays with its connection.
     const unlinkOnLoss: string[] = [];
     let account: string | null = null;
     const lost = async (f: Failure, why: string) => {
@@ -214,16 +214,22 @@ export class ConnectFlow {
     // tokens of the same account where each authorization is its own token (GitLab).
     const otherAccount = before !== null && before.github_user_id !== user.value.id;
     const retiring = otherAccount || (before !== null && c.provider.separateAuthorizations);
-    if (retiring) {
-      const retired = await this.#d.lifecycle.retire(c, appType, "replaced");
-      if (!retired.ok) return lost(retired, "could not retire the previous connection");
-      if (retired.row && otherAccount) unlinkOnLoss.push(retired.row.github_user_id);
-    }
     const pair = await this.#d.vault.sealPair(c.keyring, c.userId, appType, tokens);
-    await this.#d.refresher.settle(appType);
-    if (deleted()) return lost(INVALID_TICKET, "account deleted during the connect");
-    // One synchronous step: a new generation (the previous one's capabilities die with it).
-    const stored = this.#d.store.startGeneration(appType, user.value, pair);
+    // The previous generation ends in the same synchronous step as the new one starts (its end
+    // is reported by the new one's `connected`): a connect that stores nothing, because a
+    // deletion came meanwhile, leaves it as it was, for the deletion to end with its event.
+    let stored: ConnectionRow | null = null;
+    for (let round = 0; round < 3 && !stored; round++) {
+      const retirement = retiring ? await this.#d.lifecycle.prepareRetirement(c, appType) : null;
+      if (retirement && !retirement.ok) return lost(retirement, "could not retire the previous connection");
+      await this.#d.refresher.settle(appType);
+      if (deleted()) return lost(INVALID_TICKET, "account deleted during the connect");
+      // One synchronous step: the previous generation to the revoker, a new generation stored
+      // (the previous one's capabilities die with it). A refresh in between: prepare again.
+      if (retirement?.value && !this.#d.lifecycle.commitRetirement(retirement.value, "replaced")) continue;
+      stored = this.#d.store.startGeneration(appType, user.value, pair);
+    }
+    if (!stored) return lost(failure("github_unavailable", "The connection kept changing; try again.", 1), "the previous connection kept changing");
     this.#d.vault.remember(appType, pair.accessToken, tokens.accessToken);
     resume();
     if (retiring) {
