@@ -61,6 +61,8 @@ export class Housekeeping {
     this.#d.caps.purgeExpired(now);
     this.#d.audit.prune(now);
     await Promise.all([this.#d.revoker.retryDue(s), this.#d.outbox.deliverDue()]);
+    // An account deletion may have emptied the storage during those awaits.
+    if (!hasSchema(this.#d.storage)) return;
     const resealed = await this.#reseal(s.keyring, userId);
     if (resealed > 0) logEvent({ event: "housekeeping", userId: userId ?? undefined, outcome: "resealed", values: resealed });
   }

@@ -314,6 +314,7 @@ export class UserActor extends DurableObject<Env> {
       return;
     }
     await this.#housekeeping.run(service.value, this.#ownerId());
+    if (!hasSchema(this.ctx.storage)) return; // emptied by an account deletion meanwhile
     await this.#scoped.retireStale(service.value, this.#ownerId());
     await this.#housekeeping.schedule();
   }
