@@ -29,6 +29,7 @@ import { authorizeUrl, checkReturnTo, signState } from "./oauth";
 import { parsePushPolicy } from "./proxy/ref-policy";
 import { parseRepositoryFor } from "./providers";
 import { parseAppType, parseMinValidity, parsePermission, parseUserId } from "./validate";
+import { ticketOwner } from "./connect-ticket";
 
 /** `GET /connection` answers the view with `ok: true` added, so every result is discriminated. */
 export type ConnectionResult = ({ ok: true } & ConnectionView) | Failure;
@@ -124,10 +125,16 @@ export function confirmConnect(env: Env, userId: unknown, body: unknown): Promis
     const user = parseUserId(userId);
     if (!user.ok) return user;
     const ticket = asObject(body).ticket;
-    if (typeof ticket !== "string" || !/^[A-Za-z0-9_-]{16,128}$/.test(ticket)) {
-      return failure("invalid_ticket", "The connect ticket is unknown, used, expired, or was issued for another user.");
+    const invalid = failure("invalid_ticket", "The connect ticket is unknown, used, expired, or was issued for another user.");
+    const owner = typeof ticket === "string" ? await ticketOwner(env.STATE_SIGNING_KEY, ticket) : null;
+    if (owner === null) return invalid;
+    if (owner !== user.value) {
+      // Refused, and spent for its owner too (src/connect-ticket.ts): a leaked redirect URL is
+      // worthless once any web app session has presented it.
+      const burnt = await callActor(async () => await userActor(env, owner).burnTicket({ userId: owner, ticket: ticket as string }));
+      return burnt ?? invalid;
     }
-    return callActor(async (): Promise<ConnectConfirmed | Failure> => await userActor(env, user.value).confirmConnect({ userId: user.value, ticket }));
+    return callActor(async (): Promise<ConnectConfirmed | Failure> => await userActor(env, user.value).confirmConnect({ userId: user.value, ticket: ticket as string }));
   });
 }
 

@@ -16,6 +16,7 @@ import { failure, type CallbackErrorCode, type ConnectConfirmed, type Failure } 
 import { base64urlEncode, randomString, sha256 } from "../crypto";
 import { exchangeFailure, missingKeyFailure } from "../failures";
 import { PROVIDER_NAMES, type TokenSet } from "../providers/provider";
+import { mintTicket } from "../connect-ticket";
 import { identityIndexByKey } from "../identity-index";
 import { logEvent } from "../log";
 import type { ConnectionRow, ConnectionStore } from "./connection-store";
@@ -94,7 +95,7 @@ export class ConnectFlow {
     const verifier = await this.#d.vault.open(c.keyring, c.userId, c.app.appType, `pkce:${nonce}`, pending.code_verifier);
     if (!verifier.ok) return { ok: false, code: "invalid_state", returnTo };
     const epoch = this.#d.lifecycle.epoch;
-    const ticket = randomString(32);
+    const ticket = await mintTicket(this.#d.env.STATE_SIGNING_KEY, c.userId);
     const hash = await ticketHash(ticket);
     const [sealedCode, sealedVerifier] = await Promise.all([
       this.#d.vault.seal(c.keyring, c.userId, c.app.appType, `ticket:${hash}:code`, code),
@@ -117,6 +118,15 @@ export class ConnectFlow {
       now + TICKET_TTL_MS,
     );
     return { ok: true, returnTo, ticket };
+  }
+
+  /**
+   * Spends a ticket that a confirm under another user id presented (api.ts routed it here by
+   * the owner named in it): the owner's confirm with it is refused from now on.
+   */
+  async burn(ticket: string): Promise<void> {
+    const spent = this.#d.sql.exec("DELETE FROM connect_tickets WHERE ticket_hash = ?", await ticketHash(ticket)).rowsWritten;
+    if (spent > 0) logEvent({ event: "connect", outcome: "ticket_spent", detail: "presented by a confirm for another user" });
   }
 
   /** The App a ticket was issued for, without spending it; `null` for an unknown ticket. */

@@ -193,6 +193,11 @@ export class UserActor extends DurableObject<Env> {
     }, input.userId, true);
   }
 
+  /** A confirm under another user id presented this user's ticket: it is spent here too. */
+  async burnTicket(input: { userId: string; ticket: string }): Promise<void> {
+    if (this.#readable() && this.#ownerId() === input.userId) await this.#flow.burn(input.ticket);
+  }
+
   // ------------------------------------------------------------------ lifecycle
 
   /** `DELETE /v1/users/{userId}/connection`: revoke first; what GitHub cannot confirm stays pending. */
