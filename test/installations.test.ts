@@ -195,6 +195,24 @@ describe("not installed", () => {
     expect(back.body.token).not.toBe(first.body.token);
   });
 
+  it("a redelivered installation webhook gets the first delivery's answer and drops nothing again", async () => {
+    await install(7025, "acme", ["acme/app"]);
+    expect((await installationToken({ repository: "acme/app" })).status).toBe(200);
+    const delivery = await apps.suspend(7025);
+    const first = await deliver(delivery);
+    const firstBody = await first.text();
+    expect(first.status).toBe(202);
+    expect(JSON.parse(firstBody)).toMatchObject({ lookups: 1, tokens: 1 });
+    // Unsuspended meanwhile and cached again: the redelivery must not drop that.
+    expect((await deliver(await apps.unsuspend(7025))).status).toBe(202);
+    const again = await installationToken({ repository: "acme/app" });
+    expect(again.status).toBe(200);
+    const redelivered = await deliver(delivery);
+    expect(redelivered.status).toBe(202);
+    expect(await redelivered.text()).toBe(firstBody);
+    expect((await installationRows("acme")).tokens.length).toBe(1);
+  });
+
   it("an uninstalled App answers not_installed at once after the webhook", async () => {
     await install(7022, "acme", ["acme/app"]);
     expect((await installationToken({ repository: "acme/app" })).status).toBe(200);
