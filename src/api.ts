@@ -48,6 +48,7 @@ export function getToken(env: Env, userId: unknown, body: unknown): Promise<User
     if (scope.value && config.apps.get(input.value.appType)?.provider !== "github") return failure("invalid_request", 'scope "repository" is a GitHub App feature');
     const fallback = parseFallback(asObject(body).fallback);
     if (!fallback.ok) return fallback;
+    if (fallback.value && config.apps.get(input.value.appType)?.provider !== "github") return failure("invalid_request", 'fallback "app" is a GitHub App feature');
     const value = scope.value ? { ...input.value, scope: scope.value } : input.value;
     const result = await callActor(async (): Promise<TokenResult> => await userActor(env, value.userId).token(value));
     // ---- installation-token fallback (src/installations/fallback.ts) ----

@@ -22,7 +22,7 @@
  * "nothing here" without creating one.
  */
 import { DurableObject } from "cloudflare:workers";
-import { failure, rfc3339, type AuditPage, type CapabilityGrant, type ConnectConfirmed, type ConnectionView, type Failure, type GrantOutcome, type Permission, type TokenResult } from "../contract";
+import { failure, rfc3339, type AuditPage, type Committer, type CapabilityGrant, type ConnectConfirmed, type ConnectionView, type Failure, type GrantOutcome, type Permission, type TokenResult } from "../contract";
 import { logEvent } from "../log";
 import { recordMetric } from "../metrics";
 import { mintCapability } from "../proxy/capability-token";
@@ -40,7 +40,7 @@ import { Lifecycle, type RevocationOutcome } from "./lifecycle";
 import { Refresher } from "./refresher";
 import { RepoAccess } from "./repo-access";
 import { ScopedTokens, type ScopeRequest } from "./scoped-tokens";
-import { TokenDesk } from "./token-desk";
+import { committerOf, TokenDesk } from "./token-desk";
 import { TokenVault } from "./token-vault";
 
 export interface TokenInput {
@@ -145,6 +145,13 @@ export class UserActor extends DurableObject<Env> {
     if (row.revoked_at !== null) view.revokedAt = rfc3339(row.revoked_at);
     if (row.reason !== null) view.reason = row.reason;
     return view;
+  }
+
+  /** The user's git identity for a `Co-authored-by:` trailer (src/installations/fallback.ts), where this actor knows it. */
+  async coAuthor(input: { userId: string; appType: string }): Promise<Committer | null> {
+    const c = await this.#read(input.userId, input.appType);
+    const row = c.ok ? this.#store.get(input.appType) : null;
+    return c.ok && row ? committerOf(row, c.value.provider) : null;
   }
 
   /** `GET /v1/users/{userId}/audit`: newest first. */
