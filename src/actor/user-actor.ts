@@ -225,7 +225,12 @@ export class UserActor extends DurableObject<Env> {
       const app = service.value.config.apps.get(appType) ?? { appType, provider: "github" as const, clientId: "", clientSecret: "", webhookSecrets: [] };
       return { ok: true, value: { ...service.value, userId: input.userId, app, provider: service.value.providerFor(app) } };
     };
-    const result = await this.#lifecycle.deleteUser(input.userId, contextFor, service.value, () => this.#wipe());
+    const wipe = () => {
+      this.#repos.forget();
+      this.#owner = undefined;
+      return this.#housekeeping.wipe();
+    };
+    const result = await this.#lifecycle.deleteUser(input.userId, contextFor, service.value, wipe);
     // The deletion's own events (one `deleted` per connection) go out now if they can.
     await this.#outbox.deliverDue();
     await this.#housekeeping.schedule();
@@ -389,29 +394,5 @@ export class UserActor extends DurableObject<Env> {
       return null;
     }
     return owner === userId ? null : failure("invalid_request", "userId does not match this actor");
-  }
-
-  /**
-   * Everything of the user goes, except what must outlive the account for a while: grants
-   * still to revoke (which name no user) and the deletion's own events (at most 24 hours).
-   * The empty schema is re-created at once (the input gate holds other events across the
-   * `deleteAll`), so operations still in flight find nothing instead of a missing table.
-   */
-  async #wipe(): Promise<void> {
-    this.#vault.forget();
-    this.#repos.forget();
-    this.#audit.forget();
-    this.#owner = undefined;
-    if (this.#revoker.pending().length === 0 && this.#outbox.nextAttemptAt() === null) {
-      await this.ctx.storage.deleteAll();
-      migrate(this.ctx.storage, USER_ACTOR_MIGRATIONS);
-      return;
-    }
-    const sql = this.ctx.storage.sql;
-    this.ctx.storage.transactionSync(() => {
-      for (const table of ["connections", "pending_connects", "connect_tickets", "capabilities", "scoped_tokens", "audit", "meta"]) sql.exec(`DELETE FROM ${table}`);
-      // What outlives the account names no one: a grant's account is asked of its token if needed.
-      sql.exec("UPDATE pending_revocations SET account = NULL");
-    });
   }
 }
