@@ -154,6 +154,17 @@ describe("connection events", () => {
     ]);
   });
 
+  it("a revocation webhook while the stored access token has expired: one revoked event, not reconnect_required first", async () => {
+    const gh = { id: 8812, login: "idle", name: null, repos: { "acme/app": "push" as const } };
+    await connectUser("ev-4", gh);
+    await emulator.revoke("standard", gh.id);
+    await setStoredExpiry("ev-4", "standard", Date.now() - 1);
+    expect((await webhookRevoked(gh.id)).status).toBe(202);
+    expect((await callApi("GET", "/users/ev-4/connection?appType=standard")).body).toMatchObject({ status: "revoked", reason: "user_revoked" });
+    const events = await waitForEvents("ev-4", 3);
+    expect(events.map((e) => e.type)).toEqual(["connected", "revoked"]);
+  });
+
   it("verifyBrokerEvent refuses a wrong key, an altered body and a malformed header", async () => {
     const body = JSON.stringify({ id: "x", type: "connected" });
     const { signEvent } = await import("../src/actor/event-outbox");

@@ -180,15 +180,19 @@ export class Lifecycle {
         return "still_authorized";
       }
       await this.#d.refresher.settle(appType);
+      // The check's own refresh, refused, already recorded the revocation (one event).
+      const now = this.#d.store.get(appType);
+      if (now?.generation === row.generation && now.status === "revoked") return logRevoked(c, appType);
       const broken = this.#d.store.markBroken(appType, { generation: row.generation }, "revoked", "user_revoked");
       if (!broken) return "ignored";
-      logEvent({ event: "revoked_on_github", userId: c.userId, appType, outcome: "revoked" });
-      return "revoked";
+      return logRevoked(c, appType);
     });
   }
 
   async #stillAuthorized(c: CallContext): Promise<boolean> {
-    const live = await this.#d.refresher.live(c, 0);
+    // A stored access token that has expired is refreshed first; refused, the connection is
+    // marked `revoked` at once (not reconnect_required first): the webhook said why.
+    const live = await this.#d.refresher.live(c, 0, undefined, "revoked");
     if (!live.ok) return false; // refused refresh (dead grant), or GitHub unreachable: honour the revocation
     const user = await c.provider.getUser(live.accessToken);
     return user.ok;
@@ -220,6 +224,11 @@ export class Lifecycle {
       logEvent({ event: "index_unlink", level: "warn", userId, appType: row.app_type, detail: String((err as Error)?.message).slice(0, 200) });
     }
   }
+}
+
+function logRevoked(c: CallContext, appType: string): "revoked" {
+  logEvent({ event: "revoked_on_github", userId: c.userId, appType, outcome: "revoked" });
+  return "revoked";
 }
 
 /** One answer for several revocations of an App: pending wins, then revoked. */
