@@ -64,6 +64,8 @@ export class GrantRevoker {
   readonly #paused = new Map<string, number>();
   /** The account the App's connection is connected to now, or `null`. */
   readonly #connectedAccount: (appType: string) => string | null;
+  /** Called in the same synchronous step as every enqueue (the actor makes sure its alarm runs). */
+  onEnqueue: () => void = () => undefined;
 
   constructor(sql: SqlStorage, vault: TokenVault, objectId: string, connectedAccount: (appType: string) => string | null) {
     this.#sql = sql;
@@ -117,6 +119,7 @@ export class GrantRevoker {
       now,
       p.account,
     );
+    this.onEnqueue();
   }
 
   /** Ids of the pending revocations of one App (or all). */

@@ -98,15 +98,16 @@ export class UserActor extends DurableObject<Env> {
     this.#flow = new ConnectFlow({ ...deps, sql, lifecycle: this.#lifecycle });
     const kept = { store: this.#store, vault: this.#vault, revoker: this.#revoker, caps: this.#caps, flow: this.#flow, outbox: this.#outbox, audit: this.#audit };
     this.#housekeeping = new Housekeeping({ storage: ctx.storage, ...kept, objectOwner: `object:${ctx.id.toString()}` });
-    // Every state change writes its event and audit entry in the same synchronous step, and
-    // the event's delivery is scheduled whichever path wrote it (a token request, a redemption).
+    // Every state change writes its event and audit entry in the same synchronous step.
     this.#store.onChange = (change) => {
       const userId = this.#ownerId() ?? "";
-      if (this.#outbox.enqueue({ type: change.type, userId, appType: change.appType, githubUserId: change.githubUserId, ...(change.reason ? { reason: change.reason } : {}) })) {
-        void this.#housekeeping.schedule().catch((err) => logEvent({ event: "housekeeping", level: "error", userId, outcome: "schedule_failed", detail: String((err as Error)?.message).slice(0, 200) }));
-      }
+      const queued = this.#outbox.enqueue({ type: change.type, userId, appType: change.appType, githubUserId: change.githubUserId, ...(change.reason ? { reason: change.reason } : {}) });
       this.#audit.record(change.type, change.appType, { githubUserId: change.githubUserId, ...(change.reason ? { reason: change.reason } : {}) });
+      // The alarm that delivers the event commits with it, whichever path wrote it (a token
+      // request, a redemption): delivery is prompt, and a crash cannot strand it.
+      if (queued) this.#housekeeping.soon();
     };
+    this.#revoker.onEnqueue = () => this.#housekeeping.soon();
     this.#refresher.onRefresh = (appType, outcome, durationMs) => {
       this.#audit.record("refresh", appType, { outcome });
       recordMetric(env, { operation: "refresh", outcome, appType, durationMs, githubCalls: 1 });

@@ -80,7 +80,7 @@ async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Respo
     await request.body?.cancel();
     return failureResponse(spec.kind, refused);
   }
-  // ---- push policy (issue 13): a push's ref updates are checked before anything goes upstream.
+  // The push policy: a push's ref updates are checked before anything goes upstream.
   let body = request.body;
   // The audit trail records the refs of every push, allowed or refused (one call per push),
   // alongside the forwarding rather than before it: it is awaited before the answer, not before GitHub.
@@ -97,7 +97,6 @@ async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Respo
     }
     body = checked.body;
   }
-  // ---- end push policy
   const app = loadConfig(env).apps.get(refused.appType)!;
   const headers = pick(request.headers, spec.requestHeaders);
   headers.set("authorization", spec.authorization(refused.token, app));
@@ -107,9 +106,9 @@ async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Respo
 }
 
 /** A redemption ready to forward: the token of the identity the actor chose, and whose it is. */
-type Lent = RedeemedBase & { identity: Redeemed["identity"]; token: string; userId: string };
+export type Lent = RedeemedBase & { identity: Redeemed["identity"]; token: string; userId: string };
 
-async function redeem(env: Env, request: Request, route: { repository: string; write: boolean; service: string; appType: string | null }): Promise<Lent | Failure> {
+export async function redeem(env: Env, request: Request, route: { repository: string | null; write: boolean; service: string; appType: string | null }): Promise<Lent | Failure> {
   const raw = capabilityFromRequest(request);
   // Authenticated here, before any Durable Object is touched: a forged one wakes nothing.
   const verified = raw ? await verifyCapability(env, raw) : null;
@@ -157,7 +156,7 @@ async function forward(
 }
 
 /** `X-Broker-Identity`: whose token the proxied request carried. */
-function withIdentity(response: Response, identity: Redeemed["identity"]): Response {
+export function withIdentity(response: Response, identity: Redeemed["identity"]): Response {
   const out = new Response(response.body, response);
   out.headers.set("x-broker-identity", identity);
   return out;
@@ -167,7 +166,7 @@ function failureResponse(kind: string, f: Failure): Response {
   return kind === "git" ? gitFailure(f) : json(f);
 }
 
-function pick(from: Headers, names: string[]): Headers {
+export function pick(from: Headers, names: string[]): Headers {
   const out = new Headers();
   for (const name of names) {
     const value = from.get(name);
