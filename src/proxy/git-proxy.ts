@@ -18,7 +18,7 @@ import { gitFailure, json } from "../http/respond";
 import { installationTokenFor } from "../installations/capability-identity";
 import { logEvent } from "../log";
 import { PROVIDER_NAMES } from "../providers/provider";
-import { capabilityFromRequest, verifyCapability } from "./capability-token";
+import { PUBLIC_DOOR, presentedCapability, verifyCapability, type Door } from "./capability-token";
 import { parseGitRoute, parseRestRoute } from "./paths";
 import { checkPush } from "./push-check";
 
@@ -38,10 +38,15 @@ interface ProxySpec {
   authorization: (token: string, app: AppConfig) => string;
   requestHeaders: string[];
   responseHeaders: string[];
+  door: Door;
 }
 
-/** `/git/...`: errors are plain text, which git prints to the user as `remote: ...`. */
-export function proxyGit(request: Request, env: Env): Promise<Response> {
+/**
+ * `/git/...`: errors are plain text, which git prints to the user as `remote: ...`. `door`:
+ * where the capability comes from (the request at the public doors; the platform at a
+ * container's egress door, src/surface/egress.ts).
+ */
+export function proxyGit(request: Request, env: Env, door: Door = PUBLIC_DOOR): Promise<Response> {
   const url = new URL(request.url);
   const route = parseGitRoute(request.method, url.pathname, url.search.slice(1));
   const config = loadConfig(env);
@@ -54,6 +59,7 @@ export function proxyGit(request: Request, env: Env): Promise<Response> {
     authorization: (token, app) => `Basic ${btoa(`${app.provider === "gitlab" ? "oauth2" : "x-access-token"}:${token}`)}`,
     requestHeaders: GIT_REQUEST_HEADERS,
     responseHeaders: GIT_RESPONSE_HEADERS,
+    door,
   });
 }
 
@@ -70,12 +76,13 @@ export function proxyRest(request: Request, env: Env): Promise<Response> {
     authorization: (token) => `Bearer ${token}`,
     requestHeaders: REST_REQUEST_HEADERS,
     responseHeaders: REST_RESPONSE_HEADERS,
+    door: PUBLIC_DOOR,
   });
 }
 
 /** Checks the route and the capability, then forwards with a live user token. */
 async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Response> {
-  const refused = spec.route ? await redeem(env, request, spec.route) : failure("invalid_upstream_request", spec.refusal);
+  const refused = spec.route ? await redeem(env, request, spec.route, spec.door) : failure("invalid_upstream_request", spec.refusal);
   if (!refused.ok) {
     await request.body?.cancel();
     return failureResponse(spec.kind, refused);
@@ -108,15 +115,24 @@ async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Respo
 /** A redemption ready to forward: the token of the identity the actor chose, and whose it is. */
 export type Lent = RedeemedBase & { identity: Redeemed["identity"]; token: string; userId: string };
 
-export async function redeem(env: Env, request: Request, route: { repository: string | null; write: boolean; service: string; appType: string | null }): Promise<Lent | Failure> {
-  const raw = capabilityFromRequest(request);
-  // Authenticated here, before any Durable Object is touched: a forged one wakes nothing.
-  const verified = raw ? await verifyCapability(env, raw) : null;
-  if (!verified) return failure("invalid_capability", "Send the session capability as the HTTP password.");
-  const { userId, secretHash } = verified;
+/**
+ * Redeems the capability `door` presents for `route`. Authenticated in the Worker before any
+ * Durable Object is touched: a forgery, or a container-bound capability at a public door or
+ * from another container, wakes nothing.
+ */
+export async function redeem(
+  env: Env,
+  request: Request,
+  route: { repository: string | null; write: boolean; service: string; appType: string | null },
+  door: Door = PUBLIC_DOOR,
+): Promise<Lent | Failure> {
+  const raw = presentedCapability(request, door);
+  const verified = raw ? await verifyCapability(env, raw, door.kind === "egress" ? door.containerId : null) : null;
+  if (!verified) return failure("invalid_capability", door.kind === "egress" ? "This container holds no capability valid here." : "Send the session capability as the HTTP password.");
+  const { userId, secretHash, containerId } = verified;
   const { repository, write, service, appType } = route;
   const redeemed = await callActor(
-    async (): Promise<Redeemed | Failure> => await userActor(env, userId).redeemCapability({ userId, secretHash, repository, write, service, appType }),
+    async (): Promise<Redeemed | Failure> => await userActor(env, userId).redeemCapability({ userId, secretHash, repository, write, service, appType, containerId }),
   );
   if (!redeemed.ok) return redeemed;
   if (redeemed.identity === "user") return { ...redeemed, userId };
