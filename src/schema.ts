@@ -6,6 +6,7 @@
  */
 import identityIndex0001 from "../migrations/identity-index/0001_links.sql";
 import installationActor0001 from "../migrations/installation-actor/0001_installations.sql";
+import installationActor0002 from "../migrations/installation-actor/0002_deliveries.sql";
 import userActor0001 from "../migrations/user-actor/0001_connections.sql";
 import userActor0002 from "../migrations/user-actor/0002_pending_connects.sql";
 import userActor0003 from "../migrations/user-actor/0003_capabilities.sql";
@@ -40,7 +41,10 @@ export const USER_ACTOR_MIGRATIONS: readonly Migration[] = [
 export const IDENTITY_INDEX_MIGRATIONS: readonly Migration[] = [{ name: "0001_links", sql: identityIndex0001 }];
 
 /** Migrations of `InstallationActor` (src/installations/actor.ts), in the order they apply. */
-export const INSTALLATION_ACTOR_MIGRATIONS: readonly Migration[] = [{ name: "0001_installations", sql: installationActor0001 }];
+export const INSTALLATION_ACTOR_MIGRATIONS: readonly Migration[] = [
+  { name: "0001_installations", sql: installationActor0001 },
+  { name: "0002_deliveries", sql: installationActor0002 },
+];
 
 /**
  * Applies the migrations not yet recorded. Synchronous: SQLite-backed storage executes
