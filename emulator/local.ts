@@ -23,6 +23,7 @@ import { GitLabEmulator, type GitLabSnapshot, type GitLabUser } from "./gitlab.t
 import { gitlabConsent } from "./gitlab-pages.ts";
 import { settingsPage, type AuthorizedAppRow } from "./pages.ts";
 import { serve } from "./serve.ts";
+import { persistedCertificate, startTlsFront } from "./tls-front.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -30,6 +31,7 @@ const { values: args } = parseArgs({
     "gitlab-port": { type: "string", default: "8790" },
     dir: { type: "string", default: ".wrangler/emulator" },
     broker: { type: "string", default: "http://127.0.0.1:8787" },
+    "agent-port": { type: "string", default: "8443" },
   },
 });
 const dir = resolve(args.dir!);
@@ -240,6 +242,11 @@ const server = await serve(handle, Number(args.port));
 console.log(`[github] emulator on ${server.url} (state in ${dir})`);
 const gitlabServer = await serve(handleGitLab, Number(args["gitlab-port"]));
 console.log(`[gitlab] emulator on ${gitlabServer.url}`);
+// The broker's GitHub-shaped surface (AGENT_HOST = localhost:<agent-port>) over HTTPS, which
+// `gh` insists on: a front with a certificate kept in `<dir>/tls/` (trusted with SSL_CERT_FILE).
+const tlsDir = join(dir, "tls");
+const agentFront = await startTlsFront(broker, { port: Number(args["agent-port"]), certificate: await persistedCertificate(tlsDir), certFile: join(tlsDir, "cert.pem") });
+console.log(`[agent] gh and git surface on ${agentFront.url} (certificate ${agentFront.certFile})`);
 
 function shutdown(): void {
   if (saveTimer) clearTimeout(saveTimer);

@@ -13,7 +13,7 @@ import { gitRefs } from "../emulator/git-refs.ts";
 import { GitHubEmulator } from "../emulator/github.ts";
 import { serve } from "../emulator/serve.ts";
 import { APP_IDENTITIES, APP_KEY_BINDINGS } from "../test/support/app-keys.ts";
-import { ghesToGitHub, runGh, startTlsFront, type GhTarget, type TlsFront } from "../test/support/tls-front.ts";
+import { ghesToGitHub, runGh, startTlsFront, type GhTarget, type TlsFront } from "../emulator/tls-front.ts";
 
 const REPO = "octo-org/hello-world";
 const root = mkdtempSync(join(tmpdir(), "gh-emulator-"));

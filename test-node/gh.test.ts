@@ -16,7 +16,7 @@ import { serve } from "../emulator/serve.ts";
 import { APP_IDENTITIES } from "../test/support/app-keys.ts";
 import { APPS } from "../test/support/env.ts";
 import { freePort, startHarness, type Harness } from "../test/support/harness.ts";
-import { runGh, startTlsFront, type GhResult, type TlsFront } from "../test/support/tls-front.ts";
+import { runGh, startTlsFront, type GhResult, type TlsFront } from "../emulator/tls-front.ts";
 
 const REPO = "octo-org/hello-world";
 const OTHER = "octo-org/secret";

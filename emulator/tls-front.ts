@@ -7,7 +7,7 @@
  * Also: {@link runGh}, the real `gh` with a clean environment, as a sandbox would run it.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { createServer, type Server } from "node:https";
 import { tmpdir } from "node:os";
@@ -75,7 +75,7 @@ export interface TlsFront {
  * {@link ghesToGitHub}; a prefix it strips is sent as `X-Forwarded-Prefix` (the GitHub
  * emulator builds the API URLs in its answers, such as a run's `jobs_url`, from these).
  */
-export async function startTlsFront(origin: string, options: { port?: number; rewrite?: PathRewrite; certificate?: Certificate } = {}): Promise<TlsFront> {
+export async function startTlsFront(origin: string, options: { port?: number; rewrite?: PathRewrite; certificate?: Certificate; certFile?: string } = {}): Promise<TlsFront> {
   const target = new URL(origin);
   if (target.protocol !== "http:") throw new Error("the TLS front forwards to an http:// origin");
   const certificate = options.certificate ?? (await localCertificate());
@@ -106,8 +106,9 @@ export async function startTlsFront(origin: string, options: { port?: number; re
   });
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : 0;
-  const dir = mkdtempSync(join(tmpdir(), "tls-front-"));
-  const certFile = join(dir, "cert.pem");
+  // A file the caller keeps (npm start's state directory), else one that goes with the front.
+  const dir = options.certFile ? null : mkdtempSync(join(tmpdir(), "tls-front-"));
+  const certFile = options.certFile ?? join(dir!, "cert.pem");
   writeFileSync(certFile, certificate.cert);
   return {
     url: `https://localhost:${port}`,
@@ -119,7 +120,7 @@ export async function startTlsFront(origin: string, options: { port?: number; re
       new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => {
-          rmSync(dir, { recursive: true, force: true });
+          if (dir) rmSync(dir, { recursive: true, force: true });
           resolve();
         });
       }),
@@ -190,4 +191,19 @@ export async function runGh(target: GhTarget, args: string[], options: { cwd?: s
   } finally {
     rmSync(configDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The certificate kept in `dir` (`cert.pem`, `key.pem`), made on first use: `npm start`'s front
+ * keeps its certificate across restarts, so a terminal that trusts it keeps working.
+ */
+export async function persistedCertificate(dir: string): Promise<Certificate> {
+  const certPath = join(dir, "cert.pem");
+  const keyPath = join(dir, "key.pem");
+  if (existsSync(certPath) && existsSync(keyPath)) return { cert: readFileSync(certPath, "utf8"), key: readFileSync(keyPath, "utf8") };
+  const made = await localCertificate();
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(keyPath, made.key, { mode: 0o600 });
+  writeFileSync(certPath, made.cert);
+  return made;
 }
