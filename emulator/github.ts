@@ -325,6 +325,15 @@ export class GitHubEmulator {
   }
 
   /** Live refresh tokens of one user and App (there is at most one per grant). */
+  /** The repository-scoped access tokens of a grant that still work. */
+  liveScopedTokens(clientId: string, userId: number): string[] {
+    const out: string[] = [];
+    for (const [token, rec] of this.#accessTokens) {
+      if (rec.scope && rec.clientId === clientId && rec.userId === userId && rec.alive && rec.expiresAt > this.now()) out.push(token);
+    }
+    return out;
+  }
+
   liveRefreshTokens(clientId: string, userId: number): string[] {
     const out: string[] = [];
     for (const [token, rec] of this.#refreshTokens) {
@@ -923,8 +932,8 @@ export class GitHubEmulator {
       case "GET git-requests":
         return this.#json(200, { requests: this.gitRequests.slice(Number(url.searchParams.get("since") ?? 0)) });
       case "GET live": {
-        const tokens = this.liveRefreshTokens(url.searchParams.get("clientId") ?? "", Number(url.searchParams.get("userId")));
-        return this.#json(200, { refreshTokens: tokens });
+        const [clientId, userId] = [url.searchParams.get("clientId") ?? "", Number(url.searchParams.get("userId"))];
+        return this.#json(200, { refreshTokens: this.liveRefreshTokens(clientId, userId), scopedTokens: this.liveScopedTokens(clientId, userId) });
       }
       default: {
         const hold = /^holds\/(\d+)(\/release)?$/.exec(action);

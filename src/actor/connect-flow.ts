@@ -15,7 +15,7 @@
 import { failure, type CallbackErrorCode, type ConnectConfirmed, type Failure } from "../contract";
 import { base64urlEncode, randomString, sha256 } from "../crypto";
 import { exchangeFailure, missingKeyFailure } from "../failures";
-import { PROVIDER_NAMES, type TokenSet } from "../providers/provider";
+import { PROVIDER_NAMES } from "../providers/provider";
 import { identityIndexByKey } from "../identity-index";
 import { logEvent } from "../log";
 import type { ConnectionStore } from "./connection-store";
@@ -43,7 +43,16 @@ export interface ConnectFlowDeps {
   vault: TokenVault;
   revoker: GrantRevoker;
   lifecycle: Lifecycle;
+  /** Makes sure the actor's alarm fires by `at` (sooner is kept). */
+  alarmBy: (at: number) => Promise<void>;
 }
+
+/**
+ * A confirm's grant is recorded for revocation before anything can interrupt the confirm,
+ * and the alarm set to retry it this soon: a confirm that completes withdraws the record long
+ * before (GitHub's calls time out sooner), one cut short by a reset is revoked then.
+ */
+const CONFIRM_GRACE_MS = 60_000;
 
 export class ConnectFlow {
   readonly #d: ConnectFlowDeps;
@@ -166,16 +175,23 @@ export class ConnectFlow {
   /** The rest of {@link confirm}, while the App's revocations are paused (`resume` ends that). */
   async #exchangeAndStore(c: CallContext, code: string, verifier: string, epoch: number, resume: () => void, log: (outcome: string, detail?: string) => void): Promise<ConnectConfirmed | Failure> {
     const appType = c.app.appType;
+    // Set before the exchange: after it, the only awaits until the grant is recorded are local.
+    await this.#d.alarmBy(Date.now() + CONFIRM_GRACE_MS);
     const exchanged = await c.provider.exchangeCode(c.app, code, verifier);
     if (!exchanged.ok) {
       log(exchanged.error.kind, exchanged.error.detail);
       return exchangeFailure(exchanged.error, PROVIDER_NAMES[c.provider.kind]);
     }
     const tokens = exchanged.value;
+    // GitHub has issued a grant that lives in memory only: recorded for revocation before the
+    // first await that reaches the network (sealing is local), withdrawn in the very step that
+    // stores the generation. A reset anywhere in between leaves the record for the alarm.
+    const record = await this.#d.revoker.prepare(c, appType, tokens, null);
+    this.#d.revoker.enqueue(record, { dueAt: Date.now() + CONFIRM_GRACE_MS });
     if (tokens.refreshToken === null) {
       log("exchange_failed", "no refresh token: the App must have 'Expire user authorization tokens' on");
       resume();
-      await this.#abandon(c, tokens, null);
+      await this.#abandon(c, record.id, null);
       return failure(
         "exchange_failed",
         c.provider.kind === "github"
@@ -191,7 +207,7 @@ export class ConnectFlow {
     const lost = async (f: Failure, why: string) => {
       log("abandoned", why);
       resume();
-      await this.#abandon(c, tokens, account);
+      await this.#abandon(c, record.id, account);
       for (const gh of unlinkOnLoss) await this.#unlinkQuietly(c, gh);
       return f;
     };
@@ -224,6 +240,7 @@ export class ConnectFlow {
     if (deleted()) return lost(INVALID_TICKET, "account deleted during the connect");
     // One synchronous step: a new generation (the previous one's capabilities die with it).
     const stored = this.#d.store.startGeneration(appType, user.value, pair);
+    this.#d.revoker.withdraw(record.id);
     this.#d.vault.remember(appType, pair.accessToken, tokens.accessToken);
     resume();
     if (retiring) {
@@ -239,11 +256,10 @@ export class ConnectFlow {
     this.#d.sql.exec("DELETE FROM connect_tickets WHERE expires_at <= ?", now);
   }
 
-  /** A grant obtained by a connect that will store nothing: revoke it (now, or from the alarm). */
-  async #abandon(c: CallContext, tokens: TokenSet, account: string | null): Promise<void> {
-    const prepared = await this.#d.revoker.prepare(c, c.app.appType, tokens, account);
-    this.#d.revoker.enqueue(prepared);
-    await this.#d.revoker.attempt(c, prepared.id);
+  /** A grant obtained by a connect that will store nothing (recorded as `id`): revoke it now, or from the alarm. */
+  async #abandon(c: CallContext, id: string, account: string | null): Promise<void> {
+    this.#d.revoker.identify(id, account);
+    await this.#d.revoker.attempt(c, id);
   }
 
   async #unlinkQuietly(c: CallContext, githubUserId: string): Promise<void> {

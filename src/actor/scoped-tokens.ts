@@ -14,6 +14,10 @@
  *   by one (`DELETE /applications/{client_id}/token`) right after a reconnect and from the
  *   alarm, then forgotten; a reconnect does not revoke the grant, so without this an old
  *   scoped token would live on for its 8 hours.
+ * - **Never forgotten.** A token whose pair stopped being current while GitHub minted it (a
+ *   reconnect, a disconnect, a refresh) is handed to no one: it goes to the grant revoker as a
+ *   single token (`DELETE /applications/{client_id}/token`, retried from the alarm), and the
+ *   caller's answer is made from the connection as it is now.
  * - Concurrent callers for the same key share one mint.
  */
 import { singleFlight } from "../single-flight";
@@ -21,6 +25,7 @@ import { failure, rfc3339, type Failure, type TokenGrant } from "../contract";
 import { providerFailure, missingKeyFailure } from "../failures";
 import type { ConnectionStore } from "./connection-store";
 import type { CallContext, ServiceContext } from "./context";
+import type { GrantRevoker } from "./grant-revoker";
 import type { Live } from "./refresher";
 import type { TokenVault } from "./token-vault";
 
@@ -66,12 +71,14 @@ export class ScopedTokens {
   readonly #sql: SqlStorage;
   readonly #store: ConnectionStore;
   readonly #vault: TokenVault;
+  readonly #revoker: GrantRevoker;
   readonly #inflight = new Map<string, Promise<Minted>>();
 
-  constructor(sql: SqlStorage, store: ConnectionStore, vault: TokenVault) {
+  constructor(sql: SqlStorage, store: ConnectionStore, vault: TokenVault, revoker: GrantRevoker) {
     this.#sql = sql;
     this.#store = store;
     this.#vault = vault;
+    this.#revoker = revoker;
   }
 
   /**
@@ -107,7 +114,13 @@ export class ScopedTokens {
     const sealed = await this.#vault.seal(c.keyring, c.userId, appType, field, minted.value.token);
     // No await from here: stored only while the connection is still the pair it came from.
     const current = this.#store.get(appType);
-    if (current && current.generation === live.row.generation && current.version === live.row.version) {
+    if (!current || current.generation !== live.row.generation || current.version !== live.row.version) {
+      // The connection changed while GitHub minted (a reconnect, a disconnect, a refresh): the
+      // token is handed to nobody and forgotten by nobody: the revoker ends it at GitHub.
+      await this.#orphan(c, minted.value);
+      return failure("github_unavailable", "The connection changed while the scoped token was minted; try again.", 1);
+    }
+    {
       this.#sql.exec(
         `INSERT INTO scoped_tokens (app_type, repository, permissions, generation, version, token, expires_at, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -124,6 +137,13 @@ export class ScopedTokens {
       );
     }
     return { ok: true, token: minted.value.token, expiresAt: minted.value.expiresAt };
+  }
+
+  /** A minted token nobody may have: recorded for revocation, then revoked now if GitHub answers. */
+  async #orphan(c: CallContext, minted: { token: string; expiresAt: number }): Promise<void> {
+    const prepared = await this.#revoker.prepareToken(c, c.app.appType, minted.token, minted.expiresAt);
+    this.#revoker.enqueue(prepared, { scope: "token" });
+    await this.#revoker.attempt(c, prepared.id);
   }
 
   /**

@@ -23,6 +23,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { failure, rfc3339, type AuditPage, type CapabilityGrant, type ConnectConfirmed, type ConnectionView, type Failure, type GrantOutcome, type Permission, type TokenResult } from "../contract";
+import { identityIndexByKey } from "../identity-index";
 import { logEvent } from "../log";
 import { recordMetric } from "../metrics";
 import { mintCapability } from "../proxy/capability-token";
@@ -56,6 +57,9 @@ export interface TokenInput {
 
 type Context = { ok: true; value: CallContext } | Failure;
 
+/** How long a confirm may take from writing its identity link to storing its connection. */
+const LINK_SETTLE_MS = 10 * 60_000;
+
 export class UserActor extends DurableObject<Env> {
   readonly #store: ConnectionStore;
   readonly #vault = new TokenVault();
@@ -82,8 +86,6 @@ export class UserActor extends DurableObject<Env> {
     this.#store = new ConnectionStore(sql);
     this.#refresher = new Refresher(this.#store, this.#vault);
     this.#repos = new RepoAccess(this.#refresher);
-    this.#scoped = new ScopedTokens(sql, this.#store, this.#vault);
-    this.#desk = new TokenDesk(this.#refresher, this.#repos, this.#scoped);
     this.#caps = new CapabilityStore(sql);
     this.#audit = new AuditLog(sql);
     this.#outbox = new EventOutbox(sql, env);
@@ -92,10 +94,12 @@ export class UserActor extends DurableObject<Env> {
       const row = this.#store.get(appType);
       return row?.status === "connected" ? row.github_user_id : null;
     };
-    this.#revoker = new GrantRevoker(sql, this.#vault, ctx.id.toString(), connectedAccount);
+    this.#revoker = new GrantRevoker(sql, this.#vault, ctx.id.toString(), connectedAccount, (appType, key, account) => this.#inUseElsewhere(appType, key, account));
+    this.#scoped = new ScopedTokens(sql, this.#store, this.#vault, this.#revoker);
+    this.#desk = new TokenDesk(this.#refresher, this.#repos, this.#scoped);
     const deps = { env, store: this.#store, refresher: this.#refresher, vault: this.#vault, revoker: this.#revoker };
     this.#lifecycle = new Lifecycle(deps);
-    this.#flow = new ConnectFlow({ ...deps, sql, lifecycle: this.#lifecycle });
+    this.#flow = new ConnectFlow({ ...deps, sql, lifecycle: this.#lifecycle, alarmBy: (at) => this.#alarmBy(at) });
     const kept = { store: this.#store, vault: this.#vault, revoker: this.#revoker, caps: this.#caps, flow: this.#flow, outbox: this.#outbox, audit: this.#audit };
     this.#housekeeping = new Housekeeping({ storage: ctx.storage, ...kept, objectOwner: `object:${ctx.id.toString()}` });
     // Every state change writes its event and audit entry in the same synchronous step.
@@ -116,6 +120,8 @@ export class UserActor extends DurableObject<Env> {
   token(input: TokenInput): Promise<TokenResult> {
     return this.#measure("token", input.appType, async (c) => {
       const result = await this.#desk.token(c, input.repository, input.permission, input.minValiditySeconds, input.scope ?? null);
+      // A scoped token minted across a change of the connection waits for its revocation.
+      if (input.scope && this.#revoker.nextAttemptAt() !== null) await this.#housekeeping.schedule();
       if (result.ok) this.#audit.recordCoalesced("token_issued", input.appType, { repository: input.repository, identity: "user", scope: input.scope ? "repository" : "user" });
       return result;
     }, input.userId);
@@ -315,6 +321,30 @@ export class UserActor extends DurableObject<Env> {
   }
 
   // ------------------------------------------------------------------ internals
+
+  async #alarmBy(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  }
+
+  /**
+   * Whether another platform user's connection of `appType` uses the grant of `account` now
+   * (grant-revoker.ts): the identity index names who is linked; each of them is asked, since
+   * a link is written before its connection and may outlive it. A link younger than
+   * {@link LINK_SETTLE_MS} whose actor is not connected yet may be a connect storing: unsure.
+   */
+  async #inUseElsewhere(appType: string, key: string, account: string): Promise<"in_use" | "free" | "unsure"> {
+    const self = this.#ownerId();
+    let unsure = false;
+    for (const link of await identityIndexByKey(this.env, key).links({ appType })) {
+      if (link.userId === self) continue; // this actor's own connection is checked synchronously
+      const other = this.env.USER_ACTOR.get(this.env.USER_ACTOR.idFromName(link.userId));
+      const view = await other.connection({ userId: link.userId, appType });
+      if (view.status === "connected" && view.githubUserId === account) return "in_use";
+      if (Date.now() - link.linkedAt < LINK_SETTLE_MS) unsure = true;
+    }
+    return unsure ? "unsure" : "free";
+  }
 
   /**
    * Runs one operation for one App: its context, a metric data point (operation, outcome,
