@@ -136,11 +136,8 @@ export class GrantRevoker {
     return this.prepare(c, appType, { accessToken: token, accessTokenExpiresAt: expiresAt, refreshToken: null, refreshTokenExpiresAt: null }, null);
   }
 
-  /**
-   * Synchronous: the grant (or, for `scope: "token"`, the token) is now the revoker's to
-   * finish. `dueAt`: the first attempt's time (default now).
-   */
-  enqueue(p: PreparedRevocation, options: { scope?: "grant" | "token"; dueAt?: number } = {}): void {
+  /** Synchronous: the grant (or, for `scope: "token"`, the token) is now the revoker's to finish. */
+  enqueue(p: PreparedRevocation, options: { scope?: "grant" | "token" } = {}): void {
     const now = Date.now();
     this.#sql.exec(
       `INSERT INTO pending_revocations (id, app_type, access_token, access_token_expires_at, refresh_token, refresh_token_expires_at,
@@ -151,7 +148,7 @@ export class GrantRevoker {
       p.pair.accessTokenExpiresAt,
       p.pair.refreshToken,
       p.pair.refreshTokenExpiresAt,
-      options.dueAt ?? now,
+      now,
       now,
       p.account,
       options.scope ?? "grant",
