@@ -22,7 +22,7 @@
  * under another platform user (an account deleted, then the person signs up again; two
  * platform accounts of one person). Before a grant is revoked, the identity index of the
  * account is asked ({@link InUseElsewhere}); where another platform user is connected with it,
- * or a link is too fresh to judge (a connect in flight), the grant is not revoked. Then only the
+ * the grant is not revoked; while another user's connect of the App is in flight, the attempt waits. Then only the
  * row's own access token is revoked (`DELETE /applications/{client_id}/token`), the finest
  * revocation that leaves the newer connection alone, and the row is forgotten: its refresh
  * token exists nowhere else and dies on its own (docs/lifecycle.md).
@@ -117,6 +117,11 @@ export class GrantRevoker {
       if (left > 0) this.#paused.set(appType, left);
       else this.#paused.delete(appType);
     };
+  }
+
+  /** Whether a connect of `appType` is in progress here. */
+  isPaused(appType: string): boolean {
+    return this.#paused.has(appType);
   }
 
   /** Waits for the attempts in flight of `appType`'s grants. */

@@ -23,7 +23,6 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { failure, rfc3339, type AuditPage, type CapabilityGrant, type ConnectConfirmed, type ConnectionView, type Failure, type GrantOutcome, type Permission, type TokenResult } from "../contract";
-import { identityIndexByKey } from "../identity-index";
 import { logEvent } from "../log";
 import { recordMetric } from "../metrics";
 import { mintCapability } from "../proxy/capability-token";
@@ -40,6 +39,7 @@ import { Housekeeping } from "./housekeeping";
 import { Lifecycle, type RevocationOutcome } from "./lifecycle";
 import { Refresher } from "./refresher";
 import { RepoAccess } from "./repo-access";
+import { grantUse, inUseElsewhere, type GrantUse } from "./shared-grants";
 import { ScopedTokens, type ScopeRequest } from "./scoped-tokens";
 import { TokenDesk } from "./token-desk";
 import { TokenVault } from "./token-vault";
@@ -57,8 +57,7 @@ export interface TokenInput {
 
 type Context = { ok: true; value: CallContext } | Failure;
 
-/** How long a confirm may take from writing its identity link to storing its connection. */
-const LINK_SETTLE_MS = 10 * 60_000;
+
 
 export class UserActor extends DurableObject<Env> {
   readonly #store: ConnectionStore;
@@ -94,7 +93,7 @@ export class UserActor extends DurableObject<Env> {
       const row = this.#store.get(appType);
       return row?.status === "connected" ? row.github_user_id : null;
     };
-    this.#revoker = new GrantRevoker(sql, this.#vault, ctx.id.toString(), connectedAccount, (appType, key, account) => this.#inUseElsewhere(appType, key, account));
+    this.#revoker = new GrantRevoker(sql, this.#vault, ctx.id.toString(), connectedAccount, (appType, key, account) => inUseElsewhere(env, this.#ownerId(), appType, key, account));
     this.#scoped = new ScopedTokens(sql, this.#store, this.#vault, this.#revoker);
     this.#desk = new TokenDesk(this.#refresher, this.#repos, this.#scoped);
     const deps = { env, store: this.#store, refresher: this.#refresher, vault: this.#vault, revoker: this.#revoker };
@@ -290,6 +289,15 @@ export class UserActor extends DurableObject<Env> {
     return result;
   }
 
+  /**
+   * Another actor's grant revoker asks before revoking the grant of `account`: `in_use` when
+   * this user's connection of `appType` is that account's, `connecting` while a confirm of the
+   * App is between its exchange and its stored generation (it may be obtaining that grant).
+   */
+  async grantInUse(input: { appType: string; account: string }): Promise<GrantUse> {
+    return this.#readable() ? grantUse(this.#store, this.#revoker, input.appType, input.account) : "free";
+  }
+
   /** The git proxy read a push's ref updates: the audit trail records them and what happened. */
   async recordPush(input: { userId: string; sessionId: string; repository: string; refs: string[]; outcome: "forwarded" | "refused" }): Promise<void> {
     if (!this.#readable() || this.#ownerMismatch(input.userId)) return;
@@ -325,25 +333,6 @@ export class UserActor extends DurableObject<Env> {
   async #alarmBy(at: number): Promise<void> {
     const current = await this.ctx.storage.getAlarm();
     if (current === null || current > at) await this.ctx.storage.setAlarm(at);
-  }
-
-  /**
-   * Whether another platform user's connection of `appType` uses the grant of `account` now
-   * (grant-revoker.ts): the identity index names who is linked; each of them is asked, since
-   * a link is written before its connection and may outlive it. A link younger than
-   * {@link LINK_SETTLE_MS} whose actor is not connected yet may be a connect storing: unsure.
-   */
-  async #inUseElsewhere(appType: string, key: string, account: string): Promise<"in_use" | "free" | "unsure"> {
-    const self = this.#ownerId();
-    let unsure = false;
-    for (const link of await identityIndexByKey(this.env, key).links({ appType })) {
-      if (link.userId === self) continue; // this actor's own connection is checked synchronously
-      const other = this.env.USER_ACTOR.get(this.env.USER_ACTOR.idFromName(link.userId));
-      const view = await other.connection({ userId: link.userId, appType });
-      if (view.status === "connected" && view.githubUserId === account) return "in_use";
-      if (Date.now() - link.linkedAt < LINK_SETTLE_MS) unsure = true;
-    }
-    return unsure ? "unsure" : "free";
   }
 
   /**
