@@ -825,6 +825,10 @@ export class GitHubEmulator {
       return this.#json(422, { message: "Validation Failed: target and repositories are required here" });
     }
     const permissions = body.permissions && typeof body.permissions === "object" ? (body.permissions as Record<string, string>) : null;
+    // As GitHub: a permission no App can hold at that level fails validation (metadata is read-only).
+    if (permissions && Object.entries(permissions).some(([name, level]) => (name === "metadata" && level !== "read") || !/^[a-z_]+$/.test(name))) {
+      return this.#json(422, { message: "Validation Failed", errors: [{ resource: "ScopedToken", field: "permissions", code: "invalid", message: "metadata can only be read" }] });
+    }
     const token = randomToken("ghu_");
     this.#accessTokens.set(token, {
       ...parent,

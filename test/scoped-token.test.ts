@@ -5,7 +5,7 @@
  * rotates, and dead after a reconnect (a new generation): the broker revokes the previous
  * generation's scoped tokens one by one, since a reconnect keeps the grant.
  */
-import { beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { EMULATOR_API_URL, EMULATOR_URL } from "./support/env";
 import { callApi, connectUser, dumpStorage, emulator, pendingRevocations, requestToken, retryRevocationsNow, setStoredExpiry } from "./support/helpers";
 
@@ -165,5 +165,29 @@ describe("repository-scoped tokens", () => {
     await retryRevocationsNow("sc-10");
     expect(await pendingRevocations("sc-10")).toBe(0);
     expect(await live()).toEqual([answer.body.token]);
+  });
+
+  it("a misspelled permission is invalid_request, never hidden behind the App's bot", async () => {
+    await connectUser("sc-11", MONA);
+    const res = await scoped("sc-11", { permissions: { contnets: "write" }, fallback: "app" });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ ok: false, reason: "invalid_request" });
+    expect(res.body.message).toContain('"contnets"');
+    expect((await emulator.stats()).counts.scoped).toBe(0);
+  });
+
+  it("GitHub's 422 (validation failed) is invalid_request with GitHub's reason in the log, never no_repo_access", async () => {
+    await connectUser("sc-12", MONA);
+    const lines: string[] = [];
+    const spy = vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void lines.push(a.map(String).join(" ")));
+    try {
+      const res = await scoped("sc-12", { permissions: { metadata: "write" }, fallback: "app" });
+      expect(res.status).toBe(400);
+      expect(res.body.reason).toBe("invalid_request");
+      expect((await emulator.stats()).counts.scoped).toBe(1);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(lines.join("\n")).toContain("metadata can only be read");
   });
 });

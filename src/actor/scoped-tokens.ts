@@ -20,6 +20,8 @@
  *   caller's answer is made from the connection as it is now.
  * - Concurrent callers for the same key share one mint.
  */
+import { REPOSITORY_PERMISSIONS } from "../installations/permissions";
+import { logEvent } from "../log";
 import { singleFlight } from "../single-flight";
 import { failure, rfc3339, type Failure, type TokenGrant } from "../contract";
 import { providerFailure, missingKeyFailure } from "../failures";
@@ -50,8 +52,8 @@ const PERMISSION_NAME = /^[a-z][a-z_]{0,63}$/;
 
 /**
  * `scope` and `permissions` of a token request: `undefined` → an ordinary user token;
- * `"repository"` → scoped, with `permissions` an object of GitHub permission names
- * (`contents`, `pull_requests`, ...) to `read` or `write`, at most 30.
+ * `"repository"` → scoped, with `permissions` an object of GitHub's repository permission names
+ * (`contents`, `pull_requests`, ...; the list installation tokens use) to `read` or `write`, at most 30.
  */
 export function parseTokenScope(scope: unknown, permissions: unknown): { ok: true; value: ScopeRequest | null } | Failure {
   if (scope === undefined) {
@@ -64,6 +66,10 @@ export function parseTokenScope(scope: unknown, permissions: unknown): { ok: tru
   const entries = Object.entries(permissions as Record<string, unknown>);
   if (entries.length === 0 || entries.length > 30) return bad;
   if (!entries.every(([k, v]) => PERMISSION_NAME.test(k) && (v === "read" || v === "write"))) return bad;
+  // A misspelled name is the caller's mistake: said at once, never left for GitHub to refuse
+  // (which an agent would take for a lack of access and fall back to the App on).
+  const unknown = entries.find(([k]) => !REPOSITORY_PERMISSIONS.has(k));
+  if (unknown) return failure("invalid_request", `permissions: unknown repository permission "${unknown[0]}"`);
   return { ok: true, value: { permissions: Object.fromEntries(entries.sort(([a], [b]) => (a < b ? -1 : 1))) as Record<string, string> } };
 }
 
@@ -109,6 +115,7 @@ export class ScopedTokens {
       if (minted.error.kind === "unauthorized") {
         return failure("github_unavailable", "GitHub did not accept the user's token for a scoped token; try again.", 1);
       }
+      if (minted.error.kind === "invalid_request") logEvent({ event: "scoped_token", level: "warn", userId: c.userId, appType, outcome: "invalid_request", detail: minted.error.detail });
       return providerFailure(minted.error, "GitHub");
     }
     const sealed = await this.#vault.seal(c.keyring, c.userId, appType, field, minted.value.token);
