@@ -3,8 +3,8 @@
  * `git http-backend` (CGI), so tests and the benchmark use the real `git` client end to end.
  */
 import { spawn } from "node:child_process";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import type { EmulatorUser, GitBackend } from "./github.ts";
 
@@ -82,19 +82,41 @@ function cgiResponse(stdout: Readable): Promise<Response> {
   });
 }
 
-/** Creates `root/owner/name.git` (bare) with one commit containing `files`. */
+/**
+ * Creates `root/owner/name.git` (bare) with one commit containing `files`, unless a complete
+ * one is there already. Idempotent and crash-safe: the repository is built under a temporary
+ * name and renamed into place only once its `main` exists, so a seed interrupted at any point
+ * leaves either nothing or a whole repository, and an incomplete one (from an older version
+ * that seeded in place) is rebuilt, never served empty.
+ */
 export async function createRepository(root: string, repository: string, files: Record<string, string | Uint8Array>): Promise<string> {
-  const bare = join(root, `${repository}.git`);
+  const bare = resolve(root, `${repository}.git`);
+  if (await hasMain(bare)) return bare;
+  const building = `${bare}.building`;
   const work = `${bare}.seed`;
+  for (const dir of [building, work]) rmSync(dir, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
-  await run("git", ["init", "-q", "--bare", "-b", "main", bare]);
+  await run("git", ["init", "-q", "--bare", "-b", "main", building]);
   await run("git", ["init", "-q", "-b", "main", work]);
-  const { writeFileSync } = await import("node:fs");
   for (const [name, content] of Object.entries(files)) writeFileSync(join(work, name), content);
   await run("git", ["add", "."], work);
   await run("git", ["-c", "user.name=Seed", "-c", "user.email=seed@example.com", "commit", "-q", "-m", "initial"], work);
-  await run("git", ["push", "-q", bare, "main"], work);
+  await run("git", ["push", "-q", building, "main"], work);
+  rmSync(bare, { recursive: true, force: true });
+  renameSync(building, bare);
+  rmSync(work, { recursive: true, force: true });
   return bare;
+}
+
+/** Whether `bare` is a repository whose `main` branch exists. */
+async function hasMain(bare: string): Promise<boolean> {
+  if (!existsSync(bare)) return false;
+  try {
+    await run("git", ["--git-dir", bare, "rev-parse", "-q", "--verify", "refs/heads/main"]);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Runs a command; resolves with stdout and stderr, rejects (with both) on a non-zero exit. */

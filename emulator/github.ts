@@ -147,8 +147,21 @@ const DEFAULT_SETTINGS: EmulatorSettings = {
   clientTimeoutMs: null,
 };
 
+/** A pair the token endpoint issued, about to be sent (see {@link GitHubEmulator.onIssued}). */
+export interface IssuedPair {
+  grant: "refresh" | "exchange";
+  clientId: string;
+  userId: number;
+}
+
 export class GitHubEmulator {
   readonly apps = new Map<string, EmulatorApp>();
+  /**
+   * Called when the token endpoint has issued a pair (a refresh rotated, or a code was
+   * exchanged), before the answer is sent; the answer waits for the promise it returns. The
+   * crash soak kills the broker here, so the new pair exists only at the provider.
+   */
+  onIssued: ((issued: IssuedPair) => void | Promise<void>) | null = null;
   readonly users = new Map<number, EmulatorUser>();
   settings: EmulatorSettings = { ...DEFAULT_SETTINGS };
   /** Seconds added to the real clock: the emulator's "now", its `Date` header and expiries. */
@@ -445,6 +458,7 @@ export class GitHubEmulator {
         await this.#holds.at(url.searchParams.get("name") ?? "point", ++this.#seq);
         return new Response(null, { status: 204 });
       }
+      if (path === "/_emulator/consent" && request.method === "POST") return await this.#consentWithoutBrowser(request);
       if (path.startsWith("/_emulator/")) return await this.#control(request, path.slice("/_emulator/".length), url);
       const seq = ++this.#seq;
       const arrivedAt = Date.now();
@@ -546,6 +560,11 @@ export class GitHubEmulator {
       const rec = this.#refreshTokens.get(params.get("refresh_token") ?? "");
       if (isRefresh && rec) this.#record(app.clientId, rec.userId, "droppedRotations");
       throw new Hang();
+    }
+    if (this.onIssued && result.status === 200) {
+      const userId = isRefresh ? this.#refreshTokens.get(params.get("refresh_token") ?? "")?.userId : this.#codes.get(params.get("code") ?? "")?.userId;
+      const issued = ((await result.clone().json()) as { access_token?: string }).access_token !== undefined;
+      if (issued && userId !== undefined) await this.onIssued({ grant: endpoint, clientId: app.clientId, userId });
     }
     const timeout = this.settings.clientTimeoutMs;
     // Half the timeout: the request may have waited about as long again on its way here.
@@ -694,6 +713,24 @@ export class GitHubEmulator {
     const code = this.authorize({ clientId, userId, redirectUri, codeChallenge: form.get("code_challenge") || null });
     this.#authorizations.set(`${clientId}:${userId}`, this.history(clientId, userId).revocations);
     return this.#backToApp(redirectUri, form.get("state"), { code });
+  }
+
+  /**
+   * `POST /_emulator/consent` (form: `url` = an authorize URL, `login`, `decision` =
+   * `authorize` (default) or `deny`): the consent screen's answer for a terminal, so a person
+   * can connect with curl. The same redirect to the App's callback as the browser's consent.
+   */
+  async #consentWithoutBrowser(request: Request): Promise<Response> {
+    const form = await readParams(request);
+    const authorize = URL.canParse(form.get("url") ?? "") ? new URL(form.get("url")!) : null;
+    const user = [...this.users.values()].find((u) => u.login === form.get("login"));
+    if (!authorize || authorize.pathname !== "/login/oauth/authorize") return this.#json(400, { message: "url must be an authorize URL the broker gave you" });
+    if (!user) return this.#json(400, { message: `no account '${form.get("login") ?? ""}'; the emulator has ${[...this.users.values()].map((u) => u.login).join(", ")}` });
+    const app = this.apps.get(authorize.searchParams.get("client_id") ?? "");
+    if (!app) return this.#json(400, { message: "no App has this client id" });
+    const answer = new URLSearchParams({ decision: form.get("decision") ?? "authorize", user_id: String(user.id) });
+    for (const k of ["client_id", "redirect_uri", "state", "code_challenge"]) answer.set(k, authorize.searchParams.get(k) ?? "");
+    return this.#consentAnswer(new Request(request.url, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: answer }));
   }
 
   #backToApp(redirectUri: string, state: string | null, params: Record<string, string>): Response {

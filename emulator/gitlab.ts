@@ -110,6 +110,12 @@ export class GitLabEmulator {
   /** Public projects (lower-case path): anyone may read them. */
   readonly publicProjects = new Set<string>();
   settings: GitLabSettings = { ...DEFAULTS };
+  /**
+   * Called when the token endpoint has issued a pair (a refresh rotated, or a code was
+   * exchanged), before the answer is sent; the answer waits for the promise it returns (the
+   * crash soak kills the broker here).
+   */
+  onIssued: ((issued: { grant: "refresh" | "exchange"; clientId: string; userId: number }) => void | Promise<void>) | null = null;
   clockOffsetSeconds = 0;
   readonly counts: Record<GitLabEndpoint, number> = { exchange: 0, refresh: 0, user: 0, project: 0, revoke: 0, git: 0 };
   get faultsInjected(): Partial<Record<GitLabFaultKind, number>> {
@@ -294,6 +300,7 @@ export class GitLabEmulator {
       if (grant === "refresh_token") this.history(userId).lostRotations++;
       throw new Hang();
     }
+    if (this.onIssued) await this.onIssued({ grant: grant === "refresh_token" ? "refresh" : "exchange", clientId: app.clientId, userId });
     const timeout = this.settings.clientTimeoutMs;
     if (grant === "refresh_token" && timeout !== null && Date.now() - arrivedAt >= timeout / 2) this.history(userId).lostRotations++;
     // GitLab's clock is the emulator's (`clock`): the broker must not mix it with its own.

@@ -7,14 +7,14 @@
  *
  * State lives in `<dir>` (default `.wrangler/emulator`): `state.json` and `gitlab-state.json`
  * (users, tokens, grants, saved after every change and on exit), `repos/` and `gitlab-repos/`
- * (seeded once). Restarting `npm start` therefore keeps every connection working: the
+ * (seeded once, crash-safe: see `createRepository`). Restarting `npm start` therefore keeps every connection working: the
  * broker's stored tokens are still the emulators' live tokens.
  *
  *   node emulator/local.ts [--port 8788] [--gitlab-port 8790] [--dir .wrangler/emulator] [--broker http://127.0.0.1:8787]
  */
 import { createPublicKey } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { createRepository, gitHttpBackend } from "./git-backend.ts";
 import { GitHubEmulator, type EmulatorApp, type EmulatorSnapshot, type EmulatorUser } from "./github.ts";
@@ -31,7 +31,7 @@ const { values: args } = parseArgs({
     broker: { type: "string", default: "http://127.0.0.1:8787" },
   },
 });
-const dir = args.dir!;
+const dir = resolve(args.dir!);
 const broker = args.broker!.replace(/\/+$/, "");
 
 /** The demo's Apps; the secrets are the demo values of .dev.vars.example and protect nothing. */
@@ -80,7 +80,7 @@ const gitlabStatePath = join(dir, "gitlab-state.json");
 for (const [root, repos] of [[reposDir, REPOS], [gitlabReposDir, GITLAB_REPOS]] as const) {
   mkdirSync(root, { recursive: true });
   for (const [name, files] of Object.entries(repos)) {
-    if (!existsSync(join(root, `${name}.git`))) await createRepository(root, name, files);
+    await createRepository(root, name, files);
   }
 }
 

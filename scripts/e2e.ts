@@ -2,15 +2,18 @@
  * `npm run test:e2e`: the local demo, used as people would, in headless Chromium, with the
  * example agent Worker calling the broker through its service binding.
  *
- * Starts `npm start` (broker + GitHub emulator, fresh state) and the example agent Worker
- * beside it, on a private wrangler dev registry, then drives Debian's Chromium through
- * playwright-core. Alice's browser: sign in to GitHub, cancel, connect, token, forced refresh,
- * a session capability whose `git clone` command is run for real, revoke it; mallory's
- * browser starts a connect and the link is opened in alice's browser (the hijack the
- * two-phase connect refuses); "Connect a different account" through GitHub's account picker;
- * revoke on GitHub (signed webhook); reconnect; a restart of `npm start` that keeps the
- * connection; disconnect. GitLab beside it: connect through GitLab's consent screen, a token
- * and a capability for a nested-group project (its clone run for real), disconnect. Screenshots
+ * Starts `npm start` (broker + GitHub emulator, fresh state) and, with `npm run agent-worker`
+ * as its header says, the example agent Worker beside it (both on the state directory's dev
+ * registry), then drives Debian's Chromium through playwright-core. Alice's browser: sign in
+ * to GitHub, cancel, connect, token (a refused one stays shown), forced refresh, a session
+ * capability whose `git clone` command is run for real, revoke it, a bad branch pattern; the
+ * audit trail page by page; mallory's browser starts a connect and the link is opened in
+ * alice's browser (the hijack the two-phase connect refuses, in words that accuse nobody);
+ * unknown tickets and a forged state; "Connect a different account" through GitHub's account
+ * picker; revoke on GitHub (signed webhook), the capability still shown after the round trip;
+ * reconnect; a restart of `npm start` that keeps the connection; disconnect. GitLab beside
+ * it: connect through GitLab's consent screen, a token and a capability for a nested-group
+ * project (its clone run for real), a refusal in words, disconnect. Screenshots
  * of every state go to artifacts/browser/.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -29,9 +32,12 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
 mkdirSync(ARTIFACTS, { recursive: true });
 const stateDir = mkdtempSync(join(tmpdir(), "broker-state-"));
-const registry = mkdtempSync(join(tmpdir(), "wrangler-registry-"));
 const work = mkdtempSync(join(tmpdir(), "e2e-git-"));
-const childEnv = { ...process.env, LOCAL_STATE_DIR: stateDir, WRANGLER_REGISTRY_PATH: registry, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" };
+// Nothing the README does not tell a newcomer to set: npm start and npm run agent-worker set the
+// dev registry and the offline switches themselves.
+const childEnv: NodeJS.ProcessEnv = { ...process.env, LOCAL_STATE_DIR: stateDir, WRANGLER_SEND_METRICS: "false" };
+delete childEnv.WRANGLER_REGISTRY_PATH;
+delete childEnv.CLOUDFLARE_CF_FETCH_ENABLED;
 let serverLog = "";
 
 function startServer(): ChildProcess {
@@ -53,11 +59,7 @@ async function stopProcess(child: ChildProcess): Promise<void> {
 }
 
 let server = startServer();
-const agent = spawn(
-  "wrangler",
-  ["dev", "-c", "examples/agent-worker/wrangler.toml", "--port", "8789", "--ip", "127.0.0.1", "--inspector-port", "9231", "--show-interactive-dev-session=false"],
-  { env: childEnv, stdio: ["ignore", "pipe", "pipe"], detached: true },
-);
+const agent = spawn("npm", ["run", "agent-worker"], { env: childEnv, stdio: ["ignore", "pipe", "pipe"], detached: true });
 agent.stdout!.on("data", (d) => (serverLog += d));
 agent.stderr!.on("data", (d) => (serverLog += d));
 
@@ -100,7 +102,9 @@ async function buttonsShown(page: Page, shown: string[]) {
 async function waitForServers(agentToo = true) {
   for (let i = 0; i < 240; i++) {
     try {
-      const checks = [fetch(`${BROKER}/healthz`), fetch(`${EMULATOR}/`), fetch(`${GITLAB}/`), ...(agentToo ? [fetch(AGENT)] : [])];
+      // Bounded: a server that accepts and never answers is "not up yet", not a hang.
+      const get = (url: string) => fetch(url, { signal: AbortSignal.timeout(5000) });
+      const checks = [get(`${BROKER}/healthz`), get(`${EMULATOR}/`), get(`${GITLAB}/`), ...(agentToo ? [get(AGENT)] : [])];
       if ((await Promise.all(checks)).every((r) => r.status < 500)) return;
     } catch {
       /* not up yet */
@@ -108,6 +112,24 @@ async function waitForServers(agentToo = true) {
     await new Promise((r) => setTimeout(r, 500));
   }
   throw new Error(`npm start did not serve the demo in two minutes:\n${serverLog}`);
+}
+
+/**
+ * Every row of the demo's audit table, newest first, read a page at a time through "Older";
+ * each page holds one to ten rows. Leaves the table on its last page.
+ */
+async function readAudit(page: Page): Promise<{ rows: string[]; pages: number }> {
+  await page.locator("#audit-page", { hasText: "page 1" }).waitFor();
+  const rows: string[] = [];
+  for (let n = 1; ; n++) {
+    await page.locator("#audit-page", { hasText: `page ${n}` }).waitFor();
+    const onPage = await page.locator("#audit tbody tr").allTextContents();
+    expect(onPage.length >= 1 && onPage.length <= 10, `page ${n} has ${onPage.length} rows`);
+    rows.push(...onPage);
+    if (!(await page.locator("#audit-older").isVisible())) return { rows, pages: n };
+    expect(n < 50, "the audit pages end");
+    await page.click("#audit-older");
+  }
 }
 
 /** Runs the shell-free `git clone <url> <dir>` the page shows, in `cwd`. */
@@ -144,6 +166,15 @@ async function main() {
     await page.click("#expire");
     await page.locator("#flash", { hasText: "Nothing to expire" }).waitFor();
     expect(!(await flash()).includes("now sees the access token as expired"), await flash());
+    // A refused "Get a token" stays shown after the page has re-read the connection.
+    const reread = (async () => {
+      await page.waitForResponse((r) => r.url().endsWith("/demo/api/token"));
+      await page.waitForResponse((r) => r.url().endsWith("/demo/api/audit"));
+    })();
+    await page.click("#get-token");
+    await reread;
+    const refused = await page.locator("#token-result").innerText();
+    expect(refused === "No token: this user has not connected GitHub.", `token card: ${refused}`);
   }, "01-not-connected");
 
   await step("GitHub asks who is signed in, then shows the App by name; Cancel comes back in words", page, async () => {
@@ -160,7 +191,7 @@ async function main() {
     await page.waitForURL(`${BROKER}/demo`);
     await page.locator("#flash", { hasText: "you cancelled" }).waitFor();
     expect(!(await flash()).includes("access_denied"), `raw code shown: ${await flash()}`);
-    expect(await page.locator("#connect").isVisible(), "Connect button should still be shown");
+    await page.locator("#connect").waitFor({ state: "visible" }); // once the page has read the connection
   }, "04-cancelled");
 
   await step("Authorize, then the web app confirms as alice: 'Connected as @octocat'", page, async () => {
@@ -174,6 +205,33 @@ async function main() {
     expect(/Access token valid until .+; refresh token until .+/.test(details), `details: ${details}`);
     await buttonsShown(page, ["connect-other", "disconnect", "revoke"]);
   }, "05-connected");
+
+  await step("An unknown connection ticket is 'expired or already used', never an attack", page, async () => {
+    // With a connect started in this browser (its cookie set) ...
+    await page.evaluate(async () => {
+      await fetch("/demo/api/connect", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    });
+    await page.goto(`${BROKER}/demo/return?github_connect=confirm&connect_ticket=${"A".repeat(22)}`);
+    await page.locator("#flash[data-result=ticket_not_valid]").waitFor();
+    expect((await flash()).startsWith("This connection link expired or was already used."), await flash());
+    // ... and without one (an old tab, a link from elsewhere): covers both, accuses nobody.
+    await page.goto(`${BROKER}/demo/return?github_connect=confirm&connect_ticket=${"B".repeat(22)}`);
+    await page.locator("#flash[data-result=not_started_here]").waitFor();
+    const text = await flash();
+    expect(text.includes("expired, was already used, or was not started from this browser") && !/someone else|do not trust|attack/i.test(text), text);
+    await page.locator("#login", { hasText: "@octocat" }).waitFor(); // nothing changed
+  }, "05b-unknown-ticket");
+
+  await step("A forged state gets a styled page that says what happened, with a link back to the app", page, async () => {
+    const res = await page.goto(`${BROKER}/oauth/callback?code=x&state=forged`);
+    expect(res?.status() === 400, `status ${res?.status()}`);
+    expect((await page.locator("h1").innerText()) === "This connection link is not valid", await page.locator("h1").innerText());
+    expect(await page.locator(".card").isVisible(), "styled");
+    await screenshot(page, "05c-bad-state-page");
+    await page.click("#back");
+    await page.waitForURL(`${BROKER}/demo`);
+    await page.locator("#login", { hasText: "@octocat" }).waitFor();
+  }, "05d-back-from-bad-state"); 
 
   let firstToken = "";
   await step("Get a token: the agent's token and the user's no-reply identity", page, async () => {
@@ -195,6 +253,7 @@ async function main() {
     await page.locator("#refresh-note", { hasText: "Refreshed" }).waitFor();
     const token = (await page.locator("#token-result").getAttribute("data-token")) ?? "";
     expect(token.startsWith("ghu_") && token !== firstToken, "a new access token");
+    expect(!(await flash()).includes("now sees the access token as expired"), `stale message: ${await flash()}`);
   }, "07-refreshed");
 
   let cloneCommand = "";
@@ -241,7 +300,9 @@ async function main() {
   await step("The audit table lists what was done with alice's identity: connect, tokens, the capability and its push, newest first", page, async () => {
     await page.reload();
     await page.locator("#audit tbody tr").first().waitFor();
-    const rows = await page.locator("#audit tbody tr").allTextContents();
+    const headers = await page.locator("#audit thead th").allTextContents();
+    expect(JSON.stringify(headers) === JSON.stringify(["When", "What", "Details", "Times"]), `columns: ${headers.join(" | ")}`);
+    const { rows } = await readAudit(page);
     const text = rows.join("\n");
     for (const what of ["connected", "token issued", "capability issued", "capability redeemed", "capability revoked", "refs/heads/agent/demo"]) {
       expect(text.includes(what), `audit shows ${what}: ${text.slice(0, 400)}`);
@@ -259,6 +320,16 @@ async function main() {
     expect(text.includes("cannot reach that repository") && !text.includes("no_repo_access"), text);
     await page.fill("#cap-repository", "octo-org/hello-world");
   }, "11-capability-refused");
+
+  await step("A bad branch pattern is blamed on the pattern, not on the repository", page, async () => {
+    await page.fill("#cap-branches", "feature/my branch");
+    await page.click("#issue-cap");
+    // The card already shows the previous refusal: wait for this one's words.
+    await page.locator("#cap-result[data-state=refused]", { hasText: "branches must be" }).waitFor();
+    const text = await page.locator("#cap-result").innerText();
+    expect(text.includes("branches must be") && !text.includes("repository"), text);
+    await page.fill("#cap-branches", "agent/*");
+  }, "11b-bad-branch-pattern");
 
   await step("The example agent Worker gets a capability remote through the packaged client and clones with it", page, async () => {
     const res = await fetch(`${AGENT}/capability?user=alice&repo=octo-org/hello-world`);
@@ -301,7 +372,7 @@ async function main() {
     await page.click("#gl-issue-cap");
     await page.locator("#gl-result[data-ok=false]").waitFor();
     const refused = await page.locator("#gl-result").innerText();
-    expect(refused.includes("no_repo_access") && refused.includes("GitLab") && !refused.includes("GitHub"), refused);
+    expect(refused === "No capability: the GitLab account cannot reach that repository with that permission.", refused);
     await page.fill("#gl-repository", "acme/platform/api");
   }, "12d-gitlab-token");
 
@@ -313,6 +384,10 @@ async function main() {
     let refused = "";
     await runShownClone(gitlabClone, work).catch((err: { stderr?: string }) => (refused = err.stderr ?? "failed"));
     expect(refused.includes("source_unavailable"), `git said: ${refused}`);
+    expect((await page.locator("#gl-result").innerText()).startsWith("Nested groups"), "the card's old results went with the connection");
+    await page.locator("#audit tbody tr", { hasText: "disconnected (GitLab)" }).first().waitFor();
+    const row = await page.locator("#audit tbody tr", { hasText: "disconnected (GitLab)" }).first().innerText();
+    expect(row.includes("GitLab user id: 4101") && !row.includes("githubUserId"), `audit row: ${row}`);
   }, "12e-gitlab-disconnected");
 
   const mallory = await browser.newContext();
@@ -335,8 +410,8 @@ async function main() {
     await page.goto(attackUrl);
     // GitHub skips the consent screen for a user who already authorized the App.
     await page.waitForURL(`${BROKER}/demo`);
-    await page.locator("#flash[data-result=started_elsewhere]").waitFor();
-    expect((await flash()).includes("started by someone else"), await flash());
+    await page.locator("#flash[data-result=not_started_here]").waitFor();
+    expect((await flash()).includes("not started from this browser. Nothing was connected"), await flash());
     await page.locator("#login", { hasText: "@octocat" }).waitFor(); // alice keeps her own connection
     await malloryPage.reload();
     await malloryPage.locator("#connect").waitFor({ state: "visible" });
@@ -398,9 +473,14 @@ async function main() {
     await page.locator("#reconnect").waitFor({ state: "visible" });
     expect((await page.locator("#reason").innerText()).includes("revoked the App on GitHub"), await status());
     await buttonsShown(page, ["reconnect", "connect-other"]);
+    // The session's capability is still on the page after the round trip to GitHub's settings.
+    expect((await page.locator("#cap-result").getAttribute("data-identity")) === "user_or_app", "capability kept");
+    expect((await page.locator("#clone-command").innerText()).includes("gcap1."), "clone command kept");
+    await page.locator("#cap-note", { hasText: "now pushes as the App's bot" }).waitFor();
     await page.click("#get-token");
     await page.locator("#token-result[data-reason=revoked]").waitFor();
-    expect(!(await page.locator("#token-result").innerText()).includes("ghu_"), "no token shown");
+    const refusal = await page.locator("#token-result").innerText();
+    expect(refusal === "No token: the user revoked the App on GitHub; they need to reconnect.", `token card: ${refusal}`);
     const got = await agentCredential();
     expect(got.credential === "installation_token" && got.reason === "revoked", JSON.stringify(got));
   }, "19-revoked");
@@ -441,6 +521,16 @@ async function main() {
     expect(text === "No token requested yet." && !text.includes("ghu_"), `token card still shows: ${text}`);
   }, "22-disconnected");
 
+  await step("The audit trail is bounded: ten rows a page, 'Older' and 'Newest' to move", page, async () => {
+    await page.goto(`${BROKER}/demo`);
+    const { rows, pages } = await readAudit(page);
+    expect(pages >= 2, `${rows.length} rows on ${pages} page(s)`);
+    expect(rows.at(-1)!.includes("connected"), `oldest row: ${rows.at(-1)}`);
+    await page.click("#audit-newest");
+    await page.locator("#audit-page", { hasText: "page 1" }).waitFor();
+    expect(!(await page.locator("#audit-newest").isVisible()), "no 'Newest' on the newest page");
+  }, "23-audit-pages");
+
   await browser.close();
 }
 
@@ -451,7 +541,7 @@ try {
   console.log(`FAIL ${(err as Error).message}`);
 } finally {
   await Promise.all([stopProcess(server), stopProcess(agent)]);
-  for (const dir of [stateDir, registry, work]) rmSync(dir, { recursive: true, force: true });
+  for (const dir of [stateDir, work]) rmSync(dir, { recursive: true, force: true });
 }
 if (failed) console.log(`--- npm start / agent output ---\n${serverLog.slice(-6000)}`);
 console.log(`screenshots in ${ARTIFACTS}/`);

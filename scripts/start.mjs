@@ -11,25 +11,34 @@
  * - State survives a restart: Durable Objects in `<state>/state`, the emulator's tokens,
  *   grants and repositories in `<state>/emulator` (`<state>` is `.wrangler`, or
  *   `LOCAL_STATE_DIR`). So a connection made yesterday still works today.
- * - A private wrangler dev registry per run (`WRANGLER_REGISTRY_PATH`, a fresh temporary
- *   directory unless you set one), so two checkouts never reach each other's broker. Run the
- *   example agent Worker against this broker with the path printed at start-up.
+ * - A private wrangler dev registry per checkout (`WRANGLER_REGISTRY_PATH`, `<state>/dev-registry`
+ *   unless you set one), so two checkouts never reach each other's broker. `npm run
+ *   agent-worker` (scripts/agent-worker.mjs) runs the example agent Worker on the same one.
  * - The broker's log lines (one JSON object each, src/log.ts) are printed readably; offline
  *   `Request.cf` lookups are switched off.
  */
 import { spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
-import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { appendFileSync, copyFileSync, existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { createServer } from "node:net";
 import { createInterface } from "node:readline";
 
 const STATE = process.env.LOCAL_STATE_DIR || ".wrangler";
 const BROKER = "http://127.0.0.1:8787";
 const EMULATOR = "http://127.0.0.1:8788";
 const GITLAB = "http://127.0.0.1:8790";
-const OWN_REGISTRY = !process.env.WRANGLER_REGISTRY_PATH;
-const REGISTRY = process.env.WRANGLER_REGISTRY_PATH || mkdtempSync(join(tmpdir(), "wrangler-registry-"));
+// The same default as scripts/agent-worker.mjs, so the example agent Worker finds this broker.
+const REGISTRY = resolve(process.env.WRANGLER_REGISTRY_PATH || join(STATE, "dev-registry"));
+
+// A second `npm start` (or anything else on these ports) would fail later with EADDRINUSE
+// after the first one's health check answered for it: say so now, in words.
+const busy = [];
+for (const port of [8787, 8788, 8790, 9229]) if (!(await portFree(port))) busy.push(port);
+if (busy.length) {
+  console.error(`Port ${busy.join(", ")} on 127.0.0.1 is in use: is \`npm start\` already running in another terminal? Stop it (Ctrl-C) and try again.`);
+  process.exit(1);
+}
 
 if (!existsSync(".dev.vars")) {
   copyFileSync(".dev.vars.example", ".dev.vars");
@@ -104,10 +113,7 @@ function stop(code = 0) {
   if (stopping) return;
   stopping = true;
   for (const child of children) child.kill("SIGTERM");
-  setTimeout(() => {
-    if (OWN_REGISTRY) rmSync(REGISTRY, { recursive: true, force: true });
-    process.exit(code);
-  }, 1500).unref();
+  setTimeout(() => process.exit(code), 1500).unref();
 }
 for (const child of children) child.on("exit", (code) => stop(code ?? 1));
 process.on("SIGINT", () => stop(0));
@@ -130,10 +136,19 @@ if ((await waitFor(`${BROKER}/healthz`)) && (await waitFor(`${EMULATOR}/`)) && (
   console.log(`
   Token broker is running. Open ${BROKER}/demo
   GitHub emulator at ${EMULATOR}, GitLab emulator at ${GITLAB}. Ctrl-C stops all; state is kept in ${STATE}/.
-  Example agent Worker beside it:
-    WRANGLER_REGISTRY_PATH=${REGISTRY} npx wrangler dev -c examples/agent-worker/wrangler.toml --port 8789
+  Example agent Worker beside it (another terminal): npm run agent-worker
+    (its dev registry: ${REGISTRY})
 `);
 } else if (!stopping) {
   console.error("The broker or the emulator did not start in two minutes.");
   stop(1);
+}
+
+/** Whether `port` on 127.0.0.1 can be listened on now. */
+function portFree(port) {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
 }

@@ -47,10 +47,11 @@ import type {
   TokenResult,
   UserDeleted,
   UserTokenResult,
-} from "./contract";
+} from "./contract.js";
 
 // Every contract type (results, requests, reasons, events, audit entries), for callers.
-export type * from "./contract";
+// Relative imports name the emitted `.js` file, so the declarations resolve under `nodenext` too.
+export type * from "./contract.js";
 
 /** A reason only the client produces: the binding itself failed (the broker was not reached). */
 export type ClientReason = "broker_unreachable";
@@ -86,10 +87,27 @@ export interface BrokerApiMethods {
 }
 
 /**
+ * The binding's HTTP `fetch`: the global `fetch` type of the caller's own program (Workers
+ * types, the DOM lib or `@types/node`), so it answers that program's `Response`. A program
+ * whose lib declares no `fetch` gets {@link MinimalFetch}: the client's declarations need no
+ * lib beyond ES2022.
+ */
+export type BrokerFetch = typeof globalThis extends { fetch: infer F } ? F : MinimalFetch;
+
+/** {@link BrokerFetch} where no lib declares `fetch`: the parts of it the broker's `/v1` routes use. */
+export type MinimalFetch = (
+  input: string,
+  init?: { method?: string; headers?: Record<string, string>; body?: string },
+) => Promise<{ readonly ok: boolean; readonly status: number; json(): Promise<unknown>; text(): Promise<string> }>;
+
+/**
  * The service binding to the broker (`[[services]] ... entrypoint = "BrokerApi"`), typed: the
  * RPC methods and the HTTP `fetch` (`/v1/...` with no bearer token).
  */
-export type BrokerService = BrokerApiMethods & { fetch(input: Request | string | URL, init?: RequestInit): Promise<Response> };
+export type BrokerService = BrokerApiMethods & { fetch: BrokerFetch };
+
+/** A URL as a string, or anything with an `href` (a WHATWG `URL`), without needing the DOM lib. */
+export type UrlInput = string | { readonly href: string };
 
 /**
  * Types a service binding as {@link BrokerService}. `wrangler types` writes a binding to
@@ -222,8 +240,8 @@ export class UserTokenClient {
 export type ConnectReturn = { kind: "confirm"; ticket: string } | { kind: "error"; reason: string } | { kind: "none" };
 
 /** Reads `github_connect`, `connect_ticket` and `reason` from the URL the browser came back to. */
-export function readConnectReturn(url: URL | string): ConnectReturn {
-  const params = new URL(url).searchParams;
+export function readConnectReturn(url: UrlInput): ConnectReturn {
+  const params = new URL(typeof url === "string" ? url : url.href).searchParams;
   const outcome = params.get("github_connect");
   const ticket = params.get("connect_ticket");
   if (outcome === "confirm" && ticket) return { kind: "confirm", ticket };
@@ -266,7 +284,7 @@ export class BrokerClient {
    * means the link was started by someone else, expired or was already used: nothing was
    * connected; tell the person so.
    */
-  async finishConnect(sessionUserId: string, returnedTo: URL | string): Promise<ClientResult<ConnectConfirmed> | { ok: false; reason: "callback_error"; callbackReason: string; message: string } | null> {
+  async finishConnect(sessionUserId: string, returnedTo: UrlInput): Promise<ClientResult<ConnectConfirmed> | { ok: false; reason: "callback_error"; callbackReason: string; message: string } | null> {
     const back = readConnectReturn(returnedTo);
     if (back.kind === "none") return null;
     if (back.kind === "error") return { ok: false, reason: "callback_error", callbackReason: back.reason, message: "GitHub did not authorize the connection." };

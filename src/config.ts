@@ -1,6 +1,6 @@
 /**
  * The broker's configuration, read from the Worker's `env` once per isolate.
- * Names and meanings are fixed by the contract (README, "Configuration").
+ * Names and meanings are fixed by the contract (docs/configuration.md).
  */
 import { failure, type Failure } from "./contract";
 import { ConfigError } from "./crypto";
@@ -47,6 +47,11 @@ export interface BrokerConfig {
   allowedReturnOrigins: ReadonlySet<string>;
   /** Bound on every call to GitHub (`GITHUB_TIMEOUT_MS`, default 10 000). */
   githubTimeoutMs: number;
+  /**
+   * `AGENT_HOST`, lower-cased (`host` or `host:port`): the host on which the Worker answers
+   * GitHub's own URL shapes for session capabilities (src/surface/); `null` when unset.
+   */
+  agentHost: string | null;
 }
 
 /** The environment as the broker reads it: vars, secrets and bindings by name. */
@@ -126,6 +131,7 @@ function parse(env: BrokerEnv): BrokerConfig {
         .map(originOf),
     ),
     githubTimeoutMs: Number.isFinite(timeout) && timeout > 0 ? timeout : 10_000,
+    agentHost: parseAgentHost(env.AGENT_HOST),
   };
 }
 
@@ -201,4 +207,12 @@ function str(v: unknown): string {
 
 function trimSlash(s: string): string {
   return s.replace(/\/+$/, "");
+}
+
+/** `AGENT_HOST`: a host name (and port), nothing else; unset or empty turns the surface off. */
+function parseAgentHost(value: unknown): string | null {
+  const host = str(value).trim().toLowerCase();
+  if (!host) return null;
+  if (!/^[a-z0-9.-]{1,253}(:\d{1,5})?$/.test(host)) throw new ConfigError("AGENT_HOST must be a host name, optionally with :port");
+  return host;
 }

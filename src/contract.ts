@@ -46,6 +46,10 @@ export const CAPABILITY_REASON_STATUS = {
   invalid_upstream_request: 404,
   /** The user's connection is gone (revoked, disconnected, deleted, another account). */
   source_unavailable: 410,
+  /** The GitHub-shaped surface: a ref write (or a merge) outside the session's branches. */
+  branch_not_allowed: 403,
+  /** The GitHub-shaped surface: a call or GraphQL operation outside what a session may do. */
+  operation_not_allowed: 403,
 } as const;
 
 export type CapabilityReason = keyof typeof CAPABILITY_REASON_STATUS;

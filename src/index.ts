@@ -15,6 +15,8 @@ import * as api from "./api";
 import type { CapabilityRequest, ConnectConfirmRequest, ConnectRequest, InstallationTokenRequest, RejectedTokenReport, TokenRequest } from "./contract";
 import { apiRouter, publicRouter } from "./http/routes";
 import { getInstallationToken } from "./installations/api";
+import { loadConfig } from "./config";
+import { agentHost } from "./surface/agent-host";
 
 export { UserActor } from "./actor/user-actor";
 export { IdentityIndex } from "./identity-index";
@@ -22,6 +24,9 @@ export { InstallationActor } from "./installations/actor";
 
 export default {
   fetch(request, env) {
+    // AGENT_HOST answers GitHub's own URL shapes for session capabilities (src/surface/).
+    const agentHostName = loadConfig(env).agentHost;
+    if (agentHostName !== null && new URL(request.url).host === agentHostName) return agentHost(request, env);
     return publicRouter.fetch(request, env);
   },
 } satisfies ExportedHandler<Env>;

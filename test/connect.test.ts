@@ -167,6 +167,10 @@ describe("connect: phase 2, the callback", () => {
       expect(res.status, s).toBe(400);
       expect(res.headers.get("location"), s).toBeNull();
       expect(res.headers.get("content-type")).toContain("text/html");
+      // A way back to the web app, from the broker's configuration, never from the forged state.
+      const page = await res.text();
+      expect(page).toContain(`<a class="button" id="back" href="${RETURN_ORIGIN}">Back to the app</a>`);
+      expect(page).not.toContain("evil.example");
     }
     expect(await status("c-victim")).toBe("not_connected");
     expect((await emulator.stats()).counts.exchange).toBe(0);

@@ -45,7 +45,12 @@ export interface AppBinding {
 
 export interface RedeemInput {
   secretHash: string;
-  repository: string;
+  /**
+   * The repository the request names, checked against the capability's; `null` where the
+   * request names none of its own (GraphQL, `/user`): the GitHub-shaped surface then judges
+   * the request against the repository the redemption answers (src/surface/).
+   */
+  repository: string | null;
   write: boolean;
   /** `git-upload-pack`, `git-receive-pack`, or `rest`, for the audit trail. */
   service: string;

@@ -72,7 +72,7 @@ export class CapabilityStore {
    * The capability for a redemption, after the checks that need no connection: known, not
    * expired, this repository (case-insensitively, as GitHub compares), enough permission.
    */
-  find(secretHash: string, repository: string, write: boolean): CapabilityRow | Failure {
+  find(secretHash: string, repository: string | null, write: boolean): CapabilityRow | Failure {
     const cap = this.#sql
       .exec("SELECT secret_hash, session_id, app_type, repository, permission, generation, expires_at, branches, allow_delete, identity FROM capabilities WHERE secret_hash = ?", secretHash)
       .toArray()[0] as unknown as CapabilityRow | undefined;
@@ -81,7 +81,7 @@ export class CapabilityStore {
       this.#sql.exec("DELETE FROM capabilities WHERE secret_hash = ?", secretHash);
       return failure("expired_capability", "The capability has expired; ask the broker for a new one.");
     }
-    if (cap.repository.toLowerCase() !== repository.toLowerCase()) {
+    if (repository !== null && cap.repository.toLowerCase() !== repository.toLowerCase()) {
       return failure("repository_mismatch", `This capability is for ${cap.repository} only.`);
     }
     if (write && cap.permission !== "push") return failure("insufficient_permission", "This capability is read-only.");

@@ -48,10 +48,10 @@ export interface ConnectFlowDeps {
 }
 
 /**
- * A confirm's grant is recorded for revocation before anything can interrupt the confirm,
- * and the alarm set to fire this soon: a confirm that completes withdraws the record first
- * (an attempt meanwhile finds the App's revocations paused), one cut short by a reset is
- * revoked then.
+ * A confirm's grant is recorded for revocation before anything can interrupt the confirm, due
+ * this much later, with the alarm set for it before the exchange: a confirm that completes
+ * withdraws the record long before (an attempt that comes due meanwhile finds the App's
+ * revocations paused), one cut short by a reset is revoked then.
  */
 const CONFIRM_GRACE_MS = 60_000;
 
@@ -188,7 +188,7 @@ export class ConnectFlow {
     // first await that reaches the network (sealing is local), withdrawn in the very step that
     // stores the generation. A reset anywhere in between leaves the record for the alarm.
     const record = await this.#d.revoker.prepare(c, appType, tokens, null);
-    this.#d.revoker.enqueue(record);
+    this.#d.revoker.enqueue(record, { dueAt: Date.now() + CONFIRM_GRACE_MS });
     if (tokens.refreshToken === null) {
       log("exchange_failed", "no refresh token: the App must have 'Expire user authorization tokens' on");
       resume();

@@ -93,6 +93,8 @@ export class GrantRevoker {
   /** The account the App's connection is connected to now, or `null`. */
   readonly #connectedAccount: (appType: string) => string | null;
   readonly #inUseElsewhere: InUseElsewhere;
+  /** Called in the same synchronous step as every enqueue (the actor makes sure its alarm runs). */
+  onEnqueue: () => void = () => undefined;
 
   constructor(sql: SqlStorage, vault: TokenVault, objectId: string, connectedAccount: (appType: string) => string | null, inUseElsewhere: InUseElsewhere) {
     this.#sql = sql;
@@ -141,8 +143,12 @@ export class GrantRevoker {
     return this.prepare(c, appType, { accessToken: token, accessTokenExpiresAt: expiresAt, refreshToken: null, refreshTokenExpiresAt: null }, null);
   }
 
-  /** Synchronous: the grant (or, for `scope: "token"`, the token) is now the revoker's to finish. */
-  enqueue(p: PreparedRevocation, options: { scope?: "grant" | "token" } = {}): void {
+  /**
+   * Synchronous: the grant (or, for `scope: "token"`, the token) is now the revoker's to finish.
+   * `dueAt`: its first attempt no sooner (a confirm's record, withdrawn when the confirm
+   * completes); the caller has made sure the alarm runs by then.
+   */
+  enqueue(p: PreparedRevocation, options: { scope?: "grant" | "token"; dueAt?: number } = {}): void {
     const now = Date.now();
     this.#sql.exec(
       `INSERT INTO pending_revocations (id, app_type, access_token, access_token_expires_at, refresh_token, refresh_token_expires_at,
@@ -153,11 +159,12 @@ export class GrantRevoker {
       p.pair.accessTokenExpiresAt,
       p.pair.refreshToken,
       p.pair.refreshTokenExpiresAt,
-      now,
+      options.dueAt ?? now,
       now,
       p.account,
       options.scope ?? "grant",
     );
+    if (options.dueAt === undefined) this.onEnqueue();
   }
 
   /** Synchronous: a pending revocation is no longer needed (its grant became a stored connection). */

@@ -25,6 +25,8 @@ import type { GrantRevoker } from "./grant-revoker";
 import type { TokenVault } from "./token-vault";
 
 export const HOUSEKEEPING_INTERVAL_MS = 24 * 3600_000;
+/** How soon the alarm runs after a write that left it work (see {@link Housekeeping.soon}). */
+const SOON_MS = 100;
 
 /** Tables with sealed values outside `connections`: (table, key column, sealed column, field of a row). */
 const SEALED_COLUMNS: { table: string; key: string; column: string; field: (key: string) => string; owner: "user" | "object" }[] = [
@@ -63,6 +65,17 @@ export class Housekeeping {
     await Promise.all([this.#d.revoker.retryDue(s), this.#d.outbox.deliverDue()]);
     const resealed = await this.#reseal(s.keyring, userId);
     if (resealed > 0) logEvent({ event: "housekeeping", userId: userId ?? undefined, outcome: "resealed", values: resealed });
+  }
+
+  /**
+   * Synchronous: the alarm runs within {@link SOON_MS}. Called in the same synchronous step as
+   * a write that leaves the alarm work (an event in the outbox, a grant to revoke): on SQLite
+   * storage the alarm commits with that write, so a crash right after it cannot leave the
+   * work stored with the alarm a day away ({@link schedule} runs only after the operation's
+   * awaits, and only for writers).
+   */
+  soon(): void {
+    void this.#d.storage.setAlarm(Date.now() + SOON_MS);
   }
 
   /** Sets the alarm to the next time it is needed, or deletes it when the actor holds nothing. */

@@ -33,7 +33,7 @@ import { CapabilityStore } from "./capability-store";
 import { ConnectFlow, type CallbackResult } from "./connect-flow";
 import { ConnectionStore } from "./connection-store";
 import { callContext, serviceContext, type CallContext } from "./context";
-import { EventOutbox } from "./event-outbox";
+import { EventOutbox, eventsTarget } from "./event-outbox";
 import { GrantRevoker } from "./grant-revoker";
 import { Housekeeping } from "./housekeeping";
 import { Lifecycle, type RevocationOutcome } from "./lifecycle";
@@ -106,7 +106,10 @@ export class UserActor extends DurableObject<Env> {
       const userId = this.#ownerId() ?? "";
       this.#outbox.enqueue({ type: change.type, userId, appType: change.appType, githubUserId: change.githubUserId, ...(change.reason ? { reason: change.reason } : {}) });
       this.#audit.record(change.type, change.appType, { githubUserId: change.githubUserId, ...(change.reason ? { reason: change.reason } : {}) });
+      // The alarm that delivers the event commits with it (a crash cannot strand it).
+      if (eventsTarget(env)) this.#housekeeping.soon();
     };
+    this.#revoker.onEnqueue = () => this.#housekeeping.soon();
     this.#refresher.onRefresh = (appType, outcome, durationMs) => {
       this.#audit.record("refresh", appType, { outcome });
       recordMetric(env, { operation: "refresh", outcome, appType, durationMs, githubCalls: 1 });

@@ -8,6 +8,8 @@
  *   `connect_ticket`. This server confirms with the user id of *this browser's session*
  *   (the cookie), never with an id taken from the URL: a link that mallory started and
  *   alice's browser finished is confirmed as alice, and the broker answers `invalid_ticket`.
+ *   The broker cannot tell that from an expired or used ticket, so neither can the page: it
+ *   says so without accusing anyone (src/dev/words.ts, `not_started_here`).
  * - Its small JSON API (`POST /demo/api/<action>`) calls the same operations as `/v1`.
  *
  * Served by the dev entry only (src/dev/entry.ts), and only while `PUBLIC_BASE_URL` is a
@@ -17,6 +19,7 @@ import * as api from "../api";
 import { capabilityRemote } from "../client";
 import { loadConfig } from "../config";
 import { failure, type Failure } from "../contract";
+import { PROVIDER_NAMES } from "../providers/provider";
 import { readJsonBody } from "../validate";
 import type { DemoUserActor } from "./demo-actor";
 import { DEMO_USERS, demoPage, type DemoUser } from "./demo-page";
@@ -24,27 +27,39 @@ import { DEMO_USERS, demoPage, type DemoUser } from "./demo-page";
 /** The demo's two connections: the GitHub App and the GitLab application (wrangler.local.toml). */
 const APP_TYPES = ["standard", "gitlab"] as const;
 const USER_COOKIE = "demo_user";
-/** Set when this browser starts a connect: a ticket arriving without it was started elsewhere. */
+/**
+ * Set when this browser starts a connect, to the appType: a ticket arriving without it was not
+ * started here (or the cookie's 10 minutes are over), and a failure says which provider failed.
+ */
 const PENDING_COOKIE = "demo_connect_started";
+/** Rows per page of the audit table. */
+const AUDIT_LIMIT_MAX = 50;
+
+/** Whether the demo answers: only while `PUBLIC_BASE_URL` is a loopback address. */
+export function demoEnabled(env: Env): boolean {
+  return isLoopback(loadConfig(env).publicBaseUrl);
+}
 
 /** `/demo...`, or `null` (so the production routes answer, with a 404) when the demo is off. */
 export async function handleDemo(request: Request, env: Env, url: URL): Promise<Response | null> {
-  if (!isLoopback(loadConfig(env).publicBaseUrl)) return null;
+  if (!demoEnabled(env)) return null;
   const user = signedIn(request);
   if (request.method === "GET" && url.pathname === "/demo") {
     const as = url.searchParams.get("as");
     if (isDemoUser(as)) return redirect("/demo", { [USER_COOKIE]: `${as}; Path=/; HttpOnly; SameSite=Lax` });
     const config = loadConfig(env);
     const revokeUrl = `${config.webUrl}/settings/applications?return_to=${encodeURIComponent(`${config.publicBaseUrl}/demo`)}`;
-    return demoPage({ user, revokeUrl });
+    const providers = Object.fromEntries([...config.apps.values()].map((a) => [a.appType, PROVIDER_NAMES[a.provider]]));
+    return demoPage({ user, revokeUrl, providers });
   }
   if (request.method === "GET" && url.pathname === "/demo/return") return confirmReturn(env, request, user, url);
   const action = /^\/demo\/api\/([a-z-]+)$/.exec(url.pathname)?.[1];
   if (request.method === "POST" && action) {
     const body = await readJsonBody(request);
-    const result = await demoApi(env, user, action, body.ok ? (body.value as Record<string, unknown>) : {});
+    const input = body.ok && body.value !== null && typeof body.value === "object" ? (body.value as Record<string, unknown>) : {};
+    const result = await demoApi(env, user, action, input);
     const headers: Record<string, string> = { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" };
-    if (action === "connect" && result.ok) headers["set-cookie"] = `${PENDING_COOKIE}=1; Path=/demo; Max-Age=600; HttpOnly; SameSite=Lax`;
+    if (action === "connect" && result.ok) headers["set-cookie"] = `${PENDING_COOKIE}=${appTypeOf(input) ?? "standard"}; Path=/demo; Max-Age=600; HttpOnly; SameSite=Lax`;
     return new Response(JSON.stringify(result), { headers });
   }
   return null;
@@ -55,20 +70,22 @@ export async function handleDemo(request: Request, env: Env, url: URL): Promise<
  * the two-phase connect: confirm the ticket *as the user signed in to this browser*.
  */
 async function confirmReturn(env: Env, request: Request, user: DemoUser, url: URL): Promise<Response> {
-  const started = cookies(request).get(PENDING_COOKIE) === "1";
+  const pending = cookies(request).get(PENDING_COOKIE);
+  const started = pending ? appTypeOf({ appType: pending }) : null;
+  const app = started ? `&app=${started}` : "";
   const clear = { [PENDING_COOKIE]: "; Path=/demo; Max-Age=0" };
   const outcome = url.searchParams.get("github_connect");
   if (outcome === "error") {
     const reason = url.searchParams.get("reason") ?? "";
-    return redirect(`/demo?connect_result=${encodeURIComponent(/^[a-z_]{1,40}$/.test(reason) ? reason : "invalid_state")}`, clear);
+    return redirect(`/demo?connect_result=${encodeURIComponent(/^[a-z_]{1,40}$/.test(reason) ? reason : "invalid_state")}${app}`, clear);
   }
   const ticket = url.searchParams.get("connect_ticket");
-  if (outcome !== "confirm" || !ticket) return redirect("/demo?connect_result=invalid_state", clear);
+  if (outcome !== "confirm" || !ticket) return redirect(`/demo?connect_result=invalid_state${app}`, clear);
   // The user id comes from the session cookie, never from the URL.
   const confirmed = await api.confirmConnect(env, user, { ticket });
   if (confirmed.ok) return redirect(`/demo?connect_result=connected&app=${confirmed.appType}&login=${encodeURIComponent(confirmed.githubLogin)}`, clear);
-  const result = confirmed.reason === "invalid_ticket" ? (started ? "ticket_not_valid" : "started_elsewhere") : confirmed.reason;
-  return redirect(`/demo?connect_result=${result}`, clear);
+  const result = confirmed.reason === "invalid_ticket" ? (started ? "ticket_not_valid" : "not_started_here") : confirmed.reason;
+  return redirect(`/demo?connect_result=${result}${app}`, clear);
 }
 
 type DemoResult = { ok: true } | Failure;
@@ -76,7 +93,7 @@ type DemoResult = { ok: true } | Failure;
 /** The web app's server side of each button. */
 async function demoApi(env: Env, user: DemoUser, action: string, body: Record<string, unknown>): Promise<DemoResult> {
   const config = loadConfig(env);
-  const appType = body.appType === undefined ? "standard" : (APP_TYPES as readonly unknown[]).includes(body.appType) ? (body.appType as string) : null;
+  const appType = appTypeOf(body);
   if (appType === null || !config.apps.has(appType)) return failure("invalid_request", "unknown appType for the demo");
   switch (action) {
     case "state":
@@ -117,7 +134,7 @@ async function demoApi(env: Env, user: DemoUser, action: string, body: Record<st
     case "revoke-capability":
       return api.revokeCapabilities(env, user, body.sessionId);
     case "audit":
-      return api.getAudit(env, user, 25, undefined);
+      return api.getAudit(env, user, Math.min(Number(body.limit) || 10, AUDIT_LIMIT_MAX), body.before);
     default:
       return failure("invalid_request", "unknown demo action");
   }
@@ -127,6 +144,13 @@ async function demoApi(env: Env, user: DemoUser, action: string, body: Record<st
 export function cloneCommand(gitRemoteUrl: string, capability: string): string {
   const dir = new URL(gitRemoteUrl).pathname.split("/").pop()!.replace(/\.git$/, "");
   return `git clone ${capabilityRemote({ gitRemoteUrl, capability })} ${dir}`;
+}
+
+/** The demo's appType named in `body` ("standard" when none), or `null` for any other value. */
+function appTypeOf(body: Record<string, unknown> | null): string | null {
+  const value = body?.appType;
+  if (value === undefined) return "standard";
+  return (APP_TYPES as readonly unknown[]).includes(value) ? (value as string) : null;
 }
 
 function withUser(user: DemoUser, result: DemoResult): DemoResult {

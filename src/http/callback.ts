@@ -15,7 +15,7 @@ import { callbackRedirect, invalidStatePage } from "./respond";
 
 export const oauthCallback: Handler = async (request, env) => {
   const check = await verifyState(env.STATE_SIGNING_KEY, query(request, "state") ?? null);
-  if (!check.ok && check.code === "invalid_state") return invalidStatePage();
+  if (!check.ok && check.code === "invalid_state") return invalidStatePage(webAppOrigin(env));
   const { claims } = check;
   if (!check.ok) return callbackRedirect(claims.returnTo, { code: check.code });
   const githubError = query(request, "error");
@@ -37,3 +37,12 @@ export const oauthCallback: Handler = async (request, env) => {
     return callbackRedirect(claims.returnTo, { code: "invalid_state" });
   }
 };
+
+/** Where the bad-state page links back to: the first allowed return origin, if the configuration reads. */
+function webAppOrigin(env: Env): string | null {
+  try {
+    return [...loadConfig(env).allowedReturnOrigins][0] ?? null;
+  } catch {
+    return null;
+  }
+}

@@ -43,14 +43,31 @@ export function callbackRedirect(returnTo: string, outcome: { ticket: string } |
   return new Response(null, { status: 302, headers: { location: url.toString(), ...NO_STORE, "referrer-policy": "no-referrer" } });
 }
 
-/** A state that fails verification: nothing in it can be trusted, so no redirect. */
-export function invalidStatePage(): Response {
+/**
+ * A state that fails verification: nothing in it can be trusted, so no redirect to its
+ * `returnTo`. The page links back to `backTo` (the web app's origin, from the broker's own
+ * configuration) when there is one.
+ */
+export function invalidStatePage(backTo: string | null): Response {
+  const back = backTo ? `<p><a class="button" id="back" href="${escapeHtml(backTo)}">Back to the app</a></p>` : "";
   return new Response(
-    `<!doctype html><html><head><meta charset="utf-8"><title>Connection link not valid</title></head>
-<body><h1>This connection link is not valid</h1>
-<p>It may have been altered or come from somewhere else. Go back to the app and start the GitHub connection again.</p></body></html>`,
+    `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Connection link not valid</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+  body { font-family: system-ui, sans-serif; max-width: 36rem; margin: 4rem auto; padding: 0 1rem; color: #1f2328; }
+  .card { border: 1px solid #d0d7de; border-radius: 8px; padding: 1rem 1.5rem; }
+  .button { display: inline-block; padding: .4rem .9rem; border-radius: 6px; background: #1f883d; color: #fff; text-decoration: none; }
+  .muted { color: #656d76; }
+</style></head>
+<body><div class="card"><h1>This connection link is not valid</h1>
+<p>It may have been altered, copied from somewhere else, or be left over from an old tab. Nothing was connected.</p>
+<p class="muted">Go back to the app and start the connection again from there.</p>${back}</div></body></html>`,
     { status: 400, headers: { "content-type": "text/html; charset=utf-8", ...NO_STORE } },
   );
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 export function notFound(): Response {

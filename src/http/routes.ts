@@ -23,7 +23,7 @@ import { json, notFound, onError } from "./respond";
 
 function noRoute(): Response {
   // The path is not echoed: a caller's mistake may have put something secret in it.
-  return json(failure("invalid_request", "No such route or method; see the API in the README."), 404);
+  return json(failure("invalid_request", "No such route or method; see docs/api.md."), 404);
 }
 
 /** The internal API. */

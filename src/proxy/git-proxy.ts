@@ -83,9 +83,8 @@ async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Respo
     await request.body?.cancel();
     return failureResponse(spec.kind, failure("invalid_upstream_request", spec.refusal));
   }
-  const raw = capabilityFromRequest(request);
   // Authenticated here, before any Durable Object is touched: a forged one wakes nothing.
-  const verified = raw ? await verifyCapability(env, raw) : null;
+  const verified = await authenticate(env, request);
   if (!verified) {
     await request.body?.cancel();
     return failureResponse(spec.kind, failure("invalid_capability", "Send the session capability as the HTTP password."));
@@ -99,7 +98,7 @@ async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Respo
     push = read;
     body = read.body;
   }
-  const lent = await redeem(env, verified, spec.route);
+  const lent = await redeemVerified(env, verified, spec.route);
   if (!lent.ok) {
     await body?.cancel();
     return failureResponse(spec.kind, lent);
@@ -128,9 +127,25 @@ async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Respo
 }
 
 /** A redemption ready to forward: the token of the identity the actor chose, and whose it is. */
-type Lent = RedeemedBase & { identity: Redeemed["identity"]; token: string; userId: string };
+export type Lent = RedeemedBase & { identity: Redeemed["identity"]; token: string; userId: string };
 
-async function redeem(env: Env, verified: VerifiedCapability, route: { repository: string; write: boolean; service: string; appType: string | null }): Promise<Lent | Failure> {
+/** The capability a request carries, authenticated (MAC) before any Durable Object is touched; `null`: none or forged. */
+async function authenticate(env: Env, request: Request): Promise<VerifiedCapability | null> {
+  const raw = capabilityFromRequest(request);
+  return raw ? await verifyCapability(env, raw) : null;
+}
+
+/**
+ * Redeems the request's capability for one upstream request. The caller forwards with no
+ * await in between (docs/lifecycle.md): the redemption is the moment revocation is judged.
+ */
+export async function redeem(env: Env, request: Request, route: { repository: string | null; write: boolean; service: string; appType: string | null }): Promise<Lent | Failure> {
+  const verified = await authenticate(env, request);
+  if (!verified) return failure("invalid_capability", "Send the session capability as the HTTP password.");
+  return redeemVerified(env, verified, route);
+}
+
+async function redeemVerified(env: Env, verified: VerifiedCapability, route: { repository: string | null; write: boolean; service: string; appType: string | null }): Promise<Lent | Failure> {
   const { userId, secretHash } = verified;
   const { repository, write, service, appType } = route;
   const redeemed = await callActor(
@@ -174,7 +189,7 @@ async function forward(
 }
 
 /** `X-Broker-Identity`: whose token the proxied request carried. */
-function withIdentity(response: Response, identity: Redeemed["identity"]): Response {
+export function withIdentity(response: Response, identity: Redeemed["identity"]): Response {
   const out = new Response(response.body, response);
   out.headers.set("x-broker-identity", identity);
   return out;
@@ -184,7 +199,7 @@ function failureResponse(kind: string, f: Failure): Response {
   return kind === "git" ? gitFailure(f) : json(f);
 }
 
-function pick(from: Headers, names: string[]): Headers {
+export function pick(from: Headers, names: string[]): Headers {
   const out = new Headers();
   for (const name of names) {
     const value = from.get(name);

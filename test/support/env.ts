@@ -5,6 +5,8 @@
 export const EMULATOR_URL = "http://github.emulator";
 export const EMULATOR_API_URL = "http://api.github.emulator";
 export const PUBLIC_BASE_URL = "https://broker.test";
+/** The GitHub-shaped surface's host (src/surface/): the same Worker, dispatched on `Host`. */
+export const AGENT_HOST = "agent.broker.test";
 export const RETURN_ORIGIN = "https://app.test";
 
 export const APPS = {
@@ -61,6 +63,7 @@ export const TEST_BINDINGS: Record<string, string> = {
   // A different host than the web URL: the broker must keep OAuth and REST calls apart.
   GITHUB_API_URL: EMULATOR_API_URL,
   PUBLIC_BASE_URL,
+  AGENT_HOST,
   ALLOWED_RETURN_ORIGINS: RETURN_ORIGIN,
   TOKEN_ENCRYPTION_KEYS: `k2:${KEY_K2},k1:${KEY_K1}`,
   STATE_SIGNING_KEY,
