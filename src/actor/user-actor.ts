@@ -122,8 +122,6 @@ export class UserActor extends DurableObject<Env> {
   token(input: TokenInput): Promise<TokenResult> {
     return this.#measure("token", input.appType, async (c) => {
       const result = await this.#desk.token(c, input.repository, input.permission, input.minValiditySeconds, input.scope ?? null);
-      // A scoped token minted across a change of the connection waits for its revocation.
-      if (input.scope && this.#revoker.nextAttemptAt() !== null) await this.#housekeeping.schedule();
       if (result.ok) this.#audit.recordCoalesced("token_issued", input.appType, { repository: input.repository, identity: "user", scope: input.scope ? "repository" : "user" });
       return result;
     }, input.userId);
