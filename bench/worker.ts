@@ -1,7 +1,10 @@
 /**
  * The benchmark's Worker: the broker as deployed, plus one route to a Durable Object that
  * does nothing, so "hot path" and "bare Durable Object round trip" are measured in the same
- * process, through the same HTTP and RPC layers.
+ * process, through the same HTTP and RPC layers; and `/bench/egress`, which stands in for a
+ * platform's service binding so the egress handler can run in Node (test-node/egress.test.ts):
+ * the intercepted request comes with `x-egress-url`, `-container` and `-capability` headers and
+ * goes to the real `BrokerApi.egress` entrypoint.
  */
 import { DurableObject } from "cloudflare:workers";
 import broker from "../src/index";
@@ -14,9 +17,18 @@ export class BareObject extends DurableObject {
   }
 }
 
+const EGRESS_HEADERS = ["x-egress-url", "x-egress-container", "x-egress-capability"];
+
 export default {
-  async fetch(request, env) {
+  async fetch(request, env, ctx) {
     const url = new URL(request.url);
+    if (url.pathname === "/bench/egress") {
+      const headers = new Headers(request.headers);
+      const [target, containerId, capability] = EGRESS_HEADERS.map((h) => headers.get(h));
+      for (const h of EGRESS_HEADERS) headers.delete(h);
+      const intercepted = new Request(target!, { method: request.method, headers, body: request.body, redirect: "manual" });
+      return ctx.exports.BrokerApi.egress(intercepted, { containerId: containerId ?? "", capability: capability ?? null });
+    }
     const bare = /^\/bench\/bare\/([^/]+)$/.exec(url.pathname);
     if (bare) {
       const body = (await request.json()) as Record<string, unknown>;

@@ -21,6 +21,9 @@
 
 import { sign } from "@octokit/webhooks-methods";
 import { GitHubAppsEmulator } from "./github-apps.ts";
+import { GitHubGraphQL, type SchemaSource } from "./github-graphql.ts";
+import { GitHubRest, type ApiHost } from "./github-rest.ts";
+import { GitHubStore, type Actor, type Caller, type GitRefs } from "./github-store.ts";
 import { FaultQueue } from "./faults.ts";
 import { Holds, type Arrivals } from "./holds.ts";
 import { accountPickerPage, consentPage, htmlPage, signInPage, type PageApp } from "./pages.ts";
@@ -218,14 +221,36 @@ export class GitHubEmulator {
     json: (status, body, extra) => this.#json(status, body, extra),
     webhookFetch: (req) => this.#webhookFetch(req),
   });
+  /** Pull requests, issues, checks, Actions runs (emulator/github-store.ts). */
+  readonly store = new GitHubStore(() => this.now());
+  readonly #api: ApiHost = {
+    store: this.store,
+    refs: null,
+    caller: (request) => this.caller(request),
+    userByLogin: (login) => {
+      const user = [...this.users.values()].find((u) => u.login.toLowerCase() === login.toLowerCase());
+      return user ? { login: user.login, id: user.id, type: "User", name: user.name } : null;
+    },
+    json: (status, body, extra) => this.#json(status, body, extra),
+  };
+  /** `POST /graphql` (emulator/github-graphql.ts). */
+  readonly graphql: GitHubGraphQL;
+  /** REST over the store: pulls, issues, Actions, checks (emulator/github-rest.ts). */
+  readonly rest = new GitHubRest(this.#api);
   /**
    * Grants made on the consent screen: `clientId:userId` → the user's revocation count at the
    * time. The grant stands while no revocation came after it (see {@link hasAuthorized}).
    */
   #authorizations = new Map<string, number>();
 
-  constructor(apps: EmulatorApp[], options: { webhookFetch?: (req: Request) => Promise<Response>; gitBackend?: GitBackend } = {}) {
+  /**
+   * `gitRefs` reads and writes the bare repositories' branches (emulator/git-refs.ts, Node),
+   * for GraphQL's refs and commits and real merges; `graphqlSchema` loads GitHub's schema.
+   */
+  constructor(apps: EmulatorApp[], options: { webhookFetch?: (req: Request) => Promise<Response>; gitBackend?: GitBackend; gitRefs?: GitRefs; graphqlSchema?: SchemaSource } = {}) {
     for (const app of apps) this.apps.set(app.clientId, app);
+    this.#api.refs = options.gitRefs ?? null;
+    this.graphql = new GitHubGraphQL(this.#api, options.graphqlSchema);
     this.#webhookFetch = options.webhookFetch ?? ((req) => fetch(req));
     const backend = options.gitBackend ?? null;
     this.#gitBackend = backend && ((request, repository, pathInfo, user) => {
@@ -259,6 +284,7 @@ export class GitHubEmulator {
     this.settings = { ...DEFAULT_SETTINGS };
     this.clockOffsetSeconds = 0;
     this.installations.reset();
+    this.store.reset();
     for (const key of Object.keys(this.counts) as Endpoint[]) this.counts[key] = 0;
   }
 
@@ -472,7 +498,7 @@ export class GitHubEmulator {
       if (request.method === "GET" && repo) return await this.#getRepo(request, `${repo[1]}/${repo[2]}`);
       const git = /^\/([^/]+)\/([^/]+?)\.git(\/info\/refs|\/git-upload-pack|\/git-receive-pack)$/.exec(url.pathname);
       if (git && this.#gitBackend) return await this.#git(request, `${git[1]}/${git[2]}`, url);
-      const appRoute = await this.installations.route(request, path);
+      const appRoute = (await this.installations.route(request, path)) ?? (await this.graphql.route(request, path)) ?? (await this.rest.route(request, path, url));
       if (appRoute) return appRoute;
       const grant = /^\/applications\/([^/]+)\/grant$/.exec(path);
       if (request.method === "DELETE" && grant) return await this.#deleteGrant(request, decodeURIComponent(grant[1]!));
@@ -777,6 +803,20 @@ export class GitHubEmulator {
     return rec && rec.alive && rec.expiresAt > this.now() ? rec : null;
   }
 
+  /**
+   * Who a request's token (`Authorization: token|Bearer`) speaks for: a user (user or scoped
+   * token), or an App's bot (installation token); `null` without a live token.
+   */
+  caller(request: Request): Caller | null {
+    const token = /^(?:token|bearer) (\S+)$/i.exec(request.headers.get("authorization") ?? "")?.[1];
+    if (token?.startsWith("ghs_")) return this.installations.caller(token);
+    const rec = this.#bearer(request);
+    const user = rec && this.users.get(rec.userId);
+    if (!rec || !user) return null;
+    const actor: Actor = { login: user.login, id: user.id, type: "User", name: user.name };
+    return { ...actor, permission: (repository) => this.#permission(rec, repository) };
+  }
+
   async #getUser(request: Request): Promise<Response> {
     this.counts.user++;
     const early = await this.#applyFault(this.#takeFault("user"), false, request);
@@ -985,6 +1025,7 @@ export class GitHubEmulator {
         }
         return (
           (await this.installations.control(request.method, action, body, url)) ??
+          (await this.rest.control(request.method, action, body, url)) ??
           this.#json(404, { message: `no control route ${request.method} ${action}` })
         );
       }

@@ -17,6 +17,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { createRepository, gitHttpBackend } from "./git-backend.ts";
+import { gitRefs } from "./git-refs.ts";
 import { GitHubEmulator, type EmulatorApp, type EmulatorSnapshot, type EmulatorUser } from "./github.ts";
 import { GitLabEmulator, type GitLabSnapshot, type GitLabUser } from "./gitlab.ts";
 import { gitlabConsent } from "./gitlab-pages.ts";
@@ -84,7 +85,8 @@ for (const [root, repos] of [[reposDir, REPOS], [gitlabReposDir, GITLAB_REPOS]] 
   }
 }
 
-const emulator = new GitHubEmulator(APPS, { gitBackend: gitHttpBackend(reposDir) });
+const refs = gitRefs(reposDir);
+const emulator = new GitHubEmulator(APPS, { gitBackend: gitHttpBackend(reposDir), gitRefs: refs });
 for (const user of USERS) emulator.addUser(user);
 installDemoApp();
 if (existsSync(statePath)) {
@@ -164,8 +166,43 @@ function backLink(value: string | null): string | null {
   return new URL(value).origin === new URL(broker).origin ? value : null;
 }
 
+/** Branch tips of octo-org/hello-world that CI has "run" on. */
+const ciDone = new Set<string>();
+
+/**
+ * A pretend CI for the demo: every new tip of a branch of octo-org/hello-world gets a passing
+ * `lint` check run and a `CI` workflow run whose `test` job failed with a log, so `gh pr checks`
+ * and `gh run view --log-failed` show something. Runs before API requests (pull requests,
+ * issues and runs live in memory: a restart forgets them, and CI runs again on every tip).
+ */
+async function pretendCi(): Promise<void> {
+  const repository = "octo-org/hello-world";
+  for (const [branch, sha] of await refs.branches(repository)) {
+    if (ciDone.has(sha)) continue;
+    ciDone.add(sha);
+    emulator.store.addCheckRun(repository, { name: "lint", headSha: sha, conclusion: "success", workflowName: "Lint" });
+    emulator.store.addRun(repository, {
+      workflowName: "CI",
+      headBranch: branch,
+      headSha: sha,
+      actor: { login: "octocat", id: 583231, type: "User" },
+      jobs: [
+        {
+          name: "test",
+          conclusion: "failure",
+          steps: [
+            { name: "Set up job", log: "Runner: emulated\n" },
+            { name: "Run npm test", conclusion: "failure", log: "FAIL test/greeting.test.ts\n  expected 'hello' but got 'bye'\nTests: 1 failed, 12 passed\n" },
+          ],
+        },
+      ],
+    });
+  }
+}
+
 async function handle(request: Request): Promise<Response> {
   const url = new URL(request.url);
+  if (url.pathname === "/graphql" || url.pathname.startsWith("/repos/")) await pretendCi();
   if (url.pathname === "/" && request.method === "GET") {
     return new Response("GitHub emulator (local). See /settings/applications.\n", { headers: { "content-type": "text/plain" } });
   }

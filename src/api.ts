@@ -28,7 +28,7 @@ import { logEvent } from "./log";
 import { authorizeUrl, checkReturnTo, signState } from "./oauth";
 import { parsePushPolicy } from "./proxy/ref-policy";
 import { parseRepositoryFor } from "./providers";
-import { parseAppType, parseMinValidity, parsePermission, parseUserId } from "./validate";
+import { parseAppType, parseContainerId, parseMinValidity, parsePermission, parseUserId } from "./validate";
 
 /** `GET /connection` answers the view with `ok: true` added, so every result is discriminated. */
 export type ConnectionResult = ({ ok: true } & ConnectionView) | Failure;
@@ -184,7 +184,9 @@ export function issueCapability(env: Env, userId: unknown, body: unknown): Promi
     if (!policy.ok) return policy;
     const identity = parseCapabilityIdentity(fields.identity, config.apps.get(input.value.appType)!);
     if (!identity.ok) return identity;
-    const issue = { ...input.value, sessionId: session.value, ttlSeconds: ttl, policy: policy.value, identity: identity.value };
+    const containerId = parseContainerId(fields.containerId);
+    if (!containerId.ok) return containerId;
+    const issue = { ...input.value, sessionId: session.value, ttlSeconds: ttl, policy: policy.value, identity: identity.value, containerId: containerId.value };
     const actor = () => userActor(env, issue.userId);
     return issueWithIdentity(
       env,

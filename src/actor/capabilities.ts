@@ -31,6 +31,8 @@ export interface IssueInput {
   /** The branch policy the git proxy applies to this session's pushes (ref-policy.ts). */
   policy: PushPolicy;
   identity: CapabilityIdentity;
+  /** The container the capability is bound to (redeemed only through its egress handler); `null`: unbound. */
+  containerId?: string | null;
 }
 
 /**
@@ -60,6 +62,8 @@ export interface RedeemInput {
    * GitLab token never goes to GitHub, nor a GitHub token to a GitLab instance.
    */
   appType?: string | null;
+  /** The container whose egress handler presents the capability; `null` (or absent) at a public door. */
+  containerId?: string | null;
 }
 
 export interface RedeemedBase {
@@ -129,18 +133,20 @@ export class Capabilities {
     coAuthor: Committer | undefined,
   ): CapabilityGrant {
     const { sessionId, repository, permission, policy, identity } = input;
-    this.#d.rows.insert({ secretHash: minted.secretHash, sessionId, appType: c.app.appType, repository, permission, ...bound, expiresAt, policy, identity });
+    const containerId = input.containerId ?? null;
+    this.#d.rows.insert({ secretHash: minted.secretHash, sessionId, appType: c.app.appType, repository, permission, ...bound, expiresAt, policy, identity, containerId });
     this.#d.audit.record("capability_issued", c.app.appType, { repository, sessionId, permission, identity });
     const grant: CapabilityGrant = {
       ok: true,
       capability: minted.capability,
       expiresAt: rfc3339(expiresAt),
-      gitRemoteUrl: c.app.provider === "github" ? `${c.config.publicBaseUrl}/git/${repository}.git` : `${c.config.publicBaseUrl}/git/${c.app.appType}/${repository}.git`,
+      gitRemoteUrl: gitRemoteUrl(c, repository, containerId),
       committer,
       branches: policy.branches,
       allowDelete: policy.allowDelete,
       identity,
     };
+    if (containerId !== null) grant.containerId = containerId;
     return coAuthor ? { ...grant, coAuthor } : grant;
   }
 
@@ -156,7 +162,7 @@ export class Capabilities {
    * reading with no await in between, so a capability revoked before the answer lends nothing.
    */
   async redeem(input: RedeemInput, contextFor: (appType: string) => Promise<{ ok: true; value: CallContext } | Failure>): Promise<Redeemed | Failure> {
-    const found = this.#d.rows.find(input.secretHash, input.repository, input.write);
+    const found = this.#d.rows.find(input.secretHash, input.repository, input.write, input.containerId ?? null);
     if ("ok" in found) return found;
     const gone = failure("source_unavailable", "The user's connection behind this capability is gone.");
     const lendable = (cap: CapabilityRow) => {
@@ -190,7 +196,7 @@ export class Capabilities {
 
   /** The capability's row as it is now: revoked, expired or re-issued rows answer their failure. */
   #again(input: RedeemInput, first: CapabilityRow): CapabilityRow | Failure {
-    const cap = this.#d.rows.find(input.secretHash, input.repository, input.write);
+    const cap = this.#d.rows.find(input.secretHash, input.repository, input.write, input.containerId ?? null);
     if ("ok" in cap) return cap;
     // A row is never rewritten in place; a different generation is a different grant.
     return cap.generation === first.generation && cap.session_id === first.session_id ? cap : failure("invalid_capability", "Unknown or revoked capability.");
@@ -204,4 +210,13 @@ export class Capabilities {
   #redeemed(cap: CapabilityRow): RedeemedBase {
     return { ok: true, repository: cap.repository, sessionId: cap.session_id, policy: CapabilityStore.policyOf(cap), permission: cap.permission, appType: cap.app_type };
   }
+}
+
+/**
+ * Where the session points git: the broker's proxy, or, for a container-bound capability, the
+ * provider's own URL, which the container's egress handler intercepts.
+ */
+function gitRemoteUrl(c: CallContext, repository: string, containerId: string | null): string {
+  if (containerId !== null) return `${c.app.provider === "github" ? c.config.webUrl : c.app.baseUrl}/${repository}.git`;
+  return c.app.provider === "github" ? `${c.config.publicBaseUrl}/git/${repository}.git` : `${c.config.publicBaseUrl}/git/${c.app.appType}/${repository}.git`;
 }

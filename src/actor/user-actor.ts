@@ -237,7 +237,7 @@ export class UserActor extends DurableObject<Env> {
   /** `POST /v1/users/{userId}/capabilities`, after the same repository check as a token. */
   issueCapability(input: TokenInput & IssueInput): Promise<CapabilityGrant | Failure> {
     return this.#measure("capability_issue", input.appType, async (c) => {
-      const minted = await mintCapability(this.env, input.userId);
+      const minted = await mintCapability(this.env, input.userId, input.containerId ?? null);
       if (!minted.ok) return minted;
       const result = await this.#capabilities.issue(c, input, minted);
       if (result.ok) logEvent({ event: "capability_issued", userId: input.userId, appType: input.appType, outcome: "ok", sessionId: input.sessionId });
@@ -258,7 +258,7 @@ export class UserActor extends DurableObject<Env> {
     const epoch = this.#lifecycle.epoch;
     const c = await callContext(this.env, input.userId, input.appType);
     if (!c.ok) return c;
-    const minted = await mintCapability(this.env, input.userId);
+    const minted = await mintCapability(this.env, input.userId, input.containerId ?? null);
     if (!minted.ok) return minted;
     if (epoch !== this.#lifecycle.epoch) return failure("invalid_request", "The user's account was deleted while the capability was being issued.");
     const grant = this.#capabilities.issueAsApp(c.value, input, minted, input.app);

@@ -18,7 +18,7 @@ import { gitFailure, json } from "../http/respond";
 import { installationTokenFor } from "../installations/capability-identity";
 import { logEvent } from "../log";
 import { PROVIDER_NAMES } from "../providers/provider";
-import { capabilityFromRequest, verifyCapability, type VerifiedCapability } from "./capability-token";
+import { PUBLIC_DOOR, presentedCapability, verifyCapability, type Door, type VerifiedCapability } from "./capability-token";
 import { parseGitRoute, parseRestRoute } from "./paths";
 import { judgePush, readPush, type ReadPush } from "./push-check";
 
@@ -38,10 +38,15 @@ interface ProxySpec {
   authorization: (token: string, app: AppConfig) => string;
   requestHeaders: string[];
   responseHeaders: string[];
+  door: Door;
 }
 
-/** `/git/...`: errors are plain text, which git prints to the user as `remote: ...`. */
-export function proxyGit(request: Request, env: Env): Promise<Response> {
+/**
+ * `/git/...`: errors are plain text, which git prints to the user as `remote: ...`. `door`:
+ * where the capability comes from (the request at the public doors; the platform at a
+ * container's egress door, src/surface/egress.ts).
+ */
+export function proxyGit(request: Request, env: Env, door: Door = PUBLIC_DOOR): Promise<Response> {
   const url = new URL(request.url);
   const route = parseGitRoute(request.method, url.pathname, url.search.slice(1));
   const config = loadConfig(env);
@@ -54,6 +59,7 @@ export function proxyGit(request: Request, env: Env): Promise<Response> {
     authorization: (token, app) => `Basic ${btoa(`${app.provider === "gitlab" ? "oauth2" : "x-access-token"}:${token}`)}`,
     requestHeaders: GIT_REQUEST_HEADERS,
     responseHeaders: GIT_RESPONSE_HEADERS,
+    door,
   });
 }
 
@@ -70,6 +76,7 @@ export function proxyRest(request: Request, env: Env): Promise<Response> {
     authorization: (token) => `Bearer ${token}`,
     requestHeaders: REST_REQUEST_HEADERS,
     responseHeaders: REST_RESPONSE_HEADERS,
+    door: PUBLIC_DOOR,
   });
 }
 
@@ -84,10 +91,10 @@ async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Respo
     return failureResponse(spec.kind, failure("invalid_upstream_request", spec.refusal));
   }
   // Authenticated here, before any Durable Object is touched: a forged one wakes nothing.
-  const verified = await authenticate(env, request);
-  if (!verified) {
+  const verified = await authenticate(env, request, spec.door);
+  if (!verified.ok) {
     await request.body?.cancel();
-    return failureResponse(spec.kind, failure("invalid_capability", "Send the session capability as the HTTP password."));
+    return failureResponse(spec.kind, verified);
   }
   let body = request.body;
   // A push's ref updates, read before the token is asked for (the client sets the pace here).
@@ -98,7 +105,7 @@ async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Respo
     push = read;
     body = read.body;
   }
-  const lent = await redeemVerified(env, verified, spec.route);
+  const lent = await redeemVerified(env, verified.value, spec.route);
   if (!lent.ok) {
     await body?.cancel();
     return failureResponse(spec.kind, lent);
@@ -129,27 +136,37 @@ async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Respo
 /** A redemption ready to forward: the token of the identity the actor chose, and whose it is. */
 export type Lent = RedeemedBase & { identity: Redeemed["identity"]; token: string; userId: string };
 
-/** The capability a request carries, authenticated (MAC) before any Durable Object is touched; `null`: none or forged. */
-async function authenticate(env: Env, request: Request): Promise<VerifiedCapability | null> {
-  const raw = capabilityFromRequest(request);
-  return raw ? await verifyCapability(env, raw) : null;
+/**
+ * The capability `door` presents, authenticated in the Worker before any Durable Object is
+ * touched: a forgery, or a container-bound capability at a public door or from another
+ * container, wakes nothing.
+ */
+async function authenticate(env: Env, request: Request, door: Door): Promise<{ ok: true; value: VerifiedCapability } | Failure> {
+  const raw = presentedCapability(request, door);
+  const verified = raw ? await verifyCapability(env, raw, door.kind === "egress" ? door.containerId : null) : null;
+  if (!verified) return failure("invalid_capability", door.kind === "egress" ? "This container holds no capability valid here." : "Send the session capability as the HTTP password.");
+  return { ok: true, value: verified };
 }
 
 /**
- * Redeems the request's capability for one upstream request. The caller forwards with no
- * await in between (docs/lifecycle.md): the redemption is the moment revocation is judged.
+ * Redeems the capability `door` presents for `route`. The caller forwards with no await in
+ * between (docs/lifecycle.md): the redemption is the moment revocation is judged.
  */
-export async function redeem(env: Env, request: Request, route: { repository: string | null; write: boolean; service: string; appType: string | null }): Promise<Lent | Failure> {
-  const verified = await authenticate(env, request);
-  if (!verified) return failure("invalid_capability", "Send the session capability as the HTTP password.");
-  return redeemVerified(env, verified, route);
+export async function redeem(
+  env: Env,
+  request: Request,
+  route: { repository: string | null; write: boolean; service: string; appType: string | null },
+  door: Door = PUBLIC_DOOR,
+): Promise<Lent | Failure> {
+  const verified = await authenticate(env, request, door);
+  return verified.ok ? redeemVerified(env, verified.value, route) : verified;
 }
 
 async function redeemVerified(env: Env, verified: VerifiedCapability, route: { repository: string | null; write: boolean; service: string; appType: string | null }): Promise<Lent | Failure> {
-  const { userId, secretHash } = verified;
+  const { userId, secretHash, containerId } = verified;
   const { repository, write, service, appType } = route;
   const redeemed = await callActor(
-    async (): Promise<Redeemed | Failure> => await userActor(env, userId).redeemCapability({ userId, secretHash, repository, write, service, appType }),
+    async (): Promise<Redeemed | Failure> => await userActor(env, userId).redeemCapability({ userId, secretHash, repository, write, service, appType, containerId }),
   );
   if (!redeemed.ok) return redeemed;
   if (redeemed.identity === "user") return { ...redeemed, userId };
