@@ -162,7 +162,8 @@ describe("repository-scoped tokens", () => {
     const live = async () => (await emulator.liveRefreshTokens("standard", user.id)).scopedTokens;
     expect(await live()).toHaveLength(2);
     expect(await pendingRevocations("sc-10")).toBe(1);
-    await retryRevocationsNow("sc-10");
+    // The alarm (brought forward by the enqueue) may be running already: retry until it settles.
+    for (let i = 0; i < 3 && (await pendingRevocations("sc-10")) > 0; i++) await retryRevocationsNow("sc-10");
     expect(await pendingRevocations("sc-10")).toBe(0);
     expect(await live()).toEqual([answer.body.token]);
   });
