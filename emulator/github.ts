@@ -370,6 +370,15 @@ export class GitHubEmulator {
   }
 
   /** Live refresh tokens of one user and App (there is at most one per grant). */
+  /** The repository-scoped access tokens of a grant that still work. */
+  liveScopedTokens(clientId: string, userId: number): string[] {
+    const out: string[] = [];
+    for (const [token, rec] of this.#accessTokens) {
+      if (rec.scope && rec.clientId === clientId && rec.userId === userId && rec.alive && rec.expiresAt > this.now()) out.push(token);
+    }
+    return out;
+  }
+
   liveRefreshTokens(clientId: string, userId: number): string[] {
     const out: string[] = [];
     for (const [token, rec] of this.#refreshTokens) {
@@ -899,6 +908,10 @@ export class GitHubEmulator {
       return this.#json(422, { message: "Validation Failed: target and repositories are required here" });
     }
     const permissions = body.permissions && typeof body.permissions === "object" ? (body.permissions as Record<string, string>) : null;
+    // As GitHub: a permission no App can hold at that level fails validation (metadata is read-only).
+    if (permissions && Object.entries(permissions).some(([name, level]) => (name === "metadata" && level !== "read") || !/^[a-z_]+$/.test(name))) {
+      return this.#json(422, { message: "Validation Failed", errors: [{ resource: "ScopedToken", field: "permissions", code: "invalid", message: "metadata can only be read" }] });
+    }
     const token = randomToken("ghu_");
     this.#accessTokens.set(token, {
       ...parent,
@@ -1006,8 +1019,8 @@ export class GitHubEmulator {
       case "GET git-requests":
         return this.#json(200, { requests: this.gitRequests.slice(Number(url.searchParams.get("since") ?? 0)) });
       case "GET live": {
-        const tokens = this.liveRefreshTokens(url.searchParams.get("clientId") ?? "", Number(url.searchParams.get("userId")));
-        return this.#json(200, { refreshTokens: tokens });
+        const [clientId, userId] = [url.searchParams.get("clientId") ?? "", Number(url.searchParams.get("userId"))];
+        return this.#json(200, { refreshTokens: this.liveRefreshTokens(clientId, userId), scopedTokens: this.liveScopedTokens(clientId, userId) });
       }
       default: {
         const hold = /^holds\/(\d+)(\/release)?$/.exec(action);

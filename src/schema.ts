@@ -17,6 +17,7 @@ import userActor0007 from "../migrations/user-actor/0007_scoped_tokens.sql";
 import userActor0008 from "../migrations/user-actor/0008_capability_identity.sql";
 import userActor0009 from "../migrations/user-actor/0009_revocation_account.sql";
 import userActor0010 from "../migrations/user-actor/0010_capability_container.sql";
+import userActor0011 from "../migrations/user-actor/0011_token_revocations.sql";
 
 export interface Migration {
   name: string;
@@ -35,6 +36,7 @@ export const USER_ACTOR_MIGRATIONS: readonly Migration[] = [
   { name: "0008_capability_identity", sql: userActor0008 },
   { name: "0009_revocation_account", sql: userActor0009 },
   { name: "0010_capability_container", sql: userActor0010 },
+  { name: "0011_token_revocations", sql: userActor0011 },
 ];
 
 /** Migrations of {@link IdentityIndex}, in the order they apply. */

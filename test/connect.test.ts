@@ -334,6 +334,8 @@ describe("connect: phase 3, the confirmation", () => {
     const lines: string[] = [];
     vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void lines.push(a.map(String).join(" ")));
     await emulator.settings({ expiringTokens: false });
+    // An account of its own: a grant another platform user is connected with is not revoked (grant-revoker.ts).
+    const OCTO = { id: 1011, login: "octocat-11", name: null, repos: { "acme/app": "push" as const } };
     await emulator.addUser(OCTO);
     const ticket = await callbackTicket(await authorizeAs("c-11", OCTO.id));
     const res = await confirmConnect("c-11", ticket);
@@ -391,6 +393,8 @@ describe("connect: phase 3, the confirmation", () => {
   });
 
   it("reconnecting replaces the pair and clears reconnect_required; another account replaces the identity and index link, and its grant is revoked", async () => {
+    // An account of its own: a grant another platform user is connected with is not revoked (grant-revoker.ts).
+    const OCTO = { id: 1014, login: "octocat-14", name: null, repos: { "acme/app": "push" as const } };
     await connectUser("c-14", OCTO);
     const first = await storedRow("c-14");
     // Break it: the refresh token was rejected.
@@ -411,7 +415,7 @@ describe("connect: phase 3, the confirmation", () => {
     const conn = await callApi("GET", "/users/c-14/connection?appType=standard");
     expect(conn.body).toMatchObject({ status: "connected", githubUserId: "2002", githubLogin: "hubot" });
     expect(await identityIndex(env, "2002").users({ appType: "standard" })).toEqual(["c-14"]);
-    expect(await identityIndex(env, "1001").users({ appType: "standard" })).not.toContain("c-14");
+    expect(await identityIndex(env, "1014").users({ appType: "standard" })).not.toContain("c-14");
     // The octocat grant the broker held is not forgotten: it was revoked at GitHub.
     expect((await emulator.liveRefreshTokens("standard", OCTO.id)).refreshTokens).toEqual([]);
   });

@@ -44,7 +44,17 @@ export interface ConnectFlowDeps {
   vault: TokenVault;
   revoker: GrantRevoker;
   lifecycle: Lifecycle;
+  /** Makes sure the actor's alarm fires by `at` (sooner is kept). */
+  alarmBy: (at: number) => Promise<void>;
 }
+
+/**
+ * A confirm's grant is recorded for revocation before anything can interrupt the confirm, due
+ * this much later, with the alarm set for it before the exchange: a confirm that completes
+ * withdraws the record long before (an attempt that comes due meanwhile finds the App's
+ * revocations paused), one cut short by a reset is revoked then.
+ */
+const CONFIRM_GRACE_MS = 60_000;
 
 export class ConnectFlow {
   readonly #d: ConnectFlowDeps;
@@ -176,16 +186,23 @@ export class ConnectFlow {
   /** The rest of {@link confirm}, while the App's revocations are paused (`resume` ends that). */
   async #exchangeAndStore(c: CallContext, code: string, verifier: string, epoch: number, resume: () => void, log: (outcome: string, detail?: string) => void): Promise<ConnectConfirmed | Failure> {
     const appType = c.app.appType;
+    // Set before the exchange: after it, the only awaits until the grant is recorded are local.
+    await this.#d.alarmBy(Date.now() + CONFIRM_GRACE_MS);
     const exchanged = await c.provider.exchangeCode(c.app, code, verifier);
     if (!exchanged.ok) {
       log(exchanged.error.kind, exchanged.error.detail);
       return exchangeFailure(exchanged.error, PROVIDER_NAMES[c.provider.kind]);
     }
     const tokens = exchanged.value;
+    // GitHub has issued a grant that lives in memory only: recorded for revocation before the
+    // first await that reaches the network (sealing is local), withdrawn in the very step that
+    // stores the generation. A reset anywhere in between leaves the record for the alarm.
+    const record = await this.#d.revoker.prepare(c, appType, tokens, null);
+    this.#d.revoker.enqueue(record, { dueAt: Date.now() + CONFIRM_GRACE_MS });
     if (tokens.refreshToken === null) {
       log("exchange_failed", "no refresh token: the App must have 'Expire user authorization tokens' on");
       resume();
-      await this.#abandon(c, tokens, null);
+      await this.#abandon(c, record.id, null);
       return failure(
         "exchange_failed",
         c.provider.kind === "github"
@@ -201,7 +218,7 @@ export class ConnectFlow {
     const lost = async (f: Failure, why: string) => {
       log("abandoned", why);
       resume();
-      await this.#abandon(c, tokens, account);
+      await this.#abandon(c, record.id, account);
       for (const gh of unlinkOnLoss) await this.#unlinkQuietly(c, gh);
       return f;
     };
@@ -238,6 +255,8 @@ export class ConnectFlow {
       // (the previous one's capabilities die with it). A refresh in between: prepare again.
       if (retirement?.value && !this.#d.lifecycle.commitRetirement(retirement.value, "replaced")) continue;
       stored = this.#d.store.startGeneration(appType, user.value, pair);
+      // The grant is kept now: no longer one to revoke (the same synchronous step as the store).
+      if (stored) this.#d.revoker.withdraw(record.id);
     }
     if (!stored) return lost(failure("github_unavailable", "The connection kept changing; try again.", 1), "the previous connection kept changing");
     this.#d.vault.remember(appType, pair.accessToken, tokens.accessToken);
@@ -255,11 +274,10 @@ export class ConnectFlow {
     this.#d.sql.exec("DELETE FROM connect_tickets WHERE expires_at <= ?", now);
   }
 
-  /** A grant obtained by a connect that will store nothing: revoke it (now, or from the alarm). */
-  async #abandon(c: CallContext, tokens: TokenSet, account: string | null): Promise<void> {
-    const prepared = await this.#d.revoker.prepare(c, c.app.appType, tokens, account);
-    this.#d.revoker.enqueue(prepared);
-    await this.#d.revoker.attempt(c, prepared.id);
+  /** A grant obtained by a connect that will store nothing (recorded as `id`): revoke it now, or from the alarm. */
+  async #abandon(c: CallContext, id: string, account: string | null): Promise<void> {
+    this.#d.revoker.identify(id, account);
+    await this.#d.revoker.attempt(c, id);
   }
 
   async #unlinkQuietly(c: CallContext, githubUserId: string): Promise<void> {

@@ -39,6 +39,7 @@ import { Housekeeping } from "./housekeeping";
 import { Lifecycle, type RevocationOutcome } from "./lifecycle";
 import { Refresher } from "./refresher";
 import { RepoAccess } from "./repo-access";
+import { grantUse, inUseElsewhere, type GrantUse } from "./shared-grants";
 import { ScopedTokens, type ScopeRequest } from "./scoped-tokens";
 import { committerOf, TokenDesk } from "./token-desk";
 import { TokenVault } from "./token-vault";
@@ -55,6 +56,8 @@ export interface TokenInput {
 }
 
 type Context = { ok: true; value: CallContext } | Failure;
+
+
 
 export class UserActor extends DurableObject<Env> {
   readonly #store: ConnectionStore;
@@ -82,8 +85,6 @@ export class UserActor extends DurableObject<Env> {
     this.#store = new ConnectionStore(sql);
     this.#refresher = new Refresher(this.#store, this.#vault);
     this.#repos = new RepoAccess(this.#refresher);
-    this.#scoped = new ScopedTokens(sql, this.#store, this.#vault);
-    this.#desk = new TokenDesk(this.#refresher, this.#repos, this.#scoped);
     this.#caps = new CapabilityStore(sql);
     this.#audit = new AuditLog(sql, () => this.#ownerId() !== null);
     this.#outbox = new EventOutbox(sql, env);
@@ -92,10 +93,12 @@ export class UserActor extends DurableObject<Env> {
       const row = this.#store.get(appType);
       return row?.status === "connected" ? row.github_user_id : null;
     };
-    this.#revoker = new GrantRevoker(sql, this.#vault, ctx.id.toString(), connectedAccount);
+    this.#revoker = new GrantRevoker(sql, this.#vault, ctx.id.toString(), connectedAccount, (appType, key, account) => inUseElsewhere(env, this.#ownerId(), appType, key, account));
+    this.#scoped = new ScopedTokens(sql, this.#store, this.#vault, this.#revoker);
+    this.#desk = new TokenDesk(this.#refresher, this.#repos, this.#scoped);
     const deps = { env, store: this.#store, refresher: this.#refresher, vault: this.#vault, revoker: this.#revoker };
     this.#lifecycle = new Lifecycle(deps);
-    this.#flow = new ConnectFlow({ ...deps, sql, lifecycle: this.#lifecycle });
+    this.#flow = new ConnectFlow({ ...deps, sql, lifecycle: this.#lifecycle, alarmBy: (at) => this.#alarmBy(at) });
     const kept = { store: this.#store, vault: this.#vault, revoker: this.#revoker, caps: this.#caps, flow: this.#flow, outbox: this.#outbox, audit: this.#audit };
     this.#housekeeping = new Housekeeping({ storage: ctx.storage, ...kept, objectOwner: `object:${ctx.id.toString()}` });
     // Every state change writes its event and audit entry in the same synchronous step.
@@ -305,6 +308,15 @@ export class UserActor extends DurableObject<Env> {
     return result;
   }
 
+  /**
+   * Another actor's grant revoker asks before revoking the grant of `account`: `in_use` when
+   * this user's connection of `appType` is that account's, `connecting` while a confirm of the
+   * App is between its exchange and its stored generation (it may be obtaining that grant).
+   */
+  async grantInUse(input: { appType: string; account: string }): Promise<GrantUse> {
+    return this.#readable() ? grantUse(this.#store, this.#revoker, input.appType, input.account) : "free";
+  }
+
   /** The git proxy read a push's ref updates: the audit trail records them and what happened. */
   async recordPush(input: { userId: string; sessionId: string; repository: string; refs: string[]; outcome: "forwarded" | "refused" }): Promise<void> {
     // Only for the owner: a report landing after the account's deletion records nothing.
@@ -338,6 +350,11 @@ export class UserActor extends DurableObject<Env> {
   }
 
   // ------------------------------------------------------------------ internals
+
+  async #alarmBy(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  }
 
   /**
    * Runs one operation for one App: its context, a metric data point (operation, outcome,
