@@ -190,7 +190,10 @@ export class GitHubEmulator {
    * it (a user's, or `<slug>[bot]` for an installation token): who fetched and pushed, as GitHub
    * records it.
    */
-  readonly gitRequests: { repository: string; login: string; push: boolean }[] = [];
+  /** Every git request served, with its arrival number (`seq`: the one holds and marks count). */
+  readonly gitRequests: { repository: string; login: string; push: boolean; seq: number }[] = [];
+  /** Arrival numbers of requests in flight, for {@link gitRequests}. */
+  readonly #arrivalOf = new WeakMap<Request, number>();
 
   /** The pushes among {@link gitRequests}. */
   get pushes(): { repository: string; login: string }[] {
@@ -260,7 +263,8 @@ export class GitHubEmulator {
     this.#webhookFetch = options.webhookFetch ?? ((req) => fetch(req));
     const backend = options.gitBackend ?? null;
     this.#gitBackend = backend && ((request, repository, pathInfo, user) => {
-      this.gitRequests.push({ repository, login: user.login, push: request.method === "POST" && pathInfo.endsWith("/git-receive-pack") });
+      const push = request.method === "POST" && pathInfo.endsWith("/git-receive-pack");
+      this.gitRequests.push({ repository, login: user.login, push, seq: this.#arrivalOf.get(request) ?? 0 });
       return backend(request, repository, pathInfo, user);
     });
   }
@@ -493,6 +497,7 @@ export class GitHubEmulator {
       if (path === "/_emulator/consent" && request.method === "POST") return await this.#consentWithoutBrowser(request);
       if (path.startsWith("/_emulator/")) return await this.#control(request, path.slice("/_emulator/".length), url);
       const seq = ++this.#seq;
+      this.#arrivalOf.set(request, seq);
       const arrivedAt = Date.now();
       const endpoint = await this.#endpointOf(request, path);
       if (endpoint) await this.#holds.at(endpoint, seq);

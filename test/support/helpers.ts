@@ -59,7 +59,7 @@ export const emulator = {
   /** An arrival number: every request the emulator numbered below it has arrived. */
   mark: () => control<{ seq: number }>("POST", "mark").then((r) => r.seq),
   /** The git requests the emulator served from index `since` on, with the login each token belonged to. */
-  gitRequests: (since = 0) => control<{ requests: { repository: string; login: string; push: boolean }[] }>("GET", `git-requests?since=${since}`).then((r) => r.requests),
+  gitRequests: (since = 0) => control<{ requests: { repository: string; login: string; push: boolean; seq: number }[] }>("GET", `git-requests?since=${since}`).then((r) => r.requests),
   revoke: (appType: AppType, githubUserId: number, notify = false) =>
     control<{ status?: number; deliveryId?: string }>("POST", "revoke", { clientId: APPS[appType].clientId, userId: githubUserId, notify }),
 };
