@@ -12,11 +12,14 @@ export interface Delivery {
 
 export class EventReceiver {
   readonly deliveries: Delivery[] = [];
+  /** Every POST that reached the receiver, answered or failed: how often the broker tried. */
+  attempts = 0;
   #fault: { kind: "status_5xx" | "hang"; count: number } | null = null;
   #hangs = new Set<() => void>();
 
   reset(): void {
     this.deliveries.length = 0;
+    this.attempts = 0;
     this.#fault = null;
     for (const release of this.#hangs) release();
   }
@@ -26,6 +29,7 @@ export class EventReceiver {
     if (url.pathname.startsWith("/_control/")) return this.#control(request, url.pathname.slice("/_control/".length));
     if (request.method !== "POST") return new Response("method not allowed", { status: 405 });
     const body = await request.text();
+    this.attempts++;
     const fault = this.#fault;
     if (fault) {
       if (fault.count !== -1 && --fault.count <= 0) this.#fault = null;
@@ -50,7 +54,7 @@ export class EventReceiver {
         this.reset();
         return Response.json({ ok: true });
       case "GET deliveries":
-        return Response.json({ deliveries: this.deliveries });
+        return Response.json({ deliveries: this.deliveries, attempts: this.attempts });
       case "POST fault": {
         const body = (await request.json()) as { kind: "status_5xx" | "hang"; count?: number };
         this.#fault = { kind: body.kind, count: body.count ?? 1 };

@@ -18,18 +18,39 @@
  * - a spent refresh token is presented again only after a lost rotation (one retry each):
  *   more means two callers spent the same token.
  *
+ * GitHub users also mint repository-scoped tokens, and redeem a capability through the git
+ * proxy while the chaos revokes it: no git request may reach GitHub between a revocation's
+ * answer and the next capability, and every scoped token GitHub still honours must be one the
+ * broker holds for the connection's current generation. For the middle third of the run the
+ * event receiver is down: the outbox must back off (a bounded number of attempts), and once
+ * the receiver is back every event is delivered, in order per user, the last one matching
+ * the user's final state, and at least one `connected` per connect that answered.
+ *
  * Anything else is a lost connection and fails the run. Size and length come from
  * SOAK_SECONDS, SOAK_USERS, SOAK_SESSIONS (vitest.config.ts; CI uses the defaults); a third of
  * the users are GitLab users.
  */
-import { evictDurableObject } from "cloudflare:test";
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import { loadKeyring, open } from "../src/crypto";
 import { identityIndexByKey } from "../src/identity-index";
-import { APPS } from "./support/env";
+import { APPS, EVENTS_URL } from "./support/env";
+import type { ConnectionEvent } from "../src/contract";
 import { connectGitLabUser, gitlab } from "./support/gitlab";
-import { actor, callApi, connectUser, emulator, retryRevocationsNow, revokeOnGitHub, setStoredExpiry, storedRow, userRows } from "./support/helpers";
+import {
+  actor,
+  callApi,
+  connectUser,
+  emulator,
+  flushEvents,
+  publicFetch,
+  retryRevocationsNow,
+  revokeOnGitHub,
+  setStoredExpiry,
+  storedRow,
+  userRows,
+} from "./support/helpers";
 import { GITHUB_TRUTH, GITLAB_TRUTH, type ProviderTruth } from "./support/truth";
 
 const bindings = env as unknown as Record<string, string>;
@@ -39,6 +60,19 @@ const SESSIONS = Number(bindings.SOAK_SESSIONS ?? 3);
 const TIMEOUT_MS = Number(bindings.GITHUB_TIMEOUT_MS);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The platform's event receiver (emulator/event-receiver.ts). */
+const RECEIVER = new URL(EVENTS_URL).origin;
+const receiver = {
+  reset: () => fetch(`${RECEIVER}/_control/reset`, { method: "POST" }),
+  down: () => fetch(`${RECEIVER}/_control/fault`, { method: "POST", body: JSON.stringify({ kind: "status_5xx", count: -1 }) }),
+  up: () => fetch(`${RECEIVER}/_control/fault`, { method: "DELETE" }),
+  state: async () => {
+    const r = (await (await fetch(`${RECEIVER}/_control/deliveries`)).json()) as { deliveries: { body: string }[]; attempts: number };
+    return { events: r.deliveries.map((d) => JSON.parse(d.body) as ConnectionEvent), attempts: r.attempts };
+  },
+};
+const REFS = "/git/acme/app.git/info/refs?service=git-upload-pack";
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
 
 /** What happened to an account at the provider: the truth check's excuses and its evidence. */
@@ -132,6 +166,14 @@ interface SoakUser {
    * the emulator cannot always see. Each such answer may excuse one lost rotation.
    */
   timeouts: number;
+  /** Connects that answered: each has its `connected` event. */
+  connects: number;
+  /** A capability of session `cap` (GitHub users), redeemed in a loop while the chaos revokes it. */
+  capability: string | null;
+  /** A capability is being issued, or revoked (then none may be issued until the window closes). */
+  capBusy: boolean;
+  /** Arrival marks between which no git request may carry this user's token: (revoked, next issued). */
+  capWindows: { from: number; to: number }[];
 }
 
 async function connect(u: SoakUser, account: number) {
@@ -140,6 +182,24 @@ async function connect(u: SoakUser, account: number) {
   u.current = account;
   u.revokedByTest = false;
   u.last = "connected";
+  u.connects++;
+}
+
+/** The scoped tokens the user's actor holds (decrypted) for the connection's current generation. */
+async function heldScopedTokens(userId: string, row: Record<string, any> | null): Promise<string[]> {
+  if (row?.status !== "connected") return [];
+  const rows = await runInDurableObject(actor(userId), (_i, state) =>
+    state.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'scoped_tokens'").toArray().length
+      ? (state.storage.sql.exec("SELECT * FROM scoped_tokens WHERE generation = ?", row.generation).toArray() as Record<string, any>[])
+      : [],
+  );
+  const keyring = await loadKeyring(env.TOKEN_ENCRYPTION_KEYS);
+  const held: string[] = [];
+  for (const r of rows) {
+    const token = await open(keyring, r.token, { userId, appType: r.app_type, field: `scoped:${r.generation}:${r.repository}:${r.permissions}` });
+    if (token) held.push(token);
+  }
+  return held;
 }
 
 it(`soak: ${USERS} users (GitHub and GitLab) x ${SESSIONS} sessions for ${SECONDS}s under faults and lifecycle churn, then the truth check`, { timeout: 300_000 }, async () => {
@@ -163,14 +223,21 @@ it(`soak: ${USERS} users (GitHub and GitLab) x ${SESSIONS} sessions for ${SECOND
       evictable: i % 2 === 0,
       evicted: 0,
       timeouts: 0,
+      connects: 0,
+      capability: null,
+      capBusy: false,
+      capWindows: [],
     };
   });
+  await receiver.reset();
   for (const u of users) await connect(u, u.accounts[0]);
 
   const reasons: Record<string, number> = {};
   let requests = 0;
   let fiveHundreds = 0;
-  const churn: Record<string, number> = { evictions: 0, revocations: 0, reconnects: 0, otherAccount: 0, disconnects: 0, deletions: 0 };
+  const churn: Record<string, number> = { evictions: 0, revocations: 0, reconnects: 0, otherAccount: 0, disconnects: 0, deletions: 0, capabilityRevocations: 0 };
+  const redemptions: Record<string, number> = {};
+  const receiverDown = { from: Date.now() + (SECONDS * 1000) / 3, to: Date.now() + (2 * SECONDS * 1000) / 3, attempts: 0 };
   const end = Date.now() + SECONDS * 1000;
 
   /** One lifecycle operation at a time per user, as a web app would send them. */
@@ -206,15 +273,65 @@ it(`soak: ${USERS} users (GitHub and GitLab) x ${SESSIONS} sessions for ${SECOND
     while (Date.now() < end) {
       const started = Date.now();
       // Now and then more validity than a 3-second token has: a rotation each time.
-      const res = await callApi("POST", `/users/${u.userId}/token`, { appType: u.side.appType, repository: u.side.repository, minValiditySeconds: pick([1, 1, 1, 5]) });
+      const scoped = u.side === GITHUB && Math.random() < 0.2 ? { scope: "repository" } : {};
+      const res = await callApi("POST", `/users/${u.userId}/token`, { appType: u.side.appType, repository: u.side.repository, minValiditySeconds: pick([1, 1, 1, 5]), ...scoped });
       if (res.body?.reason === "github_unavailable" && Date.now() - started >= 0.9 * TIMEOUT_MS) u.timeouts++;
       requests++;
       if (res.status >= 500 && !["github_unavailable", "app_misconfigured", "broker_unavailable"].includes(res.body?.reason)) fiveHundreds++;
-      const reason = `${u.side.name}:${res.body?.ok ? "ok" : String(res.body?.reason)}`;
+      const reason = `${u.side.name}${"scope" in scoped ? " scoped" : ""}:${res.body?.ok ? "ok" : String(res.body?.reason)}`;
       reasons[reason] = (reasons[reason] ?? 0) + 1;
       if (/:(reconnect_required|revoked|not_connected)$/.test(reason) && Math.random() < 0.3) await lifecycle(u, "reconnect");
       await sleep(5 + Math.random() * 25);
     }
+  }
+
+  /** An agent's git client: redeems the user's capability in a loop, issuing one when it has none. */
+  async function redeemer(u: SoakUser) {
+    while (Date.now() < end) {
+      if (!u.capability && !u.capBusy) {
+        u.capBusy = true;
+        const issued = await callApi("POST", `/users/${u.userId}/capabilities`, { appType: "standard", repository: "acme/app", sessionId: "cap" }).catch(() => null);
+        u.capability = issued?.status === 200 ? issued.body.capability : null;
+        u.capBusy = false;
+      }
+      const capability = u.capability;
+      if (capability) {
+        const res = await publicFetch(REFS, { headers: { authorization: `Basic ${btoa(`x:${capability}`)}` } });
+        const outcome = res.status === 200 ? "ok" : (await res.text()).split(":")[0]!.slice(0, 40);
+        await res.body?.cancel().catch(() => undefined);
+        redemptions[outcome] = (redemptions[outcome] ?? 0) + 1;
+        if (res.status === 401 || res.status === 403) u.capability = null;
+      }
+      await sleep(20 + Math.random() * 40);
+    }
+  }
+
+  /** Revokes a user's capability with redemptions in flight; none may reach GitHub until the next one is issued. */
+  async function revokeCapability(u: SoakUser) {
+    if (u.capBusy) return;
+    u.capBusy = true;
+    try {
+      const res = await callApi("DELETE", `/users/${u.userId}/capabilities/cap`);
+      if (res.status === 200 && res.body.revoked > 0) {
+        const from = await emulator.mark();
+        churn.capabilityRevocations!++;
+        await sleep(150 + Math.random() * 200); // the redeemer keeps trying the revoked capability
+        u.capWindows.push({ from, to: await emulator.mark() });
+      }
+      u.capability = null;
+    } finally {
+      u.capBusy = false;
+    }
+  }
+
+  /** The event receiver is down for the middle third of the run. */
+  async function receiverOutage() {
+    await sleep(Math.max(0, receiverDown.from - Date.now()));
+    await receiver.down();
+    const before = (await receiver.state()).attempts;
+    await sleep(Math.max(0, receiverDown.to - Date.now()));
+    receiverDown.attempts = (await receiver.state()).attempts - before;
+    await receiver.up();
   }
 
   async function chaos() {
@@ -241,13 +358,20 @@ it(`soak: ${USERS} users (GitHub and GitLab) x ${SESSIONS} sessions for ${SECOND
         void lifecycle(pick(users), "disconnect");
       } else if (roll < 0.8) {
         void lifecycle(pick(users), "delete");
+      } else if (roll < 0.88) {
+        void revokeCapability(pick(users.filter((x) => x.side === GITHUB)));
       }
       await sleep(40 + Math.random() * 80);
     }
   }
 
-  await Promise.all([chaos(), ...users.flatMap((u) => Array.from({ length: SESSIONS }, () => session(u)))]);
-  while (users.some((u) => u.busy)) await sleep(50);
+  await Promise.all([
+    chaos(),
+    receiverOutage(),
+    ...users.filter((u) => u.side === GITHUB).map(redeemer),
+    ...users.flatMap((u) => Array.from({ length: SESSIONS }, () => session(u))),
+  ]);
+  while (users.some((u) => u.busy || u.capBusy)) await sleep(50);
 
   // Calm: no more faults; pending grant revocations get their retry; every connected user's
   // next call must settle the truth.
@@ -295,14 +419,62 @@ it(`soak: ${USERS} users (GitHub and GitLab) x ${SESSIONS} sessions for ${SECOND
       const rows = await userRows(u.userId);
       if (rows.length > 0) lost.push(`${u.userId}: ${rows.length} rows left after the account deletion`);
     }
+    if (side === GITHUB) {
+      const logins = new Set(u.accounts.map((a) => `soak${a}`));
+      const git = (await emulator.gitRequests()).filter((r) => logins.has(r.login));
+      for (const { from, to } of u.capWindows) {
+        const late = git.filter((r) => r.seq > from && r.seq < to).length;
+        if (late > 0) lost.push(`${u.userId}: ${late} git request(s) reached GitHub after the capability revocation answered`);
+      }
+      // Every scoped token GitHub still honours is one the broker holds for the current generation.
+      const held = await heldScopedTokens(u.userId, row);
+      const dropped = u.evicted + u.timeouts;
+      for (const account of u.accounts) {
+        const live = (await emulator.liveRefreshTokens("standard", account)).scopedTokens.filter((t) => !held.includes(t));
+        if (live.length > 0 && dropped === 0) lost.push(`${u.userId}/${account}: ${live.length} live scoped token(s) the broker does not hold for its current generation`);
+      }
+    }
   }
+
+  // The receiver is back: every event is delivered, in order per user, and none is lost.
+  const eventProblems: string[] = [];
+  for (const u of users) {
+    for (let i = 0; i < 5; i++) await flushEvents(u.userId);
+    const left = await runInDurableObject(actor(u.userId), (_i, state) =>
+      state.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'event_outbox'").toArray().length
+        ? state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM event_outbox").one().n
+        : 0,
+    );
+    if (left > 0) eventProblems.push(`${u.userId}: ${left} events still queued with the receiver up`);
+  }
+  const delivered = (await receiver.state()).events;
+  for (const u of users) {
+    const seen = new Set<string>();
+    const mine = delivered.filter((e) => e.userId === u.userId && !seen.has(e.id) && seen.add(e.id));
+    for (let i = 1; i < mine.length; i++) {
+      if (mine[i]!.at < mine[i - 1]!.at) eventProblems.push(`${u.userId}: ${mine[i]!.type} (${mine[i]!.at}) delivered after ${mine[i - 1]!.type} (${mine[i - 1]!.at})`);
+    }
+    const connected = mine.filter((e) => e.type === "connected").length;
+    if (connected < u.connects) eventProblems.push(`${u.userId}: ${connected} connected events for ${u.connects} connects that answered`);
+    const row = await storedRow(u.userId, u.side.appType as never);
+    const expected = row ? [row.status as string] : ["disconnected", "deleted"];
+    const last = mine.at(-1)?.type;
+    if (!last || !expected.includes(last)) eventProblems.push(`${u.userId}: last event ${last}, but the connection is ${row?.status ?? "gone"}`);
+  }
+  // Backing off as a queue: a few attempts per user while the receiver is down, not one every 100 ms.
+  const outageSeconds = (receiverDown.to - receiverDown.from) / 1000;
+  const attemptBound = USERS * (2 + outageSeconds);
+  if (receiverDown.attempts > attemptBound) eventProblems.push(`${receiverDown.attempts} delivery attempts in the ${outageSeconds}s outage (bound ${attemptBound})`);
   const [github, gitlabStats] = [await emulator.stats(), await gitlab.stats()];
   console.log(
     `soak: ${requests} requests, ${github.counts.refresh} GitHub and ${gitlabStats.counts.refresh} GitLab refreshes, ` +
       `faults and churn ${JSON.stringify({ github: github.faultsInjected, gitlab: gitlabStats.faultsInjected, ...churn })}, ` +
-      `answers by provider and reason ${JSON.stringify(reasons)}, unexpected 5xx ${fiveHundreds}, lost connections ${lost.length}`,
+      `answers by provider and reason ${JSON.stringify(reasons)}, redemptions ${JSON.stringify(redemptions)}, ` +
+      `events ${delivered.length} delivered, ${receiverDown.attempts} attempts while the receiver was down, unexpected 5xx ${fiveHundreds}, lost connections ${lost.length}`,
   );
   expect(lost).toEqual([]);
+  expect(eventProblems).toEqual([]);
+  expect(churn.capabilityRevocations).toBeGreaterThan(0);
   expect(fiveHundreds).toBe(0);
   expect(requests).toBeGreaterThan(USERS * SESSIONS * 5);
   expect(github.counts.refresh).toBeGreaterThan(USERS / 2);
