@@ -2,11 +2,27 @@
  * The benchmark's Worker: the broker as deployed, plus one route to a Durable Object that
  * does nothing, so "hot path" and "bare Durable Object round trip" are measured in the same
  * process, through the same HTTP and RPC layers.
+ *
+ * For `--profile` (scripts/bench-profile.ts) it also answers variants of the hot path that
+ * repeat one part of it many times within a request (`x-bench-repeat`), so that part's CPU
+ * stands out of the request's:
+ * - `/bench/stage/{stage}/{id}`: the actor's stages (bench/profile-stages.ts) or its real
+ *   `token` method, run in the user's actor (a subclass of the real one, same storage);
+ * - `/bench/worker/{stage}/{id}`: the Worker's own work (body parsing, validation, response
+ *   building, routing, bearer check) on a copy of the request, against an actor that answers
+ *   at once, so no RPC is repeated.
+ * None of it is in the deployed Worker.
  */
 import { DurableObject } from "cloudflare:workers";
 import broker from "../src/index";
+import * as api from "../src/api";
+import { UserActor as BrokerUserActor, type TokenInput } from "../src/actor/user-actor";
+import type { TokenResult } from "../src/contract";
+import { apiRouter } from "../src/http/routes";
+import { json } from "../src/http/respond";
+import { ProfileStages, type ActorStage, type StageInput } from "./profile-stages";
 
-export { UserActor, IdentityIndex, InstallationActor, BrokerApi } from "../src/index";
+export { IdentityIndex, InstallationActor, BrokerApi } from "../src/index";
 
 export class BareObject extends DurableObject {
   async ping(input: { userId: string }): Promise<{ ok: true; userId: string }> {
@@ -14,16 +30,84 @@ export class BareObject extends DurableObject {
   }
 }
 
+/** The broker's actor, unchanged, plus the profile's stages over the same storage. */
+export class UserActor extends BrokerUserActor {
+  #stages: ProfileStages | undefined;
+
+  async benchStage(stage: ActorStage | "token", input: StageInput, repeat: number): Promise<{ ok: boolean }> {
+    if (stage === "token") {
+      const full: TokenInput = { ...input, permission: "push", minValiditySeconds: 300 };
+      for (let i = 0; i < repeat; i++) if (!(await this.token(full)).ok) return { ok: false };
+      return { ok: true };
+    }
+    this.#stages ??= new ProfileStages(this.ctx.storage.sql, this.env);
+    return this.#stages.repeat(stage, input, repeat);
+  }
+}
+
+type BenchEnv = Env & { BARE: DurableObjectNamespace<BareObject> };
+const BENCH = /^https?:\/\/[^/]+\/bench\/([a-z_]+)\/(?:([a-z_]+)\/)?([^/?]+)$/;
+
 export default {
   async fetch(request, env) {
-    const url = new URL(request.url);
-    const bare = /^\/bench\/bare\/([^/]+)$/.exec(url.pathname);
-    if (bare) {
-      const body = (await request.json()) as Record<string, unknown>;
-      const userId = decodeURIComponent(bare[1]!);
-      const stub = env.BARE.get(env.BARE.idFromName(userId));
-      return Response.json({ ...(await stub.ping({ userId })), echo: typeof body.repository });
-    }
+    const bench = BENCH.exec(request.url);
+    if (bench) return benchRoute(request, env, bench[1]!, bench[2], decodeURIComponent(bench[3]!));
     return broker.fetch(request, env);
   },
-} satisfies ExportedHandler<Env & { BARE: DurableObjectNamespace<BareObject> }>;
+} satisfies ExportedHandler<BenchEnv>;
+
+async function benchRoute(request: Request, env: BenchEnv, kind: string, stage: string | undefined, userId: string): Promise<Response> {
+  const repeat = Number(request.headers.get("x-bench-repeat") ?? 1);
+  if (kind === "worker") return workerStage(request, env, stage!, userId, repeat);
+  const body = (await request.json()) as Record<string, unknown>;
+  switch (kind) {
+    case "bare":
+      return Response.json({ ...(await env.BARE.get(env.BARE.idFromName(userId)).ping({ userId })), echo: typeof body.repository });
+    case "stage": {
+      const input = { userId, appType: String(body.appType), repository: String(body.repository) };
+      const actors = env.USER_ACTOR as unknown as DurableObjectNamespace<UserActor>;
+      return Response.json(await actors.get(actors.idFromName(userId)).benchStage(stage as ActorStage, input, repeat));
+    }
+    default:
+      return new Response("no such bench route", { status: 404 });
+  }
+}
+
+/** What the actor answers in {@link workerStage}: a grant shaped like the real one. */
+const GRANT: TokenResult = {
+  ok: true,
+  identity: "user",
+  token: "ghu_" + "x".repeat(36),
+  expiresAt: "2026-12-04T20:00:00Z",
+  expiresInSeconds: 28_000,
+  githubUserId: "1",
+  githubLogin: "user1",
+  committer: { name: "user1", email: "1+user1@users.noreply.github.com" },
+};
+const instantActor = { idFromName: (name: string) => name, get: () => ({ token: async (_: TokenInput) => GRANT }) };
+const fakeEnvs = new WeakMap<object, Env>();
+
+/**
+ * The Worker's own work on the hot path, `repeat` times on copies of the request, against an
+ * actor that answers at once: `parse` (a copy of the request, its JSON body, a plain JSON
+ * answer), then each rung adds the next layer of the real path.
+ */
+async function workerStage(request: Request, env: Env, stage: string, userId: string, repeat: number): Promise<Response> {
+  let fake = fakeEnvs.get(env);
+  if (!fake) fakeEnvs.set(env, (fake = Object.assign(Object.create(env) as Env, { USER_ACTOR: instantActor })));
+  const text = await request.text();
+  const url = request.url.replace(/\/bench\/worker\/[a-z_]+\/[^/?]+/, `/v1/users/${encodeURIComponent(userId)}/token`);
+  for (let i = 0; i < repeat; i++) {
+    const copy = new Request(url, { method: "POST", headers: request.headers, body: text });
+    let response: Response;
+    if (stage === "parse") response = Response.json(((await copy.json()) as unknown) && GRANT);
+    else if (stage === "api") response = Response.json(await api.getToken(fake, userId, await copy.json()));
+    else if (stage === "respond") response = json(await api.getToken(fake, userId, await copy.json()));
+    else if (stage === "router") response = await apiRouter.fetch(copy, fake);
+    else if (stage === "entry") response = await broker.fetch(copy as Request<unknown, IncomingRequestCfProperties>, fake);
+    else return new Response("no such stage", { status: 404 });
+    await response.arrayBuffer();
+    if (response.status !== 200) return new Response(`stage ${stage} answered ${response.status}`, { status: 500 });
+  }
+  return Response.json({ ok: true });
+}

@@ -383,6 +383,7 @@ export class UserActor extends DurableObject<Env> {
    * `deleteAll`), so operations still in flight find nothing instead of a missing table.
    */
   async #wipe(): Promise<void> {
+    this.#store.forget();
     this.#vault.forget();
     this.#repos.forget();
     this.#audit.forget();
