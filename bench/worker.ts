@@ -28,6 +28,13 @@ export class BareObject extends DurableObject {
   async ping(input: { userId: string }): Promise<{ ok: true; userId: string }> {
     return { ok: true, userId: input.userId };
   }
+
+  /** The same, from an object that has opened its SQLite storage (as every user actor has). */
+  async pingStorage(input: { userId: string }): Promise<{ ok: true; userId: string }> {
+    this.#wrote ||= (this.ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS t (x)"), this.ctx.storage.sql.exec("INSERT INTO t VALUES (1)"), true);
+    return { ok: true, userId: input.userId };
+  }
+  #wrote = false;
 }
 
 /** The broker's actor, unchanged, plus the profile's stages over the same storage. */
@@ -63,6 +70,8 @@ async function benchRoute(request: Request, env: BenchEnv, kind: string, stage: 
   switch (kind) {
     case "bare":
       return Response.json({ ...(await env.BARE.get(env.BARE.idFromName(userId)).ping({ userId })), echo: typeof body.repository });
+    case "bare_storage":
+      return Response.json({ ...(await env.BARE.get(env.BARE.idFromName(`storage:${userId}`)).pingStorage({ userId })), echo: typeof body.repository });
     case "stage": {
       const input = { userId, appType: String(body.appType), repository: String(body.repository) };
       const actors = env.USER_ACTOR as unknown as DurableObjectNamespace<UserActor>;

@@ -48,6 +48,7 @@ export async function profile(options: { call: Call; workerd: number; userId: st
 
   const requests: Variant[] = [
     { name: "bare", adds: "bare Durable Object RPC: body parsed, a no-op object answers", send: () => call(`/bench/bare/${userId}`, body) },
+    { name: "bare+sql", adds: "a no-op object that has opened its SQLite storage", send: () => call(`/bench/bare_storage/${userId}`, body) },
     { name: "actor rpc", adds: "the user's actor instead of the no-op object, doing nothing", send: stage("rpc", 1) },
     { name: "actor token", adds: "that actor's real token method, called straight from the Worker (no validation, routing, bearer check)", send: stage("token", 1) },
     { name: "hot path", adds: "the real POST /v1/users/{id}/token", send: () => call(`/v1/users/${userId}/token`, body) },

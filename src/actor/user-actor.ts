@@ -391,6 +391,7 @@ export class UserActor extends DurableObject<Env> {
     if (this.#revoker.pending().length === 0 && this.#outbox.nextAttemptAt() === null) {
       await this.ctx.storage.deleteAll();
       migrate(this.ctx.storage, USER_ACTOR_MIGRATIONS);
+      this.#store.forget(); // nothing can have read meanwhile (the input gate), but the table is new
       return;
     }
     const sql = this.ctx.storage.sql;

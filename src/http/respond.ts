@@ -15,8 +15,8 @@ const NO_STORE = { "cache-control": "no-store" };
 /** A JSON response; failures get the status their reason maps to. */
 export function json<T extends Failure | { ok: true }>(body: T, status?: number): Response {
   const code = status ?? (body.ok ? 200 : statusOf(body.reason));
-  const headers = new Headers({ "content-type": "application/json; charset=utf-8", ...NO_STORE });
-  if (!body.ok && body.retryAfterSeconds !== undefined) headers.set("retry-after", String(body.retryAfterSeconds));
+  const headers: Record<string, string> = { "content-type": "application/json; charset=utf-8", ...NO_STORE };
+  if (!body.ok && body.retryAfterSeconds !== undefined) headers["retry-after"] = String(body.retryAfterSeconds);
   return new Response(JSON.stringify(body), { status: code, headers });
 }
 
