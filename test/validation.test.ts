@@ -86,7 +86,7 @@ describe("bad input", () => {
     expect(health.status).toBe(200);
   });
 
-  it("the token route's one-pass path answers exactly as the routers do, refusals included", async () => {
+  it("the token routes' one-pass path answers exactly as the routers do, refusals included", async () => {
     await connectUser("v-6", GH);
     const open = env;
     const closed = { ...env, INTERNAL_API_TOKEN: "" } as Env;
@@ -102,6 +102,9 @@ describe("bad input", () => {
       ["undecodable user id", "/v1/users/%E0%A4%A/token", { method: "POST", headers: bearer, body: good }, open],
       ["no repository access", "/v1/users/v-6/token", { method: "POST", headers: bearer, body: JSON.stringify({ appType: "standard", repository: "acme/other" }) }, open],
       ["GET", "/v1/users/v-6/token", { method: "GET", headers: bearer }, open],
+      ["installation token", "/v1/installations/token", { method: "POST", headers: bearer, body: good }, open],
+      ["installation token, no bearer", "/v1/installations/token", { method: "POST", body: good }, open],
+      ["installation token, bad body", "/v1/installations/token/", { method: "POST", headers: bearer, body: "[]" }, open],
     ];
     const { default: entry } = await import("../src/index");
     for (const [name, path, init, which] of cases) {
