@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { Response as MiniflareResponse } from "miniflare";
 import { defineConfig, type Plugin } from "vitest/config";
 import { createRepository, gitHttpBackend } from "./emulator/git-backend.ts";
+import { gitRefs } from "./emulator/git-refs.ts";
 import { EventReceiver } from "./emulator/event-receiver.ts";
 import { GitHubEmulator } from "./emulator/github.ts";
 import { GitLabEmulator } from "./emulator/gitlab.ts";
@@ -29,7 +30,7 @@ await createRepository(gitRoot, "acme/app", { "README.md": "# app\n" });
 await createRepository(gitRoot, "acme/other", { "README.md": "# other\n" });
 const emulator = new GitHubEmulator(
   Object.values(APPS).map((a) => ({ ...a })),
-  { gitBackend: gitHttpBackend(gitRoot) },
+  { gitBackend: gitHttpBackend(gitRoot), gitRefs: gitRefs(gitRoot) },
 );
 for (const identity of APP_IDENTITIES) emulator.installations.registerApp(identity);
 

@@ -1,7 +1,10 @@
 /**
  * The benchmark's Worker: the broker as deployed, plus one route to a Durable Object that
  * does nothing, so "hot path" and "bare Durable Object round trip" are measured in the same
- * process, through the same HTTP and RPC layers.
+ * process, through the same HTTP and RPC layers; and `/bench/egress`, which stands in for a
+ * platform's service binding so the egress handler can run in Node (test-node/egress.test.ts):
+ * the intercepted request comes with `x-egress-url`, `-container` and `-capability` headers and
+ * goes to the real `BrokerApi.egress` entrypoint.
  *
  * For `--profile` (scripts/bench-profile.ts) it also answers variants of the hot path that
  * repeat one part of it many times within a request (`x-bench-repeat`), so that part's CPU
@@ -54,9 +57,18 @@ export class UserActor extends BrokerUserActor {
 
 type BenchEnv = Env & { BARE: DurableObjectNamespace<BareObject> };
 const BENCH = /^https?:\/\/[^/]+\/bench\/([a-z_]+)\/(?:([a-z_]+)\/)?([^/?]+)$/;
+const EGRESS = /^https?:\/\/[^/]+\/bench\/egress(?:\?|$)/;
+const EGRESS_HEADERS = ["x-egress-url", "x-egress-container", "x-egress-capability"];
 
 export default {
-  async fetch(request, env) {
+  async fetch(request, env, ctx) {
+    if (EGRESS.test(request.url)) {
+      const headers = new Headers(request.headers);
+      const [target, containerId, capability] = EGRESS_HEADERS.map((h) => headers.get(h));
+      for (const h of EGRESS_HEADERS) headers.delete(h);
+      const intercepted = new Request(target!, { method: request.method, headers, body: request.body, redirect: "manual" });
+      return ctx.exports.BrokerApi.egress(intercepted, { containerId: containerId ?? "", capability: capability ?? null });
+    }
     const bench = BENCH.exec(request.url);
     if (bench) return benchRoute(request, env, bench[1]!, bench[2], decodeURIComponent(bench[3]!));
     return broker.fetch(request, env);

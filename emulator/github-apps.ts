@@ -23,6 +23,7 @@
  */
 import { sign } from "@octokit/webhooks-methods";
 import type { EmulatorApp, EmulatorUser, GitBackend } from "./github.ts";
+import type { Caller } from "./github-store.ts";
 
 /** An App's identity for installation tokens. */
 export interface EmulatorAppIdentity {
@@ -218,6 +219,24 @@ export class GitHubAppsEmulator {
       private: true,
       permissions: { admin: false, maintain: false, push: write, triage: write, pull: true },
     });
+  }
+
+  /**
+   * Who an installation token speaks for (the App's bot) and what it may do on a repository:
+   * `push` with `contents: write`, else `pull`, nothing outside its repositories. `null` when
+   * the token is not a live installation token.
+   */
+  caller(token: string): Caller | null {
+    const rec = this.#tokens.get(token);
+    if (!rec || !this.#alive(rec)) return null;
+    const identity = this.#registered.get(this.#installations.get(rec.installationId)!.clientId)!;
+    return {
+      login: `${identity.slug}[bot]`,
+      id: identity.botUserId,
+      type: "Bot",
+      name: null,
+      permission: (repository) => (this.#covers(rec, repository) ? (rec.permissions.contents === "write" ? "push" : "pull") : undefined),
+    };
   }
 
   /** git smart-HTTP with an installation token (`x-access-token:<ghs_...>`). */

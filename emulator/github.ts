@@ -21,6 +21,9 @@
 
 import { sign } from "@octokit/webhooks-methods";
 import { GitHubAppsEmulator } from "./github-apps.ts";
+import { GitHubGraphQL, type SchemaSource } from "./github-graphql.ts";
+import { GitHubRest, type ApiHost } from "./github-rest.ts";
+import { GitHubStore, type Actor, type Caller, type GitRefs } from "./github-store.ts";
 import { FaultQueue } from "./faults.ts";
 import { Holds, type Arrivals } from "./holds.ts";
 import { accountPickerPage, consentPage, htmlPage, signInPage, type PageApp } from "./pages.ts";
@@ -218,14 +221,42 @@ export class GitHubEmulator {
     json: (status, body, extra) => this.#json(status, body, extra),
     webhookFetch: (req) => this.#webhookFetch(req),
   });
+  /** Pull requests, issues, checks, Actions runs (emulator/github-store.ts). */
+  readonly store = new GitHubStore(() => this.now());
+  readonly #api: ApiHost = {
+    store: this.store,
+    refs: null,
+    caller: (request) => this.caller(request),
+    userByLogin: (login) => {
+      const user = [...this.users.values()].find((u) => u.login.toLowerCase() === login.toLowerCase());
+      return user ? { login: user.login, id: user.id, type: "User", name: user.name } : null;
+    },
+    json: (status, body, extra) => this.#json(status, body, extra),
+    logsOrigin: () => this.logsOrigin,
+  };
+  /**
+   * Where the Actions log redirects point (GitHub's blob storage: another host, no token), for a
+   * test that serves the emulator on a port of its own; `null`: the host each request came to.
+   */
+  logsOrigin: string | null = null;
+  /** `POST /graphql` (emulator/github-graphql.ts). */
+  readonly graphql: GitHubGraphQL;
+  /** REST over the store: pulls, issues, Actions, checks (emulator/github-rest.ts). */
+  readonly rest = new GitHubRest(this.#api);
   /**
    * Grants made on the consent screen: `clientId:userId` → the user's revocation count at the
    * time. The grant stands while no revocation came after it (see {@link hasAuthorized}).
    */
   #authorizations = new Map<string, number>();
 
-  constructor(apps: EmulatorApp[], options: { webhookFetch?: (req: Request) => Promise<Response>; gitBackend?: GitBackend } = {}) {
+  /**
+   * `gitRefs` reads and writes the bare repositories' branches (emulator/git-refs.ts, Node),
+   * for GraphQL's refs and commits and real merges; `graphqlSchema` loads GitHub's schema.
+   */
+  constructor(apps: EmulatorApp[], options: { webhookFetch?: (req: Request) => Promise<Response>; gitBackend?: GitBackend; gitRefs?: GitRefs; graphqlSchema?: SchemaSource } = {}) {
     for (const app of apps) this.apps.set(app.clientId, app);
+    this.#api.refs = options.gitRefs ?? null;
+    this.graphql = new GitHubGraphQL(this.#api, options.graphqlSchema);
     this.#webhookFetch = options.webhookFetch ?? ((req) => fetch(req));
     const backend = options.gitBackend ?? null;
     this.#gitBackend = backend && ((request, repository, pathInfo, user) => {
@@ -259,6 +290,7 @@ export class GitHubEmulator {
     this.settings = { ...DEFAULT_SETTINGS };
     this.clockOffsetSeconds = 0;
     this.installations.reset();
+    this.store.reset();
     for (const key of Object.keys(this.counts) as Endpoint[]) this.counts[key] = 0;
   }
 
@@ -338,6 +370,15 @@ export class GitHubEmulator {
   }
 
   /** Live refresh tokens of one user and App (there is at most one per grant). */
+  /** The repository-scoped access tokens of a grant that still work. */
+  liveScopedTokens(clientId: string, userId: number): string[] {
+    const out: string[] = [];
+    for (const [token, rec] of this.#accessTokens) {
+      if (rec.scope && rec.clientId === clientId && rec.userId === userId && rec.alive && rec.expiresAt > this.now()) out.push(token);
+    }
+    return out;
+  }
+
   liveRefreshTokens(clientId: string, userId: number): string[] {
     const out: string[] = [];
     for (const [token, rec] of this.#refreshTokens) {
@@ -463,7 +504,7 @@ export class GitHubEmulator {
       if (request.method === "GET" && repo) return await this.#getRepo(request, `${repo[1]}/${repo[2]}`);
       const git = /^\/([^/]+)\/([^/]+?)\.git(\/info\/refs|\/git-upload-pack|\/git-receive-pack)$/.exec(url.pathname);
       if (git && this.#gitBackend) return await this.#git(request, `${git[1]}/${git[2]}`, url);
-      const appRoute = await this.installations.route(request, path);
+      const appRoute = (await this.installations.route(request, path)) ?? (await this.graphql.route(request, path)) ?? (await this.rest.route(request, path, url));
       if (appRoute) return appRoute;
       const grant = /^\/applications\/([^/]+)\/grant$/.exec(path);
       if (request.method === "DELETE" && grant) return await this.#deleteGrant(request, decodeURIComponent(grant[1]!));
@@ -768,6 +809,20 @@ export class GitHubEmulator {
     return rec && rec.alive && rec.expiresAt > this.now() ? rec : null;
   }
 
+  /**
+   * Who a request's token (`Authorization: token|Bearer`) speaks for: a user (user or scoped
+   * token), or an App's bot (installation token); `null` without a live token.
+   */
+  caller(request: Request): Caller | null {
+    const token = /^(?:token|bearer) (\S+)$/i.exec(request.headers.get("authorization") ?? "")?.[1];
+    if (token?.startsWith("ghs_")) return this.installations.caller(token);
+    const rec = this.#bearer(request);
+    const user = rec && this.users.get(rec.userId);
+    if (!rec || !user) return null;
+    const actor: Actor = { login: user.login, id: user.id, type: "User", name: user.name };
+    return { ...actor, permission: (repository) => this.#permission(rec, repository) };
+  }
+
   async #getUser(request: Request): Promise<Response> {
     this.counts.user++;
     const early = await this.#applyFault(this.#takeFault("user"), false, request);
@@ -853,6 +908,10 @@ export class GitHubEmulator {
       return this.#json(422, { message: "Validation Failed: target and repositories are required here" });
     }
     const permissions = body.permissions && typeof body.permissions === "object" ? (body.permissions as Record<string, string>) : null;
+    // As GitHub: a permission no App can hold at that level fails validation (metadata is read-only).
+    if (permissions && Object.entries(permissions).some(([name, level]) => (name === "metadata" && level !== "read") || !/^[a-z_]+$/.test(name))) {
+      return this.#json(422, { message: "Validation Failed", errors: [{ resource: "ScopedToken", field: "permissions", code: "invalid", message: "metadata can only be read" }] });
+    }
     const token = randomToken("ghu_");
     this.#accessTokens.set(token, {
       ...parent,
@@ -960,8 +1019,8 @@ export class GitHubEmulator {
       case "GET git-requests":
         return this.#json(200, { requests: this.gitRequests.slice(Number(url.searchParams.get("since") ?? 0)) });
       case "GET live": {
-        const tokens = this.liveRefreshTokens(url.searchParams.get("clientId") ?? "", Number(url.searchParams.get("userId")));
-        return this.#json(200, { refreshTokens: tokens });
+        const [clientId, userId] = [url.searchParams.get("clientId") ?? "", Number(url.searchParams.get("userId"))];
+        return this.#json(200, { refreshTokens: this.liveRefreshTokens(clientId, userId), scopedTokens: this.liveScopedTokens(clientId, userId) });
       }
       default: {
         const hold = /^holds\/(\d+)(\/release)?$/.exec(action);
@@ -972,6 +1031,7 @@ export class GitHubEmulator {
         }
         return (
           (await this.installations.control(request.method, action, body, url)) ??
+          (await this.rest.control(request.method, action, body, url)) ??
           this.#json(404, { message: `no control route ${request.method} ${action}` })
         );
       }

@@ -17,11 +17,13 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { createRepository, gitHttpBackend } from "./git-backend.ts";
+import { gitRefs } from "./git-refs.ts";
 import { GitHubEmulator, type EmulatorApp, type EmulatorSnapshot, type EmulatorUser } from "./github.ts";
 import { GitLabEmulator, type GitLabSnapshot, type GitLabUser } from "./gitlab.ts";
 import { gitlabConsent } from "./gitlab-pages.ts";
 import { settingsPage, type AuthorizedAppRow } from "./pages.ts";
 import { serve } from "./serve.ts";
+import { persistedCertificate, startTlsFront } from "./tls-front.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -29,6 +31,7 @@ const { values: args } = parseArgs({
     "gitlab-port": { type: "string", default: "8790" },
     dir: { type: "string", default: ".wrangler/emulator" },
     broker: { type: "string", default: "http://127.0.0.1:8787" },
+    "agent-port": { type: "string", default: "8443" },
   },
 });
 const dir = resolve(args.dir!);
@@ -84,7 +87,8 @@ for (const [root, repos] of [[reposDir, REPOS], [gitlabReposDir, GITLAB_REPOS]] 
   }
 }
 
-const emulator = new GitHubEmulator(APPS, { gitBackend: gitHttpBackend(reposDir) });
+const refs = gitRefs(reposDir);
+const emulator = new GitHubEmulator(APPS, { gitBackend: gitHttpBackend(reposDir), gitRefs: refs });
 for (const user of USERS) emulator.addUser(user);
 installDemoApp();
 if (existsSync(statePath)) {
@@ -164,8 +168,43 @@ function backLink(value: string | null): string | null {
   return new URL(value).origin === new URL(broker).origin ? value : null;
 }
 
+/** Branch tips of octo-org/hello-world that CI has "run" on. */
+const ciDone = new Set<string>();
+
+/**
+ * A pretend CI for the demo: every new tip of a branch of octo-org/hello-world gets a passing
+ * `lint` check run and a `CI` workflow run whose `test` job failed with a log, so `gh pr checks`
+ * and `gh run view --log-failed` show something. Runs before API requests (pull requests,
+ * issues and runs live in memory: a restart forgets them, and CI runs again on every tip).
+ */
+async function pretendCi(): Promise<void> {
+  const repository = "octo-org/hello-world";
+  for (const [branch, sha] of await refs.branches(repository)) {
+    if (ciDone.has(sha)) continue;
+    ciDone.add(sha);
+    emulator.store.addCheckRun(repository, { name: "lint", headSha: sha, conclusion: "success", workflowName: "Lint" });
+    emulator.store.addRun(repository, {
+      workflowName: "CI",
+      headBranch: branch,
+      headSha: sha,
+      actor: { login: "octocat", id: 583231, type: "User" },
+      jobs: [
+        {
+          name: "test",
+          conclusion: "failure",
+          steps: [
+            { name: "Set up job", log: "Runner: emulated\n" },
+            { name: "Run npm test", conclusion: "failure", log: "FAIL test/greeting.test.ts\n  expected 'hello' but got 'bye'\nTests: 1 failed, 12 passed\n" },
+          ],
+        },
+      ],
+    });
+  }
+}
+
 async function handle(request: Request): Promise<Response> {
   const url = new URL(request.url);
+  if (url.pathname === "/graphql" || url.pathname.startsWith("/repos/")) await pretendCi();
   if (url.pathname === "/" && request.method === "GET") {
     return new Response("GitHub emulator (local). See /settings/applications.\n", { headers: { "content-type": "text/plain" } });
   }
@@ -203,6 +242,11 @@ const server = await serve(handle, Number(args.port));
 console.log(`[github] emulator on ${server.url} (state in ${dir})`);
 const gitlabServer = await serve(handleGitLab, Number(args["gitlab-port"]));
 console.log(`[gitlab] emulator on ${gitlabServer.url}`);
+// The broker's GitHub-shaped surface (AGENT_HOST = localhost:<agent-port>) over HTTPS, which
+// `gh` insists on: a front with a certificate kept in `<dir>/tls/` (trusted with SSL_CERT_FILE).
+const tlsDir = join(dir, "tls");
+const agentFront = await startTlsFront(broker, { port: Number(args["agent-port"]), certificate: await persistedCertificate(tlsDir), certFile: join(tlsDir, "cert.pem") });
+console.log(`[agent] gh and git surface on ${agentFront.url} (certificate ${agentFront.certFile})`);
 
 function shutdown(): void {
   if (saveTimer) clearTimeout(saveTimer);

@@ -95,7 +95,7 @@ try {
   check("npm pack builds the package", () => {
     const [packed] = JSON.parse(run(npm, ["pack", "--json", "--pack-destination", work], root));
     tarball = join(work, packed.filename);
-    const extra = packed.files.map((f) => f.path).filter((p) => !/^(package\.json|README\.md|LICENSE|dist\/(client|contract)\.(js|d\.ts))$/.test(p));
+    const extra = packed.files.map((f) => f.path).filter((p) => !/^(package\.json|README\.md|LICENSE|dist\/(client|contract|egress)\.(js|d\.ts))$/.test(p));
     if (extra.length) return `unexpected files in the tarball: ${extra.join(", ")}`;
   });
   if (!tarball) throw new Error("no tarball");

@@ -286,6 +286,19 @@ async function main() {
     expect(/refs\/heads\/agent\/demo/.test(remote.stdout), "agent/demo was pushed");
   }, "09b-pushed");
 
+  await step("The session card's git and gh block, pasted into a terminal, clones, pushes a branch, opens a PR, comments and reads the checks", page, async () => {
+    const block = await page.locator("#agent-commands").innerText();
+    expect(block.includes("GH_ENTERPRISE_TOKEN=gcap1.") && block.includes("gh pr create"), `block: ${block.slice(0, 200)}`);
+    // A terminal of its own: an empty home, nothing set but what the block exports.
+    const home = mkdtempSync(join(tmpdir(), "e2e-gh-"));
+    const shell = await run("bash", ["-e", "-c", block], home, { HOME: home, GH_CONFIG_DIR: join(home, ".gh"), GH_PROMPT_DISABLED: "1", GH_NO_UPDATE_NOTIFIER: "1", NO_COLOR: "1" }).catch((err: { stdout?: string; stderr?: string }) => err);
+    const out = `${shell.stdout ?? ""}${shell.stderr ?? ""}`;
+    expect(/https:\/\/localhost:8443\/octo-org\/hello-world\/pull\/\d+\n/.test(shell.stdout ?? ""), `gh pr create: ${out.slice(-600)}`);
+    expect(/#issuecomment-\d+/.test(shell.stdout ?? ""), `gh pr comment: ${out.slice(-600)}`);
+    expect(/^lint\tpass/m.test(shell.stdout ?? ""), `gh pr checks: ${out.slice(-600)}`);
+    rmSync(home, { recursive: true, force: true });
+  }, "09c-gh");
+
   await step("Revoke the capability: the same command is refused (invalid_capability)", page, async () => {
     await page.click("#revoke-cap");
     await page.locator("#cap-result[data-state=revoked]").waitFor();

@@ -34,7 +34,7 @@ const REGISTRY = resolve(process.env.WRANGLER_REGISTRY_PATH || join(STATE, "dev-
 // A second `npm start` (or anything else on these ports) would fail later with EADDRINUSE
 // after the first one's health check answered for it: say so now, in words.
 const busy = [];
-for (const port of [8787, 8788, 8790, 9229]) if (!(await portFree(port))) busy.push(port);
+for (const port of [8787, 8788, 8790, 8443, 9229]) if (!(await portFree(port))) busy.push(port);
 if (busy.length) {
   console.error(`Port ${busy.join(", ")} on 127.0.0.1 is in use: is \`npm start\` already running in another terminal? Stop it (Ctrl-C) and try again.`);
   process.exit(1);
@@ -72,7 +72,7 @@ const emulator = spawn(process.execPath, ["--disable-warning=ExperimentalWarning
 });
 const broker = spawn(
   "wrangler",
-  ["dev", "-c", "wrangler.local.toml", "--ip", "127.0.0.1", "--port", "8787", "--inspector-port", "9229", "--persist-to", join(STATE, "state"), "--show-interactive-dev-session=false"],
+  ["dev", "-c", "wrangler.local.toml", "--ip", "127.0.0.1", "--port", "8787", "--inspector-port", "9229", "--persist-to", join(STATE, "state"), "--show-interactive-dev-session=false", "--var", `AGENT_CERT_FILE:${resolve(STATE, "emulator", "tls", "cert.pem")}`],
   { env, stdio: ["ignore", "pipe", "pipe"] },
 );
 const children = [emulator, broker];

@@ -28,7 +28,8 @@ import { logEvent } from "./log";
 import { authorizeUrl, checkReturnTo, signState } from "./oauth";
 import { parsePushPolicy } from "./proxy/ref-policy";
 import { parseRepositoryFor } from "./providers";
-import { parseAppType, parseMinValidity, parsePermission, parseUserId } from "./validate";
+import { parseAppType, parseContainerId, parseMinValidity, parsePermission, parseUserId } from "./validate";
+import { ticketOwner } from "./connect-ticket";
 
 /** `GET /connection` answers the view with `ok: true` added, so every result is discriminated. */
 export type ConnectionResult = ({ ok: true } & ConnectionView) | Failure;
@@ -47,6 +48,7 @@ export function getToken(env: Env, userId: unknown, body: unknown): Promise<User
     if (scope.value && config.apps.get(input.value.appType)?.provider !== "github") return failure("invalid_request", 'scope "repository" is a GitHub App feature');
     const fallback = parseFallback(asObject(body).fallback);
     if (!fallback.ok) return fallback;
+    if (fallback.value && config.apps.get(input.value.appType)?.provider !== "github") return failure("invalid_request", 'fallback "app" is a GitHub App feature');
     const value = scope.value ? { ...input.value, scope: scope.value } : input.value;
     const result = await callActor(async (): Promise<TokenResult> => await userActor(env, value.userId).token(value));
     // ---- installation-token fallback (src/installations/fallback.ts) ----
@@ -124,10 +126,16 @@ export function confirmConnect(env: Env, userId: unknown, body: unknown): Promis
     const user = parseUserId(userId);
     if (!user.ok) return user;
     const ticket = asObject(body).ticket;
-    if (typeof ticket !== "string" || !/^[A-Za-z0-9_-]{16,128}$/.test(ticket)) {
-      return failure("invalid_ticket", "The connect ticket is unknown, used, expired, or was issued for another user.");
+    const invalid = failure("invalid_ticket", "The connect ticket is unknown, used, expired, or was issued for another user.");
+    const owner = typeof ticket === "string" ? await ticketOwner(env.STATE_SIGNING_KEY, ticket) : null;
+    if (owner === null) return invalid;
+    if (owner !== user.value) {
+      // Refused, and spent for its owner too (src/connect-ticket.ts): a leaked redirect URL is
+      // worthless once any web app session has presented it.
+      const burnt = await callActor(async () => await userActor(env, owner).burnTicket({ userId: owner, ticket: ticket as string }));
+      return burnt ?? invalid;
     }
-    return callActor(async (): Promise<ConnectConfirmed | Failure> => await userActor(env, user.value).confirmConnect({ userId: user.value, ticket }));
+    return callActor(async (): Promise<ConnectConfirmed | Failure> => await userActor(env, user.value).confirmConnect({ userId: user.value, ticket: ticket as string }));
   });
 }
 
@@ -184,7 +192,9 @@ export function issueCapability(env: Env, userId: unknown, body: unknown): Promi
     if (!policy.ok) return policy;
     const identity = parseCapabilityIdentity(fields.identity, config.apps.get(input.value.appType)!);
     if (!identity.ok) return identity;
-    const issue = { ...input.value, sessionId: session.value, ttlSeconds: ttl, policy: policy.value, identity: identity.value };
+    const containerId = parseContainerId(fields.containerId);
+    if (!containerId.ok) return containerId;
+    const issue = { ...input.value, sessionId: session.value, ttlSeconds: ttl, policy: policy.value, identity: identity.value, containerId: containerId.value };
     const actor = () => userActor(env, issue.userId);
     return issueWithIdentity(
       env,

@@ -245,6 +245,8 @@ export interface CapabilityRequest {
   allowDelete?: boolean;
   /** Whose identity the session pushes with; default `user`. See {@link CapabilityIdentity}. */
   identity?: CapabilityIdentity;
+  /** Binds it to one container: redeemed only by that container's egress handler (docs/egress.md). */
+  containerId?: string;
 }
 
 /**
@@ -260,8 +262,10 @@ export interface CapabilityGrant {
   ok: true;
   capability: string;
   expiresAt: string;
-  /** `${PUBLIC_BASE_URL}/git/{owner}/{repo}.git`; the capability is the HTTP password. */
+  /** `${PUBLIC_BASE_URL}/git/{owner}/{repo}.git` (the capability is the HTTP password); bound: the provider's own URL. */
   gitRemoteUrl: string;
+  /** The container it is bound to, as asked. */
+  containerId?: string;
   /** The push policy as stored: the patterns (default `["**"]`) and `allowDelete`. */
   branches: string[];
   allowDelete: boolean;

@@ -25,6 +25,9 @@ export function providerFailure(error: ProviderError, who: string): Failure {
       return failure("no_repo_access", `${who} refused the user's token for this resource.`);
     case "forbidden":
       return error.ssoUrl ? ssoFailure(error.ssoUrl) : failure("no_repo_access", `${who} refused the user's token for this resource.`);
+    case "invalid_request":
+      // The caller's request, not the user's access: never a reason to fall back to the App.
+      return failure("invalid_request", `${who} refused the request as invalid (for example a permission it does not know).`);
     default:
       return unreachable(error);
   }
@@ -49,6 +52,7 @@ export function exchangeFailure(error: ProviderError, who: string): Failure {
     case "unauthorized":
     case "not_found":
     case "forbidden":
+    case "invalid_request":
       return failure("exchange_failed", `${who} refused the new token when reading the user's identity.`);
     case "rate_limited":
     case "unavailable":

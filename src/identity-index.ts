@@ -40,6 +40,14 @@ export class IdentityIndex extends DurableObject<Env> {
       .map((r) => r.user_id);
   }
 
+  /** Platform users linked to this GitHub user for `appType`, with when each link was written. */
+  async links(input: { appType: string }): Promise<{ userId: string; linkedAt: number }[]> {
+    return this.ctx.storage.sql
+      .exec<{ user_id: string; linked_at: number }>("SELECT user_id, linked_at FROM links WHERE app_type = ? ORDER BY user_id", input.appType)
+      .toArray()
+      .map((r) => ({ userId: r.user_id, linkedAt: r.linked_at }));
+  }
+
   /** What this webhook delivery id answered the first time, or `null` (not a redelivery). */
   async deliveryOutcome(input: { deliveryId: string }): Promise<string | null> {
     return this.ctx.storage.sql.exec<{ outcome: string }>("SELECT outcome FROM deliveries WHERE delivery_id = ?", input.deliveryId).toArray()[0]?.outcome ?? null;

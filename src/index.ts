@@ -18,6 +18,7 @@ import { tokenRoute } from "./http/token-route";
 import { getInstallationToken } from "./installations/api";
 import { loadConfig } from "./config";
 import { agentHost } from "./surface/agent-host";
+import { egress, type EgressBinding } from "./surface/egress";
 
 export { UserActor } from "./actor/user-actor";
 export { IdentityIndex } from "./identity-index";
@@ -96,5 +97,15 @@ export class BrokerApi extends WorkerEntrypoint<Env> {
   /** See `DELETE /v1/users/{userId}`. */
   deleteUser(userId: string) {
     return api.deleteUser(this.env, userId);
+  }
+
+  /**
+   * A request a container's outbound handler intercepted (`github-token-broker/egress`),
+   * judged as the GitHub-shaped surface judges it and forwarded with the real token; the
+   * capability is the one the platform keeps for `containerId`. Only over RPC: no HTTP route
+   * serves it, so the public URL's `/v1` never reaches it. See docs/egress.md.
+   */
+  egress(request: Request, binding: EgressBinding): Promise<Response> {
+    return egress(request, this.env, binding);
   }
 }

@@ -2,7 +2,7 @@
  * Metrics: one Workers Analytics Engine data point per operation, where a dataset is bound
  * as `METRICS` (wrangler.toml `[[analytics_engine_datasets]]`); nothing happens, and nothing
  * breaks, where it is not. `writeDataPoint` is fire-and-forget: no await, no storage, so the
- * hot path pays nothing measurable. docs/operations.md has the SQL and the alerts.
+ * hot path pays nothing measurable. docs/events.md has the SQL; docs/operations.md the alerts.
  *
  * Layout (fixed: the queries depend on it):
  * - `index1`: appType (the sampling key)

@@ -6,6 +6,7 @@
  */
 import identityIndex0001 from "../migrations/identity-index/0001_links.sql";
 import installationActor0001 from "../migrations/installation-actor/0001_installations.sql";
+import installationActor0002 from "../migrations/installation-actor/0002_deliveries.sql";
 import userActor0001 from "../migrations/user-actor/0001_connections.sql";
 import userActor0002 from "../migrations/user-actor/0002_pending_connects.sql";
 import userActor0003 from "../migrations/user-actor/0003_capabilities.sql";
@@ -15,6 +16,8 @@ import userActor0006 from "../migrations/user-actor/0006_push_policy.sql";
 import userActor0007 from "../migrations/user-actor/0007_scoped_tokens.sql";
 import userActor0008 from "../migrations/user-actor/0008_capability_identity.sql";
 import userActor0009 from "../migrations/user-actor/0009_revocation_account.sql";
+import userActor0010 from "../migrations/user-actor/0010_capability_container.sql";
+import userActor0011 from "../migrations/user-actor/0011_token_revocations.sql";
 
 export interface Migration {
   name: string;
@@ -32,13 +35,18 @@ export const USER_ACTOR_MIGRATIONS: readonly Migration[] = [
   { name: "0007_scoped_tokens", sql: userActor0007 },
   { name: "0008_capability_identity", sql: userActor0008 },
   { name: "0009_revocation_account", sql: userActor0009 },
+  { name: "0010_capability_container", sql: userActor0010 },
+  { name: "0011_token_revocations", sql: userActor0011 },
 ];
 
 /** Migrations of {@link IdentityIndex}, in the order they apply. */
 export const IDENTITY_INDEX_MIGRATIONS: readonly Migration[] = [{ name: "0001_links", sql: identityIndex0001 }];
 
 /** Migrations of `InstallationActor` (src/installations/actor.ts), in the order they apply. */
-export const INSTALLATION_ACTOR_MIGRATIONS: readonly Migration[] = [{ name: "0001_installations", sql: installationActor0001 }];
+export const INSTALLATION_ACTOR_MIGRATIONS: readonly Migration[] = [
+  { name: "0001_installations", sql: installationActor0001 },
+  { name: "0002_deliveries", sql: installationActor0002 },
+];
 
 /**
  * Applies the migrations not yet recorded. Synchronous: SQLite-backed storage executes

@@ -26,6 +26,17 @@ export function parseUserId(value: unknown): Parsed<string> {
     : failure("invalid_request", "userId must be 1-128 characters of A-Z a-z 0-9 _ . : @ -");
 }
 
+/**
+ * A capability's `containerId` (absent: unbound): what `ctx.containerId` names in a container's
+ * outbound handler, 1-128 characters of the user id's set (a Durable Object id is 64 hex digits).
+ */
+export function parseContainerId(value: unknown): Parsed<string | null> {
+  if (value === undefined || value === null) return { ok: true, value: null };
+  return typeof value === "string" && USER_ID.test(value)
+    ? { ok: true, value }
+    : failure("invalid_request", "containerId must be 1-128 characters of A-Z a-z 0-9 _ . : @ -");
+}
+
 export function parseAppType(config: BrokerConfig, value: unknown): Parsed<AppConfig> {
   const app = typeof value === "string" ? config.apps.get(value) : undefined;
   return app ? { ok: true, value: app } : failure("invalid_request", `appType must be one of: ${[...config.apps.keys()].join(", ")}`);

@@ -66,7 +66,8 @@ export async function handleWebhook(env: Env, app: AppConfig, request: Request):
   const { action, sender } = payload as { action?: unknown; sender?: unknown };
   const event = request.headers.get("x-github-event");
   // ---- installation events: src/installations/webhooks.ts ----
-  const installation = await handleInstallationWebhook(env, app, event, payload as Record<string, unknown>);
+  const deliveryId = request.headers.get("x-github-delivery") ?? "";
+  const installation = await handleInstallationWebhook(env, app, event, payload as Record<string, unknown>, deliveryId);
   if (installation) return installation;
   // ----
   if (event !== "github_app_authorization" || action !== "revoked") return { kind: "done", summary: { handled: "ignored" } };
@@ -74,7 +75,7 @@ export async function handleWebhook(env: Env, app: AppConfig, request: Request):
   if (typeof senderId !== "number" || !Number.isSafeInteger(senderId) || senderId <= 0) {
     return { kind: "invalid", message: "sender.id must be a positive integer" };
   }
-  return revokeLinkedUsers(env, app, String(senderId), request.headers.get("x-github-delivery") ?? "");
+  return revokeLinkedUsers(env, app, String(senderId), deliveryId);
 }
 
 async function revokeLinkedUsers(env: Env, app: AppConfig, githubUserId: string, deliveryId: string): Promise<WebhookOutcome> {

@@ -20,6 +20,7 @@ import {
   requestToken,
   setStoredExpiry,
   storedRow,
+  userRows,
 } from "./support/helpers";
 
 const OCTO = { id: 1001, login: "octocat", name: "The Octocat", repos: { "acme/app": "push" as const } };
@@ -107,7 +108,7 @@ describe("connect: phase 2, the callback", () => {
     expect(back.pathname).toBe("/settings/github");
     expect(back.searchParams.get("github_connect")).toBe("confirm");
     const ticket = back.searchParams.get("connect_ticket")!;
-    expect(ticket).toMatch(/^[\w-]{43}$/); // 256 random bits
+    expect(ticket).toMatch(/^[\w-]+\.[\w-]{43}\.[\w-]{43}$/); // owner, 256 random bits, MAC
     expect(await status("c-2")).toBe("not_connected");
     expect((await emulator.stats()).counts.exchange).toBe(0);
 
@@ -229,6 +230,24 @@ describe("connect: phase 3, the confirmation", () => {
     expect((await emulator.stats()).counts.exchange).toBe(1);
   });
 
+  it("a confirm under another user id spends the ticket: the owner's confirm with it is refused after", async () => {
+    await emulator.addUser(OCTO);
+    const ticket = await callbackTicket(await authorizeAs("t-owner", OCTO.id));
+    // The redirect URL leaked: another session of the web app presents the ticket first.
+    expect((await confirmConnect("t-thief", ticket)).body.reason).toBe("invalid_ticket");
+    const owners = await confirmConnect("t-owner", ticket);
+    expect(owners.status).toBe(400);
+    expect(owners.body.reason).toBe("invalid_ticket");
+    expect(await status("t-owner")).toBe("not_connected");
+    expect(await status("t-thief")).toBe("not_connected");
+    expect(await userRows("t-thief")).toEqual([]);
+    expect((await emulator.stats()).counts.exchange).toBe(0);
+    // A ticket that names an owner but that the broker did not issue wakes no one.
+    const [owner, random] = ticket.split(".");
+    const forged = `${owner}.${random}.${"A".repeat(43)}`;
+    expect((await confirmConnect("t-thief", forged)).body.reason).toBe("invalid_ticket");
+  });
+
   it("a guessed, malformed, another user's, used or expired ticket is invalid_ticket; nothing is connected", async () => {
     await emulator.addUser(OCTO);
     const ticketA = await callbackTicket(await authorizeAs("t-a", OCTO.id));
@@ -238,7 +257,9 @@ describe("connect: phase 3, the confirmation", () => {
       expect(res.body.reason, guess).toBe("invalid_ticket");
     }
     expect((await callApi("POST", "/users/t-a/connect/confirm", { ticket: 5 })).body.reason).toBe("invalid_ticket");
-    expect((await confirmConnect("t-b", ticketA)).body.reason).toBe("invalid_ticket");
+    // Another user's (it spends that ticket: see the test above, so it is not ticketA).
+    const ticketD = await callbackTicket(await authorizeAs("t-d", OCTO.id));
+    expect((await confirmConnect("t-b", ticketD)).body.reason).toBe("invalid_ticket");
     expect(await status("t-b")).toBe("not_connected");
     // A ticket older than 5 minutes.
     const ticketC = await callbackTicket(await authorizeAs("t-c", OCTO.id));
@@ -313,6 +334,8 @@ describe("connect: phase 3, the confirmation", () => {
     const lines: string[] = [];
     vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void lines.push(a.map(String).join(" ")));
     await emulator.settings({ expiringTokens: false });
+    // An account of its own: a grant another platform user is connected with is not revoked (grant-revoker.ts).
+    const OCTO = { id: 1011, login: "octocat-11", name: null, repos: { "acme/app": "push" as const } };
     await emulator.addUser(OCTO);
     const ticket = await callbackTicket(await authorizeAs("c-11", OCTO.id));
     const res = await confirmConnect("c-11", ticket);
@@ -370,6 +393,8 @@ describe("connect: phase 3, the confirmation", () => {
   });
 
   it("reconnecting replaces the pair and clears reconnect_required; another account replaces the identity and index link, and its grant is revoked", async () => {
+    // An account of its own: a grant another platform user is connected with is not revoked (grant-revoker.ts).
+    const OCTO = { id: 1014, login: "octocat-14", name: null, repos: { "acme/app": "push" as const } };
     await connectUser("c-14", OCTO);
     const first = await storedRow("c-14");
     // Break it: the refresh token was rejected.
@@ -390,7 +415,7 @@ describe("connect: phase 3, the confirmation", () => {
     const conn = await callApi("GET", "/users/c-14/connection?appType=standard");
     expect(conn.body).toMatchObject({ status: "connected", githubUserId: "2002", githubLogin: "hubot" });
     expect(await identityIndex(env, "2002").users({ appType: "standard" })).toEqual(["c-14"]);
-    expect(await identityIndex(env, "1001").users({ appType: "standard" })).not.toContain("c-14");
+    expect(await identityIndex(env, "1014").users({ appType: "standard" })).not.toContain("c-14");
     // The octocat grant the broker held is not forgotten: it was revoked at GitHub.
     expect((await emulator.liveRefreshTokens("standard", OCTO.id)).refreshTokens).toEqual([]);
   });

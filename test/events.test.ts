@@ -10,7 +10,8 @@ import { verifyBrokerEvent } from "../src/client";
 import type { ConnectionEvent } from "../src/contract";
 import { recordMetric } from "../src/metrics";
 import { APPS, EVENTS_SIGNING_KEY, EVENTS_URL } from "./support/env";
-import { actor, callApi, connectUser, emulator, publicFetch, requestToken, setStoredExpiry } from "./support/helpers";
+import { pktLine } from "../src/proxy/receive-pack";
+import { actor, authorizeAs, callApi, callbackTicket, confirmConnect, connectUser, emulator, publicFetch, requestToken, setStoredExpiry, userRows } from "./support/helpers";
 
 const RECEIVER = new URL(EVENTS_URL).origin;
 const receiver = {
@@ -127,6 +128,43 @@ describe("connection events", () => {
     expect(distinct).toEqual(["connected", "revoked", "connected", "deleted"]);
   });
 
+  it("a confirm for another account that a deletion abandons while it waits on a refresh: the first connection still ends with its event", async () => {
+    const A = { id: 8810, login: "first", name: null, repos: { "acme/app": "push" as const } };
+    const B = { id: 8811, login: "second", name: null, repos: {} };
+    await connectUser("ev-3", A);
+    await emulator.addUser(B);
+    const ticketB = await callbackTicket(await authorizeAs("ev-3", B.id));
+    await setStoredExpiry("ev-3", "standard", Date.now() - 1);
+    const hold = await emulator.hold({ match: ["refresh"] });
+    const refreshing = requestToken("ev-3", { repository: "acme/app" });
+    expect(await emulator.waitHeld(hold, refreshing)).not.toBeNull();
+    // B's confirm exchanges, reads /user, links, then waits for A's refresh before ending A.
+    const confirming = confirmConnect("ev-3", ticketB);
+    await new Promise((r) => setTimeout(r, 300));
+    const deleting = callApi("DELETE", "/users/ev-3");
+    await new Promise((r) => setTimeout(r, 200));
+    await emulator.release(hold);
+    const [confirmed, deleted] = await Promise.all([confirming, deleting, refreshing]);
+    expect(confirmed.body.reason).toBe("invalid_ticket");
+    expect(deleted.status).toBe(200);
+    const events = await waitForEvents("ev-3", 2);
+    expect(events.map((e) => [e.type, e.githubUserId])).toEqual([
+      ["connected", "8810"],
+      ["deleted", "8810"],
+    ]);
+  });
+
+  it("a revocation webhook while the stored access token has expired: one revoked event, not reconnect_required first", async () => {
+    const gh = { id: 8812, login: "idle", name: null, repos: { "acme/app": "push" as const } };
+    await connectUser("ev-4", gh);
+    await emulator.revoke("standard", gh.id);
+    await setStoredExpiry("ev-4", "standard", Date.now() - 1);
+    expect((await webhookRevoked(gh.id)).status).toBe(202);
+    expect((await callApi("GET", "/users/ev-4/connection?appType=standard")).body).toMatchObject({ status: "revoked", reason: "user_revoked" });
+    const events = await waitForEvents("ev-4", 3);
+    expect(events.map((e) => e.type)).toEqual(["connected", "revoked"]);
+  });
+
   it("verifyBrokerEvent refuses a wrong key, an altered body and a malformed header", async () => {
     const body = JSON.stringify({ id: "x", type: "connected" });
     const { signEvent } = await import("../src/actor/event-outbox");
@@ -175,6 +213,29 @@ describe("audit trail", () => {
     }
     expect((await callApi("DELETE", "/users/au-1")).status).toBe(200);
     expect((await callApi("GET", "/users/au-1/audit")).body.entries).toEqual([]);
+  });
+
+  it("a push whose ref commands arrive after the account's deletion records nothing: the deleted user's storage stays empty", async () => {
+    const gh = { id: 8805, login: "latepusher", name: null, repos: { "acme/app": "push" as const } };
+    await connectUser("au-3", gh);
+    const cap = (await callApi("POST", "/users/au-3/capabilities", { appType: "standard", repository: "acme/app", sessionId: "late", branches: ["agent/*"] })).body.capability as string;
+    // The push is redeemed at once; its ref commands are held back until after the deletion.
+    let send!: (bytes: Uint8Array) => void;
+    const body = new ReadableStream<Uint8Array>({ start: (controller) => void (send = (bytes) => (controller.enqueue(bytes), controller.close())) });
+    const pushed = publicFetch("/git/acme/app.git/git-receive-pack", {
+      method: "POST",
+      headers: { authorization: `Basic ${btoa(`x:${cap}`)}`, "content-type": "application/x-git-receive-pack-request" },
+      body,
+      duplex: "half",
+    } as RequestInit);
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await callApi("DELETE", "/users/au-3")).status).toBe(200);
+    expect(await userRows("au-3")).toEqual([]);
+    const command = pktLine(`${"1".repeat(40)} ${"2".repeat(40)} refs/heads/main\0report-status`);
+    send(new Uint8Array([...command, ...new TextEncoder().encode("0000PACK")]));
+    const res = await pushed;
+    await res.body?.cancel();
+    expect(await userRows("au-3")).toEqual([]);
   });
 
   it("the hot path writes at most one audit entry per minute per repository", async () => {

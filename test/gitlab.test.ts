@@ -52,7 +52,10 @@ describe("GitLab connect", () => {
     const ticket = await callbackTicket(callbackPath);
     expect((await callApi("GET", "/users/gl-connect/connection?appType=gitlab")).body.status).toBe("not_connected");
     expect((await confirmConnect("someone-else", ticket)).body.reason).toBe("invalid_ticket");
-    const confirmed = await confirmConnect("gl-connect", ticket);
+    // Presented under another user id, the ticket is spent for its owner too: they start again.
+    expect((await confirmConnect("gl-connect", ticket)).body.reason).toBe("invalid_ticket");
+    const again = await callbackTicket((await authorizeGitLab("gl-connect", ALICE.id)).callbackPath);
+    const confirmed = await confirmConnect("gl-connect", again);
     expect(confirmed.status).toBe(200);
     expect(confirmed.body).toMatchObject({ status: "connected", appType: "gitlab", githubUserId: "7001", githubLogin: "alice" });
 

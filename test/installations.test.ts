@@ -11,7 +11,7 @@ import { InstallationTokenClient } from "../src/client";
 import { ConfigError } from "../src/crypto";
 import { toPkcs8Pem } from "../src/installations/app-jwt";
 import { APPS, EMULATOR_API_URL, EMULATOR_URL } from "./support/env";
-import { connectUser, emulator, publicFetch, requestToken } from "./support/helpers";
+import { callApi, connectUser, emulator, publicFetch, requestToken } from "./support/helpers";
 import {
   apps,
   deliver,
@@ -195,6 +195,24 @@ describe("not installed", () => {
     expect(back.body.token).not.toBe(first.body.token);
   });
 
+  it("a redelivered installation webhook gets the first delivery's answer and drops nothing again", async () => {
+    await install(7025, "acme", ["acme/app"]);
+    expect((await installationToken({ repository: "acme/app" })).status).toBe(200);
+    const delivery = await apps.suspend(7025);
+    const first = await deliver(delivery);
+    const firstBody = await first.text();
+    expect(first.status).toBe(202);
+    expect(JSON.parse(firstBody)).toMatchObject({ lookups: 1, tokens: 1 });
+    // Unsuspended meanwhile and cached again: the redelivery must not drop that.
+    expect((await deliver(await apps.unsuspend(7025))).status).toBe(202);
+    const again = await installationToken({ repository: "acme/app" });
+    expect(again.status).toBe(200);
+    const redelivered = await deliver(delivery);
+    expect(redelivered.status).toBe(202);
+    expect(await redelivered.text()).toBe(firstBody);
+    expect((await installationRows("acme")).tokens.length).toBe(1);
+  });
+
   it("an uninstalled App answers not_installed at once after the webhook", async () => {
     await install(7022, "acme", ["acme/app"]);
     expect((await installationToken({ repository: "acme/app" })).status).toBe(200);
@@ -351,6 +369,18 @@ describe("BrokerApi.getInstallationToken and InstallationTokenClient", () => {
 });
 
 describe("the route", () => {
+  it("a GitLab App is the caller's mistake: 400 invalid_request, no error logged", async () => {
+    const logged = vi.spyOn(console, "log");
+    const res = await installationToken({ appType: "gitlab", repository: "acme/app" });
+    expect(res.status).toBe(400);
+    expect(res.body.reason).toBe("invalid_request");
+    const fallback = await requestToken("fb-gitlab", { appType: "gitlab", repository: "acme/app", fallback: "app" });
+    expect(fallback.status).toBe(400);
+    expect(fallback.body.reason).toBe("invalid_request");
+    expect(logged.mock.calls.flat().join("\n")).not.toMatch(/"level":"error"/);
+    logged.mockRestore();
+  });
+
   it("is internal: /v1/installations/token needs the bearer token on the public URL", async () => {
     const res = await publicFetch("/v1/installations/token", { method: "POST", body: JSON.stringify({ appType: "standard", repository: "acme/app" }) });
     expect(res.status).toBe(401);
@@ -380,8 +410,11 @@ describe("POST /v1/users/{userId}/token with fallback: \"app\"", () => {
       identity: "app",
       fallbackReason: "no_repo_access",
       repository: "acme/other",
-      coAuthor: { name: "mona", email: "5151+mona@users.noreply.github.com" },
+      coAuthor: { name: "Mona", email: "5151+mona@users.noreply.github.com" },
     });
+    // The same identity string a capability carries as its co-author.
+    const cap = await callApi("POST", "/users/fb-mona/capabilities", { appType: "standard", repository: "acme/other", sessionId: "s", identity: "user_or_app" });
+    expect(cap.body.coAuthor).toEqual(res.body.coAuthor);
     const pull = await requestToken("fb-mona", { repository: "acme/other", permission: "pull", fallback: "app" });
     expect(pull.body.permissions).toEqual({ contents: "read" });
   });

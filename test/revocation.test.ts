@@ -269,13 +269,15 @@ describe("disconnect", () => {
 
 describe("account deletion", () => {
   it("revokes every grant and deletes every byte of the user's data", async () => {
+    // An account of its own: a grant another platform user is connected with is not revoked (grant-revoker.ts).
+    const MONA = { id: 7101, login: "mona-del1", name: "Mona", repos: { "acme/app": "push" as const } };
     await connectUser("del-1", MONA);
     await connectUser("del-1", MONA, "lite");
     const res = await callApi("DELETE", "/users/del-1");
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ ok: true, deleted: true, githubGrants: { standard: "revoked", lite: "revoked" } });
     const dump = await dumpStorage("del-1");
-    expect(dump).not.toMatch(/v1\.k[12]\.|mona|7001|del-1/);
+    expect(dump).not.toMatch(/v1\.k[12]\.|mona|7101|del-1/);
     expect(await identityIndex(env, String(MONA.id)).users({ appType: "standard" })).not.toContain("del-1");
     expect((await requestToken("del-1", { repository: "acme/app" })).body.reason).toBe("not_connected");
     // The user can come back later.
@@ -284,13 +286,14 @@ describe("account deletion", () => {
   });
 
   it("succeeds locally while GitHub is down: nothing names the user, the grants stay pending until the alarm revokes them", async () => {
+    const MONA = { id: 7102, login: "mona-del2", name: "Mona", repos: { "acme/app": "push" as const } };
     await connectUser("del-2", MONA);
     await connectUser("del-2", MONA, "lite");
     await emulator.fault({ endpoint: "revoke_grant", kind: "status_5xx", count: -1 });
     const res = await callApi("DELETE", "/users/del-2");
     expect(res.status).toBe(200);
     expect(res.body.githubGrants).toEqual({ standard: "pending", lite: "pending" });
-    expect(await dumpStorage("del-2")).not.toMatch(/mona|7001|del-2/);
+    expect(await dumpStorage("del-2")).not.toMatch(/mona|7102|del-2/);
     expect((await callApi("GET", "/users/del-2/connection?appType=lite")).body.status).toBe("not_connected");
     expect((await emulator.liveRefreshTokens("standard", MONA.id)).refreshTokens.length).toBe(1);
     await emulator.clearFaults();

@@ -5,9 +5,9 @@
  * rotates, and dead after a reconnect (a new generation): the broker revokes the previous
  * generation's scoped tokens one by one, since a reconnect keeps the grant.
  */
-import { beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { EMULATOR_API_URL, EMULATOR_URL } from "./support/env";
-import { callApi, connectUser, dumpStorage, emulator, requestToken, setStoredExpiry } from "./support/helpers";
+import { callApi, connectUser, dumpStorage, emulator, pendingRevocations, requestToken, retryRevocationsNow, setStoredExpiry } from "./support/helpers";
 
 const MONA = { id: 9191, login: "mona", repos: { "acme/app": "push" as const, "acme/other": "push" as const } };
 
@@ -100,7 +100,8 @@ describe("repository-scoped tokens", () => {
   });
 
   it("a disconnect revokes the grant, and the scoped token with it", async () => {
-    await connectUser("sc-6", MONA);
+    // An account of its own: MONA's grant is in use by the other tests' platform users.
+    await connectUser("sc-6", { ...MONA, id: 9196, login: "mona6" });
     const token = (await scoped("sc-6")).body.token;
     await callApi("DELETE", "/users/sc-6/connection?appType=standard");
     expect(await repoStatus(token, "acme/app")).toBe(401);
@@ -128,5 +129,66 @@ describe("repository-scoped tokens", () => {
       expect(res.status).toBe(400);
       expect(res.body.reason).toBe("invalid_request");
     }
+  });
+
+  it("a scoped token minted while the same account reconnects is handed to no one and revoked", async () => {
+    const user = { ...MONA, id: 9192, login: "mona2" };
+    await connectUser("sc-9", user);
+    const hold = await emulator.hold({ match: ["scoped"] });
+    const asking = scoped("sc-9");
+    expect(await emulator.waitHeld(hold, asking)).not.toBeNull();
+    await connectUser("sc-9", user); // a new generation of the same grant
+    await emulator.release(hold);
+    const answer = await asking;
+    // Answered from the connection as it is now: a token of the new generation.
+    expect(answer.status).toBe(200);
+    expect(await repoStatus(answer.body.token, "acme/app")).toBe(200);
+    // The token GitHub minted for the old generation is dead; the handed-out one is the only one alive.
+    expect((await emulator.liveRefreshTokens("standard", user.id)).scopedTokens).toEqual([answer.body.token]);
+    expect(await pendingRevocations("sc-9")).toBe(0);
+  });
+
+  it("the revocation of such a token is retried from the alarm while GitHub fails it", async () => {
+    const user = { ...MONA, id: 9193, login: "mona3" };
+    await connectUser("sc-10", user);
+    const hold = await emulator.hold({ match: ["scoped"] });
+    const asking = scoped("sc-10");
+    expect(await emulator.waitHeld(hold, asking)).not.toBeNull();
+    await connectUser("sc-10", user);
+    await emulator.fault({ endpoint: "revoke_token", kind: "status_5xx", count: 1 });
+    await emulator.release(hold);
+    const answer = await asking;
+    expect(answer.status).toBe(200);
+    const live = async () => (await emulator.liveRefreshTokens("standard", user.id)).scopedTokens;
+    expect(await live()).toHaveLength(2);
+    expect(await pendingRevocations("sc-10")).toBe(1);
+    // The alarm (brought forward by the enqueue) may be running already: retry until it settles.
+    for (let i = 0; i < 3 && (await pendingRevocations("sc-10")) > 0; i++) await retryRevocationsNow("sc-10");
+    expect(await pendingRevocations("sc-10")).toBe(0);
+    expect(await live()).toEqual([answer.body.token]);
+  });
+
+  it("a misspelled permission is invalid_request, never hidden behind the App's bot", async () => {
+    await connectUser("sc-11", MONA);
+    const res = await scoped("sc-11", { permissions: { contnets: "write" }, fallback: "app" });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ ok: false, reason: "invalid_request" });
+    expect(res.body.message).toContain('"contnets"');
+    expect((await emulator.stats()).counts.scoped).toBe(0);
+  });
+
+  it("GitHub's 422 (validation failed) is invalid_request with GitHub's reason in the log, never no_repo_access", async () => {
+    await connectUser("sc-12", MONA);
+    const lines: string[] = [];
+    const spy = vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void lines.push(a.map(String).join(" ")));
+    try {
+      const res = await scoped("sc-12", { permissions: { metadata: "write" }, fallback: "app" });
+      expect(res.status).toBe(400);
+      expect(res.body.reason).toBe("invalid_request");
+      expect((await emulator.stats()).counts.scoped).toBe(1);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(lines.join("\n")).toContain("metadata can only be read");
   });
 });

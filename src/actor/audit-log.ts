@@ -11,6 +11,10 @@
  * or a read of the trail). An eviction can lose part of a minute's count, never the fact that
  * it happened. Lifecycle changes, refreshes, capability issuance and pushes are written one by
  * one, in the same synchronous step as what they record.
+ *
+ * Nothing is written for an actor with no owner: after an account deletion, an operation
+ * that began before it (a push the git proxy reports late, a token handed out across the
+ * deletion) records nothing, so the deleted user's storage stays empty.
  */
 import { rfc3339, type AuditEntry, type AuditKind } from "../contract";
 
@@ -22,21 +26,26 @@ type Detail = Record<string, string | number | boolean | string[]>;
 
 export class AuditLog {
   readonly #sql: SqlStorage;
+  /** Whether the actor belongs to a user right now (`false` before the first write path, and after a deletion). */
+  readonly #owned: () => boolean;
   /** Coalesced entries of the current minute: key → row id, its minute, and counts not yet written. */
   readonly #open = new Map<string, { id: number; minute: number; unwritten: number }>();
 
-  constructor(sql: SqlStorage) {
+  constructor(sql: SqlStorage, owned: () => boolean) {
     this.#sql = sql;
+    this.#owned = owned;
   }
 
   /** Writes one entry now (synchronous: call it in the step that does what it records). */
   record(kind: AuditKind, appType: string | null, detail: Detail): void {
+    if (!this.#owned()) return;
     this.#flushCounts();
     this.#insert(kind, appType, detail);
   }
 
   /** Records a hot-path event: at most one write per kind and key per minute. */
   recordCoalesced(kind: AuditKind, appType: string | null, detail: Detail): void {
+    if (!this.#owned()) return;
     const key = JSON.stringify([kind, appType, detail]);
     const minute = Math.floor(Date.now() / MINUTE);
     const open = this.#open.get(key);

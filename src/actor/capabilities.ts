@@ -31,6 +31,8 @@ export interface IssueInput {
   /** The branch policy the git proxy applies to this session's pushes (ref-policy.ts). */
   policy: PushPolicy;
   identity: CapabilityIdentity;
+  /** The container the capability is bound to (redeemed only through its egress handler); `null`: unbound. */
+  containerId?: string | null;
 }
 
 /**
@@ -60,6 +62,8 @@ export interface RedeemInput {
    * GitLab token never goes to GitHub, nor a GitHub token to a GitLab instance.
    */
   appType?: string | null;
+  /** The container whose egress handler presents the capability; `null` (or absent) at a public door. */
+  containerId?: string | null;
 }
 
 export interface RedeemedBase {
@@ -129,18 +133,20 @@ export class Capabilities {
     coAuthor: Committer | undefined,
   ): CapabilityGrant {
     const { sessionId, repository, permission, policy, identity } = input;
-    this.#d.rows.insert({ secretHash: minted.secretHash, sessionId, appType: c.app.appType, repository, permission, ...bound, expiresAt, policy, identity });
+    const containerId = input.containerId ?? null;
+    this.#d.rows.insert({ secretHash: minted.secretHash, sessionId, appType: c.app.appType, repository, permission, ...bound, expiresAt, policy, identity, containerId });
     this.#d.audit.record("capability_issued", c.app.appType, { repository, sessionId, permission, identity });
     const grant: CapabilityGrant = {
       ok: true,
       capability: minted.capability,
       expiresAt: rfc3339(expiresAt),
-      gitRemoteUrl: c.app.provider === "github" ? `${c.config.publicBaseUrl}/git/${repository}.git` : `${c.config.publicBaseUrl}/git/${c.app.appType}/${repository}.git`,
+      gitRemoteUrl: gitRemoteUrl(c, repository, containerId),
       committer,
       branches: policy.branches,
       allowDelete: policy.allowDelete,
       identity,
     };
+    if (containerId !== null) grant.containerId = containerId;
     return coAuthor ? { ...grant, coAuthor } : grant;
   }
 
@@ -150,31 +156,50 @@ export class Capabilities {
    * live token at this moment (joining a refresh in flight), so another session's refresh
    * never breaks a running one and a reconnect never lends another account's token.
    * `contextFor` builds the call context once the capability names its App.
+   *
+   * Every await here (the context, a refresh) lets a revocation, a disconnect or a reconnect
+   * run: the capability row is read again after each, and the answer is made from that
+   * reading with no await in between, so a capability revoked before the answer lends nothing.
    */
   async redeem(input: RedeemInput, contextFor: (appType: string) => Promise<{ ok: true; value: CallContext } | Failure>): Promise<Redeemed | Failure> {
-    const cap = this.#d.rows.find(input.secretHash, input.repository, input.write);
-    if ("ok" in cap) return cap;
+    const found = this.#d.rows.find(input.secretHash, input.repository, input.write, input.containerId ?? null);
+    if ("ok" in found) return found;
     const gone = failure("source_unavailable", "The user's connection behind this capability is gone.");
-    const row = this.#d.store.get(cap.app_type);
-    const lendable = cap.identity !== "app" && !!row && row.status === "connected" && row.generation === cap.generation;
-    if (!lendable && cap.identity === "user") return gone;
-    const c = await contextFor(cap.app_type);
+    const lendable = (cap: CapabilityRow) => {
+      const row = this.#d.store.get(cap.app_type);
+      return cap.identity !== "app" && !!row && row.status === "connected" && row.generation === cap.generation;
+    };
+    if (!lendable(found) && found.identity === "user") return gone;
+    const c = await contextFor(found.app_type);
     if (!c.ok) return c;
-    const pathApp = c.value.app.provider === "github" ? null : cap.app_type;
+    const pathApp = c.value.app.provider === "github" ? null : found.app_type;
     if ((input.appType ?? null) !== pathApp) return failure("repository_mismatch", "This capability is for a repository of another App.");
-    if (!lendable) return this.#asApp(cap, input.service);
     for (let round = 0; round < ROUNDS; round++) {
+      // Read again after every await: the row may have been revoked meanwhile.
+      const cap = this.#again(input, found);
+      if ("ok" in cap) return cap;
+      if (!lendable(cap)) return cap.identity === "user" ? gone : this.#asApp(cap, input.service);
       const live = await this.#d.refresher.live(c.value, REDEEM_MIN_VALIDITY_MS);
+      const now = this.#again(input, found);
+      if ("ok" in now) return now;
       // Only what the user alone can fix hands over to the App; an outage is an outage.
-      const userGone = !live.ok ? live.reason === "revoked" || live.reason === "reconnect_required" || live.reason === "not_connected" : live.row.generation !== cap.generation;
-      if (userGone) return cap.identity === "user_or_app" ? this.#asApp(cap, input.service) : gone;
+      const userGone = !live.ok ? live.reason === "revoked" || live.reason === "reconnect_required" || live.reason === "not_connected" : live.row.generation !== now.generation || !lendable(now);
+      if (userGone) return now.identity === "user_or_app" ? this.#asApp(now, input.service) : gone;
       if (!live.ok) return live;
       if (!this.#d.refresher.isCurrent(live)) continue;
-      this.#d.audit.recordCoalesced("capability_redeemed", cap.app_type, { repository: cap.repository, sessionId: cap.session_id, service: input.service, identity: "user" });
+      this.#d.audit.recordCoalesced("capability_redeemed", now.app_type, { repository: now.repository, sessionId: now.session_id, service: input.service, identity: "user" });
       // The repository as issued: what is forwarded is exactly what was checked.
-      return { ...this.#redeemed(cap), identity: "user", token: live.accessToken };
+      return { ...this.#redeemed(now), identity: "user", token: live.accessToken };
     }
     return CHANGED;
+  }
+
+  /** The capability's row as it is now: revoked, expired or re-issued rows answer their failure. */
+  #again(input: RedeemInput, first: CapabilityRow): CapabilityRow | Failure {
+    const cap = this.#d.rows.find(input.secretHash, input.repository, input.write, input.containerId ?? null);
+    if ("ok" in cap) return cap;
+    // A row is never rewritten in place; a different generation is a different grant.
+    return cap.generation === first.generation && cap.session_id === first.session_id ? cap : failure("invalid_capability", "Unknown or revoked capability.");
   }
 
   #asApp(cap: CapabilityRow, service: string): Redeemed {
@@ -185,4 +210,13 @@ export class Capabilities {
   #redeemed(cap: CapabilityRow): RedeemedBase {
     return { ok: true, repository: cap.repository, sessionId: cap.session_id, policy: CapabilityStore.policyOf(cap), permission: cap.permission, appType: cap.app_type };
   }
+}
+
+/**
+ * Where the session points git: the broker's proxy, or, for a container-bound capability, the
+ * provider's own URL, which the container's egress handler intercepts.
+ */
+function gitRemoteUrl(c: CallContext, repository: string, containerId: string | null): string {
+  if (containerId !== null) return `${c.app.provider === "github" ? c.config.webUrl : c.app.baseUrl}/${repository}.git`;
+  return c.app.provider === "github" ? `${c.config.publicBaseUrl}/git/${repository}.git` : `${c.config.publicBaseUrl}/git/${c.app.appType}/${repository}.git`;
 }

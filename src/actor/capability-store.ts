@@ -19,6 +19,8 @@ export interface CapabilityRow {
   branches: string | null;
   allow_delete: number;
   identity: CapabilityIdentity;
+  /** The container a bound capability is redeemed from (egress only); `null`: unbound. */
+  container_id: string | null;
 }
 
 /** A capability that starts out as the App is bound to no connection: no generation is empty. */
@@ -36,6 +38,7 @@ export interface NewCapability {
   expiresAt: number;
   policy: PushPolicy;
   identity: CapabilityIdentity;
+  containerId: string | null;
 }
 
 export class CapabilityStore {
@@ -50,8 +53,8 @@ export class CapabilityStore {
     this.#sql.exec("DELETE FROM capabilities WHERE expires_at <= ?", now);
     this.#sql.exec(
       `INSERT INTO capabilities (secret_hash, session_id, app_type, repository, permission, github_user_id, connected_at, issued_at, expires_at, generation,
-         branches, allow_delete, identity)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         branches, allow_delete, identity, container_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       cap.secretHash,
       cap.sessionId,
       cap.appType,
@@ -65,18 +68,24 @@ export class CapabilityStore {
       JSON.stringify(cap.policy.branches),
       cap.policy.allowDelete ? 1 : 0,
       cap.identity,
+      cap.containerId,
     );
   }
 
   /**
-   * The capability for a redemption, after the checks that need no connection: known, not
-   * expired, this repository (case-insensitively, as GitHub compares), enough permission.
+   * The capability for a redemption, after the checks that need no connection: known, from
+   * the container it is bound to (if any; `containerId` is the egress door's, `null` at a
+   * public door), not expired, this repository (case-insensitively, as GitHub compares),
+   * enough permission. A bound capability from elsewhere is answered exactly like an unknown one.
    */
-  find(secretHash: string, repository: string | null, write: boolean): CapabilityRow | Failure {
+  find(secretHash: string, repository: string | null, write: boolean, containerId: string | null): CapabilityRow | Failure {
     const cap = this.#sql
-      .exec("SELECT secret_hash, session_id, app_type, repository, permission, generation, expires_at, branches, allow_delete, identity FROM capabilities WHERE secret_hash = ?", secretHash)
+      .exec(
+        "SELECT secret_hash, session_id, app_type, repository, permission, generation, expires_at, branches, allow_delete, identity, container_id FROM capabilities WHERE secret_hash = ?",
+        secretHash,
+      )
       .toArray()[0] as unknown as CapabilityRow | undefined;
-    if (!cap) return failure("invalid_capability", "Unknown or revoked capability.");
+    if (!cap || (cap.container_id !== null && cap.container_id !== containerId)) return failure("invalid_capability", "Unknown or revoked capability.");
     if (cap.expires_at <= Date.now()) {
       this.#sql.exec("DELETE FROM capabilities WHERE secret_hash = ?", secretHash);
       return failure("expired_capability", "The capability has expired; ask the broker for a new one.");

@@ -16,9 +16,10 @@ import { failure, type CallbackErrorCode, type ConnectConfirmed, type Failure } 
 import { base64urlEncode, randomString, sha256 } from "../crypto";
 import { exchangeFailure, missingKeyFailure } from "../failures";
 import { PROVIDER_NAMES, type TokenSet } from "../providers/provider";
+import { mintTicket } from "../connect-ticket";
 import { identityIndexByKey } from "../identity-index";
 import { logEvent } from "../log";
-import type { ConnectionStore } from "./connection-store";
+import type { ConnectionRow, ConnectionStore } from "./connection-store";
 import type { CallContext } from "./context";
 import type { GrantRevoker } from "./grant-revoker";
 import type { Lifecycle } from "./lifecycle";
@@ -43,7 +44,17 @@ export interface ConnectFlowDeps {
   vault: TokenVault;
   revoker: GrantRevoker;
   lifecycle: Lifecycle;
+  /** Makes sure the actor's alarm fires by `at` (sooner is kept). */
+  alarmBy: (at: number) => Promise<void>;
 }
+
+/**
+ * A confirm's grant is recorded for revocation before anything can interrupt the confirm, due
+ * this much later, with the alarm set for it before the exchange: a confirm that completes
+ * withdraws the record long before (an attempt that comes due meanwhile finds the App's
+ * revocations paused), one cut short by a reset is revoked then.
+ */
+const CONFIRM_GRACE_MS = 60_000;
 
 export class ConnectFlow {
   readonly #d: ConnectFlowDeps;
@@ -94,7 +105,7 @@ export class ConnectFlow {
     const verifier = await this.#d.vault.open(c.keyring, c.userId, c.app.appType, `pkce:${nonce}`, pending.code_verifier);
     if (!verifier.ok) return { ok: false, code: "invalid_state", returnTo };
     const epoch = this.#d.lifecycle.epoch;
-    const ticket = randomString(32);
+    const ticket = await mintTicket(this.#d.env.STATE_SIGNING_KEY, c.userId);
     const hash = await ticketHash(ticket);
     const [sealedCode, sealedVerifier] = await Promise.all([
       this.#d.vault.seal(c.keyring, c.userId, c.app.appType, `ticket:${hash}:code`, code),
@@ -117,6 +128,15 @@ export class ConnectFlow {
       now + TICKET_TTL_MS,
     );
     return { ok: true, returnTo, ticket };
+  }
+
+  /**
+   * Spends a ticket that a confirm under another user id presented (api.ts routed it here by
+   * the owner named in it): the owner's confirm with it is refused from now on.
+   */
+  async burn(ticket: string): Promise<void> {
+    const spent = this.#d.sql.exec("DELETE FROM connect_tickets WHERE ticket_hash = ?", await ticketHash(ticket)).rowsWritten;
+    if (spent > 0) logEvent({ event: "connect", outcome: "ticket_spent", detail: "presented by a confirm for another user" });
   }
 
   /** The App a ticket was issued for, without spending it; `null` for an unknown ticket. */
@@ -166,16 +186,23 @@ export class ConnectFlow {
   /** The rest of {@link confirm}, while the App's revocations are paused (`resume` ends that). */
   async #exchangeAndStore(c: CallContext, code: string, verifier: string, epoch: number, resume: () => void, log: (outcome: string, detail?: string) => void): Promise<ConnectConfirmed | Failure> {
     const appType = c.app.appType;
+    // Set before the exchange: after it, the only awaits until the grant is recorded are local.
+    await this.#d.alarmBy(Date.now() + CONFIRM_GRACE_MS);
     const exchanged = await c.provider.exchangeCode(c.app, code, verifier);
     if (!exchanged.ok) {
       log(exchanged.error.kind, exchanged.error.detail);
       return exchangeFailure(exchanged.error, PROVIDER_NAMES[c.provider.kind]);
     }
     const tokens = exchanged.value;
+    // GitHub has issued a grant that lives in memory only: recorded for revocation before the
+    // first await that reaches the network (sealing is local), withdrawn in the very step that
+    // stores the generation. A reset anywhere in between leaves the record for the alarm.
+    const record = await this.#d.revoker.prepare(c, appType, tokens, null);
+    this.#d.revoker.enqueue(record, { dueAt: Date.now() + CONFIRM_GRACE_MS });
     if (tokens.refreshToken === null) {
       log("exchange_failed", "no refresh token: the App must have 'Expire user authorization tokens' on");
       resume();
-      await this.#abandon(c, tokens, null);
+      await this.#abandon(c, record.id, null);
       return failure(
         "exchange_failed",
         c.provider.kind === "github"
@@ -184,14 +211,14 @@ export class ConnectFlow {
       );
     }
     const deleted = () => epoch !== this.#d.lifecycle.epoch;
-    // Links this connect wrote (the new account's, and the previous account's it retired):
-    // a connect that ends up storing nothing removes them again.
+    // Links this connect wrote (the new account's): a connect that ends up storing nothing
+    // removes them again. The previous account's link stays with its connection.
     const unlinkOnLoss: string[] = [];
     let account: string | null = null;
     const lost = async (f: Failure, why: string) => {
       log("abandoned", why);
       resume();
-      await this.#abandon(c, tokens, account);
+      await this.#abandon(c, record.id, account);
       for (const gh of unlinkOnLoss) await this.#unlinkQuietly(c, gh);
       return f;
     };
@@ -214,16 +241,24 @@ export class ConnectFlow {
     // tokens of the same account where each authorization is its own token (GitLab).
     const otherAccount = before !== null && before.github_user_id !== user.value.id;
     const retiring = otherAccount || (before !== null && c.provider.separateAuthorizations);
-    if (retiring) {
-      const retired = await this.#d.lifecycle.retire(c, appType, "replaced");
-      if (!retired.ok) return lost(retired, "could not retire the previous connection");
-      if (retired.row && otherAccount) unlinkOnLoss.push(retired.row.github_user_id);
-    }
     const pair = await this.#d.vault.sealPair(c.keyring, c.userId, appType, tokens);
-    await this.#d.refresher.settle(appType);
-    if (deleted()) return lost(INVALID_TICKET, "account deleted during the connect");
-    // One synchronous step: a new generation (the previous one's capabilities die with it).
-    const stored = this.#d.store.startGeneration(appType, user.value, pair);
+    // The previous generation ends in the same synchronous step as the new one starts (its end
+    // is reported by the new one's `connected`): a connect that stores nothing, because a
+    // deletion came meanwhile, leaves it as it was, for the deletion to end with its event.
+    let stored: ConnectionRow | null = null;
+    for (let round = 0; round < 3 && !stored; round++) {
+      const retirement = retiring ? await this.#d.lifecycle.prepareRetirement(c, appType) : null;
+      if (retirement && !retirement.ok) return lost(retirement, "could not retire the previous connection");
+      await this.#d.refresher.settle(appType);
+      if (deleted()) return lost(INVALID_TICKET, "account deleted during the connect");
+      // One synchronous step: the previous generation to the revoker, a new generation stored
+      // (the previous one's capabilities die with it). A refresh in between: prepare again.
+      if (retirement?.value && !this.#d.lifecycle.commitRetirement(retirement.value, "replaced")) continue;
+      stored = this.#d.store.startGeneration(appType, user.value, pair);
+      // The grant is kept now: no longer one to revoke (the same synchronous step as the store).
+      if (stored) this.#d.revoker.withdraw(record.id);
+    }
+    if (!stored) return lost(failure("github_unavailable", "The connection kept changing; try again.", 1), "the previous connection kept changing");
     this.#d.vault.remember(appType, pair.accessToken, tokens.accessToken);
     resume();
     if (retiring) {
@@ -239,11 +274,10 @@ export class ConnectFlow {
     this.#d.sql.exec("DELETE FROM connect_tickets WHERE expires_at <= ?", now);
   }
 
-  /** A grant obtained by a connect that will store nothing: revoke it (now, or from the alarm). */
-  async #abandon(c: CallContext, tokens: TokenSet, account: string | null): Promise<void> {
-    const prepared = await this.#d.revoker.prepare(c, c.app.appType, tokens, account);
-    this.#d.revoker.enqueue(prepared);
-    await this.#d.revoker.attempt(c, prepared.id);
+  /** A grant obtained by a connect that will store nothing (recorded as `id`): revoke it now, or from the alarm. */
+  async #abandon(c: CallContext, id: string, account: string | null): Promise<void> {
+    this.#d.revoker.identify(id, account);
+    await this.#d.revoker.attempt(c, id);
   }
 
   async #unlinkQuietly(c: CallContext, githubUserId: string): Promise<void> {

@@ -14,7 +14,7 @@
  */
 import { sealedWithOldKey, type Keyring } from "../crypto";
 import { logEvent } from "../log";
-import { hasSchema } from "../schema";
+import { hasSchema, migrate, USER_ACTOR_MIGRATIONS } from "../schema";
 import type { AuditLog } from "./audit-log";
 import type { EventOutbox } from "./event-outbox";
 import type { CapabilityStore } from "./capability-store";
@@ -63,6 +63,8 @@ export class Housekeeping {
     this.#d.caps.purgeExpired(now);
     this.#d.audit.prune(now);
     await Promise.all([this.#d.revoker.retryDue(s), this.#d.outbox.deliverDue()]);
+    // An account deletion may have emptied the storage during those awaits.
+    if (!hasSchema(this.#d.storage)) return;
     const resealed = await this.#reseal(s.keyring, userId);
     if (resealed > 0) logEvent({ event: "housekeeping", userId: userId ?? undefined, outcome: "resealed", values: resealed });
   }
@@ -92,6 +94,31 @@ export class Housekeeping {
     const next = Math.min(Date.now() + HOUSEKEEPING_INTERVAL_MS, this.#d.revoker.nextAttemptAt() ?? Infinity, this.#d.outbox.nextAttemptAt() ?? Infinity);
     const current = await this.#d.storage.getAlarm();
     if (current === null || current > next) await this.#d.storage.setAlarm(Math.max(next, Date.now() + 100));
+  }
+
+  /**
+   * After an account deletion, everything of the user goes, except what must outlive the
+   * account for a while: grants still to revoke (which name no user) and the deletion's own
+   * events (until delivered, or given up: event-outbox.ts). The empty schema is re-created at
+   * once, so operations still in flight find nothing instead of a missing table.
+   */
+  async wipe(): Promise<void> {
+    this.#d.store.forget();
+    this.#d.vault.forget();
+    this.#d.audit.forget();
+    const storage = this.#d.storage;
+    if (this.#d.revoker.pending().length === 0 && this.#d.outbox.nextAttemptAt() === null) {
+      await storage.deleteAll();
+      migrate(storage, USER_ACTOR_MIGRATIONS);
+      this.#d.store.forget(); // nothing can have read meanwhile (the input gate), but the table is new
+      return;
+    }
+    const sql = storage.sql;
+    storage.transactionSync(() => {
+      for (const table of ["connections", "pending_connects", "connect_tickets", "capabilities", "scoped_tokens", "audit", "meta"]) sql.exec(`DELETE FROM ${table}`);
+      // What outlives the account names no one: a grant's account is asked of its token if needed.
+      sql.exec("UPDATE pending_revocations SET account = NULL");
+    });
   }
 
   async #reseal(keyring: Keyring, userId: string | null): Promise<number> {

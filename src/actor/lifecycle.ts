@@ -20,7 +20,7 @@ import { identityIndexByKey } from "../identity-index";
 import { logEvent } from "../log";
 import { sameStamp, type ConnectionRow, type ConnectionStore, type RemovalCause } from "./connection-store";
 import type { CallContext, ServiceContext } from "./context";
-import type { GrantRevoker } from "./grant-revoker";
+import type { GrantRevoker, PreparedRevocation } from "./grant-revoker";
 import type { Refresher } from "./refresher";
 import type { TokenVault } from "./token-vault";
 
@@ -30,6 +30,16 @@ export interface LifecycleDeps {
   refresher: Refresher;
   vault: TokenVault;
   revoker: GrantRevoker;
+}
+
+/**
+ * Ending a generation, prepared: its row as read and its tokens ready for the revoker. All
+ * the awaits are done; {@link Lifecycle.commitRetirement} does the rest in one synchronous
+ * step, so a caller can end a generation in the same step as it stores the next one.
+ */
+export interface Retirement {
+  row: ConnectionRow;
+  prepared: PreparedRevocation | null;
 }
 
 /** How a revocation webhook ended for this user. */
@@ -69,20 +79,41 @@ export class Lifecycle {
    */
   async retire(c: CallContext, appType: string, cause: RemovalCause): Promise<{ ok: true; row: ConnectionRow | null; revocation: string | null } | Failure> {
     for (let round = 0; round < 3; round++) {
+      const retirement = await this.prepareRetirement(c, appType);
+      if (!retirement.ok) return retirement;
+      if (!retirement.value) return { ok: true, row: null, revocation: null };
       await this.#d.refresher.settle(appType);
-      const row = this.#d.store.get(appType);
-      if (!row) return { ok: true, row: null, revocation: null };
-      const tokens = await this.#openPair(c, row);
-      if (tokens && !tokens.ok) return tokens;
-      const prepared = tokens ? await this.#d.revoker.prepare(c, appType, tokens.value, row.github_user_id) : null;
-      await this.#d.refresher.settle(appType);
-      if (!sameStamp(this.#d.store.get(appType), row)) continue; // a refresh rotated meanwhile: take the new pair
-      // One synchronous step: the grant changes hands and the connection is gone.
-      if (prepared) this.#d.revoker.enqueue(prepared);
-      this.#d.store.remove(appType, row.generation, cause);
-      return { ok: true, row, revocation: prepared?.id ?? null };
+      if (!this.commitRetirement(retirement.value, cause)) continue; // a refresh rotated meanwhile: take the new pair
+      return { ok: true, row: retirement.value.row, revocation: retirement.value.prepared?.id ?? null };
     }
     return failure("github_unavailable", "The connection kept changing; try again.", 1);
+  }
+
+  /**
+   * The awaits of ending the App's current generation (after any refresh in flight): the row,
+   * its tokens opened and prepared for the revoker. `null` when there is no row; a failure
+   * when a stored value names a missing encryption key. Changes nothing.
+   */
+  async prepareRetirement(c: CallContext, appType: string): Promise<{ ok: true; value: Retirement | null } | Failure> {
+    await this.#d.refresher.settle(appType);
+    const row = this.#d.store.get(appType);
+    if (!row) return { ok: true, value: null };
+    const tokens = await this.#openPair(c, row);
+    if (tokens && !tokens.ok) return tokens;
+    const prepared = tokens ? await this.#d.revoker.prepare(c, appType, tokens.value, row.github_user_id) : null;
+    return { ok: true, value: { row, prepared } };
+  }
+
+  /**
+   * Synchronous: the prepared generation's grant goes to the revoker and its row is removed,
+   * iff the row is still exactly the one prepared (`false`, changing nothing, when a refresh
+   * or a state change came in between: prepare again). No refresh may be in flight.
+   */
+  commitRetirement(r: Retirement, cause: RemovalCause): boolean {
+    if (!sameStamp(this.#d.store.get(r.row.app_type), r.row)) return false;
+    if (r.prepared) this.#d.revoker.enqueue(r.prepared);
+    this.#d.store.remove(r.row.app_type, r.row.generation, cause);
+    return true;
   }
 
   /** `DELETE /v1/users/{userId}/connection`. */
@@ -149,15 +180,19 @@ export class Lifecycle {
         return "still_authorized";
       }
       await this.#d.refresher.settle(appType);
+      // The check's own refresh, refused, already recorded the revocation (one event).
+      const now = this.#d.store.get(appType);
+      if (now?.generation === row.generation && now.status === "revoked") return logRevoked(c, appType);
       const broken = this.#d.store.markBroken(appType, { generation: row.generation }, "revoked", "user_revoked");
       if (!broken) return "ignored";
-      logEvent({ event: "revoked_on_github", userId: c.userId, appType, outcome: "revoked" });
-      return "revoked";
+      return logRevoked(c, appType);
     });
   }
 
   async #stillAuthorized(c: CallContext): Promise<boolean> {
-    const live = await this.#d.refresher.live(c, 0);
+    // A stored access token that has expired is refreshed first; refused, the connection is
+    // marked `revoked` at once (not reconnect_required first): the webhook said why.
+    const live = await this.#d.refresher.live(c, 0, undefined, "revoked");
     if (!live.ok) return false; // refused refresh (dead grant), or GitHub unreachable: honour the revocation
     const user = await c.provider.getUser(live.accessToken);
     return user.ok;
@@ -189,6 +224,11 @@ export class Lifecycle {
       logEvent({ event: "index_unlink", level: "warn", userId, appType: row.app_type, detail: String((err as Error)?.message).slice(0, 200) });
     }
   }
+}
+
+function logRevoked(c: CallContext, appType: string): "revoked" {
+  logEvent({ event: "revoked_on_github", userId: c.userId, appType, outcome: "revoked" });
+  return "revoked";
 }
 
 /** One answer for several revocations of an App: pending wins, then revoked. */

@@ -87,9 +87,11 @@ export class Refresher {
   /**
    * A usable access token valid for `minValidityMs` more, refreshing first when needed, or
    * joining the refresh in flight. `stale`: the caller learned that the token of this stamp
-   * is dead (GitHub answered 401); refresh unless the pair has changed since.
+   * is dead (GitHub answered 401); refresh unless the pair has changed since. `dead`: what a
+   * connection this call finds dead becomes (`revoked` when a revocation webhook is the
+   * reason for asking, so the platform hears one event, not reconnect_required then revoked).
    */
-  async live(c: CallContext, minValidityMs: number, stale?: Stamp): Promise<Live | Failure> {
+  async live(c: CallContext, minValidityMs: number, stale?: Stamp, dead: "reconnect_required" | "revoked" = "reconnect_required"): Promise<Live | Failure> {
     const appType = c.app.appType;
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const shared = this.#inflight.get(appType);
@@ -116,7 +118,7 @@ export class Refresher {
         continue;
       }
       // No await between the checks above and starting the shared refresh.
-      const mine = this.#refresh(c, row!).finally(() => this.#inflight.delete(appType));
+      const mine = this.#refresh(c, row!, dead).finally(() => this.#inflight.delete(appType));
       this.#inflight.set(appType, mine);
       const outcome = await mine;
       if (outcome === SUPERSEDED) continue;
@@ -126,13 +128,13 @@ export class Refresher {
   }
 
   /** THE refresh: spends the stored refresh token once and stores the new pair before anyone sees it. */
-  async #refresh(c: CallContext, row: ConnectionRow): Promise<RefreshOutcome> {
+  async #refresh(c: CallContext, row: ConnectionRow, dead: "reconnect_required" | "revoked"): Promise<RefreshOutcome> {
     const started = Date.now();
     const appType = c.app.appType;
     const stamp: Stamp = { generation: row.generation, version: row.version };
-    if (!row.refresh_token) return this.#broken(c, stamp, "no_refresh_token");
+    if (!row.refresh_token) return this.#broken(c, stamp, "no_refresh_token", dead);
     if (row.refresh_token_expires_at !== null && row.refresh_token_expires_at <= Date.now()) {
-      return this.#broken(c, stamp, "refresh_token_expired");
+      return this.#broken(c, stamp, "refresh_token_expired", dead);
     }
     const opened = await this.#vault.open(c.keyring, c.userId, appType, "refresh_token", row.refresh_token);
     if (!opened.ok) return this.#unopenable(c, row, opened);
@@ -151,7 +153,7 @@ export class Refresher {
     if (!answer.ok) {
       log(answer.error.kind, answer.error.detail);
       // Only GitHub's explicit "this refresh token is dead" disconnects the user.
-      if (answer.error.kind === "bad_grant") return this.#broken(c, stamp, "refresh_token_rejected");
+      if (answer.error.kind === "bad_grant") return this.#broken(c, stamp, "refresh_token_rejected", dead);
       return providerFailure(answer.error, PROVIDER_NAMES[c.provider.kind]);
     }
     const pair = await this.#vault.sealPair(c.keyring, c.userId, appType, answer.value);
@@ -189,8 +191,8 @@ export class Refresher {
     return this.#broken(c, { generation: row.generation, version: row.version }, "undecryptable");
   }
 
-  #broken(c: CallContext, stamp: Stamp, reason: "no_refresh_token" | "refresh_token_expired" | "refresh_token_rejected" | "undecryptable") {
-    const row = this.#store.markBroken(c.app.appType, stamp, "reconnect_required", reason);
+  #broken(c: CallContext, stamp: Stamp, reason: "no_refresh_token" | "refresh_token_expired" | "refresh_token_rejected" | "undecryptable", dead: "reconnect_required" | "revoked" = "reconnect_required") {
+    const row = dead === "revoked" ? this.#store.markBroken(c.app.appType, stamp, "revoked", "user_revoked") : this.#store.markBroken(c.app.appType, stamp, "reconnect_required", reason);
     return row ? unusableFailure(row, PROVIDER_NAMES[c.provider.kind])! : SUPERSEDED;
   }
 }

@@ -14,13 +14,20 @@
  *   by one (`DELETE /applications/{client_id}/token`) right after a reconnect and from the
  *   alarm, then forgotten; a reconnect does not revoke the grant, so without this an old
  *   scoped token would live on for its 8 hours.
+ * - **Never forgotten.** A token whose pair stopped being current while GitHub minted it (a
+ *   reconnect, a disconnect, a refresh) is handed to no one: it goes to the grant revoker as a
+ *   single token (`DELETE /applications/{client_id}/token`, retried from the alarm), and the
+ *   caller's answer is made from the connection as it is now.
  * - Concurrent callers for the same key share one mint.
  */
+import { REPOSITORY_PERMISSIONS } from "../installations/permissions";
+import { logEvent } from "../log";
 import { singleFlight } from "../single-flight";
 import { failure, rfc3339, type Failure, type TokenGrant } from "../contract";
 import { providerFailure, missingKeyFailure } from "../failures";
 import type { ConnectionStore } from "./connection-store";
 import type { CallContext, ServiceContext } from "./context";
+import type { GrantRevoker } from "./grant-revoker";
 import type { Live } from "./refresher";
 import type { TokenVault } from "./token-vault";
 
@@ -45,8 +52,8 @@ const PERMISSION_NAME = /^[a-z][a-z_]{0,63}$/;
 
 /**
  * `scope` and `permissions` of a token request: `undefined` → an ordinary user token;
- * `"repository"` → scoped, with `permissions` an object of GitHub permission names
- * (`contents`, `pull_requests`, ...) to `read` or `write`, at most 30.
+ * `"repository"` → scoped, with `permissions` an object of GitHub's repository permission names
+ * (`contents`, `pull_requests`, ...; the list installation tokens use) to `read` or `write`, at most 30.
  */
 export function parseTokenScope(scope: unknown, permissions: unknown): { ok: true; value: ScopeRequest | null } | Failure {
   if (scope === undefined) {
@@ -59,6 +66,10 @@ export function parseTokenScope(scope: unknown, permissions: unknown): { ok: tru
   const entries = Object.entries(permissions as Record<string, unknown>);
   if (entries.length === 0 || entries.length > 30) return bad;
   if (!entries.every(([k, v]) => PERMISSION_NAME.test(k) && (v === "read" || v === "write"))) return bad;
+  // A misspelled name is the caller's mistake: said at once, never left for GitHub to refuse
+  // (which an agent would take for a lack of access and fall back to the App on).
+  const unknown = entries.find(([k]) => !REPOSITORY_PERMISSIONS.has(k));
+  if (unknown) return failure("invalid_request", `permissions: unknown repository permission "${unknown[0]}"`);
   return { ok: true, value: { permissions: Object.fromEntries(entries.sort(([a], [b]) => (a < b ? -1 : 1))) as Record<string, string> } };
 }
 
@@ -66,12 +77,14 @@ export class ScopedTokens {
   readonly #sql: SqlStorage;
   readonly #store: ConnectionStore;
   readonly #vault: TokenVault;
+  readonly #revoker: GrantRevoker;
   readonly #inflight = new Map<string, Promise<Minted>>();
 
-  constructor(sql: SqlStorage, store: ConnectionStore, vault: TokenVault) {
+  constructor(sql: SqlStorage, store: ConnectionStore, vault: TokenVault, revoker: GrantRevoker) {
     this.#sql = sql;
     this.#store = store;
     this.#vault = vault;
+    this.#revoker = revoker;
   }
 
   /**
@@ -102,12 +115,19 @@ export class ScopedTokens {
       if (minted.error.kind === "unauthorized") {
         return failure("github_unavailable", "GitHub did not accept the user's token for a scoped token; try again.", 1);
       }
+      if (minted.error.kind === "invalid_request") logEvent({ event: "scoped_token", level: "warn", userId: c.userId, appType, outcome: "invalid_request", detail: minted.error.detail });
       return providerFailure(minted.error, "GitHub");
     }
     const sealed = await this.#vault.seal(c.keyring, c.userId, appType, field, minted.value.token);
     // No await from here: stored only while the connection is still the pair it came from.
     const current = this.#store.get(appType);
-    if (current && current.generation === live.row.generation && current.version === live.row.version) {
+    if (!current || current.generation !== live.row.generation || current.version !== live.row.version) {
+      // The connection changed while GitHub minted (a reconnect, a disconnect, a refresh): the
+      // token is handed to nobody and forgotten by nobody: the revoker ends it at GitHub.
+      await this.#orphan(c, minted.value);
+      return failure("github_unavailable", "The connection changed while the scoped token was minted; try again.", 1);
+    }
+    {
       this.#sql.exec(
         `INSERT INTO scoped_tokens (app_type, repository, permissions, generation, version, token, expires_at, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -124,6 +144,13 @@ export class ScopedTokens {
       );
     }
     return { ok: true, token: minted.value.token, expiresAt: minted.value.expiresAt };
+  }
+
+  /** A minted token nobody may have: recorded for revocation, then revoked now if GitHub answers. */
+  async #orphan(c: CallContext, minted: { token: string; expiresAt: number }): Promise<void> {
+    const prepared = await this.#revoker.prepareToken(c, c.app.appType, minted.token, minted.expiresAt);
+    this.#revoker.enqueue(prepared, { scope: "token" });
+    await this.#revoker.attempt(c, prepared.id);
   }
 
   /**

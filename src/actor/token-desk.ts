@@ -42,8 +42,8 @@ export class TokenDesk {
       if (this.#refresher.isCurrent(checked) && scope) {
         // `scope: "repository"` (scoped-tokens.ts): minted from this pair, handed out only while it is current.
         const scoped = await this.#scoped.get(c, checked, repository, scope, minMs);
-        if (!scoped.ok) return scoped;
-        if (this.#refresher.isCurrent(checked)) return scopedGrant(grantOf(checked, c.provider) as TokenGrant, scoped, repository, scope);
+        // A failure of a pair that is no longer current is not the answer: the current state is.
+        if (this.#refresher.isCurrent(checked)) return scoped.ok ? scopedGrant(grantOf(checked, c.provider) as TokenGrant, scoped, repository, scope) : scoped;
       }
       // A refresh started (or finished) while the repository was checked: that token is doomed.
     }

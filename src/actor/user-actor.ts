@@ -22,7 +22,7 @@
  * "nothing here" without creating one.
  */
 import { DurableObject } from "cloudflare:workers";
-import { failure, rfc3339, type AuditPage, type CapabilityGrant, type ConnectConfirmed, type ConnectionView, type Failure, type GrantOutcome, type Permission, type TokenResult } from "../contract";
+import { failure, rfc3339, type AuditPage, type Committer, type CapabilityGrant, type ConnectConfirmed, type ConnectionView, type Failure, type GrantOutcome, type Permission, type TokenResult } from "../contract";
 import { logEvent } from "../log";
 import { recordMetric } from "../metrics";
 import { mintCapability } from "../proxy/capability-token";
@@ -33,14 +33,15 @@ import { CapabilityStore } from "./capability-store";
 import { ConnectFlow, type CallbackResult } from "./connect-flow";
 import { ConnectionStore } from "./connection-store";
 import { callContext, serviceContext, type CallContext } from "./context";
-import { EventOutbox, eventsTarget } from "./event-outbox";
+import { EventOutbox } from "./event-outbox";
 import { GrantRevoker } from "./grant-revoker";
 import { Housekeeping } from "./housekeeping";
 import { Lifecycle, type RevocationOutcome } from "./lifecycle";
 import { Refresher } from "./refresher";
 import { RepoAccess } from "./repo-access";
+import { grantUse, inUseElsewhere, type GrantUse } from "./shared-grants";
 import { ScopedTokens, type ScopeRequest } from "./scoped-tokens";
-import { TokenDesk } from "./token-desk";
+import { committerOf, TokenDesk } from "./token-desk";
 import { TokenVault } from "./token-vault";
 
 export interface TokenInput {
@@ -55,6 +56,8 @@ export interface TokenInput {
 }
 
 type Context = { ok: true; value: CallContext } | Failure;
+
+
 
 export class UserActor extends DurableObject<Env> {
   readonly #store: ConnectionStore;
@@ -82,29 +85,30 @@ export class UserActor extends DurableObject<Env> {
     this.#store = new ConnectionStore(sql);
     this.#refresher = new Refresher(this.#store, this.#vault);
     this.#repos = new RepoAccess(this.#refresher);
-    this.#scoped = new ScopedTokens(sql, this.#store, this.#vault);
-    this.#desk = new TokenDesk(this.#refresher, this.#repos, this.#scoped);
     this.#caps = new CapabilityStore(sql);
-    this.#audit = new AuditLog(sql);
+    this.#audit = new AuditLog(sql, () => this.#ownerId() !== null);
     this.#outbox = new EventOutbox(sql, env);
     this.#capabilities = new Capabilities({ rows: this.#caps, store: this.#store, refresher: this.#refresher, repos: this.#repos, audit: this.#audit });
     const connectedAccount = (appType: string) => {
       const row = this.#store.get(appType);
       return row?.status === "connected" ? row.github_user_id : null;
     };
-    this.#revoker = new GrantRevoker(sql, this.#vault, ctx.id.toString(), connectedAccount);
+    this.#revoker = new GrantRevoker(sql, this.#vault, ctx.id.toString(), connectedAccount, (appType, key, account) => inUseElsewhere(env, this.#ownerId(), appType, key, account));
+    this.#scoped = new ScopedTokens(sql, this.#store, this.#vault, this.#revoker);
+    this.#desk = new TokenDesk(this.#refresher, this.#repos, this.#scoped);
     const deps = { env, store: this.#store, refresher: this.#refresher, vault: this.#vault, revoker: this.#revoker };
     this.#lifecycle = new Lifecycle(deps);
-    this.#flow = new ConnectFlow({ ...deps, sql, lifecycle: this.#lifecycle });
+    this.#flow = new ConnectFlow({ ...deps, sql, lifecycle: this.#lifecycle, alarmBy: (at) => this.#alarmBy(at) });
     const kept = { store: this.#store, vault: this.#vault, revoker: this.#revoker, caps: this.#caps, flow: this.#flow, outbox: this.#outbox, audit: this.#audit };
     this.#housekeeping = new Housekeeping({ storage: ctx.storage, ...kept, objectOwner: `object:${ctx.id.toString()}` });
     // Every state change writes its event and audit entry in the same synchronous step.
     this.#store.onChange = (change) => {
       const userId = this.#ownerId() ?? "";
-      this.#outbox.enqueue({ type: change.type, userId, appType: change.appType, githubUserId: change.githubUserId, ...(change.reason ? { reason: change.reason } : {}) });
+      const queued = this.#outbox.enqueue({ type: change.type, userId, appType: change.appType, githubUserId: change.githubUserId, ...(change.reason ? { reason: change.reason } : {}) });
       this.#audit.record(change.type, change.appType, { githubUserId: change.githubUserId, ...(change.reason ? { reason: change.reason } : {}) });
-      // The alarm that delivers the event commits with it (a crash cannot strand it).
-      if (eventsTarget(env)) this.#housekeeping.soon();
+      // The alarm that delivers the event commits with it, whichever path wrote it (a token
+      // request, a redemption): delivery is prompt, and a crash cannot strand it.
+      if (queued) this.#housekeeping.soon();
     };
     this.#revoker.onEnqueue = () => this.#housekeeping.soon();
     this.#refresher.onRefresh = (appType, outcome, durationMs) => {
@@ -145,6 +149,13 @@ export class UserActor extends DurableObject<Env> {
     if (row.revoked_at !== null) view.revokedAt = rfc3339(row.revoked_at);
     if (row.reason !== null) view.reason = row.reason;
     return view;
+  }
+
+  /** The user's git identity for a `Co-authored-by:` trailer (src/installations/fallback.ts), where this actor knows it. */
+  async coAuthor(input: { userId: string; appType: string }): Promise<Committer | null> {
+    const c = await this.#read(input.userId, input.appType);
+    const row = c.ok ? this.#store.get(input.appType) : null;
+    return c.ok && row ? committerOf(row, c.value.provider) : null;
   }
 
   /** `GET /v1/users/{userId}/audit`: newest first. */
@@ -193,6 +204,11 @@ export class UserActor extends DurableObject<Env> {
     }, input.userId, true);
   }
 
+  /** A confirm under another user id presented this user's ticket: it is spent here too. */
+  async burnTicket(input: { userId: string; ticket: string }): Promise<void> {
+    if (this.#readable() && this.#ownerId() === input.userId) await this.#flow.burn(input.ticket);
+  }
+
   // ------------------------------------------------------------------ lifecycle
 
   /** `DELETE /v1/users/{userId}/connection`: revoke first; what GitHub cannot confirm stays pending. */
@@ -213,7 +229,12 @@ export class UserActor extends DurableObject<Env> {
       const app = service.value.config.apps.get(appType) ?? { appType, provider: "github" as const, clientId: "", clientSecret: "", webhookSecrets: [] };
       return { ok: true, value: { ...service.value, userId: input.userId, app, provider: service.value.providerFor(app) } };
     };
-    const result = await this.#lifecycle.deleteUser(input.userId, contextFor, service.value, () => this.#wipe());
+    const wipe = () => {
+      this.#repos.forget();
+      this.#owner = undefined;
+      return this.#housekeeping.wipe();
+    };
+    const result = await this.#lifecycle.deleteUser(input.userId, contextFor, service.value, wipe);
     // The deletion's own events (one `deleted` per connection) go out now if they can.
     await this.#outbox.deliverDue();
     await this.#housekeeping.schedule();
@@ -234,7 +255,7 @@ export class UserActor extends DurableObject<Env> {
   /** `POST /v1/users/{userId}/capabilities`, after the same repository check as a token. */
   issueCapability(input: TokenInput & IssueInput): Promise<CapabilityGrant | Failure> {
     return this.#measure("capability_issue", input.appType, async (c) => {
-      const minted = await mintCapability(this.env, input.userId);
+      const minted = await mintCapability(this.env, input.userId, input.containerId ?? null);
       if (!minted.ok) return minted;
       const result = await this.#capabilities.issue(c, input, minted);
       if (result.ok) logEvent({ event: "capability_issued", userId: input.userId, appType: input.appType, outcome: "ok", sessionId: input.sessionId });
@@ -255,7 +276,7 @@ export class UserActor extends DurableObject<Env> {
     const epoch = this.#lifecycle.epoch;
     const c = await callContext(this.env, input.userId, input.appType);
     if (!c.ok) return c;
-    const minted = await mintCapability(this.env, input.userId);
+    const minted = await mintCapability(this.env, input.userId, input.containerId ?? null);
     if (!minted.ok) return minted;
     if (epoch !== this.#lifecycle.epoch) return failure("invalid_request", "The user's account was deleted while the capability was being issued.");
     const grant = this.#capabilities.issueAsApp(c.value, input, minted, input.app);
@@ -287,9 +308,19 @@ export class UserActor extends DurableObject<Env> {
     return result;
   }
 
+  /**
+   * Another actor's grant revoker asks before revoking the grant of `account`: `in_use` when
+   * this user's connection of `appType` is that account's, `connecting` while a confirm of the
+   * App is between its exchange and its stored generation (it may be obtaining that grant).
+   */
+  async grantInUse(input: { appType: string; account: string }): Promise<GrantUse> {
+    return this.#readable() ? grantUse(this.#store, this.#revoker, input.appType, input.account) : "free";
+  }
+
   /** The git proxy read a push's ref updates: the audit trail records them and what happened. */
   async recordPush(input: { userId: string; sessionId: string; repository: string; refs: string[]; outcome: "forwarded" | "refused" }): Promise<void> {
-    if (!this.#readable() || this.#ownerMismatch(input.userId)) return;
+    // Only for the owner: a report landing after the account's deletion records nothing.
+    if (!this.#readable() || this.#ownerId() !== input.userId) return;
     this.#audit.record("capability_redeemed", null, {
       repository: input.repository,
       sessionId: input.sessionId,
@@ -313,11 +344,17 @@ export class UserActor extends DurableObject<Env> {
       return;
     }
     await this.#housekeeping.run(service.value, this.#ownerId());
+    if (!hasSchema(this.ctx.storage)) return; // emptied by an account deletion meanwhile
     await this.#scoped.retireStale(service.value, this.#ownerId());
     await this.#housekeeping.schedule();
   }
 
   // ------------------------------------------------------------------ internals
+
+  async #alarmBy(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  }
 
   /**
    * Runs one operation for one App: its context, a metric data point (operation, outcome,
@@ -356,6 +393,7 @@ export class UserActor extends DurableObject<Env> {
   }
 
   #ownerId(): string | null {
+    if (this.#owner === undefined && !this.#readable()) return null;
     this.#owner ??= this.ctx.storage.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'user_id'").toArray()[0]?.value;
     return this.#owner ?? null;
   }
@@ -374,31 +412,5 @@ export class UserActor extends DurableObject<Env> {
       return null;
     }
     return owner === userId ? null : failure("invalid_request", "userId does not match this actor");
-  }
-
-  /**
-   * Everything of the user goes, except what must outlive the account for a while: grants
-   * still to revoke (which name no user) and the deletion's own events (at most 24 hours).
-   * The empty schema is re-created at once (the input gate holds other events across the
-   * `deleteAll`), so operations still in flight find nothing instead of a missing table.
-   */
-  async #wipe(): Promise<void> {
-    this.#store.forget();
-    this.#vault.forget();
-    this.#repos.forget();
-    this.#audit.forget();
-    this.#owner = undefined;
-    if (this.#revoker.pending().length === 0 && this.#outbox.nextAttemptAt() === null) {
-      await this.ctx.storage.deleteAll();
-      migrate(this.ctx.storage, USER_ACTOR_MIGRATIONS);
-      this.#store.forget(); // nothing can have read meanwhile (the input gate), but the table is new
-      return;
-    }
-    const sql = this.ctx.storage.sql;
-    this.ctx.storage.transactionSync(() => {
-      for (const table of ["connections", "pending_connects", "connect_tickets", "capabilities", "scoped_tokens", "audit", "meta"]) sql.exec(`DELETE FROM ${table}`);
-      // What outlives the account names no one: a grant's account is asked of its token if needed.
-      sql.exec("UPDATE pending_revocations SET account = NULL");
-    });
   }
 }

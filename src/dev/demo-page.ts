@@ -120,6 +120,8 @@ GitHub and GitLab are the local emulators.</p>
     <p id="clone-as">Run this to clone as the user, through the broker:</p>
     <pre id="clone-command"></pre>
     <p><button id="copy-clone">Copy</button> <button id="revoke-cap">Revoke this capability</button></p>
+    <div id="agent-tools" hidden><p>Or the agent's own tools, <code>git</code> and <code>gh</code>, unmodified, with the same capability (paste into a terminal):</p>
+    <pre id="agent-commands"></pre></div>
   </div>
 </div>
 
@@ -211,6 +213,7 @@ function showCapability(cap) {
   $("cap-result").dataset.state = "issued";
   $("clone-as").textContent = cap.cloneAs;
   $("clone-command").textContent = cap.cloneCommand;
+  $("agent-commands").textContent = cap.agentCommands || ""; $("agent-tools").hidden = !cap.agentCommands;
   $("cap-issued").hidden = false;
 }
 function clearCapability(text) {
@@ -305,6 +308,7 @@ $("issue-cap").onclick = async () => {
     sessionId: r.sessionId,
     identity: r.identity,
     cloneCommand: r.cloneCommand,
+    agentCommands: r.agentCommands,
     text: "Session " + r.sessionId + ": valid until " + when(r.expiresAt) + "; commits as " + r.committer.name + " <" + r.committer.email + ">" +
       ($("cap-permission").value === "push" ? "; may push to " + (r.branches || []).join(", ") + (r.allowDelete ? " (deletions allowed)" : "") : "; read only") +
       (r.identity === "user" ? "" : "; identity " + r.identity + (r.fallbackReason ? ", starting as the App's bot: " + words(r.fallbackReason) : "")) +

@@ -18,7 +18,7 @@
 import * as api from "../api";
 import { capabilityRemote } from "../client";
 import { loadConfig } from "../config";
-import { failure, type Failure } from "../contract";
+import { failure, type CapabilityGrant, type Failure } from "../contract";
 import { PROVIDER_NAMES } from "../providers/provider";
 import { readJsonBody } from "../validate";
 import type { DemoUserActor } from "./demo-actor";
@@ -128,7 +128,8 @@ async function demoApi(env: Env, user: DemoUser, action: string, body: Record<st
         ttlSeconds: 3600,
       });
       if (!grant.ok) return grant;
-      const answer = { ...grant, sessionId, cloneCommand: cloneCommand(grant.gitRemoteUrl, grant.capability) };
+      const agent = agentCommands(env, grant, sessionId);
+      const answer = { ...grant, sessionId, cloneCommand: cloneCommand(grant.gitRemoteUrl, grant.capability), ...(agent ? { agentCommands: agent } : {}) };
       return answer;
     }
     case "revoke-capability":
@@ -144,6 +145,33 @@ async function demoApi(env: Env, user: DemoUser, action: string, body: Record<st
 export function cloneCommand(gitRemoteUrl: string, capability: string): string {
   const dir = new URL(gitRemoteUrl).pathname.split("/").pop()!.replace(/\.git$/, "");
   return `git clone ${capabilityRemote({ gitRemoteUrl, capability })} ${dir}`;
+}
+
+/**
+ * The agent's own tools with the capability, for a person to paste into a terminal: `gh` and
+ * `git` unmodified, pointed at the GitHub-shaped surface (AGENT_HOST behind npm start's TLS
+ * front, whose certificate is AGENT_CERT_FILE). `null` when the surface is off or the grant is
+ * not a GitHub one.
+ */
+export function agentCommands(env: Env, grant: CapabilityGrant, sessionId: string): string | null {
+  const host = loadConfig(env).agentHost;
+  const cert = (env as unknown as Record<string, unknown>).AGENT_CERT_FILE;
+  const repo = /\/git\/([^/]+\/[^/]+)\.git$/.exec(new URL(grant.gitRemoteUrl).pathname)?.[1];
+  if (!host || typeof cert !== "string" || !cert || !repo) return null;
+  const name = repo.split("/")[1]!;
+  // A branch the session may push to: the first pattern, its wildcard made this session's name.
+  const pattern = (grant.branches[0] ?? "agent/*").replace(/^refs\/heads\//, "");
+  const branch = /[*]/.test(pattern) ? pattern.replace(/\*\*?$/, sessionId).replace(/\*/g, "x") : pattern;
+  const who = `-c user.name='${grant.committer.name.replace(/'/g, "")}' -c user.email=${grant.committer.email}`;
+  return [
+    `export GH_HOST=${host} GH_ENTERPRISE_TOKEN=${grant.capability}`,
+    `export SSL_CERT_FILE=${cert} GIT_SSL_CAINFO=${cert}`,
+    `git clone -c "credential.https://${host}.helper=!gh auth git-credential" https://${host}/${repo}.git ${name}-gh && cd ${name}-gh`,
+    `git checkout -b ${branch} && date > ${sessionId}.txt && git add ${sessionId}.txt && git ${who} commit -qm "Try gh" && git push -q origin ${branch}`,
+    `gh pr create -R ${repo} --head ${branch} --base main --title "Try gh through the broker" --body "Opened with a session capability"`,
+    `gh pr comment ${branch} -R ${repo} --body "Commented through the broker"`,
+    `gh pr checks ${branch} -R ${repo}`,
+  ].join("\n");
 }
 
 /** The demo's appType named in `body` ("standard" when none), or `null` for any other value. */

@@ -51,6 +51,7 @@ import { appFailure, notInstalled } from "./failures";
 import { GitHubAppClient } from "./github-app";
 import { singleFlight } from "../single-flight";
 import { tokenCacheKey } from "./permissions";
+import { deliveryOutcome, recordDelivery } from "./deliveries";
 
 /** How long a repository → installation answer is reused. */
 export const LOOKUP_TTL_MS = 10 * 60_000;
@@ -75,6 +76,8 @@ export interface InstallationInvalidation {
   installationId: string;
   /** Lowercase `owner/name`s; absent: everything of the installation. */
   repositories?: string[];
+  /** `X-GitHub-Delivery`, when GitHub sent one: a redelivery is answered from the record. */
+  deliveryId?: string;
 }
 
 type LookupRow = {
@@ -148,10 +151,15 @@ export class InstallationActor extends DurableObject<Env> {
     return result;
   }
 
-  /** Drops the lookups and tokens an installation webhook made stale; returns how many. */
+  /**
+   * Drops the lookups and tokens an installation webhook made stale; returns how many. A
+   * redelivery (the same `deliveryId`) changes nothing and returns what the first answered.
+   */
   async invalidate(input: InstallationInvalidation): Promise<{ lookups: number; tokens: number }> {
-    this.#epoch++;
     const sql = this.ctx.storage.sql;
+    const seen = input.deliveryId ? deliveryOutcome(sql, input.deliveryId) : null;
+    if (seen) return seen;
+    this.#epoch++;
     let lookups = 0;
     let tokens = 0;
     this.ctx.storage.transactionSync(() => {
@@ -166,6 +174,8 @@ export class InstallationActor extends DurableObject<Env> {
         lookups += sql.exec("DELETE FROM lookups").rowsWritten;
         tokens += sql.exec("DELETE FROM tokens").rowsWritten;
       }
+      // In the same step as the work: a delivery is either handled and recorded, or neither.
+      if (input.deliveryId) recordDelivery(sql, input.deliveryId, { lookups, tokens });
     });
     this.#opened.clear();
     this.#hot.clear();

@@ -5,7 +5,7 @@
  */
 import { callActor } from "../api";
 import { loadConfig, misconfigured } from "../config";
-import type { InstallationTokenResult } from "../contract";
+import { failure, type InstallationTokenResult } from "../contract";
 import { ConfigError } from "../crypto";
 import { parseAppType, parseMinValidity, parseRepository } from "../validate";
 import type { InstallationActor } from "./actor";
@@ -23,6 +23,8 @@ export async function getInstallationToken(env: Env, body: unknown): Promise<Ins
     const fields = body && typeof body === "object" && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
     const app = parseAppType(config, fields.appType);
     if (!app.ok) return app;
+    // A caller's mistake, not the operator's: installation tokens exist for GitHub Apps only.
+    if (app.value.provider !== "github") return failure("invalid_request", `${app.value.appType} is not a GitHub App: installation tokens are a GitHub App feature`);
     const repository = parseRepository(config, fields.repository);
     if (!repository.ok) return repository;
     const permissions = parsePermissions(fields.permissions);

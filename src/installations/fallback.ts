@@ -48,12 +48,14 @@ export async function fallBackToApp(env: Env, input: FallbackInput, failed: Fail
   return coAuthor ? { ...app, fallbackReason: reason, coAuthor } : { ...app, fallbackReason: reason };
 }
 
-/** The user's no-reply identity from their connection view, where the actor knows it. */
+/**
+ * The user's git identity where the actor knows it (even from a revoked connection): the
+ * same string a capability's `coAuthor` carries (token-desk.ts `committerOf`: display name,
+ * else login, and the provider's no-reply address).
+ */
 async function knownIdentity(env: Env, userId: string, appType: string): Promise<Committer | undefined> {
   try {
-    const view = await userActor(env, userId).connection({ userId, appType });
-    if (!view.githubUserId || !view.githubLogin) return undefined;
-    return { name: view.githubLogin, email: `${view.githubUserId}+${view.githubLogin}@users.noreply.github.com` };
+    return (await userActor(env, userId).coAuthor({ userId, appType })) ?? undefined;
   } catch {
     // Without it the token still works; the trailer is a courtesy.
     return undefined;

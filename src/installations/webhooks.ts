@@ -4,8 +4,9 @@
  * (`removed`) drop what the installation actor of that account cached (lookups and tokens),
  * so the next request asks GitHub again and answers `not_installed` where it must.
  *
- * Dropping a cache is idempotent, so a redelivery (or deliveries out of order) is harmless:
- * the worst it costs is one more lookup and mint.
+ * A redelivery (the same `X-GitHub-Delivery`) gets the first delivery's answer and drops
+ * nothing again (src/installations/deliveries.ts); deliveries out of order are harmless, as
+ * dropping a cache is idempotent: the worst it costs is one more lookup and mint.
  */
 import { callActor } from "../api";
 import type { AppConfig } from "../config";
@@ -25,6 +26,7 @@ export async function handleInstallationWebhook(
   app: AppConfig,
   event: string | null,
   payload: Record<string, unknown>,
+  deliveryId: string,
 ): Promise<WebhookOutcome | null> {
   if (event !== "installation" && event !== "installation_repositories") return null;
   const action = payload.action;
@@ -51,7 +53,7 @@ export async function handleInstallationWebhook(
     }
   }
   const dropped = await callActor(() =>
-    installationActor(env, app.appType, login).invalidate({ appType: app.appType, installationId: String(id), repositories }),
+    installationActor(env, app.appType, login).invalidate({ appType: app.appType, installationId: String(id), repositories, ...(deliveryId ? { deliveryId } : {}) }),
   );
   // Unreachable actor: a 5xx, so GitHub redelivers (dropping a cache twice is harmless).
   if ("ok" in dropped) return { kind: "retry", failure: dropped };

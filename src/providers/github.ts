@@ -136,12 +136,13 @@ export class GitHubClient implements Provider {
       await response.body?.cancel();
       return { ok: false, error: { kind: "app_misconfigured", detail: `${label}: 401` } };
     }
-    // 404: GitHub's answer for a parent token it no longer accepts; 422: a target or
-    // permission the user or installation cannot have.
-    if (response.status === 404 || response.status === 422) {
+    // 404: GitHub's answer for a parent token it no longer accepts.
+    if (response.status === 404) {
       await response.body?.cancel();
-      return { ok: false, error: { kind: response.status === 404 ? "unauthorized" : "forbidden", detail: `${label}: ${response.status}` } };
+      return { ok: false, error: { kind: "unauthorized", detail: `${label}: 404` } };
     }
+    // 422: the request is invalid (validation failed): the caller's mistake, not a lack of access.
+    if (response.status === 422) return { ok: false, error: { kind: "invalid_request", detail: `${label}: 422 ${await validationReason(response)}` } };
     const fail = httpFailure(response, label);
     if (fail) {
       await response.body?.cancel();
@@ -336,4 +337,18 @@ export async function readJson(response: Response): Promise<Record<string, unkno
   } catch {
     return null;
   }
+}
+
+/** GitHub's reason for a 422 (`message` and each error's `message`/`code`), short and printable, for the log. */
+async function validationReason(response: Response): Promise<string> {
+  const body = (await response.json().catch(() => null)) as { message?: unknown; errors?: unknown } | null;
+  const parts = [typeof body?.message === "string" ? body.message : ""];
+  if (Array.isArray(body?.errors)) {
+    for (const e of body.errors.slice(0, 5)) {
+      const item = e as { message?: unknown; code?: unknown; field?: unknown };
+      parts.push([item.field, item.code, item.message].filter((x) => typeof x === "string").join(" "));
+    }
+  }
+  // Never a token in a log line, should GitHub ever echo one.
+  return parts.filter(Boolean).join("; ").replace(/gh[a-z]_[A-Za-z0-9_]+/g, "[token]").replace(/[^\x20-\x7e]/g, " ").slice(0, 300);
 }

@@ -47,6 +47,8 @@ export interface ProviderUser {
  * - `unauthorized`: the API refused the user token (401).
  * - `not_found`: 404 (for a repository: missing, or not visible to this user token).
  * - `forbidden`: 403 that is not a rate limit; `ssoUrl` only for GitHub's SAML SSO.
+ * - `invalid_request`: 422, the request itself is wrong (a permission name GitHub does not
+ *   know); `detail` carries GitHub's reason, for the log only.
  */
 export type ProviderError =
   | { kind: "unavailable"; retryAfterSeconds: number; detail: string }
@@ -55,7 +57,8 @@ export type ProviderError =
   | { kind: "bad_grant"; code: string; detail: string }
   | { kind: "unauthorized"; detail: string }
   | { kind: "not_found"; detail: string }
-  | { kind: "forbidden"; detail: string; ssoUrl?: string };
+  | { kind: "forbidden"; detail: string; ssoUrl?: string }
+  | { kind: "invalid_request"; detail: string };
 
 export type ProviderResult<T> = { ok: true; value: T } | { ok: false; error: ProviderError };
 

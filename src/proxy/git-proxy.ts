@@ -18,9 +18,9 @@ import { gitFailure, json } from "../http/respond";
 import { installationTokenFor } from "../installations/capability-identity";
 import { logEvent } from "../log";
 import { PROVIDER_NAMES } from "../providers/provider";
-import { capabilityFromRequest, verifyCapability } from "./capability-token";
+import { PUBLIC_DOOR, presentedCapability, verifyCapability, type Door, type VerifiedCapability } from "./capability-token";
 import { parseGitRoute, parseRestRoute } from "./paths";
-import { checkPush } from "./push-check";
+import { judgePush, readPush, type ReadPush } from "./push-check";
 
 const GIT_REQUEST_HEADERS = ["content-type", "accept", "content-encoding", "git-protocol", "user-agent"];
 const GIT_RESPONSE_HEADERS = ["content-type", "cache-control", "expires", "pragma", "content-encoding"];
@@ -38,10 +38,15 @@ interface ProxySpec {
   authorization: (token: string, app: AppConfig) => string;
   requestHeaders: string[];
   responseHeaders: string[];
+  door: Door;
 }
 
-/** `/git/...`: errors are plain text, which git prints to the user as `remote: ...`. */
-export function proxyGit(request: Request, env: Env): Promise<Response> {
+/**
+ * `/git/...`: errors are plain text, which git prints to the user as `remote: ...`. `door`:
+ * where the capability comes from (the request at the public doors; the platform at a
+ * container's egress door, src/surface/egress.ts).
+ */
+export function proxyGit(request: Request, env: Env, door: Door = PUBLIC_DOOR): Promise<Response> {
   const url = new URL(request.url);
   const route = parseGitRoute(request.method, url.pathname, url.search.slice(1));
   const config = loadConfig(env);
@@ -54,6 +59,7 @@ export function proxyGit(request: Request, env: Env): Promise<Response> {
     authorization: (token, app) => `Basic ${btoa(`${app.provider === "gitlab" ? "oauth2" : "x-access-token"}:${token}`)}`,
     requestHeaders: GIT_REQUEST_HEADERS,
     responseHeaders: GIT_RESPONSE_HEADERS,
+    door,
   });
 }
 
@@ -70,53 +76,97 @@ export function proxyRest(request: Request, env: Env): Promise<Response> {
     authorization: (token) => `Bearer ${token}`,
     requestHeaders: REST_REQUEST_HEADERS,
     responseHeaders: REST_RESPONSE_HEADERS,
+    door: PUBLIC_DOOR,
   });
 }
 
-/** Checks the route and the capability, then forwards with a live user token. */
+/**
+ * Checks the route and the capability, then forwards with a live token. A push's commands
+ * are read first and the capability redeemed after them: from the redemption's answer to
+ * the request going upstream the proxy waits on nobody (docs/lifecycle.md, "Capabilities").
+ */
 async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Response> {
-  const refused = spec.route ? await redeem(env, request, spec.route) : failure("invalid_upstream_request", spec.refusal);
-  if (!refused.ok) {
+  if (!spec.route) {
     await request.body?.cancel();
-    return failureResponse(spec.kind, refused);
+    return failureResponse(spec.kind, failure("invalid_upstream_request", spec.refusal));
   }
-  // The push policy: a push's ref updates are checked before anything goes upstream.
+  // Authenticated here, before any Durable Object is touched: a forged one wakes nothing.
+  const verified = await authenticate(env, request, spec.door);
+  if (!verified.ok) {
+    await request.body?.cancel();
+    return failureResponse(spec.kind, verified);
+  }
   let body = request.body;
+  // A push's ref updates, read before the token is asked for (the client sets the pace here).
+  let push: ReadPush | null = null;
+  if (spec.kind === "git" && request.method === "POST" && spec.route.write) {
+    const read = await readPush(request);
+    if (!read.ok) return read.response;
+    push = read;
+    body = read.body;
+  }
+  const lent = await redeemVerified(env, verified.value, spec.route);
+  if (!lent.ok) {
+    await body?.cancel();
+    return failureResponse(spec.kind, lent);
+  }
   // The audit trail records the refs of every push, allowed or refused (one call per push),
   // alongside the forwarding rather than before it: it is awaited before the answer, not before GitHub.
   let recorded: Promise<unknown> = Promise.resolve();
-  if (spec.kind === "git" && request.method === "POST" && spec.route!.write) {
-    const checked = await checkPush(request, refused.policy, refused.userId);
-    if (checked.refs) {
-      const outcome = checked.ok ? "forwarded" : "refused";
-      recorded = callActor(() => userActor(env, refused.userId).recordPush({ userId: refused.userId, sessionId: refused.sessionId, repository: refused.repository, refs: checked.refs!, outcome }));
-    }
+  if (push) {
+    const checked = await judgePush(push, lent.policy, lent.userId);
+    const outcome = checked.ok ? "forwarded" : "refused";
+    recorded = callActor(() => userActor(env, lent.userId).recordPush({ userId: lent.userId, sessionId: lent.sessionId, repository: lent.repository, refs: checked.refs, outcome }));
     if (!checked.ok) {
       await recorded;
-      return withIdentity(checked.response, refused.identity);
+      return withIdentity(checked.response, lent.identity);
     }
     body = checked.body;
   }
-  const app = loadConfig(env).apps.get(refused.appType)!;
+  // From the redemption to here, nothing was awaited for an allowed request: the token goes
+  // upstream in the same turn as the actor's answer (a judged push awaits nothing either).
+  const app = loadConfig(env).apps.get(lent.appType)!;
   const headers = pick(request.headers, spec.requestHeaders);
-  headers.set("authorization", spec.authorization(refused.token, app));
-  const response = await forward(spec.upstream(refused.repository, app), request, body, headers, spec.responseHeaders, spec.kind, refused.userId, PROVIDER_NAMES[app.provider]);
+  headers.set("authorization", spec.authorization(lent.token, app));
+  const response = await forward(spec.upstream(lent.repository, app), request, body, headers, spec.responseHeaders, spec.kind, lent.userId, PROVIDER_NAMES[app.provider]);
   await recorded;
-  return withIdentity(response, refused.identity);
+  return withIdentity(response, lent.identity);
 }
 
 /** A redemption ready to forward: the token of the identity the actor chose, and whose it is. */
 export type Lent = RedeemedBase & { identity: Redeemed["identity"]; token: string; userId: string };
 
-export async function redeem(env: Env, request: Request, route: { repository: string | null; write: boolean; service: string; appType: string | null }): Promise<Lent | Failure> {
-  const raw = capabilityFromRequest(request);
-  // Authenticated here, before any Durable Object is touched: a forged one wakes nothing.
-  const verified = raw ? await verifyCapability(env, raw) : null;
-  if (!verified) return failure("invalid_capability", "Send the session capability as the HTTP password.");
-  const { userId, secretHash } = verified;
+/**
+ * The capability `door` presents, authenticated in the Worker before any Durable Object is
+ * touched: a forgery, or a container-bound capability at a public door or from another
+ * container, wakes nothing.
+ */
+async function authenticate(env: Env, request: Request, door: Door): Promise<{ ok: true; value: VerifiedCapability } | Failure> {
+  const raw = presentedCapability(request, door);
+  const verified = raw ? await verifyCapability(env, raw, door.kind === "egress" ? door.containerId : null) : null;
+  if (!verified) return failure("invalid_capability", door.kind === "egress" ? "This container holds no capability valid here." : "Send the session capability as the HTTP password.");
+  return { ok: true, value: verified };
+}
+
+/**
+ * Redeems the capability `door` presents for `route`. The caller forwards with no await in
+ * between (docs/lifecycle.md): the redemption is the moment revocation is judged.
+ */
+export async function redeem(
+  env: Env,
+  request: Request,
+  route: { repository: string | null; write: boolean; service: string; appType: string | null },
+  door: Door = PUBLIC_DOOR,
+): Promise<Lent | Failure> {
+  const verified = await authenticate(env, request, door);
+  return verified.ok ? redeemVerified(env, verified.value, route) : verified;
+}
+
+async function redeemVerified(env: Env, verified: VerifiedCapability, route: { repository: string | null; write: boolean; service: string; appType: string | null }): Promise<Lent | Failure> {
+  const { userId, secretHash, containerId } = verified;
   const { repository, write, service, appType } = route;
   const redeemed = await callActor(
-    async (): Promise<Redeemed | Failure> => await userActor(env, userId).redeemCapability({ userId, secretHash, repository, write, service, appType }),
+    async (): Promise<Redeemed | Failure> => await userActor(env, userId).redeemCapability({ userId, secretHash, repository, write, service, appType, containerId }),
   );
   if (!redeemed.ok) return redeemed;
   if (redeemed.identity === "user") return { ...redeemed, userId };

@@ -1,11 +1,17 @@
 /**
- * The branch policy at the git proxy: before a `POST .../git-receive-pack` goes upstream, its
- * ref-update commands are read (receive-pack.ts) and judged (ref-policy.ts). A push with one
- * ref outside the session's policy is refused whole, in git's own `report-status`, with
- * HTTP 200 as git expects a refusal, so `git push` prints
- * `! [remote rejected] main (branch not allowed for this session: agent/*)` for every ref;
- * nothing reaches GitHub. An allowed push goes on with a body that replays every byte (the
- * pack is streamed, never buffered).
+ * The branch policy at the git proxy, in two steps around the redemption:
+ *
+ * 1. {@link readPush}: before the capability is redeemed, the ref-update commands at the head
+ *    of a `POST .../git-receive-pack` are read (receive-pack.ts), bounded in size (64 KiB)
+ *    and in time ({@link COMMANDS_TIMEOUT_MS}). The client decides how long that takes, so it
+ *    happens while the proxy holds no token: the token is asked for only once the commands
+ *    are in, and goes upstream with no wait on the client in between (docs/lifecycle.md).
+ * 2. {@link judgePush}: the commands against the redeemed capability's policy (ref-policy.ts).
+ *    A push with one ref outside the policy is refused whole, in git's own `report-status`,
+ *    with HTTP 200 as git expects a refusal, so `git push` prints
+ *    `! [remote rejected] main (branch not allowed for this session: agent/*)` for every ref;
+ *    nothing reaches GitHub. An allowed push goes on with a body that replays every byte (the
+ *    pack is streamed, never buffered).
  *
  * The refused push's body is read to its end and dropped before the answer goes out: git
  * sends a push over its 1 MiB post buffer while it waits for the answer, and an answer that
@@ -17,13 +23,30 @@ import { failure } from "../contract";
 import { gitFailure } from "../http/respond";
 import { logEvent } from "../log";
 import { readCommandSection, reportStatus, wantsReport } from "./receive-pack";
-import { decidePush, refusalText, type PushPolicy } from "./ref-policy";
+import { decidePush, refusalText, type PushPolicy, type RefCommand } from "./ref-policy";
 
-/** The check's verdict; `refs` (the refs the push updates) is set once the commands were read. */
-export type PushCheck = { ok: true; body: ReadableStream<Uint8Array> | null; refs: string[] } | { ok: false; response: Response; refs?: string[] };
+/** How long a client may take to send its ref-update commands (git sends them at once). */
+export const COMMANDS_TIMEOUT_MS = 30_000;
 
-/** Checks a receive-pack request against `policy`; see the module comment. */
-export async function checkPush(request: Request, policy: PushPolicy, userId: string): Promise<PushCheck> {
+/** A push whose commands were read: what to judge, and the body to forward (every byte). */
+export interface ReadPush {
+  ok: true;
+  commands: RefCommand[];
+  capabilities: string[];
+  body: ReadableStream<Uint8Array> | null;
+}
+
+/** A push whose commands could not be read: the answer, already built; the body is cancelled. */
+export interface UnreadablePush {
+  ok: false;
+  response: Response;
+}
+
+/** The verdict on a read push; `refs` are the refs it updates, for the audit trail. */
+export type PushCheck = { ok: true; body: ReadableStream<Uint8Array> | null; refs: string[] } | { ok: false; response: Response; refs: string[] };
+
+/** Step 1: reads a receive-pack request's commands; see the module comment. */
+export async function readPush(request: Request, timeoutMs = COMMANDS_TIMEOUT_MS): Promise<ReadPush | UnreadablePush> {
   const encoding = (request.headers.get("content-encoding") ?? "").trim().toLowerCase();
   if (encoding !== "" && encoding !== "identity" && encoding !== "gzip") {
     await request.body?.cancel();
@@ -38,24 +61,34 @@ export async function checkPush(request: Request, policy: PushPolicy, userId: st
     inspected = a.pipeThrough(new DecompressionStream("gzip"));
     forward = b;
   }
-  const section = await readCommandSection(inspected);
+  const late = new AbortController();
+  const timer = setTimeout(() => late.abort(), timeoutMs);
+  const section = await readCommandSection(inspected, late.signal).finally(() => clearTimeout(timer));
+  if (late.signal.aborted && !section.ok) {
+    await forward?.cancel();
+    return refuse(`The push's ref-update commands did not arrive within ${timeoutMs / 1000} seconds.`);
+  }
   if (!section.ok) {
     await forward?.cancel();
     return refuse(section.message);
   }
   if (forward) await section.body.cancel();
-  const body = forward ?? section.body;
-  const decision = decidePush(policy, section.commands);
-  const refs = section.commands.map((c) => c.ref);
-  if (decision.allowed) return { ok: true, body, refs };
-  await discard(body);
+  return { ok: true, commands: section.commands, capabilities: section.capabilities, body: forward ?? section.body };
+}
+
+/** Step 2: the read push against the capability's policy; see the module comment. */
+export async function judgePush(push: ReadPush, policy: PushPolicy, userId: string): Promise<PushCheck> {
+  const decision = decidePush(policy, push.commands);
+  const refs = push.commands.map((c) => c.ref);
+  if (decision.allowed) return { ok: true, body: push.body, refs };
+  if (push.body) await discard(push.body);
   logEvent({ event: "push_refused", userId, outcome: decision.refusals.find((r) => r.reason !== "refused_as_whole")!.reason, refs: decision.refusals.length });
-  if (!wantsReport(section.capabilities)) {
+  if (!wantsReport(push.capabilities)) {
     const first = decision.refusals.find((r) => r.reason !== "refused_as_whole")!;
     return { ok: false, refs, response: gitFailure(failure("insufficient_permission", `${first.ref}: ${refusalText(policy, first.reason)}`)) };
   }
   const report = reportStatus(
-    section.capabilities,
+    push.capabilities,
     decision.refusals.map((r) => ({ ref: r.ref, text: refusalText(policy, r.reason) })),
     `The broker refused this push: this session may push to ${policy.branches.join(", ")}${policy.allowDelete ? "" : " and may not delete refs"}.`,
   );
@@ -91,6 +124,6 @@ async function discard(body: ReadableStream<Uint8Array>): Promise<void> {
   }
 }
 
-function refuse(message: string): PushCheck {
+function refuse(message: string): UnreadablePush {
   return { ok: false, response: gitFailure(failure("invalid_upstream_request", message)) };
 }

@@ -51,10 +51,21 @@ type Parsed = { done: true; commands: RefCommand[]; capabilities: string[] } | {
 /**
  * Reads the command section at the head of `body`. On failure the source stream is
  * cancelled; on success nothing is lost: the returned `body` yields every byte of the input.
+ * `signal` gives up: the source is cancelled and the outcome is `malformed`.
  */
-export async function readCommandSection(body: ReadableStream<Uint8Array> | null): Promise<CommandSection> {
+export async function readCommandSection(body: ReadableStream<Uint8Array> | null, signal?: AbortSignal): Promise<CommandSection> {
   if (!body) return { ok: false, kind: "malformed", message: "The push has no body." };
   const reader = body.getReader();
+  const giveUp = () => void reader.cancel().catch(() => undefined);
+  signal?.addEventListener("abort", giveUp);
+  try {
+    return await readSection(body, reader);
+  } finally {
+    signal?.removeEventListener("abort", giveUp);
+  }
+}
+
+async function readSection(body: ReadableStream<Uint8Array>, reader: ReadableStreamDefaultReader<Uint8Array>): Promise<CommandSection> {
   const chunks: Uint8Array[] = [];
   let buffered: Uint8Array = new Uint8Array(0);
   const parser = new SectionParser();

@@ -5,17 +5,18 @@
  * forwarded with the live token of the capability's identity.
  */
 import { loadConfig } from "../config";
+import { PUBLIC_DOOR, type Door } from "../proxy/capability-token";
 import { failure } from "../contract";
 import { withIdentity, type Lent } from "../proxy/git-proxy";
 import { MAX_BODY_BYTES, readLimited, repositoryOf } from "../validate";
 import { judgeMergeBase, judgeRefCreate, judgeRest, type Binding, type SurfaceRefusal } from "./rest-policy";
 import { apiEndpoints, failureResponse, forward, githubError, redeemSurface, upstreamHeaders } from "./upstream";
 
-/** Serves `rawPath` (the path below `/api/v3`, as sent). */
-export async function restProxy(request: Request, env: Env, rawPath: string): Promise<Response> {
+/** Serves `rawPath` (the path below `/api/v3`, as sent); `door`: where the capability comes from. */
+export async function restProxy(request: Request, env: Env, rawPath: string, door: Door = PUBLIC_DOOR): Promise<Response> {
   const named = /^\/repos\/([^/]+)\/([^/]+)/.exec(rawPath);
   const write = request.method !== "GET" && request.method !== "HEAD";
-  const lent = await redeemSurface(env, request, named ? (repositoryOf(named[1]!, named[2]!) ?? `${named[1]}/${named[2]}`) : null, write, "rest");
+  const lent = await redeemSurface(env, request, named ? (repositoryOf(named[1]!, named[2]!) ?? `${named[1]}/${named[2]}`) : null, write, "rest", door);
   if (!lent.ok) {
     await request.body?.cancel();
     return failureResponse(lent);
@@ -26,7 +27,7 @@ export async function restProxy(request: Request, env: Env, rawPath: string): Pr
 
   const config = loadConfig(env);
   const api = apiEndpoints(config);
-  const headers = upstreamHeaders(request, lent);
+  const headers = upstreamHeaders(request, lent, "/api/v3");
   let body: BodyInit | null = write ? request.body : null;
 
   if (decision.identity && lent.identity === "app") {

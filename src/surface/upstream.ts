@@ -6,6 +6,7 @@
 import type { BrokerConfig } from "../config";
 import { failure, statusOf, type Failure } from "../contract";
 import { logEvent } from "../log";
+import { PUBLIC_DOOR, type Door } from "../proxy/capability-token";
 import { pick, redeem, withIdentity, type Lent } from "../proxy/git-proxy";
 
 export const REQUEST_HEADERS = ["content-type", "accept", "x-github-api-version", "user-agent", "graphql-features"];
@@ -28,9 +29,10 @@ export function failureResponse(f: Failure): Response {
  * Redeems the request's capability (authenticated in the Worker first: a forgery wakes no
  * Durable Object). `repository` is what the request names, or `null` for requests that name
  * none of their own (GraphQL, `/user`): they are judged against what the redemption answers.
+ * `door`: where the capability comes from (see src/proxy/capability-token.ts).
  */
-export function redeemSurface(env: Env, request: Request, repository: string | null, write: boolean, service: string): Promise<Lent | Failure> {
-  return redeem(env, request, { repository, write, service, appType: null });
+export function redeemSurface(env: Env, request: Request, repository: string | null, write: boolean, service: string, door: Door = PUBLIC_DOOR): Promise<Lent | Failure> {
+  return redeem(env, request, { repository, write, service, appType: null }, door);
 }
 
 /** GitHub's API root and its GraphQL endpoint (`/api/v3` → `/api/graphql` on Enterprise Server). */
@@ -39,10 +41,17 @@ export function apiEndpoints(config: BrokerConfig): { rest: string; graphql: str
   return { rest, graphql: rest.endsWith("/api/v3") ? `${rest.slice(0, -"/v3".length)}/graphql` : `${rest}/graphql` };
 }
 
-/** The request headers that cross, with the redeemed token. */
-export function upstreamHeaders(request: Request, lent: Lent): Headers {
+/**
+ * The request headers that cross, with the redeemed token, and where the client reached us
+ * (`X-Forwarded-*`: GitHub ignores them; an emulator builds the URLs in its answers from them,
+ * as GitHub Enterprise Server builds them from its own host).
+ */
+export function upstreamHeaders(request: Request, lent: Lent, prefix: "/api/v3" | "/api"): Headers {
   const headers = pick(request.headers, REQUEST_HEADERS);
   headers.set("authorization", `Bearer ${lent.token}`);
+  headers.set("x-forwarded-proto", "https");
+  headers.set("x-forwarded-host", new URL(request.url).host);
+  headers.set("x-forwarded-prefix", prefix);
   return headers;
 }
 

@@ -25,6 +25,11 @@ export class IdentityIndex extends ProductionIdentityIndex {
     return super.unlink(input);
   }
 
+  override async links(input: { appType: string }): Promise<{ userId: string; linkedAt: number }[]> {
+    await holdPoint("index.links");
+    return super.links(input);
+  }
+
   override async users(input: { appType: string }): Promise<string[]> {
     await holdPoint("index.users");
     return super.users(input);

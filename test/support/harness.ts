@@ -47,7 +47,7 @@ async function bundle(): Promise<string> {
   return result.outputFiles[0]!.text;
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once("error", reject);
@@ -59,11 +59,19 @@ function freePort(): Promise<number> {
   });
 }
 
-export async function startHarness(emulator = new GitHubEmulator(Object.values(APPS).map((a) => ({ ...a }))), gitlab?: GitLabEmulator): Promise<Harness> {
+/**
+ * Starts the broker. `bindings` adds to or overrides the test configuration (e.g. `AGENT_HOST`
+ * for the GitHub-shaped surface), `port` chooses its port (default: a free one).
+ */
+export async function startHarness(
+  emulator = new GitHubEmulator(Object.values(APPS).map((a) => ({ ...a }))),
+  gitlab?: GitLabEmulator,
+  options: { bindings?: Record<string, string>; port?: number } = {},
+): Promise<Harness> {
   let logLines = 0;
   // Installation tokens: the emulator verifies the Apps' JWTs with their public keys.
   for (const identity of APP_IDENTITIES) emulator.installations.registerApp(identity);
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const mf = new Miniflare(
     convertV4MiniflareOptions({
       modules: [{ type: "ESModule", path: "bench-worker.js", contents: await bundle() }],
@@ -94,6 +102,7 @@ export async function startHarness(emulator = new GitHubEmulator(Object.values(A
         INTERNAL_API_TOKEN,
         GITHUB_TIMEOUT_MS: "10000",
         // A `gitlab` App on the GitLab emulator, when one is given (test-node/gitlab-git.test.ts).
+        ...options.bindings,
         ...(gitlab ? { GITLAB_APPS: JSON.stringify({ gitlab: { clientId: GITLAB_APP.clientId, baseUrl: GITLAB_HARNESS_ORIGIN } }), GITLAB_CLIENT_SECRET_GITLAB: GITLAB_APP.clientSecret } : {}),
       },
       // The broker's structured logs would go to Cloudflare's log pipeline: count them.

@@ -52,7 +52,7 @@ export const emulator = {
     }
   },
   liveRefreshTokens: (appType: AppType, githubUserId: number) =>
-    control<{ refreshTokens: string[] }>("GET", `live?clientId=${APPS[appType].clientId}&userId=${githubUserId}`),
+    control<{ refreshTokens: string[]; scopedTokens: string[] }>("GET", `live?clientId=${APPS[appType].clientId}&userId=${githubUserId}`),
   /** Arms a hold on the `skip + 1`-th matching request from now (every endpoint when `match` is omitted). */
   hold: (options: { match?: string[]; skip?: number } = {}) => control<{ id: number }>("POST", "holds", options).then((r) => r.id),
   held: (id: number) => control<{ caught: { endpoint: string; seq: number } | null }>("GET", `holds/${id}`).then((r) => r.caught),
