@@ -22,6 +22,9 @@ import * as api from "../src/api";
 import { UserActor as BrokerUserActor, type TokenInput } from "../src/actor/user-actor";
 import type { TokenResult } from "../src/contract";
 import { apiRouter } from "../src/http/routes";
+import { userActor } from "../src/api";
+import { loadConfig } from "../src/config";
+import { redeem } from "../src/proxy/git-proxy";
 import { json } from "../src/http/respond";
 import { ProfileStages, type ActorStage, type StageInput } from "./profile-stages";
 
@@ -78,6 +81,7 @@ export default {
 async function benchRoute(request: Request, env: BenchEnv, kind: string, stage: string | undefined, userId: string): Promise<Response> {
   const repeat = Number(request.headers.get("x-bench-repeat") ?? 1);
   if (kind === "worker") return workerStage(request, env, stage!, userId, repeat);
+  if (kind === "proxy") return proxyStage(request, env, stage!, userId);
   const body = (await request.json()) as Record<string, unknown>;
   switch (kind) {
     case "bare":
@@ -92,6 +96,32 @@ async function benchRoute(request: Request, env: BenchEnv, kind: string, stage: 
     default:
       return new Response("no such bench route", { status: 404 });
   }
+}
+
+/**
+ * Parts of a proxied git request on their own, for the proxy's profile: `redeem` (the
+ * capability checked in the Worker and redeemed by the user's actor: the one round trip a
+ * proxied request must make), `record` (the push's audit record, a second call to the actor),
+ * `forward` (the request to the git host with a token the bench gives, no redemption).
+ * `{userId}` is the repository as `owner~name`.
+ */
+async function proxyStage(request: Request, env: Env, stage: string, ownerName: string): Promise<Response> {
+  const repository = ownerName.replace("~", "/");
+  if (stage === "redeem") {
+    const lent = await redeem(env, request, { repository, write: true, service: "git-receive-pack", appType: null });
+    return Response.json({ ok: lent.ok });
+  }
+  if (stage === "record") {
+    const userId = request.headers.get("x-bench-user")!;
+    await userActor(env, userId).recordPush({ userId, sessionId: "bench", repository, refs: ["refs/heads/agent/bench"], outcome: "forwarded" });
+    return Response.json({ ok: true });
+  }
+  if (stage === "forward") {
+    const headers = { authorization: `Basic ${btoa(`x-access-token:${request.headers.get("x-bench-token")}`)}` };
+    const upstream = await fetch(`${loadConfig(env).webUrl}/${repository}.git/info/refs?service=git-receive-pack`, { headers, redirect: "manual" });
+    return new Response(upstream.body, { status: upstream.status, headers: { "content-type": upstream.headers.get("content-type") ?? "" } });
+  }
+  return new Response("no such stage", { status: 404 });
 }
 
 /** What the actor answers in {@link workerStage}: a grant shaped like the real one. */

@@ -144,3 +144,54 @@ export async function profile(options: { call: Call; workerd: number; userId: st
       `the rest (the token call's larger input and answer over the RPC, noise) ${(us(hot) - us(rpc) - workerOwn - actorOwn).toFixed(0)}`,
   );
 }
+
+/**
+ * Where a proxied git request's time goes: sequential requests (one at a time, so each
+ * figure is a latency, not a share of the machine), interleaved, median of `samples` each.
+ * A push is two requests (the ref advertisement, then the pack); a clone two or more.
+ */
+export async function proxyProfile(options: {
+  call: Call;
+  base: URL;
+  userId: string;
+  repository: string;
+  capability: string;
+  token: string;
+  directUrl: URL;
+  proxyUrl: URL;
+  samples: number;
+}): Promise<void> {
+  const basic = (user: string, password: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}` });
+  const ownerName = options.repository.replace("/", "~");
+  const infoRefs = (remote: URL) => `${remote.origin}${remote.pathname}/info/refs?service=git-receive-pack`;
+  const variants: Variant[] = [
+    { name: "bare RPC", adds: "one bare Durable Object round trip, for scale", send: () => options.call(`/bench/bare/${options.userId}`, { repository: options.repository }) },
+    { name: "redeem", adds: "the capability verified in the Worker and redeemed by the user's actor (no forwarding)", send: () => fetch(new URL(`/bench/proxy/redeem/${ownerName}`, options.base), { headers: basic("x-capability", options.capability) }) },
+    { name: "record", adds: "the push's audit record: one more call to the actor (concurrent with the forwarding)", send: () => fetch(new URL(`/bench/proxy/record/${ownerName}`, options.base), { headers: { "x-bench-user": options.userId } }) },
+    { name: "direct", adds: "GET info/refs?service=git-receive-pack straight to the emulator", send: () => fetch(infoRefs(options.directUrl), { headers: basic("x-access-token", options.token) }) },
+    { name: "forward", adds: "the same GET from workerd to the emulator with a token, no redemption", send: () => fetch(new URL(`/bench/proxy/forward/${ownerName}`, options.base), { headers: { "x-bench-token": options.token } }) },
+    { name: "proxied", adds: "the same GET through the git proxy: capability, redemption, forwarding", send: () => fetch(infoRefs(options.proxyUrl), { headers: basic("x-capability", options.capability) }) },
+  ];
+  const times = new Map<string, number[]>(variants.map((v) => [v.name, []]));
+  for (let i = 0; i < options.samples + 5; i++) {
+    for (const v of i % 2 ? variants : [...variants].reverse()) {
+      const t0 = performance.now();
+      const res = await v.send();
+      await res.arrayBuffer();
+      if (res.status !== 200) throw new Error(`proxy profile: ${v.name} answered ${res.status}`);
+      if (i >= 5) times.get(v.name)!.push(performance.now() - t0); // the first rounds warm up
+    }
+  }
+  console.log("");
+  console.log(`a proxied git request, one at a time (median of ${options.samples}, ms)`);
+  for (const v of variants) {
+    const ms = times.get(v.name)!;
+    const [q1, q3] = quartiles(ms);
+    console.log(`${v.name.padEnd(10)}${median(ms).toFixed(2).padStart(8)}  (IQR ${q1.toFixed(2)}-${q3.toFixed(2)})  ${v.adds}`);
+  }
+  const m = (name: string) => median(times.get(name)!);
+  console.log(
+    `proxied - direct = ${(m("proxied") - m("direct")).toFixed(2)} ms per request: the redemption ${m("redeem").toFixed(2)} ms minus the bench route's own cost (bare ${m("bare RPC").toFixed(2)} ms is one round trip), ` +
+      `and the path to the git host through workerd (forward - direct = ${(m("forward") - m("direct")).toFixed(2)} ms)`,
+  );
+}

@@ -44,7 +44,7 @@ import { GitHubEmulator } from "../emulator/github.ts";
 import { APPS } from "../test/support/env.ts";
 import { startHarness } from "../test/support/harness.ts";
 import { load, median, percentile, spreadOf, type Phase } from "./bench-load.ts";
-import { profile } from "./bench-profile.ts";
+import { profile, proxyProfile } from "./bench-profile.ts";
 import { findWorkerd, peakDuring } from "./proc-memory.ts";
 
 const args = new Map<string, string>();
@@ -118,7 +118,18 @@ async function main() {
   if (args.has("profile")) {
     const workerd = findWorkerd();
     if (workerd === null) throw new Error("--profile reads workerd's CPU time from /proc (Linux only)");
-    await profile({ call, workerd, userId: "bench-hot", seconds: SECONDS, rounds: ROUNDS, concurrency: CONCURRENCY, repeat: Number(args.get("repeat") ?? 20), only: args.get("profile")! });
+    const only = args.get("profile")!;
+    if (only !== "proxy") await profile({ call, workerd, userId: "bench-hot", seconds: SECONDS, rounds: ROUNDS, concurrency: CONCURRENCY, repeat: Number(args.get("repeat") ?? 20), only });
+    if (only === "" || only === "proxy") {
+      await createRepository(gitRoot, "acme/push", { "README.md": "# push\n" });
+      await connect("bench-push", 4, { "acme/push": "push" });
+      const token = ((await (await call("/v1/users/bench-push/token", { appType: "standard", repository: "acme/push" })).json()) as { token: string }).token;
+      const cap = (await (await call("/v1/users/bench-push/capabilities", { appType: "standard", repository: "acme/push", sessionId: "bench", branches: ["agent/*"] })).json()) as { capability: string; gitRemoteUrl: string };
+      const direct = await serve((req) => emulator.fetch(req));
+      const directUrl = new URL("/acme/push.git", direct.url);
+      await proxyProfile({ call, base: harness.url, userId: "bench-push", repository: "acme/push", capability: cap.capability, token, directUrl, proxyUrl: new URL(cap.gitRemoteUrl), samples: Number(args.get("samples") ?? 60) });
+      await direct.close();
+    }
     await harness.dispose();
     rmSync(gitRoot, { recursive: true, force: true });
     return;
