@@ -45,6 +45,7 @@ import { APPS } from "../test/support/env.ts";
 import { startHarness } from "../test/support/harness.ts";
 import { load, median, percentile, spreadOf, type Phase } from "./bench-load.ts";
 import { profile, proxyProfile } from "./bench-profile.ts";
+import { benchEgress, benchSurface } from "./bench-surface.ts";
 import { findWorkerd, peakDuring } from "./proc-memory.ts";
 
 const args = new Map<string, string>();
@@ -359,6 +360,9 @@ async function main() {
   }
   console.log(`structured log lines written by the broker during the run: ${harness.logLines()}`);
   await harness.dispose();
+  // The GitHub-shaped surface: gh's query through the GraphQL policy, and the decision alone.
+  await benchSurface();
+  await benchEgress();
 }
 
 main().catch((err) => {
