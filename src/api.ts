@@ -27,7 +27,7 @@ import { fallBackToApp, parseFallback } from "./installations/fallback";
 import { logEvent } from "./log";
 import { authorizeUrl, checkReturnTo, signState } from "./oauth";
 import { parsePushPolicy } from "./proxy/ref-policy";
-import { parseRepositoryFor } from "./providers";
+import { parseRepositoryFor, providerOf } from "./providers";
 import { parseAppType, parseContainerId, parseMinValidity, parsePermission, parseUserId } from "./validate";
 import { ticketOwner } from "./connect-ticket";
 
@@ -43,12 +43,13 @@ export function getToken(env: Env, userId: unknown, body: unknown): Promise<User
   return withConfig(env, async (config) => {
     const input = parseTokenInput(config, userId, body);
     if (!input.ok) return input;
+    const provider = providerOf(config, config.apps.get(input.value.appType)!);
     const scope = parseTokenScope(asObject(body).scope, asObject(body).permissions);
     if (!scope.ok) return scope;
-    if (scope.value && config.apps.get(input.value.appType)?.provider !== "github") return failure("invalid_request", 'scope "repository" is a GitHub App feature');
+    if (scope.value && !provider.scopedTokens) return failure("invalid_request", 'scope "repository" is a GitHub App feature');
     const fallback = parseFallback(asObject(body).fallback);
     if (!fallback.ok) return fallback;
-    if (fallback.value && config.apps.get(input.value.appType)?.provider !== "github") return failure("invalid_request", 'fallback "app" is a GitHub App feature');
+    if (fallback.value && !provider.installations) return failure("invalid_request", 'fallback "app" is a GitHub App feature');
     const value = scope.value ? { ...input.value, scope: scope.value } : input.value;
     const result = await callActor(async (): Promise<TokenResult> => await userActor(env, value.userId).token(value));
     // ---- installation-token fallback (src/installations/fallback.ts) ----
@@ -190,7 +191,8 @@ export function issueCapability(env: Env, userId: unknown, body: unknown): Promi
     }
     const policy = parsePushPolicy(fields.branches, fields.allowDelete);
     if (!policy.ok) return policy;
-    const identity = parseCapabilityIdentity(fields.identity, config.apps.get(input.value.appType)!);
+    const app = config.apps.get(input.value.appType)!;
+    const identity = parseCapabilityIdentity(fields.identity, app, providerOf(config, app));
     if (!identity.ok) return identity;
     const containerId = parseContainerId(fields.containerId);
     if (!containerId.ok) return containerId;

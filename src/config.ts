@@ -5,7 +5,9 @@
 import { failure, type Failure } from "./contract";
 import { ConfigError } from "./crypto";
 import { logEvent } from "./log";
-import type { ProviderKind } from "./providers/provider";
+
+/** Which provider serves an App (src/providers/ implements each). */
+export type ProviderKind = "github" | "gitlab";
 
 /** One configured App: a GitHub App (`GITHUB_APPS`) or a GitLab OAuth application (`GITLAB_APPS`). */
 export interface AppConfig {

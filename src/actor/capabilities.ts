@@ -172,8 +172,7 @@ export class Capabilities {
     if (!lendable(found) && found.identity === "user") return gone;
     const c = await contextFor(found.app_type);
     if (!c.ok) return c;
-    const pathApp = c.value.app.provider === "github" ? null : found.app_type;
-    if ((input.appType ?? null) !== pathApp) return failure("repository_mismatch", "This capability is for a repository of another App.");
+    if ((input.appType ?? null) !== c.value.provider.pathApp) return failure("repository_mismatch", "This capability is for a repository of another App.");
     for (let round = 0; round < ROUNDS; round++) {
       // Read again after every await: the row may have been revoked meanwhile.
       const cap = this.#again(input, found);
@@ -217,6 +216,5 @@ export class Capabilities {
  * provider's own URL, which the container's egress handler intercepts.
  */
 function gitRemoteUrl(c: CallContext, repository: string, containerId: string | null): string {
-  if (containerId !== null) return `${c.app.provider === "github" ? c.config.webUrl : c.app.baseUrl}/${repository}.git`;
-  return c.app.provider === "github" ? `${c.config.publicBaseUrl}/git/${repository}.git` : `${c.config.publicBaseUrl}/git/${c.app.appType}/${repository}.git`;
+  return containerId !== null ? c.provider.gitRemoteUrl(repository) : `${c.config.publicBaseUrl}${c.provider.proxyPath(repository)}`;
 }

@@ -1,21 +1,18 @@
 /**
- * What one actor call works with: who, which App, the configuration, the keyring, a
- * GitHub client and the provider of the call's App, built once per call. Configuration problems become `app_misconfigured`
- * here, so no module below has to care.
+ * What one actor call works with: who, which App, the configuration, the keyring and the
+ * provider of the call's App, built once per call. Configuration problems become
+ * `app_misconfigured` here, so no module below has to care.
  */
 import { loadConfig, misconfigured, type AppConfig, type BrokerConfig } from "../config";
 import { failure, type Failure } from "../contract";
 import { ConfigError, loadKeyring, type Keyring } from "../crypto";
-import { GitHubClient } from "../providers/github";
-import { providerFor, type Provider } from "../providers";
+import { providerOf, type Provider } from "../providers";
 
-/** The configuration, keys and GitHub client, without a user (the alarm has none). */
+/** The configuration, keys and providers, without a user (the alarm has none). */
 export interface ServiceContext {
   config: BrokerConfig;
   keyring: Keyring;
-  /** GitHub-only features (scoped tokens, installation tokens). */
-  github: GitHubClient;
-  /** The provider of any configured App (the grant revoker and the alarm serve every App). */
+  /** The provider of any configured App, one per App (the grant revoker and the alarm serve every App). */
   providerFor(app: AppConfig): Provider;
 }
 
@@ -31,14 +28,13 @@ export async function serviceContext(env: Env): Promise<{ ok: true; value: Servi
   try {
     const config = loadConfig(env);
     const keyring = await loadKeyring(env.TOKEN_ENCRYPTION_KEYS);
-    const github = new GitHubClient(config);
     const providers = new Map<string, Provider>();
     const forApp = (app: AppConfig): Provider => {
       let p = providers.get(app.appType);
-      if (!p) providers.set(app.appType, (p = providerFor(config, app, github)));
+      if (!p) providers.set(app.appType, (p = providerOf(config, app)));
       return p;
     };
-    return { ok: true, value: { config, keyring, github, providerFor: forApp } };
+    return { ok: true, value: { config, keyring, providerFor: forApp } };
   } catch (err) {
     if (err instanceof ConfigError) return misconfigured(err);
     throw err;

@@ -8,7 +8,7 @@
 import { failure, rfc3339, type Committer, type Failure, type Permission, type TokenGrant, type TokenResult } from "../contract";
 import { timingSafeEqualStrings } from "../crypto";
 import { providerFailure } from "../failures";
-import { PROVIDER_NAMES, type Provider } from "../providers/provider";
+import type { Provider } from "../providers/provider";
 import type { ConnectionRow } from "./connection-store";
 import type { CallContext } from "./context";
 import type { Live, Refresher } from "./refresher";
@@ -62,7 +62,7 @@ export class TokenDesk {
       if (await timingSafeEqualStrings(token, current.accessToken)) {
         const check = await c.provider.getUser(current.accessToken);
         if (!check.ok && check.error.kind === "unauthorized") answer = await this.#refresher.live(c, 0, current.row);
-        else if (!check.ok) answer = providerFailure(check.error, PROVIDER_NAMES[c.provider.kind]);
+        else if (!check.ok) answer = providerFailure(check.error, c.provider.name);
       }
       if (!answer.ok) return answer;
       if (this.#refresher.isCurrent(answer)) return grantOf(answer, c.provider);

@@ -19,7 +19,7 @@ import * as api from "../api";
 import { capabilityRemote } from "../client";
 import { loadConfig } from "../config";
 import { failure, type CapabilityGrant, type Failure } from "../contract";
-import { PROVIDER_NAMES } from "../providers/provider";
+import { providerOf } from "../providers";
 import { readJsonBody } from "../validate";
 import type { DemoUserActor } from "./demo-actor";
 import { DEMO_USERS, demoPage, type DemoUser } from "./demo-page";
@@ -49,7 +49,7 @@ export async function handleDemo(request: Request, env: Env, url: URL): Promise<
     if (isDemoUser(as)) return redirect("/demo", { [USER_COOKIE]: `${as}; Path=/; HttpOnly; SameSite=Lax` });
     const config = loadConfig(env);
     const revokeUrl = `${config.webUrl}/settings/applications?return_to=${encodeURIComponent(`${config.publicBaseUrl}/demo`)}`;
-    const providers = Object.fromEntries([...config.apps.values()].map((a) => [a.appType, PROVIDER_NAMES[a.provider]]));
+    const providers = Object.fromEntries([...config.apps.values()].map((a) => [a.appType, providerOf(config, a).name]));
     return demoPage({ user, revokeUrl, providers });
   }
   if (request.method === "GET" && url.pathname === "/demo/return") return confirmReturn(env, request, user, url);

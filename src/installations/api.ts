@@ -7,6 +7,7 @@ import { callActor } from "../api";
 import { loadConfig, misconfigured } from "../config";
 import { failure, type InstallationTokenResult } from "../contract";
 import { ConfigError } from "../crypto";
+import { providerOf } from "../providers";
 import { parseAppType, parseMinValidity, parseRepository } from "../validate";
 import type { InstallationActor } from "./actor";
 import { parsePermissions } from "./permissions";
@@ -24,7 +25,7 @@ export async function getInstallationToken(env: Env, body: unknown): Promise<Ins
     const app = parseAppType(config, fields.appType);
     if (!app.ok) return app;
     // A caller's mistake, not the operator's: installation tokens exist for GitHub Apps only.
-    if (app.value.provider !== "github") return failure("invalid_request", `${app.value.appType} is not a GitHub App: installation tokens are a GitHub App feature`);
+    if (!providerOf(config, app.value).installations) return failure("invalid_request", `${app.value.appType} is not a GitHub App: installation tokens are a GitHub App feature`);
     const repository = parseRepository(config, fields.repository);
     if (!repository.ok) return repository;
     const permissions = parsePermissions(fields.permissions);

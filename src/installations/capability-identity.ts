@@ -17,6 +17,7 @@ import {
   type InstallationPermissions,
   type Permission,
 } from "../contract";
+import type { Provider } from "../providers";
 import type { Parsed } from "../validate";
 import { getInstallationToken } from "./api";
 
@@ -26,10 +27,10 @@ const IDENTITIES: readonly CapabilityIdentity[] = ["user", "app", "user_or_app"]
 const REDEEM_MIN_VALIDITY_SECONDS = 120;
 
 /** `identity`: absent (`user`), or one of {@link CapabilityIdentity}; the App's identity only for a GitHub App. */
-export function parseCapabilityIdentity(value: unknown, app: AppConfig): Parsed<CapabilityIdentity> {
+export function parseCapabilityIdentity(value: unknown, app: AppConfig, provider: Provider): Parsed<CapabilityIdentity> {
   if (value === undefined) return { ok: true, value: "user" };
   if (typeof value !== "string" || !(IDENTITIES as readonly string[]).includes(value)) return failure("invalid_request", 'identity must be "user", "app" or "user_or_app"');
-  if (value !== "user" && app.provider !== "github") return failure("invalid_request", `identity "${value}" needs a GitHub App's installation; ${app.appType} is not one`);
+  if (value !== "user" && !provider.installations) return failure("invalid_request", `identity "${value}" needs a GitHub App's installation; ${app.appType} is not one`);
   return { ok: true, value: value as CapabilityIdentity };
 }
 
