@@ -5,8 +5,9 @@
  * caller and an HTTP caller get exactly the same behaviour.
  */
 import { parseTokenScope } from "./actor/scoped-tokens";
-import type { TokenInput, UserActor } from "./actor/user-actor";
-import { loadConfig, misconfigured, type AppConfig, type BrokerConfig } from "./config";
+import type { TokenInput } from "./actor/user-actor";
+import { callActor, userActor } from "./actors";
+import { withConfig, type AppConfig, type BrokerConfig } from "./config";
 import {
   failure,
   rfc3339,
@@ -21,10 +22,8 @@ import {
   type UserDeleted,
   type UserTokenResult,
 } from "./contract";
-import { ConfigError } from "./crypto";
 import { issueWithIdentity, parseCapabilityIdentity } from "./installations/capability-identity";
 import { fallBackToApp, parseFallback } from "./installations/fallback";
-import { logEvent } from "./log";
 import { authorizeUrl, checkReturnTo, signState } from "./oauth";
 import { parsePushPolicy } from "./proxy/ref-policy";
 import { parseRepositoryFor, providerOf } from "./providers";
@@ -33,10 +32,6 @@ import { ticketOwner } from "./connect-ticket";
 
 /** `GET /connection` answers the view with `ok: true` added, so every result is discriminated. */
 export type ConnectionResult = ({ ok: true } & ConnectionView) | Failure;
-
-export function userActor(env: Env, userId: string): DurableObjectStub<UserActor> {
-  return env.USER_ACTOR.get(env.USER_ACTOR.idFromName(userId));
-}
 
 /** `POST /v1/users/{userId}/token` (with `fallback: "app"`, see src/installations/fallback.ts). */
 export function getToken(env: Env, userId: unknown, body: unknown): Promise<UserTokenResult> {
@@ -253,37 +248,4 @@ function parseUserAndApp(config: BrokerConfig, userId: unknown, appType: unknown
 
 function asObject(body: unknown): Record<string, unknown> {
   return body && typeof body === "object" && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
-}
-
-/** Runs `fn` with the parsed configuration; a broken configuration is the operator's problem. */
-async function withConfig<T>(env: Env, fn: (config: BrokerConfig) => Promise<T | Failure>): Promise<T | Failure> {
-  try {
-    return await fn(loadConfig(env));
-  } catch (err) {
-    if (err instanceof ConfigError) return misconfigured(err);
-    throw err;
-  }
-}
-
-/**
- * The one policy for a call into a Durable Object: a call that fails in transit (the object
- * was reset or moved) is retried once when the runtime says it may be, then reported as
- * `broker_unavailable`. The actors' own results never throw: they are contract values.
- */
-export async function callActor<T>(fn: () => Promise<T>): Promise<T | Failure> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (err instanceof ConfigError) return misconfigured(err);
-      const e = err as { retryable?: boolean; overloaded?: boolean; remote?: boolean; message?: string; name?: string };
-      if (attempt === 0 && e.retryable && !e.overloaded) continue;
-      logEvent({ event: "actor_error", level: "error", detail: `${e.name ?? "Error"}: ${e.message ?? ""}`.slice(0, 200) });
-      // `remote`: thrown by the actor's own code, which never throws on purpose: a bug.
-      // Anything else is the runtime's (the object was reset, moved or overloaded).
-      return e.remote
-        ? failure("internal_error", "The broker hit an internal error; it was logged.")
-        : failure("broker_unavailable", "The broker could not complete the request; try again.", 1);
-    }
-  }
 }

@@ -68,6 +68,27 @@ export function misconfigured(err: ConfigError): Failure {
   return failure("app_misconfigured", "The broker is misconfigured; an operator has to fix it.");
 }
 
+/** {@link misconfigured} for a thrown {@link ConfigError}; `null` for anything else. */
+export function configFailure(err: unknown): Failure | null {
+  return err instanceof ConfigError ? misconfigured(err) : null;
+}
+
+/** `fn`'s answer; a {@link ConfigError} it throws is {@link misconfigured}, anything else is thrown on. */
+export async function catchingConfigErrors<T>(fn: () => T | Promise<T>): Promise<T | Failure> {
+  try {
+    return await fn();
+  } catch (err) {
+    const failed = configFailure(err);
+    if (failed) return failed;
+    throw err;
+  }
+}
+
+/** Runs `fn` with the parsed configuration; a broken configuration is the operator's problem ({@link misconfigured}). */
+export function withConfig<T>(env: Env, fn: (config: BrokerConfig) => Promise<T | Failure>): Promise<T | Failure> {
+  return catchingConfigErrors(() => fn(loadConfig(env)));
+}
+
 const APP_TYPE = /^[a-z][a-z0-9_]{0,31}$/;
 
 /** What a GitLab App asks for unless `GITLAB_APPS[*].scopes` says otherwise: identity, git push, the projects API. */

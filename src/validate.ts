@@ -71,6 +71,9 @@ export function parseRepository(config: BrokerConfig, value: unknown): Parsed<st
   return repository ? { ok: true, value: repository } : bad;
 }
 
+/** `minValiditySeconds` when the caller names none. */
+export const DEFAULT_MIN_VALIDITY_SECONDS = 300;
+
 /**
  * `owner/name` when both follow GitHub's rules, else `null`. The one definition of a
  * repository name, shared by the API and the proxies' paths. (A name ending in `.git` is
@@ -87,7 +90,7 @@ export function parsePermission(value: unknown): Parsed<Permission> {
 }
 
 export function parseMinValidity(value: unknown): Parsed<number> {
-  if (value === undefined) return { ok: true, value: 300 };
+  if (value === undefined) return { ok: true, value: DEFAULT_MIN_VALIDITY_SECONDS };
   return typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= 3600
     ? { ok: true, value }
     : failure("invalid_request", "minValiditySeconds must be an integer from 0 to 3600");

@@ -3,9 +3,9 @@
  * provider of the call's App, built once per call. Configuration problems become
  * `app_misconfigured` here, so no module below has to care.
  */
-import { loadConfig, misconfigured, type AppConfig, type BrokerConfig } from "../config";
+import { catchingConfigErrors, loadConfig, type AppConfig, type BrokerConfig } from "../config";
 import { failure, type Failure } from "../contract";
-import { ConfigError, loadKeyring, type Keyring } from "../crypto";
+import { loadKeyring, type Keyring } from "../crypto";
 import { providerOf, type Provider } from "../providers";
 
 /** The configuration, keys and providers, without a user (the alarm has none). */
@@ -25,7 +25,7 @@ export interface CallContext extends ServiceContext {
 }
 
 export async function serviceContext(env: Env): Promise<{ ok: true; value: ServiceContext } | Failure> {
-  try {
+  return catchingConfigErrors(async () => {
     const config = loadConfig(env);
     const keyring = await loadKeyring(env.TOKEN_ENCRYPTION_KEYS);
     const providers = new Map<string, Provider>();
@@ -34,11 +34,8 @@ export async function serviceContext(env: Env): Promise<{ ok: true; value: Servi
       if (!p) providers.set(app.appType, (p = providerOf(config, app)));
       return p;
     };
-    return { ok: true, value: { config, keyring, providerFor: forApp } };
-  } catch (err) {
-    if (err instanceof ConfigError) return misconfigured(err);
-    throw err;
-  }
+    return { ok: true as const, value: { config, keyring, providerFor: forApp } };
+  });
 }
 
 export async function callContext(env: Env, userId: string, appType: string): Promise<{ ok: true; value: CallContext } | Failure> {

@@ -16,6 +16,7 @@
  * loopback address: the API has no authentication beyond the demo cookie.
  */
 import * as api from "../api";
+import { userActor } from "../actors";
 import { capabilityRemote } from "../client";
 import { loadConfig } from "../config";
 import { failure, type CapabilityGrant, type Failure } from "../contract";
@@ -111,7 +112,7 @@ async function demoApi(env: Env, user: DemoUser, action: string, body: Record<st
       return answer;
     }
     case "expire": {
-      const stub = api.userActor(env, user) as unknown as DurableObjectStub<DemoUserActor>;
+      const stub = userActor(env, user) as unknown as DurableObjectStub<DemoUserActor>;
       return (await stub.demoExpireAccessToken({ appType })) as DemoResult;
     }
     case "disconnect":

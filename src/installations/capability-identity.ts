@@ -18,8 +18,8 @@ import {
   type Permission,
 } from "../contract";
 import type { Provider } from "../providers";
-import type { Parsed } from "../validate";
-import { getInstallationToken } from "./api";
+import { DEFAULT_MIN_VALIDITY_SECONDS, type Parsed } from "../validate";
+import { installationToken } from "./api";
 
 const IDENTITIES: readonly CapabilityIdentity[] = ["user", "app", "user_or_app"];
 
@@ -67,10 +67,11 @@ export async function issueWithIdentity(
     if (!(FALLBACK_REASONS as readonly string[]).includes(user.reason)) return user;
     fallbackReason = user.reason as AppBinding["fallbackReason"];
   }
-  const token = await getInstallationToken(env, {
+  const token = await installationToken(env, {
     appType: input.appType,
     repository: input.repository,
     permissions: installationPermissionsFor(input.permission),
+    minValiditySeconds: DEFAULT_MIN_VALIDITY_SECONDS,
   });
   if (!token.ok) return token;
   return asApp(fallbackReason ? { committer: token.committer, fallbackReason } : { committer: token.committer });
@@ -78,7 +79,7 @@ export async function issueWithIdentity(
 
 /** The installation token for a redemption the user's actor answered with `app`. */
 export async function installationTokenFor(env: Env, redeemed: Redeemed & { identity: "app" }): Promise<{ ok: true; token: string } | Failure> {
-  const minted = await getInstallationToken(env, {
+  const minted = await installationToken(env, {
     appType: redeemed.appType,
     repository: redeemed.repository,
     permissions: installationPermissionsFor(redeemed.permission),

@@ -10,7 +10,7 @@
  * Bodies stream both ways (packs are never buffered), redirects are never followed, and
  * only the headers git and the REST API need cross in either direction.
  */
-import { callActor, userActor } from "../api";
+import { callActor, userActor } from "../actors";
 import type { Redeemed, RedeemedBase } from "../actor/capabilities";
 import { loadConfig } from "../config";
 import { failure, type Failure } from "../contract";
