@@ -43,6 +43,7 @@ import { serve } from "../emulator/serve.ts";
 import { GitHubEmulator } from "../emulator/github.ts";
 import { APPS } from "../test/support/env.ts";
 import { startHarness } from "../test/support/harness.ts";
+import { benchSurface } from "./bench-surface.ts";
 import { findWorkerd, peakDuring } from "./proc-memory.ts";
 
 const args = new Map<string, string>();
@@ -377,6 +378,8 @@ async function main() {
   }
   console.log(`structured log lines written by the broker during the run: ${harness.logLines()}`);
   await harness.dispose();
+  // The GitHub-shaped surface: gh's query through the GraphQL policy, and the decision alone.
+  await benchSurface();
 }
 
 main().catch((err) => {

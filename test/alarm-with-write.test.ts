@@ -6,7 +6,7 @@
  * daily alarm. The crash soak (scripts/crash-soak.ts) found both: an event and a revocation
  * stranded a day by a SIGKILL at that point.
  */
-import { runInDurableObject } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { beforeEach, expect, it } from "vitest";
 import { actor, callApi, connectUser, emulator, setStoredExpiry } from "./support/helpers";
 
@@ -25,7 +25,8 @@ beforeEach(async () => {
 
 it("a refresh refused on a token request: its reconnect_required event has the alarm at once, not the daily one", async () => {
   await connectUser("alarm-refused", { id: 7101, login: "alarm7101" });
-  // connectUser ran the alarm: the next one is the daily one.
+  // Whatever the connect left for the alarm done: the next one is the daily one.
+  await runDurableObjectAlarm(actor("alarm-refused"));
   expect(await alarmIn("alarm-refused")).toBeGreaterThan(3600_000);
   await emulator.revoke("standard", 7101); // no webhook: the broker learns it from the refresh
   await setStoredExpiry("alarm-refused", "standard", Date.now() - 1);
@@ -37,6 +38,7 @@ it("a refresh refused on a token request: its reconnect_required event has the a
 
 it("a disconnect whose revocation is still at GitHub: the pending revocation already has its alarm", async () => {
   await connectUser("alarm-pending", { id: 7102, login: "alarm7102" });
+  await runDurableObjectAlarm(actor("alarm-pending"));
   expect(await alarmIn("alarm-pending")).toBeGreaterThan(3600_000);
   const hold = await emulator.hold({ match: ["revoke_grant"] });
   const disconnect = callApi("DELETE", "/users/alarm-pending/connection?appType=standard");

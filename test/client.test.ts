@@ -156,7 +156,7 @@ describe("BrokerClient: the web app's side", () => {
     expect(asMethods).toBeNull();
   });
 
-  it("finishConnect confirms as the session's user: the starter connects, anyone else gets invalid_ticket", async () => {
+  it("finishConnect confirms as the session's user: anyone else gets invalid_ticket and burns the ticket; the starter connects", async () => {
     await emulator.addUser(GH);
     const client = new BrokerClient(rpc());
     const started = await client.startConnect("bc-starter", { appType: "standard", returnTo: "https://app.test/back", selectAccount: true });
@@ -169,7 +169,11 @@ describe("BrokerClient: the web app's side", () => {
     expect(await client.finishConnect("bc-someone-else", returned)).toMatchObject({ ok: false, reason: "invalid_ticket" });
     const other = await client.getConnection("bc-someone-else", "standard");
     expect(other.ok && other.status).toBe("not_connected");
-    const done = await client.finishConnect("bc-starter", returned);
+    // That attempt burnt the ticket for its owner too: the link is worthless once tried.
+    expect(await client.finishConnect("bc-starter", returned)).toMatchObject({ ok: false, reason: "invalid_ticket" });
+    // The starter starts again and connects.
+    const fresh = `https://app.test/back?github_connect=confirm&connect_ticket=${await callbackTicket(await authorizeAs("bc-starter", GH.id))}`;
+    const done = await client.finishConnect("bc-starter", fresh);
     expect(done).toMatchObject({ ok: true, status: "connected", githubLogin: GH.login });
     const view = await client.getConnection("bc-starter", "standard");
     expect(view.ok && connectionAction(view)).toBe("none");
