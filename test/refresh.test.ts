@@ -4,7 +4,7 @@
  */
 import { abortAllDurableObjects } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import { emulator, connectUser, requestToken, setStoredExpiry, storedRow, actor } from "./support/helpers";
+import { emulator, connectUser, requestToken, setStoredExpiry, storedRow, callApi, actor } from "./support/helpers";
 import { runInDurableObject } from "cloudflare:test";
 import { open, loadKeyring } from "../src/crypto";
 import { env } from "cloudflare:workers";
