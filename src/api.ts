@@ -22,12 +22,13 @@ import {
   type UserDeleted,
   type UserTokenResult,
 } from "./contract";
+import { INVALID_TICKET } from "./failures";
 import { issueWithIdentity, parseCapabilityIdentity } from "./installations/capability-identity";
 import { fallBackToApp, parseFallback } from "./installations/fallback";
 import { authorizeUrl, checkReturnTo, signState } from "./oauth";
 import { parsePushPolicy } from "./proxy/ref-policy";
 import { parseRepositoryFor, providerOf } from "./providers";
-import { parseAppType, parseContainerId, parseMinValidity, parsePermission, parseUserId } from "./validate";
+import { parseAppType, parseContainerId, parseMinValidity, parsePermission, parseSessionId, parseUserId } from "./validate";
 import { ticketOwner } from "./connect-ticket";
 
 /** `GET /connection` answers the view with `ok: true` added, so every result is discriminated. */
@@ -122,14 +123,13 @@ export function confirmConnect(env: Env, userId: unknown, body: unknown): Promis
     const user = parseUserId(userId);
     if (!user.ok) return user;
     const ticket = asObject(body).ticket;
-    const invalid = failure("invalid_ticket", "The connect ticket is unknown, used, expired, or was issued for another user.");
     const owner = typeof ticket === "string" ? await ticketOwner(env.STATE_SIGNING_KEY, ticket) : null;
-    if (owner === null) return invalid;
+    if (owner === null) return INVALID_TICKET;
     if (owner !== user.value) {
       // Refused, and spent for its owner too (src/connect-ticket.ts): a leaked redirect URL is
       // worthless once any web app session has presented it.
       const burnt = await callActor(async () => await userActor(env, owner).burnTicket({ userId: owner, ticket: ticket as string }));
-      return burnt ?? invalid;
+      return burnt ?? INVALID_TICKET;
     }
     return callActor(async (): Promise<ConnectConfirmed | Failure> => await userActor(env, user.value).confirmConnect({ userId: user.value, ticket: ticket as string }));
   });
@@ -178,8 +178,8 @@ export function issueCapability(env: Env, userId: unknown, body: unknown): Promi
     const input = parseTokenInput(config, userId, body);
     if (!input.ok) return input;
     const fields = asObject(body);
-    const session = parseUserId(fields.sessionId);
-    if (!session.ok) return failure("invalid_request", "sessionId must be 1-128 characters of A-Z a-z 0-9 _ . : @ -");
+    const session = parseSessionId(fields.sessionId);
+    if (!session.ok) return session;
     const ttl = fields.ttlSeconds ?? 3600;
     if (typeof ttl !== "number" || !Number.isInteger(ttl) || ttl < 1 || ttl > 28_800) {
       return failure("invalid_request", "ttlSeconds must be an integer from 1 to 28800");
@@ -207,8 +207,8 @@ export function revokeCapabilities(env: Env, userId: unknown, sessionId: unknown
   return withConfig(env, async () => {
     const user = parseUserId(userId);
     if (!user.ok) return user;
-    const session = parseUserId(sessionId);
-    if (!session.ok) return failure("invalid_request", "sessionId must be 1-128 characters of A-Z a-z 0-9 _ . : @ -");
+    const session = parseSessionId(sessionId);
+    if (!session.ok) return session;
     return callActor(async () => await userActor(env, user.value).revokeCapabilities({ userId: user.value, sessionId: session.value }));
   });
 }

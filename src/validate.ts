@@ -26,6 +26,13 @@ export function parseUserId(value: unknown): Parsed<string> {
     : failure("invalid_request", "userId must be 1-128 characters of A-Z a-z 0-9 _ . : @ -");
 }
 
+/** A capability's `sessionId`: the platform's name for an agent session, the user id's characters. */
+export function parseSessionId(value: unknown): Parsed<string> {
+  return typeof value === "string" && USER_ID.test(value)
+    ? { ok: true, value }
+    : failure("invalid_request", "sessionId must be 1-128 characters of A-Z a-z 0-9 _ . : @ -");
+}
+
 /**
  * A capability's `containerId` (absent: unbound): what `ctx.containerId` names in a container's
  * outbound handler, 1-128 characters of the user id's set (a Durable Object id is 64 hex digits).

@@ -14,7 +14,7 @@
  */
 import { failure, type CallbackErrorCode, type ConnectConfirmed, type Failure } from "../contract";
 import { base64urlEncode, randomString, sha256 } from "../crypto";
-import { exchangeFailure, missingKeyFailure } from "../failures";
+import { exchangeFailure, INVALID_TICKET, missingKeyFailure } from "../failures";
 import type { TokenSet } from "../providers/provider";
 import { mintTicket } from "../connect-ticket";
 import { identityIndexByKey } from "../identity-index";
@@ -32,7 +32,6 @@ export const CONNECT_TTL_MS = 10 * 60_000;
 export const TICKET_TTL_MS = 5 * 60_000;
 /** Connects (and tickets) a user may have open at once; the oldest make room. */
 const MAX_OPEN = 10;
-const INVALID_TICKET = failure("invalid_ticket", "The connect ticket is unknown, used, expired, or was issued for another user.");
 
 export type CallbackResult = { ok: true; returnTo: string; ticket: string } | { ok: false; code: CallbackErrorCode; returnTo: string | null };
 

@@ -30,7 +30,7 @@
  * call, which the runtime punishes by resetting the object on a timeout.
  */
 import { failure, type Failure } from "../contract";
-import { providerFailure, missingKeyFailure, unusableFailure } from "../failures";
+import { CONNECTION_CHANGED, providerFailure, missingKeyFailure, unusableFailure } from "../failures";
 import type { Opened } from "../crypto";
 import { logEvent } from "../log";
 import { sameStamp, type ConnectionRow, type ConnectionStore, type Stamp } from "./connection-store";
@@ -123,7 +123,7 @@ export class Refresher {
       if (outcome === SUPERSEDED) continue;
       return outcome;
     }
-    return failure("github_unavailable", "The connection changed while the broker was answering; try again.", 1);
+    return CONNECTION_CHANGED;
   }
 
   /** THE refresh: spends the stored refresh token once and stores the new pair before anyone sees it. */
