@@ -43,7 +43,7 @@ import { serve } from "../emulator/serve.ts";
 import { GitHubEmulator } from "../emulator/github.ts";
 import { APPS } from "../test/support/env.ts";
 import { startHarness } from "../test/support/harness.ts";
-import { benchSurface } from "./bench-surface.ts";
+import { benchEgress, benchSurface } from "./bench-surface.ts";
 import { findWorkerd, peakDuring } from "./proc-memory.ts";
 
 const args = new Map<string, string>();
@@ -380,6 +380,7 @@ async function main() {
   await harness.dispose();
   // The GitHub-shaped surface: gh's query through the GraphQL policy, and the decision alone.
   await benchSurface();
+  await benchEgress();
 }
 
 main().catch((err) => {
