@@ -98,9 +98,8 @@ export class GitHubAppClient {
       if (status === 404) return { ok: false, error: { kind: "not_found", detail } };
       return { ok: false, error: { kind: "unprocessable", permissions: /permission/i.test(message), detail } };
     }
-    const fail = githubFailure(response, label);
+    const fail = await githubFailure(response, label);
     if (fail) {
-      await response.body?.cancel();
       // A 403 that is not a rate limit: the installation is suspended (or blocked by a policy).
       if (status === 403 && fail.error.kind === "unavailable") return { ok: false, error: { kind: "forbidden", detail: `${label}: 403` } };
       return fail;

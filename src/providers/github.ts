@@ -163,11 +163,8 @@ export class GitHubClient implements Provider, ScopedTokenMinter {
     }
     // 422: the request is invalid (validation failed): the caller's mistake, not a lack of access.
     if (response.status === 422) return { ok: false, error: { kind: "invalid_request", detail: `${label}: 422 ${await validationReason(response)}` } };
-    const fail = githubFailure(response, label);
-    if (fail) {
-      await response.body?.cancel();
-      return fail;
-    }
+    const fail = await githubFailure(response, label);
+    if (fail) return fail;
     const json = await readJson(response);
     if (!json || typeof json.token !== "string" || !json.token) return unavailable(`${label}: no token`);
     const githubExpiry = typeof json.expires_at === "string" ? Date.parse(json.expires_at) : NaN;
@@ -211,11 +208,8 @@ export class GitHubClient implements Provider, ScopedTokenMinter {
     if (!res.ok) return res;
     const receivedAt = Date.now();
     const response = res.value;
-    const fail = githubFailure(response, "POST /login/oauth/access_token");
-    if (fail) {
-      await response.body?.cancel();
-      return fail;
-    }
+    const fail = await githubFailure(response, "POST /login/oauth/access_token");
+    if (fail) return fail;
     const body = await readJson(response);
     if (!body) return unavailable("token endpoint: body is not JSON");
     // GitHub reports OAuth errors with HTTP 200 and `error` in the body.
@@ -263,9 +257,8 @@ export class GitHubClient implements Provider, ScopedTokenMinter {
       await response.body?.cancel();
       return { ok: false, error: { kind: "not_found", detail: `${label}: 404` } };
     }
-    const fail = githubFailure(response, label);
+    const fail = await githubFailure(response, label);
     if (fail) {
-      await response.body?.cancel();
       if (response.status === 403 && fail.error.kind === "unavailable") {
         const ssoUrl = ssoUrlOf(response, this.config.webUrl);
         return { ok: false, error: ssoUrl ? { kind: "forbidden", detail: `${label}: 403 (SAML SSO)`, ssoUrl } : { kind: "forbidden", detail: `${label}: 403` } };
@@ -309,7 +302,7 @@ export function ssoUrlOf(response: Response, webUrl: string): string | undefined
  * {@link httpFailure} with GitHub's rate limits: 429, and a 403 with `x-ratelimit-remaining: 0`
  * or a `Retry-After` (a secondary rate limit).
  */
-export function githubFailure(response: Response, label: string): { ok: false; error: GitHubError } | null {
+export function githubFailure(response: Response, label: string): Promise<{ ok: false; error: GitHubError } | null> {
   const status = response.status;
   const limited = status === 429 || (status === 403 && (response.headers.get("x-ratelimit-remaining") === "0" || response.headers.has("retry-after")));
   return httpFailure(response, label, limited);

@@ -164,11 +164,8 @@ export class GitLabClient implements Provider {
       // Any other 400 (`invalid_request`, ...) says nothing about the grant: not a reason to disconnect.
       return unavailable(detail);
     }
-    const fail = httpFailure(response, label);
-    if (fail) {
-      await response.body?.cancel();
-      return fail;
-    }
+    const fail = await httpFailure(response, label);
+    if (fail) return fail;
     const body = await readJson(response);
     if (!body || typeof body.access_token !== "string" || !body.access_token) return unavailable(`${label}: no access_token`);
     const hasRefresh = typeof body.refresh_token === "string" && body.refresh_token !== "";
@@ -193,11 +190,8 @@ export class GitLabClient implements Provider {
       await response.body?.cancel();
       return { ok: false, error: { kind, detail: `${label}: ${response.status}` } as ProviderError };
     }
-    const fail = httpFailure(response, label);
-    if (fail) {
-      await response.body?.cancel();
-      return fail;
-    }
+    const fail = await httpFailure(response, label);
+    if (fail) return fail;
     const body = await readJson(response);
     return body ? { ok: true, value: body } : unavailable(`${label}: body is not JSON`);
   }

@@ -39,12 +39,13 @@ export async function boundedFetch(url: string, init: RequestInit, timeoutMs: nu
 
 /**
  * Classifies a non-2xx answer every endpoint shares: a rate limit (`limited`: 429 unless the
- * provider says otherwise) or an outage; `null` for a 2xx. The wait comes from `Retry-After`,
- * else `x-ratelimit-reset` (on the provider's clock).
+ * provider says otherwise) or an outage, its body discarded unread; `null` for a 2xx. The
+ * wait comes from `Retry-After`, else `x-ratelimit-reset` (on the provider's clock).
  */
-export function httpFailure(response: Response, label: string, limited = response.status === 429): { ok: false; error: ProviderError } | null {
+export async function httpFailure(response: Response, label: string, limited = response.status === 429): Promise<{ ok: false; error: ProviderError } | null> {
   const status = response.status;
   if (status >= 200 && status < 300) return null;
+  await response.body?.cancel();
   if (limited) {
     return { ok: false, error: { kind: "rate_limited", retryAfterSeconds: retryAfter(response, DEFAULT_RATE_LIMIT_WAIT), detail: `${label}: ${status}` } };
   }
