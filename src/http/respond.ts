@@ -6,8 +6,7 @@
  * to the broker's own bugs.
  */
 import { failure, statusOf, type CallbackErrorCode, type Failure } from "../contract";
-import { ConfigError } from "../crypto";
-import { misconfigured } from "../config";
+import { configFailure } from "../config";
 import { logEvent } from "../log";
 
 const NO_STORE = { "cache-control": "no-store" };
@@ -76,7 +75,8 @@ export function notFound(): Response {
 
 /** The routers' last resort: a configuration problem is the operator's, anything else a bug. */
 export function onError(err: unknown): Response {
-  if (err instanceof ConfigError) return json(misconfigured(err));
+  const misconfiguration = configFailure(err);
+  if (misconfiguration) return json(misconfiguration);
   const e = err as { name?: string; message?: string };
   logEvent({ event: "unhandled_error", level: "error", detail: `${e?.name ?? "Error"}: ${String(e?.message ?? "")}`.slice(0, 200) });
   return json(failure("internal_error", "The broker hit an internal error; it was logged."));
