@@ -22,7 +22,7 @@ import * as api from "../src/api";
 import { UserActor as BrokerUserActor, type TokenInput } from "../src/actor/user-actor";
 import type { TokenResult } from "../src/contract";
 import { apiRouter } from "../src/http/routes";
-import { userActor } from "../src/api";
+import { userActor } from "../src/actors";
 import { loadConfig } from "../src/config";
 import { redeem } from "../src/proxy/git-proxy";
 import { json } from "../src/http/respond";
