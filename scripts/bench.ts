@@ -14,7 +14,7 @@
  *  - refresh storm: N concurrent token requests on an expired token, the GitHub refresh
  *    calls they caused (target: 1) and their latency;
  *  - installation tokens: `POST /v1/installations/token` with the token cached in the
- *    installation actor vs the same bare round trip, interleaved (target ratio >= 0.9); and
+ *    installation actor vs the same bare round trip, interleaved (target ratio >= 0.95); and
  *    N concurrent callers on an expired installation token: mints at GitHub (target 1);
  *  - scale: hot-path throughput with every request on 1 user vs spread over --users users
  *    (no shared object on the hot path, so it should not fall);
@@ -24,11 +24,14 @@
  *    directly from the emulator, median of 3 each.
  *  - push policy: `git push` of a small commit to an allowed branch through the proxy (which
  *    reads and judges the ref updates, then streams the pack on) vs directly to the emulator,
- *    interleaved, median of --pushes each (target ratio <= 1.1); and one 50 MiB push each way
+ *    interleaved, median of --pushes each (target ratio <= 1.05); and one 50 MiB push each way
  *    with workerd's peak resident memory measured from /proc (scripts/proc-memory.ts): the
  *    proxy streams the pack, so its peak during the proxied push should match the direct one.
  *
  * `BENCH_DEBUG=1` also prints each paired round's ratio (how noisy the machine is).
+ *
+ * `--profile [requests|proxy]`: instead of the figures, where a hot `/token` request's time
+ * goes (scripts/bench-profile.ts, docs/benchmark.md), and a proxied git request's.
  *
  * Options: --seconds S (per measured path, default 8), --concurrency C (default 16),
  *          --storm N (default 1000), --users N (default 1000), --pushes N (default 7),
@@ -43,11 +46,18 @@ import { serve } from "../emulator/serve.ts";
 import { GitHubEmulator } from "../emulator/github.ts";
 import { APPS } from "../test/support/env.ts";
 import { startHarness } from "../test/support/harness.ts";
-import { benchSurface } from "./bench-surface.ts";
+import { load, median, percentile, spreadOf, type Phase } from "./bench-load.ts";
+import { profile, proxyProfile } from "./bench-profile.ts";
+import { benchEgress, benchSurface } from "./bench-surface.ts";
 import { findWorkerd, peakDuring } from "./proc-memory.ts";
 
 const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ""), process.argv[i + 1] ?? "");
+for (let i = 2; i < process.argv.length; i++) {
+  const value = process.argv[i + 1];
+  const flag = value === undefined || value.startsWith("--");
+  args.set(process.argv[i]!.replace(/^--/, ""), flag ? "" : value);
+  if (!flag) i++;
+}
 const SECONDS = Number(args.get("seconds") ?? 8);
 const CONCURRENCY = Number(args.get("concurrency") ?? 16);
 const STORM = Number(args.get("storm") ?? 1000);
@@ -56,44 +66,6 @@ const PUSHES = Number(args.get("pushes") ?? 7);
 const BIG_MIB = Number(args.get("big-mib") ?? 50);
 /** Paired rounds per figure: many short ones, so the median and its spread mean something. */
 const ROUNDS = Number(args.get("rounds") ?? 12);
-
-/** The middle value (the mean of the two middle ones for an even count). */
-function median(xs: number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-interface Phase {
-  requests: number;
-  seconds: number;
-  latencies: number[];
-  errors: number;
-}
-
-/** `CONCURRENCY` loops sending `send()` back to back for `seconds`. */
-async function load(send: () => Promise<Response>, seconds: number): Promise<Phase> {
-  const latencies: number[] = [];
-  let errors = 0;
-  const end = performance.now() + seconds * 1000;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (performance.now() < end) {
-        const t0 = performance.now();
-        const res = await send();
-        await res.arrayBuffer();
-        latencies.push(performance.now() - t0);
-        if (res.status !== 200) errors++;
-      }
-    }),
-  );
-  return { requests: latencies.length, seconds: (performance.now() - started) / 1000, latencies, errors };
-}
 
 /**
  * Two paths measured side by side: `rounds` short phases each, alternating which goes first
@@ -107,23 +79,16 @@ async function paired(a: () => Promise<Response>, b: () => Promise<Response>, ro
   const rps = (p: Phase) => p.requests / p.seconds;
   for (let r = 0; r < rounds; r++) {
     if (r % 2 === 0) {
-      as.push(await load(a, SECONDS / rounds));
-      bs.push(await load(b, SECONDS / rounds));
+      as.push(await load(a, SECONDS / rounds, CONCURRENCY));
+      bs.push(await load(b, SECONDS / rounds, CONCURRENCY));
     } else {
-      bs.push(await load(b, SECONDS / rounds));
-      as.push(await load(a, SECONDS / rounds));
+      bs.push(await load(b, SECONDS / rounds, CONCURRENCY));
+      as.push(await load(a, SECONDS / rounds, CONCURRENCY));
     }
   }
   const ratios = as.map((p, i) => rps(p) / rps(bs[i]!));
   if (process.env.BENCH_DEBUG) console.log(`paired rounds: ${ratios.map((r) => r.toFixed(3)).join(" ")}`);
   return { a: as, b: bs, ratio: median(ratios), spread: spreadOf(ratios) };
-}
-
-/** How sure a paired figure is: the interquartile range of its rounds' ratios, and their count. */
-function spreadOf(ratios: number[]): string {
-  const sorted = [...ratios].sort((x, y) => x - y);
-  const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.round(p * (sorted.length - 1)))]!;
-  return `IQR ${q(0.25).toFixed(3)}-${q(0.75).toFixed(3)} over ${sorted.length} paired rounds`;
 }
 
 function merge(phases: Phase[]): { rps: number; p50: number; p99: number; requests: number; errors: number } {
@@ -154,10 +119,30 @@ async function main() {
     await (await call("/bench/bare/bench-hot", tokenBody)).arrayBuffer();
   }
 
+  if (args.has("profile")) {
+    const workerd = findWorkerd();
+    if (workerd === null) throw new Error("--profile reads workerd's CPU time from /proc (Linux only)");
+    const only = args.get("profile")!;
+    if (only !== "proxy") await profile({ call, workerd, userId: "bench-hot", seconds: SECONDS, rounds: ROUNDS, concurrency: CONCURRENCY, repeat: Number(args.get("repeat") ?? 20), only });
+    if (only === "" || only === "proxy") {
+      await createRepository(gitRoot, "acme/push", { "README.md": "# push\n" });
+      await connect("bench-push", 4, { "acme/push": "push" });
+      const token = ((await (await call("/v1/users/bench-push/token", { appType: "standard", repository: "acme/push" })).json()) as { token: string }).token;
+      const cap = (await (await call("/v1/users/bench-push/capabilities", { appType: "standard", repository: "acme/push", sessionId: "bench", branches: ["agent/*"] })).json()) as { capability: string; gitRemoteUrl: string };
+      const direct = await serve((req) => emulator.fetch(req));
+      const directUrl = new URL("/acme/push.git", direct.url);
+      await proxyProfile({ call, base: harness.url, userId: "bench-push", repository: "acme/push", capability: cap.capability, token, directUrl, proxyUrl: new URL(cap.gitRemoteUrl), samples: Number(args.get("samples") ?? 60) });
+      await direct.close();
+    }
+    await harness.dispose();
+    rmSync(gitRoot, { recursive: true, force: true });
+    return;
+  }
+
   const githubBefore = { ...emulator.counts };
   // Then under the measured concurrency for a second each, so the JIT has settled before any round counts.
-  await load(() => call("/v1/users/bench-hot/token", tokenBody), 1);
-  await load(() => call("/bench/bare/bench-hot", tokenBody), 1);
+  await load(() => call("/v1/users/bench-hot/token", tokenBody), 1, CONCURRENCY);
+  await load(() => call("/bench/bare/bench-hot", tokenBody), 1, CONCURRENCY);
   const hotVsBare = await paired(() => call("/v1/users/bench-hot/token", tokenBody), () => call("/bench/bare/bench-hot", tokenBody));
   const [hot, bare] = [hotVsBare.a, hotVsBare.b];
   const githubCalls = Object.entries(emulator.counts).reduce((n, [k, v]) => n + v - githubBefore[k as keyof typeof githubBefore], 0);
@@ -380,6 +365,7 @@ async function main() {
   await harness.dispose();
   // The GitHub-shaped surface: gh's query through the GraphQL policy, and the decision alone.
   await benchSurface();
+  await benchEgress();
 }
 
 main().catch((err) => {

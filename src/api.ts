@@ -5,8 +5,9 @@
  * caller and an HTTP caller get exactly the same behaviour.
  */
 import { parseTokenScope } from "./actor/scoped-tokens";
-import type { TokenInput, UserActor } from "./actor/user-actor";
-import { loadConfig, misconfigured, type AppConfig, type BrokerConfig } from "./config";
+import type { TokenInput } from "./actor/user-actor";
+import { callActor, userActor } from "./actors";
+import { withConfig, type AppConfig, type BrokerConfig } from "./config";
 import {
   failure,
   rfc3339,
@@ -21,34 +22,30 @@ import {
   type UserDeleted,
   type UserTokenResult,
 } from "./contract";
-import { ConfigError } from "./crypto";
+import { INVALID_TICKET } from "./failures";
 import { issueWithIdentity, parseCapabilityIdentity } from "./installations/capability-identity";
 import { fallBackToApp, parseFallback } from "./installations/fallback";
-import { logEvent } from "./log";
 import { authorizeUrl, checkReturnTo, signState } from "./oauth";
 import { parsePushPolicy } from "./proxy/ref-policy";
-import { parseRepositoryFor } from "./providers";
-import { parseAppType, parseContainerId, parseMinValidity, parsePermission, parseUserId } from "./validate";
+import { parseRepositoryFor, providerOf } from "./providers";
+import { parseAppType, parseContainerId, parseMinValidity, parsePermission, parseSessionId, parseUserId } from "./validate";
 import { ticketOwner } from "./connect-ticket";
 
 /** `GET /connection` answers the view with `ok: true` added, so every result is discriminated. */
 export type ConnectionResult = ({ ok: true } & ConnectionView) | Failure;
-
-export function userActor(env: Env, userId: string): DurableObjectStub<UserActor> {
-  return env.USER_ACTOR.get(env.USER_ACTOR.idFromName(userId));
-}
 
 /** `POST /v1/users/{userId}/token` (with `fallback: "app"`, see src/installations/fallback.ts). */
 export function getToken(env: Env, userId: unknown, body: unknown): Promise<UserTokenResult> {
   return withConfig(env, async (config) => {
     const input = parseTokenInput(config, userId, body);
     if (!input.ok) return input;
+    const provider = providerOf(config, config.apps.get(input.value.appType)!);
     const scope = parseTokenScope(asObject(body).scope, asObject(body).permissions);
     if (!scope.ok) return scope;
-    if (scope.value && config.apps.get(input.value.appType)?.provider !== "github") return failure("invalid_request", 'scope "repository" is a GitHub App feature');
+    if (scope.value && !provider.scopedTokens) return failure("invalid_request", 'scope "repository" is a GitHub App feature');
     const fallback = parseFallback(asObject(body).fallback);
     if (!fallback.ok) return fallback;
-    if (fallback.value && config.apps.get(input.value.appType)?.provider !== "github") return failure("invalid_request", 'fallback "app" is a GitHub App feature');
+    if (fallback.value && !provider.installations) return failure("invalid_request", 'fallback "app" is a GitHub App feature');
     const value = scope.value ? { ...input.value, scope: scope.value } : input.value;
     const result = await callActor(async (): Promise<TokenResult> => await userActor(env, value.userId).token(value));
     // ---- installation-token fallback (src/installations/fallback.ts) ----
@@ -126,14 +123,13 @@ export function confirmConnect(env: Env, userId: unknown, body: unknown): Promis
     const user = parseUserId(userId);
     if (!user.ok) return user;
     const ticket = asObject(body).ticket;
-    const invalid = failure("invalid_ticket", "The connect ticket is unknown, used, expired, or was issued for another user.");
     const owner = typeof ticket === "string" ? await ticketOwner(env.STATE_SIGNING_KEY, ticket) : null;
-    if (owner === null) return invalid;
+    if (owner === null) return INVALID_TICKET;
     if (owner !== user.value) {
       // Refused, and spent for its owner too (src/connect-ticket.ts): a leaked redirect URL is
       // worthless once any web app session has presented it.
       const burnt = await callActor(async () => await userActor(env, owner).burnTicket({ userId: owner, ticket: ticket as string }));
-      return burnt ?? invalid;
+      return burnt ?? INVALID_TICKET;
     }
     return callActor(async (): Promise<ConnectConfirmed | Failure> => await userActor(env, user.value).confirmConnect({ userId: user.value, ticket: ticket as string }));
   });
@@ -182,15 +178,16 @@ export function issueCapability(env: Env, userId: unknown, body: unknown): Promi
     const input = parseTokenInput(config, userId, body);
     if (!input.ok) return input;
     const fields = asObject(body);
-    const session = parseUserId(fields.sessionId);
-    if (!session.ok) return failure("invalid_request", "sessionId must be 1-128 characters of A-Z a-z 0-9 _ . : @ -");
+    const session = parseSessionId(fields.sessionId);
+    if (!session.ok) return session;
     const ttl = fields.ttlSeconds ?? 3600;
     if (typeof ttl !== "number" || !Number.isInteger(ttl) || ttl < 1 || ttl > 28_800) {
       return failure("invalid_request", "ttlSeconds must be an integer from 1 to 28800");
     }
     const policy = parsePushPolicy(fields.branches, fields.allowDelete);
     if (!policy.ok) return policy;
-    const identity = parseCapabilityIdentity(fields.identity, config.apps.get(input.value.appType)!);
+    const app = config.apps.get(input.value.appType)!;
+    const identity = parseCapabilityIdentity(fields.identity, app, providerOf(config, app));
     if (!identity.ok) return identity;
     const containerId = parseContainerId(fields.containerId);
     if (!containerId.ok) return containerId;
@@ -210,8 +207,8 @@ export function revokeCapabilities(env: Env, userId: unknown, sessionId: unknown
   return withConfig(env, async () => {
     const user = parseUserId(userId);
     if (!user.ok) return user;
-    const session = parseUserId(sessionId);
-    if (!session.ok) return failure("invalid_request", "sessionId must be 1-128 characters of A-Z a-z 0-9 _ . : @ -");
+    const session = parseSessionId(sessionId);
+    if (!session.ok) return session;
     return callActor(async () => await userActor(env, user.value).revokeCapabilities({ userId: user.value, sessionId: session.value }));
   });
 }
@@ -251,37 +248,4 @@ function parseUserAndApp(config: BrokerConfig, userId: unknown, appType: unknown
 
 function asObject(body: unknown): Record<string, unknown> {
   return body && typeof body === "object" && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
-}
-
-/** Runs `fn` with the parsed configuration; a broken configuration is the operator's problem. */
-async function withConfig<T>(env: Env, fn: (config: BrokerConfig) => Promise<T | Failure>): Promise<T | Failure> {
-  try {
-    return await fn(loadConfig(env));
-  } catch (err) {
-    if (err instanceof ConfigError) return misconfigured(err);
-    throw err;
-  }
-}
-
-/**
- * The one policy for a call into a Durable Object: a call that fails in transit (the object
- * was reset or moved) is retried once when the runtime says it may be, then reported as
- * `broker_unavailable`. The actors' own results never throw: they are contract values.
- */
-export async function callActor<T>(fn: () => Promise<T>): Promise<T | Failure> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (err instanceof ConfigError) return misconfigured(err);
-      const e = err as { retryable?: boolean; overloaded?: boolean; remote?: boolean; message?: string; name?: string };
-      if (attempt === 0 && e.retryable && !e.overloaded) continue;
-      logEvent({ event: "actor_error", level: "error", detail: `${e.name ?? "Error"}: ${e.message ?? ""}`.slice(0, 200) });
-      // `remote`: thrown by the actor's own code, which never throws on purpose: a bug.
-      // Anything else is the runtime's (the object was reset, moved or overloaded).
-      return e.remote
-        ? failure("internal_error", "The broker hit an internal error; it was logged.")
-        : failure("broker_unavailable", "The broker could not complete the request; try again.", 1);
-    }
-  }
 }

@@ -5,7 +5,9 @@
 import { failure, type Failure } from "./contract";
 import { ConfigError } from "./crypto";
 import { logEvent } from "./log";
-import type { ProviderKind } from "./providers/provider";
+
+/** Which provider serves an App (src/providers/ implements each). */
+export type ProviderKind = "github" | "gitlab";
 
 /** One configured App: a GitHub App (`GITHUB_APPS`) or a GitLab OAuth application (`GITLAB_APPS`). */
 export interface AppConfig {
@@ -64,6 +66,27 @@ export type BrokerEnv = Env & Record<string, unknown>;
 export function misconfigured(err: ConfigError): Failure {
   logEvent({ event: "config_error", level: "error", detail: err.message });
   return failure("app_misconfigured", "The broker is misconfigured; an operator has to fix it.");
+}
+
+/** {@link misconfigured} for a thrown {@link ConfigError}; `null` for anything else. */
+export function configFailure(err: unknown): Failure | null {
+  return err instanceof ConfigError ? misconfigured(err) : null;
+}
+
+/** `fn`'s answer; a {@link ConfigError} it throws is {@link misconfigured}, anything else is thrown on. */
+export async function catchingConfigErrors<T>(fn: () => T | Promise<T>): Promise<T | Failure> {
+  try {
+    return await fn();
+  } catch (err) {
+    const failed = configFailure(err);
+    if (failed) return failed;
+    throw err;
+  }
+}
+
+/** Runs `fn` with the parsed configuration; a broken configuration is the operator's problem ({@link misconfigured}). */
+export function withConfig<T>(env: Env, fn: (config: BrokerConfig) => Promise<T | Failure>): Promise<T | Failure> {
+  return catchingConfigErrors(() => fn(loadConfig(env)));
 }
 
 const APP_TYPE = /^[a-z][a-z0-9_]{0,31}$/;

@@ -64,6 +64,15 @@ export function exchangeFailure(error: ProviderError, who: string): Failure {
   }
 }
 
+/** The connection changed (a refresh, a reconnect, a disconnect) under every attempt at an answer: retryable at once. */
+export const CONNECTION_CHANGED: Failure = failure("github_unavailable", "The connection changed while the broker was answering; try again.", 1);
+
+/** A connect ticket that cannot confirm: unknown, used, expired, or another user's (they are told apart to no one). */
+export const INVALID_TICKET: Failure = failure("invalid_ticket", "The connect ticket is unknown, used, expired, or was issued for another user.");
+
+/** A call that names another user than the one the actor serves (a caller's bug, never served). */
+export const OWNER_MISMATCH: Failure = failure("invalid_request", "userId does not match this actor");
+
 /** A stored value names an encryption key the broker no longer holds: the operator's to fix. */
 export function missingKeyFailure(): Failure {
   return failure(

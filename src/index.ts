@@ -14,6 +14,7 @@ import { WorkerEntrypoint } from "cloudflare:workers";
 import * as api from "./api";
 import type { CapabilityRequest, ConnectConfirmRequest, ConnectRequest, InstallationTokenRequest, RejectedTokenReport, TokenRequest } from "./contract";
 import { apiRouter, publicRouter } from "./http/routes";
+import { tokenRoute } from "./http/token-route";
 import { getInstallationToken } from "./installations/api";
 import { loadConfig } from "./config";
 import { agentHost } from "./surface/agent-host";
@@ -25,10 +26,12 @@ export { InstallationActor } from "./installations/actor";
 
 export default {
   fetch(request, env) {
+    const url = new URL(request.url);
     // AGENT_HOST answers GitHub's own URL shapes for session capabilities (src/surface/).
     const agentHostName = loadConfig(env).agentHost;
-    if (agentHostName !== null && new URL(request.url).host === agentHostName) return agentHost(request, env);
-    return publicRouter.fetch(request, env);
+    if (agentHostName !== null && url.host === agentHostName) return agentHost(request, env);
+    // The hot path skips the routers (same checks, same answers).
+    return tokenRoute(request, env, url.pathname) ?? publicRouter.fetch(request, env);
   },
 } satisfies ExportedHandler<Env>;
 

@@ -8,8 +8,7 @@
  * together with the PKCE verifier and deleted on first use, makes it single use.
  */
 import type { AppConfig, BrokerConfig } from "./config";
-import { providerFor } from "./providers";
-import { GitHubClient } from "./providers/github";
+import { providerOf } from "./providers";
 import { base64urlDecode, base64urlEncode, ConfigError, hmacSign, hmacVerify } from "./crypto";
 
 export interface StateClaims {
@@ -73,7 +72,7 @@ export async function verifyState(key: string | undefined, state: string | null,
 
 /** The authorize URL of `app`'s provider (GitHub or GitLab), with PKCE S256: see each provider's `authorizeUrl`. */
 export function authorizeUrl(config: BrokerConfig, app: AppConfig, state: string, codeChallenge: string, selectAccount = false): string {
-  return providerFor(config, app, new GitHubClient(config)).authorizeUrl(app, state, codeChallenge, selectAccount);
+  return providerOf(config, app).authorizeUrl(app, state, codeChallenge, selectAccount);
 }
 
 /**

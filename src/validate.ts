@@ -26,6 +26,13 @@ export function parseUserId(value: unknown): Parsed<string> {
     : failure("invalid_request", "userId must be 1-128 characters of A-Z a-z 0-9 _ . : @ -");
 }
 
+/** A capability's `sessionId`: the platform's name for an agent session, the user id's characters. */
+export function parseSessionId(value: unknown): Parsed<string> {
+  return typeof value === "string" && USER_ID.test(value)
+    ? { ok: true, value }
+    : failure("invalid_request", "sessionId must be 1-128 characters of A-Z a-z 0-9 _ . : @ -");
+}
+
 /**
  * A capability's `containerId` (absent: unbound): what `ctx.containerId` names in a container's
  * outbound handler, 1-128 characters of the user id's set (a Durable Object id is 64 hex digits).
@@ -71,6 +78,9 @@ export function parseRepository(config: BrokerConfig, value: unknown): Parsed<st
   return repository ? { ok: true, value: repository } : bad;
 }
 
+/** `minValiditySeconds` when the caller names none. */
+export const DEFAULT_MIN_VALIDITY_SECONDS = 300;
+
 /**
  * `owner/name` when both follow GitHub's rules, else `null`. The one definition of a
  * repository name, shared by the API and the proxies' paths. (A name ending in `.git` is
@@ -87,7 +97,7 @@ export function parsePermission(value: unknown): Parsed<Permission> {
 }
 
 export function parseMinValidity(value: unknown): Parsed<number> {
-  if (value === undefined) return { ok: true, value: 300 };
+  if (value === undefined) return { ok: true, value: DEFAULT_MIN_VALIDITY_SECONDS };
   return typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= 3600
     ? { ok: true, value }
     : failure("invalid_request", "minValiditySeconds must be an integer from 0 to 3600");

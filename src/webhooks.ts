@@ -16,34 +16,17 @@ import type { AppConfig } from "./config";
 import { identityIndex } from "./identity-index";
 import { handleInstallationWebhook } from "./installations/webhooks";
 import { logEvent } from "./log";
-import { callActor, userActor } from "./api";
+import { callActor, userActor } from "./actors";
 import type { Failure } from "./contract";
+import type { WebhookOutcome, WebhookSummary } from "./webhook-outcome";
 import { readLimited } from "./validate";
+
+export type { WebhookOutcome, WebhookSummary } from "./webhook-outcome";
 
 /** GitHub caps webhook payloads at 25 MB; the events we act on are a few KiB. */
 export const MAX_WEBHOOK_BYTES = 256 * 1024;
 
 const SIGNATURE = /^sha256=[0-9a-f]{64}$/;
-
-/** What a delivery did; the same summary is answered again for a redelivery. */
-export interface WebhookSummary {
-  /** `installation`: an installation event dropped cached lookups and tokens (src/installations). */
-  handled: "revoked" | "ignored" | "installation";
-  /** Platform users whose connection was revoked. */
-  users?: number;
-  /** Linked users whose stored token GitHub still accepts (a late or replayed delivery). */
-  stillAuthorized?: number;
-  /** Installation events: cached lookups and tokens dropped. */
-  lookups?: number;
-  tokens?: number;
-}
-
-export type WebhookOutcome =
-  | { kind: "done"; summary: WebhookSummary }
-  | { kind: "bad_signature" }
-  | { kind: "invalid"; message: string }
-  /** A user's actor could not be reached: answer 5xx, so GitHub redelivers (nothing was recorded). */
-  | { kind: "retry"; failure: Failure };
 
 export async function handleWebhook(env: Env, app: AppConfig, request: Request): Promise<WebhookOutcome> {
   const signature = request.headers.get("x-hub-signature-256") ?? "";

@@ -19,7 +19,8 @@ import { createRepository, gitHttpBackend } from "../emulator/git-backend.ts";
 import { GitHubEmulator } from "../emulator/github.ts";
 import { brokerEgress, type EgressBroker } from "../src/egress.ts";
 import { APPS, INTERNAL_API_TOKEN } from "../test/support/env.ts";
-import { EMULATOR_ORIGIN, startHarness, type Harness } from "../test/support/harness.ts";
+import { harnessBroker } from "../test/support/egress-adapter.ts";
+import { startHarness, type Harness } from "../test/support/harness.ts";
 import { startInterceptingProxy, type InterceptingProxy } from "../test/support/intercepting-proxy.ts";
 
 const CONTAINER = "a1".repeat(32);
@@ -33,24 +34,6 @@ let capability: string;
 /** The platform's trusted storage (the Container object's, in examples/sandbox). */
 const issued = new Map<string, string>();
 
-/** The service binding, over the harness's HTTP port. */
-function harnessBroker(base: URL): EgressBroker {
-  return {
-    async egress(request, binding) {
-      const headers = new Headers(request.headers);
-      const url = new URL(request.url);
-      headers.set("x-egress-url", `${EMULATOR_ORIGIN}${url.pathname}${url.search}`);
-      headers.set("x-egress-container", binding.containerId);
-      if (binding.capability !== null) headers.set("x-egress-capability", binding.capability);
-      const hasBody = request.method !== "GET" && request.method !== "HEAD";
-      const res = await fetch(new URL("/bench/egress", base), { method: request.method, headers, body: hasBody ? request.body : undefined, redirect: "manual", ...(hasBody ? { duplex: "half" } : {}) } as RequestInit);
-      // Node's fetch has already decoded the body: the encoding no longer describes it (RPC would pass it as it is).
-      const out = new Headers(res.headers);
-      out.delete("content-encoding");
-      return new Response(res.body, { status: res.status, headers: out });
-    },
-  };
-}
 
 /** The sandbox's environment: nothing but the placeholder, the proxy and its CA. */
 function sandboxEnv(home: string): Record<string, string> {

@@ -20,7 +20,7 @@ function alarmIn(userId: string): Promise<number | null> {
 
 beforeEach(async () => {
   await emulator.reset();
-  await fetch("http://events.receiver/hook/_control/reset", { method: "POST" }).catch(() => undefined);
+  await fetch("http://events.receiver/_control/reset", { method: "POST" }).catch(() => undefined);
 });
 
 it("a refresh refused on a token request: its reconnect_required event has the alarm at once, not the daily one", async () => {

@@ -307,15 +307,6 @@ describe("connect: phase 3, the confirmation", () => {
     expect(await status("c-9")).toBe("not_connected");
   });
 
-  it("GitHub's App credentials refused: app_misconfigured", async () => {
-    await emulator.addUser(OCTO);
-    const ticket = await callbackTicket(await authorizeAs("c-9b", OCTO.id));
-    await emulator.fault({ endpoint: "exchange", kind: "bad_client" });
-    const res = await confirmConnect("c-9b", ticket);
-    expect(res.status).toBe(503);
-    expect(res.body.reason).toBe("app_misconfigured");
-  });
-
   it("a code issued for another PKCE challenge is refused by GitHub: exchange_failed", async () => {
     await emulator.addUser(OCTO);
     const started = await startConnect("c-10");

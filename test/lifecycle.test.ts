@@ -7,6 +7,7 @@ import { abortAllDurableObjects, runDurableObjectAlarm, runInDurableObject } fro
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { loadKeyring, open } from "../src/crypto";
+import { forgetConnectionRows } from "../src/actor/connection-store";
 import { identityIndex } from "../src/identity-index";
 import { PUBLIC_BASE_URL } from "./support/env";
 import {
@@ -297,6 +298,7 @@ describe("the lifecycle review's findings", () => {
     // The same ciphertext, as if sealed under a key id the configuration no longer lists.
     await runInDurableObject(actor("f9c"), (_i, state) => {
       state.storage.sql.exec("UPDATE connections SET access_token = ?", `v1.k9.${iv}.${ct}`);
+      forgetConnectionRows(state.storage.sql);
     });
     for (let i = 0; i < 2; i++) {
       const res = await requestToken("f9c", { repository: "acme/app" });
@@ -308,6 +310,7 @@ describe("the lifecycle review's findings", () => {
     // The key is back: everything works again.
     await runInDurableObject(actor("f9c"), (_i, state) => {
       state.storage.sql.exec("UPDATE connections SET access_token = ?", row!.access_token);
+      forgetConnectionRows(state.storage.sql);
     });
     expect((await requestToken("f9c", { repository: "acme/app" })).status).toBe(200);
   });
@@ -327,6 +330,7 @@ describe("housekeeping", () => {
     const underOld = await seal(oldOnly, refresh, ctx);
     const alarmAt = await runInDurableObject(actor("hk"), async (_i, state) => {
       state.storage.sql.exec("UPDATE connections SET refresh_token = ?", underOld);
+      forgetConnectionRows(state.storage.sql);
       state.storage.sql.exec("UPDATE pending_connects SET expires_at = ?", Date.now() - 1);
       return state.storage.getAlarm();
     });

@@ -3,6 +3,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { loadKeyring, open, seal } from "../src/crypto";
+import { forgetConnectionRows } from "../src/actor/connection-store";
 import { USER_ACTOR_MIGRATIONS } from "../src/schema";
 import { KEY_K1 } from "./support/env";
 import { actor, callApi, connectUser, dumpStorage, emulator, requestToken, setStoredExpiry, storedRow } from "./support/helpers";
@@ -48,6 +49,7 @@ describe("encryption at rest", () => {
     const stolen = await storedRow("s-3a");
     await runInDurableObject(actor("s-3b"), (_i, state) => {
       state.storage.sql.exec("UPDATE connections SET access_token = ?", stolen!.access_token);
+      forgetConnectionRows(state.storage.sql);
     });
     const res = await requestToken("s-3b", { repository: "acme/app" });
     expect(res.status).toBe(409);
@@ -69,6 +71,7 @@ describe("encryption at rest", () => {
     const [a1, r1] = [await seal(oldOnly, access, ctxA), await seal(oldOnly, refresh, ctxR)];
     await runInDurableObject(actor("s-4"), (_i, state) => {
       state.storage.sql.exec("UPDATE connections SET access_token = ?, refresh_token = ?", a1, r1);
+      forgetConnectionRows(state.storage.sql);
     });
     expect((await storedRow("s-4"))!.access_token).toMatch(/^v1\.k1\./);
     const res = await requestToken("s-4", { repository: "acme/app" });

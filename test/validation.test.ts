@@ -86,6 +86,38 @@ describe("bad input", () => {
     expect(health.status).toBe(200);
   });
 
+  it("the token routes' one-pass path answers exactly as the routers do, refusals included", async () => {
+    await connectUser("v-6", GH);
+    const open = env;
+    const closed = { ...env, INTERNAL_API_TOKEN: "" } as Env;
+    const bearer = { authorization: `Bearer ${INTERNAL_API_TOKEN}`, "content-type": "application/json" };
+    const good = JSON.stringify({ appType: "standard", repository: "acme/app" });
+    const cases: [string, string, RequestInit, Env][] = [
+      ["granted", "/v1/users/v-6/token", { method: "POST", headers: bearer, body: good }, open],
+      ["trailing slash", "/v1/users/v-6/token/", { method: "POST", headers: bearer, body: good }, open],
+      ["no bearer", "/v1/users/v-6/token", { method: "POST", body: good }, open],
+      ["wrong bearer", "/v1/users/v-6/token", { method: "POST", headers: { ...bearer, authorization: "Bearer nope" }, body: good }, open],
+      ["no INTERNAL_API_TOKEN", "/v1/users/v-6/token", { method: "POST", headers: bearer, body: good }, closed],
+      ["not json", "/v1/users/v-6/token", { method: "POST", headers: bearer, body: "{oops" }, open],
+      ["undecodable user id", "/v1/users/%E0%A4%A/token", { method: "POST", headers: bearer, body: good }, open],
+      ["no repository access", "/v1/users/v-6/token", { method: "POST", headers: bearer, body: JSON.stringify({ appType: "standard", repository: "acme/other" }) }, open],
+      ["GET", "/v1/users/v-6/token", { method: "GET", headers: bearer }, open],
+      ["installation token", "/v1/installations/token", { method: "POST", headers: bearer, body: good }, open],
+      ["installation token, no bearer", "/v1/installations/token", { method: "POST", body: good }, open],
+      ["installation token, bad body", "/v1/installations/token/", { method: "POST", headers: bearer, body: "[]" }, open],
+    ];
+    const { default: entry } = await import("../src/index");
+    for (const [name, path, init, which] of cases) {
+      const direct = await entry.fetch(new Request(`${PUBLIC_BASE_URL}${path}`, init) as Request<unknown, IncomingRequestCfProperties>, which);
+      const routed = await publicRouter.fetch(new Request(`${PUBLIC_BASE_URL}${path}`, init), which);
+      expect(direct.status, name).toBe(routed.status);
+      expect([...direct.headers].filter(([k]) => k !== "date"), name).toEqual([...routed.headers].filter(([k]) => k !== "date"));
+      const [a, b] = [await direct.text(), await routed.text()];
+      // A grant's remaining life may tick between the two answers.
+      expect(a.replace(/"expiresInSeconds":\d+/, ""), name).toBe(b.replace(/"expiresInSeconds":\d+/, ""));
+    }
+  });
+
   it("unknown routes and methods under /v1 answer with a contract body, never a 500", async () => {
     const res = await callApi("PATCH", "/users/v-4/token", {});
     expect(res.status).toBe(404);

@@ -9,6 +9,7 @@
  * lent only under the generation the capability was issued under.
  */
 import { FALLBACK_REASONS, failure, rfc3339, type CapabilityGrant, type CapabilityIdentity, type Committer, type Failure, type Permission } from "../contract";
+import { CONNECTION_CHANGED } from "../failures";
 import type { PushPolicy } from "../proxy/ref-policy";
 import type { AuditLog } from "./audit-log";
 import { CapabilityStore, NO_GENERATION, type CapabilityRow } from "./capability-store";
@@ -21,7 +22,6 @@ import { committerOf } from "./token-desk";
 /** How long a redemption's token must stay valid (a long clone or push). */
 const REDEEM_MIN_VALIDITY_MS = 120_000;
 const ROUNDS = 3;
-const CHANGED = failure("github_unavailable", "The connection changed while the broker was answering; try again.", 1);
 
 export interface IssueInput {
   repository: string;
@@ -105,7 +105,7 @@ export class Capabilities {
       const bound = { githubUserId: row.github_user_id, connectedAt: row.connected_at, generation: row.generation };
       return this.#store(c, input, minted, expiresAt, bound, user, input.identity === "user" ? undefined : user);
     }
-    return CHANGED;
+    return CONNECTION_CHANGED;
   }
 
   /**
@@ -172,8 +172,7 @@ export class Capabilities {
     if (!lendable(found) && found.identity === "user") return gone;
     const c = await contextFor(found.app_type);
     if (!c.ok) return c;
-    const pathApp = c.value.app.provider === "github" ? null : found.app_type;
-    if ((input.appType ?? null) !== pathApp) return failure("repository_mismatch", "This capability is for a repository of another App.");
+    if ((input.appType ?? null) !== c.value.provider.pathApp) return failure("repository_mismatch", "This capability is for a repository of another App.");
     for (let round = 0; round < ROUNDS; round++) {
       // Read again after every await: the row may have been revoked meanwhile.
       const cap = this.#again(input, found);
@@ -191,7 +190,7 @@ export class Capabilities {
       // The repository as issued: what is forwarded is exactly what was checked.
       return { ...this.#redeemed(now), identity: "user", token: live.accessToken };
     }
-    return CHANGED;
+    return CONNECTION_CHANGED;
   }
 
   /** The capability's row as it is now: revoked, expired or re-issued rows answer their failure. */
@@ -217,6 +216,5 @@ export class Capabilities {
  * provider's own URL, which the container's egress handler intercepts.
  */
 function gitRemoteUrl(c: CallContext, repository: string, containerId: string | null): string {
-  if (containerId !== null) return `${c.app.provider === "github" ? c.config.webUrl : c.app.baseUrl}/${repository}.git`;
-  return c.app.provider === "github" ? `${c.config.publicBaseUrl}/git/${repository}.git` : `${c.config.publicBaseUrl}/git/${c.app.appType}/${repository}.git`;
+  return containerId !== null ? c.provider.gitRemoteUrl(repository) : `${c.config.publicBaseUrl}${c.provider.proxyPath(repository)}`;
 }

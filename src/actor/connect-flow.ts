@@ -14,8 +14,8 @@
  */
 import { failure, type CallbackErrorCode, type ConnectConfirmed, type Failure } from "../contract";
 import { base64urlEncode, randomString, sha256 } from "../crypto";
-import { exchangeFailure, missingKeyFailure } from "../failures";
-import { PROVIDER_NAMES, type TokenSet } from "../providers/provider";
+import { exchangeFailure, INVALID_TICKET, missingKeyFailure } from "../failures";
+import type { TokenSet } from "../providers/provider";
 import { mintTicket } from "../connect-ticket";
 import { identityIndexByKey } from "../identity-index";
 import { logEvent } from "../log";
@@ -32,7 +32,6 @@ export const CONNECT_TTL_MS = 10 * 60_000;
 export const TICKET_TTL_MS = 5 * 60_000;
 /** Connects (and tickets) a user may have open at once; the oldest make room. */
 const MAX_OPEN = 10;
-const INVALID_TICKET = failure("invalid_ticket", "The connect ticket is unknown, used, expired, or was issued for another user.");
 
 export type CallbackResult = { ok: true; returnTo: string; ticket: string } | { ok: false; code: CallbackErrorCode; returnTo: string | null };
 
@@ -191,7 +190,7 @@ export class ConnectFlow {
     const exchanged = await c.provider.exchangeCode(c.app, code, verifier);
     if (!exchanged.ok) {
       log(exchanged.error.kind, exchanged.error.detail);
-      return exchangeFailure(exchanged.error, PROVIDER_NAMES[c.provider.kind]);
+      return exchangeFailure(exchanged.error, c.provider.name);
     }
     const tokens = exchanged.value;
     // GitHub has issued a grant that lives in memory only: recorded for revocation before the
@@ -203,12 +202,7 @@ export class ConnectFlow {
       log("exchange_failed", "no refresh token: the App must have 'Expire user authorization tokens' on");
       resume();
       await this.#abandon(c, record.id, null);
-      return failure(
-        "exchange_failed",
-        c.provider.kind === "github"
-          ? "The GitHub App does not issue expiring user tokens: turn on 'Expire user authorization tokens' in its settings."
-          : `${PROVIDER_NAMES[c.provider.kind]} issued no refresh token: check the OAuth application's settings.`,
-      );
+      return failure("exchange_failed", c.provider.noRefreshToken);
     }
     const deleted = () => epoch !== this.#d.lifecycle.epoch;
     // Links this connect wrote (the new account's): a connect that ends up storing nothing
@@ -224,7 +218,7 @@ export class ConnectFlow {
     };
     if (deleted()) return lost(INVALID_TICKET, "account deleted during the connect");
     const user = await c.provider.getUser(tokens.accessToken);
-    if (!user.ok) return lost(exchangeFailure(user.error, PROVIDER_NAMES[c.provider.kind]), user.error.detail);
+    if (!user.ok) return lost(exchangeFailure(user.error, c.provider.name), user.error.detail);
     account = user.value.id;
     if (deleted()) return lost(INVALID_TICKET, "account deleted during the connect");
     // The link is written before the connection, so no connection is ever unreachable by

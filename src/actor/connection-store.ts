@@ -16,6 +16,15 @@
  *
  * Row format (migrations/user-actor): tokens are sealed strings (src/crypto.ts), times are
  * epoch ms on the broker's clock.
+ *
+ * ## The rows in memory
+ *
+ * Storage is the truth; the store keeps each App's row (or its absence) as last read, frozen,
+ * so a hot token call reads no SQLite. Every write here drops the App's entry before and after
+ * it writes, so the next read is the storage's; nothing else in the broker writes `connections`
+ * except the account deletion's wipe, which calls {@link ConnectionStore.forget}. A writer
+ * outside the store (a test, the local demo's expiry hook) calls {@link forgetConnectionRows}.
+ * A failed commit resets the whole object, memory included.
  */
 import type { ConnectionEventType, ConnectionReason } from "../contract";
 import { randomString } from "../crypto";
@@ -74,8 +83,18 @@ export function sameStamp(row: ConnectionRow | null, stamp: Stamp): boolean {
   return row !== null && row.generation === stamp.generation && row.version === stamp.version;
 }
 
+/** Each store's rows in memory, by the storage they mirror (see {@link forgetConnectionRows}). */
+const rowsBySql = new WeakMap<SqlStorage, Map<string, ConnectionRow | null>>();
+
+/** For a writer outside the store that changed `connections` behind it: the next read is the storage's. */
+export function forgetConnectionRows(sql: SqlStorage): void {
+  rowsBySql.get(sql)?.clear();
+}
+
 export class ConnectionStore {
   readonly #sql: SqlStorage;
+  /** App → its row as last read (frozen), or `null` for none; dropped by every write. */
+  readonly #rows = new Map<string, ConnectionRow | null>();
   /**
    * Called inside the same synchronous step as every state change (connected, disconnected,
    * revoked, reconnect_required, deleted): whatever it writes (the event outbox, the audit
@@ -85,23 +104,50 @@ export class ConnectionStore {
 
   constructor(sql: SqlStorage) {
     this.#sql = sql;
+    rowsBySql.set(sql, this.#rows);
   }
 
+  /** The App's row (read-only: frozen), from memory unless a write dropped it since the last read. */
   get(appType: string): ConnectionRow | null {
-    return (this.#sql.exec("SELECT * FROM connections WHERE app_type = ?", appType).toArray()[0] as unknown as ConnectionRow | undefined) ?? null;
+    const known = this.#rows.get(appType);
+    if (known !== undefined) return known;
+    const row = (this.#sql.exec("SELECT * FROM connections WHERE app_type = ?", appType).toArray()[0] as unknown as ConnectionRow | undefined) ?? null;
+    this.#rows.set(appType, row === null ? null : Object.freeze(row));
+    return row;
   }
 
-  /** Just the stamp: the cheap re-check before a token is handed out. */
+  /** Just the stamp: the re-check before a token is handed out. */
   stamp(appType: string): Stamp | null {
-    return (this.#sql.exec("SELECT generation, version FROM connections WHERE app_type = ?", appType).toArray()[0] as unknown as Stamp | undefined) ?? null;
+    return this.get(appType);
   }
 
   all(): ConnectionRow[] {
     return this.#sql.exec("SELECT * FROM connections ORDER BY app_type").toArray() as unknown as ConnectionRow[];
   }
 
+  /** Drops every row from memory (the account deletion wiped the table). */
+  forget(): void {
+    this.#rows.clear();
+  }
+
+  /** A write to the App's row: dropped from memory before it (a throw leaves no stale entry) and after. */
+  #write<T>(appType: string, fn: () => T): T {
+    this.#rows.delete(appType);
+    try {
+      return fn();
+    } finally {
+      this.#rows.delete(appType);
+    }
+  }
+
   /** A confirmed connect: a new generation replaces whatever the App's row was. */
   startGeneration(appType: string, identity: GitHubIdentity, pair: SealedPair): ConnectionRow {
+    this.#write(appType, () => this.#insertGeneration(appType, identity, pair));
+    this.onChange({ type: "connected", appType, githubUserId: identity.id });
+    return this.get(appType)!;
+  }
+
+  #insertGeneration(appType: string, identity: GitHubIdentity, pair: SealedPair): void {
     const now = Date.now();
     this.#sql.exec("DELETE FROM connections WHERE app_type = ?", appType);
     this.#sql.exec(
@@ -120,22 +166,22 @@ export class ConnectionStore {
       now,
       randomString(16),
     );
-    this.onChange({ type: "connected", appType, githubUserId: identity.id });
-    return this.get(appType)!;
   }
 
   /** A refresh's new pair, iff the row is still the one the refresh read. */
   storeRotated(appType: string, stamp: Stamp, pair: SealedPair): ConnectionRow | null {
     if (!sameStamp(this.get(appType), stamp)) return null;
-    this.#sql.exec(
-      `UPDATE connections SET access_token = ?, access_token_expires_at = ?, refresh_token = ?, refresh_token_expires_at = ?,
-         updated_at = ?, version = version + 1 WHERE app_type = ?`,
-      pair.accessToken,
-      pair.accessTokenExpiresAt,
-      pair.refreshToken,
-      pair.refreshTokenExpiresAt,
-      Date.now(),
-      appType,
+    this.#write(appType, () =>
+      this.#sql.exec(
+        `UPDATE connections SET access_token = ?, access_token_expires_at = ?, refresh_token = ?, refresh_token_expires_at = ?,
+           updated_at = ?, version = version + 1 WHERE app_type = ?`,
+        pair.accessToken,
+        pair.accessTokenExpiresAt,
+        pair.refreshToken,
+        pair.refreshTokenExpiresAt,
+        Date.now(),
+        appType,
+      ),
     );
     return this.get(appType);
   }
@@ -143,7 +189,7 @@ export class ConnectionStore {
   /** The same pair re-sealed under the primary key; the pair (and `version`) is unchanged. */
   reseal(appType: string, stamp: Stamp, accessToken: string, refreshToken: string | null): boolean {
     if (!sameStamp(this.get(appType), stamp)) return false;
-    this.#sql.exec("UPDATE connections SET access_token = ?, refresh_token = ? WHERE app_type = ?", accessToken, refreshToken, appType);
+    this.#write(appType, () => this.#sql.exec("UPDATE connections SET access_token = ?, refresh_token = ? WHERE app_type = ?", accessToken, refreshToken, appType));
     return true;
   }
 
@@ -155,15 +201,17 @@ export class ConnectionStore {
     const row = this.get(appType);
     if (!row || row.generation !== expected.generation || (expected.version !== undefined && row.version !== expected.version)) return null;
     const now = Date.now();
-    this.#sql.exec(
-      `UPDATE connections SET status = ?, reason = ?, access_token = NULL, access_token_expires_at = NULL,
-         refresh_token = NULL, refresh_token_expires_at = NULL, revoked_at = ?, updated_at = ?, version = version + 1
-       WHERE app_type = ?`,
-      status,
-      reason,
-      status === "revoked" ? now : row.revoked_at,
-      now,
-      appType,
+    this.#write(appType, () =>
+      this.#sql.exec(
+        `UPDATE connections SET status = ?, reason = ?, access_token = NULL, access_token_expires_at = NULL,
+           refresh_token = NULL, refresh_token_expires_at = NULL, revoked_at = ?, updated_at = ?, version = version + 1
+         WHERE app_type = ?`,
+        status,
+        reason,
+        status === "revoked" ? now : row.revoked_at,
+        now,
+        appType,
+      ),
     );
     this.onChange({ type: status, appType, githubUserId: row.github_user_id, reason });
     return this.get(appType);
@@ -173,7 +221,7 @@ export class ConnectionStore {
   remove(appType: string, generation: string, cause: RemovalCause): boolean {
     const row = this.get(appType);
     if (!row || row.generation !== generation) return false;
-    this.#sql.exec("DELETE FROM connections WHERE app_type = ?", appType);
+    this.#write(appType, () => this.#sql.exec("DELETE FROM connections WHERE app_type = ?", appType));
     // A replaced connection reports the new one's `connected` instead.
     if (cause !== "replaced") this.onChange({ type: cause, appType, githubUserId: row.github_user_id });
     return true;

@@ -1,21 +1,18 @@
 /**
- * What one actor call works with: who, which App, the configuration, the keyring, a
- * GitHub client and the provider of the call's App, built once per call. Configuration problems become `app_misconfigured`
- * here, so no module below has to care.
+ * What one actor call works with: who, which App, the configuration, the keyring and the
+ * provider of the call's App, built once per call. Configuration problems become
+ * `app_misconfigured` here, so no module below has to care.
  */
-import { loadConfig, misconfigured, type AppConfig, type BrokerConfig } from "../config";
+import { catchingConfigErrors, loadConfig, type AppConfig, type BrokerConfig } from "../config";
 import { failure, type Failure } from "../contract";
-import { ConfigError, loadKeyring, type Keyring } from "../crypto";
-import { GitHubClient } from "../providers/github";
-import { providerFor, type Provider } from "../providers";
+import { loadKeyring, type Keyring } from "../crypto";
+import { providerOf, type Provider } from "../providers";
 
-/** The configuration, keys and GitHub client, without a user (the alarm has none). */
+/** The configuration, keys and providers, without a user (the alarm has none). */
 export interface ServiceContext {
   config: BrokerConfig;
   keyring: Keyring;
-  /** GitHub-only features (scoped tokens, installation tokens). */
-  github: GitHubClient;
-  /** The provider of any configured App (the grant revoker and the alarm serve every App). */
+  /** The provider of any configured App, one per App (the grant revoker and the alarm serve every App). */
   providerFor(app: AppConfig): Provider;
 }
 
@@ -28,21 +25,17 @@ export interface CallContext extends ServiceContext {
 }
 
 export async function serviceContext(env: Env): Promise<{ ok: true; value: ServiceContext } | Failure> {
-  try {
+  return catchingConfigErrors(async () => {
     const config = loadConfig(env);
     const keyring = await loadKeyring(env.TOKEN_ENCRYPTION_KEYS);
-    const github = new GitHubClient(config);
     const providers = new Map<string, Provider>();
     const forApp = (app: AppConfig): Provider => {
       let p = providers.get(app.appType);
-      if (!p) providers.set(app.appType, (p = providerFor(config, app, github)));
+      if (!p) providers.set(app.appType, (p = providerOf(config, app)));
       return p;
     };
-    return { ok: true, value: { config, keyring, github, providerFor: forApp } };
-  } catch (err) {
-    if (err instanceof ConfigError) return misconfigured(err);
-    throw err;
-  }
+    return { ok: true as const, value: { config, keyring, providerFor: forApp } };
+  });
 }
 
 export async function callContext(env: Env, userId: string, appType: string): Promise<{ ok: true; value: CallContext } | Failure> {

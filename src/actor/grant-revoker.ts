@@ -284,7 +284,7 @@ export class GrantRevoker {
    */
   async #revokeToken(c: ServiceContext, app: AppConfig, row: PendingRow, token: string | null, why: string): Promise<GrantOutcome> {
     if (token !== null) {
-      const outcome = await c.github.revokeToken(app, token);
+      const outcome = await c.providerFor(app).revokeToken(app, token);
       if (outcome === "failed") return this.#later(row, "GitHub did not confirm the token's revocation");
       if (row.scope === "token") return this.#done(row, outcome, why);
     }

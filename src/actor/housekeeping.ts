@@ -103,12 +103,14 @@ export class Housekeeping {
    * once, so operations still in flight find nothing instead of a missing table.
    */
   async wipe(): Promise<void> {
+    this.#d.store.forget();
     this.#d.vault.forget();
     this.#d.audit.forget();
     const storage = this.#d.storage;
     if (this.#d.revoker.pending().length === 0 && this.#d.outbox.nextAttemptAt() === null) {
       await storage.deleteAll();
       migrate(storage, USER_ACTOR_MIGRATIONS);
+      this.#d.store.forget(); // nothing can have read meanwhile (the input gate), but the table is new
       return;
     }
     const sql = storage.sql;

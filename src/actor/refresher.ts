@@ -29,9 +29,8 @@
  * `blockConcurrencyWhile` is used for none of this: it would hold a lock across a network
  * call, which the runtime punishes by resetting the object on a timeout.
  */
-import { PROVIDER_NAMES } from "../providers/provider";
 import { failure, type Failure } from "../contract";
-import { providerFailure, missingKeyFailure, unusableFailure } from "../failures";
+import { CONNECTION_CHANGED, providerFailure, missingKeyFailure, unusableFailure } from "../failures";
 import type { Opened } from "../crypto";
 import { logEvent } from "../log";
 import { sameStamp, type ConnectionRow, type ConnectionStore, type Stamp } from "./connection-store";
@@ -102,7 +101,7 @@ export class Refresher {
         return joined;
       }
       const row = this.#store.get(appType);
-      const unusable = unusableFailure(row, PROVIDER_NAMES[c.provider.kind]);
+      const unusable = unusableFailure(row, c.provider.name);
       if (unusable) return unusable;
       const isStale = stale !== undefined && sameStamp(row, stale);
       if (!isStale && row!.access_token_expires_at! - Date.now() >= minValidityMs) {
@@ -124,7 +123,7 @@ export class Refresher {
       if (outcome === SUPERSEDED) continue;
       return outcome;
     }
-    return failure("github_unavailable", "The connection changed while the broker was answering; try again.", 1);
+    return CONNECTION_CHANGED;
   }
 
   /** THE refresh: spends the stored refresh token once and stores the new pair before anyone sees it. */
@@ -154,7 +153,7 @@ export class Refresher {
       log(answer.error.kind, answer.error.detail);
       // Only GitHub's explicit "this refresh token is dead" disconnects the user.
       if (answer.error.kind === "bad_grant") return this.#broken(c, stamp, "refresh_token_rejected", dead);
-      return providerFailure(answer.error, PROVIDER_NAMES[c.provider.kind]);
+      return providerFailure(answer.error, c.provider.name);
     }
     const pair = await this.#vault.sealPair(c.keyring, c.userId, appType, answer.value);
     const stored = this.#store.storeRotated(appType, stamp, pair);
@@ -193,6 +192,6 @@ export class Refresher {
 
   #broken(c: CallContext, stamp: Stamp, reason: "no_refresh_token" | "refresh_token_expired" | "refresh_token_rejected" | "undecryptable", dead: "reconnect_required" | "revoked" = "reconnect_required") {
     const row = dead === "revoked" ? this.#store.markBroken(c.app.appType, stamp, "revoked", "user_revoked") : this.#store.markBroken(c.app.appType, stamp, "reconnect_required", reason);
-    return row ? unusableFailure(row, PROVIDER_NAMES[c.provider.kind])! : SUPERSEDED;
+    return row ? unusableFailure(row, c.provider.name)! : SUPERSEDED;
   }
 }

@@ -6,7 +6,6 @@
  * busy session does not spend the user's rate limit; a new generation (reconnect) never sees
  * the previous one's answers, and nothing needs clearing by hand.
  */
-import { PROVIDER_NAMES } from "../providers/provider";
 import { failure, type Failure, type Permission } from "../contract";
 import { providerFailure, ssoFailure } from "../failures";
 import type { CallContext } from "./context";
@@ -49,7 +48,7 @@ export class RepoAccess {
       if (!res.ok) {
         // SAML SSO is not cached: the person authorizes the organisation and tries again at once.
         if (res.error.kind === "forbidden" && res.error.ssoUrl) return ssoFailure(res.error.ssoUrl);
-        if (res.error.kind !== "not_found" && res.error.kind !== "forbidden") return providerFailure(res.error, PROVIDER_NAMES[c.provider.kind]);
+        if (res.error.kind !== "not_found" && res.error.kind !== "forbidden") return providerFailure(res.error, c.provider.name);
         answer = { push: false, pull: false, until: Date.now() + REPO_CACHE_MS };
       } else {
         answer = { ...res.value, until: Date.now() + REPO_CACHE_MS };
@@ -58,7 +57,7 @@ export class RepoAccess {
       this.#cache.set(key, answer);
     }
     if (!answer[permission]) {
-      return failure("no_repo_access", `The ${PROVIDER_NAMES[c.provider.kind]} user has no ${permission} access to ${repository}, or it does not exist for them.`);
+      return failure("no_repo_access", `The ${c.provider.name} user has no ${permission} access to ${repository}, or it does not exist for them.`);
     }
     return live;
   }

@@ -110,7 +110,10 @@ export class ScopedTokens {
       if (opened.problem === "missing_key") return missingKeyFailure();
       // Undecryptable: mint a fresh one below.
     }
-    const minted = await c.github.scopedToken(c.app, live.accessToken, repository, scope.permissions, live.row.access_token_expires_at!);
+    const minter = c.provider.scopedTokens;
+    // The Worker refuses `scope` for a provider without them; this is the actor's own guard.
+    if (!minter) return failure("invalid_request", `scope "repository" is not a ${c.provider.name} feature`);
+    const minted = await minter.scopedToken(c.app, live.accessToken, repository, scope.permissions, live.row.access_token_expires_at!);
     if (!minted.ok) {
       if (minted.error.kind === "unauthorized") {
         return failure("github_unavailable", "GitHub did not accept the user's token for a scoped token; try again.", 1);
@@ -184,7 +187,7 @@ export class ScopedTokens {
         if (opened.problem !== "missing_key") forget();
         continue;
       }
-      const outcome = await s.github.revokeToken(app, opened.value);
+      const outcome = await s.providerFor(app).revokeToken(app, opened.value);
       if (outcome !== "failed") forget();
     }
   }

@@ -7,8 +7,8 @@
  */
 import { failure, rfc3339, type Committer, type Failure, type Permission, type TokenGrant, type TokenResult } from "../contract";
 import { timingSafeEqualStrings } from "../crypto";
-import { providerFailure } from "../failures";
-import { PROVIDER_NAMES, type Provider } from "../providers/provider";
+import { CONNECTION_CHANGED, providerFailure } from "../failures";
+import type { Provider } from "../providers/provider";
 import type { ConnectionRow } from "./connection-store";
 import type { CallContext } from "./context";
 import type { Live, Refresher } from "./refresher";
@@ -17,7 +17,6 @@ import { scopedGrant, type ScopedTokens, type ScopeRequest } from "./scoped-toke
 
 /** How often an answer is tried again when the connection changed under it. */
 const ROUNDS = 3;
-const CHANGED = failure("github_unavailable", "The connection changed while the broker was answering; try again.", 1);
 
 export class TokenDesk {
   readonly #refresher: Refresher;
@@ -47,7 +46,7 @@ export class TokenDesk {
       }
       // A refresh started (or finished) while the repository was checked: that token is doomed.
     }
-    return CHANGED;
+    return CONNECTION_CHANGED;
   }
 
   /**
@@ -62,12 +61,12 @@ export class TokenDesk {
       if (await timingSafeEqualStrings(token, current.accessToken)) {
         const check = await c.provider.getUser(current.accessToken);
         if (!check.ok && check.error.kind === "unauthorized") answer = await this.#refresher.live(c, 0, current.row);
-        else if (!check.ok) answer = providerFailure(check.error, PROVIDER_NAMES[c.provider.kind]);
+        else if (!check.ok) answer = providerFailure(check.error, c.provider.name);
       }
       if (!answer.ok) return answer;
       if (this.#refresher.isCurrent(answer)) return grantOf(answer, c.provider);
     }
-    return CHANGED;
+    return CONNECTION_CHANGED;
   }
 }
 

@@ -23,6 +23,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { failure, rfc3339, type AuditPage, type Committer, type CapabilityGrant, type ConnectConfirmed, type ConnectionView, type Failure, type GrantOutcome, type Permission, type TokenResult } from "../contract";
+import { INVALID_TICKET, OWNER_MISMATCH } from "../failures";
 import { logEvent } from "../log";
 import { recordMetric } from "../metrics";
 import { mintCapability } from "../proxy/capability-token";
@@ -161,7 +162,7 @@ export class UserActor extends DurableObject<Env> {
   /** `GET /v1/users/{userId}/audit`: newest first. */
   async audit(input: { userId: string; limit: number; before: number | null }): Promise<AuditPage | Failure> {
     if (!this.#readable()) return { ok: true, entries: [] };
-    if (this.#ownerMismatch(input.userId)) return failure("invalid_request", "userId does not match this actor");
+    if (this.#ownerMismatch(input.userId)) return OWNER_MISMATCH;
     return { ok: true, ...this.#audit.list(input.limit, input.before) };
   }
 
@@ -192,10 +193,9 @@ export class UserActor extends DurableObject<Env> {
 
   /** Phase 3: `POST /v1/users/{userId}/connect/confirm`. */
   async confirmConnect(input: { userId: string; ticket: string }): Promise<ConnectConfirmed | Failure> {
-    const invalid = failure("invalid_ticket", "The connect ticket is unknown, used, expired, or was issued for another user.");
-    if (!this.#readable() || this.#ownerMismatch(input.userId)) return invalid;
+    if (!this.#readable() || this.#ownerMismatch(input.userId)) return INVALID_TICKET;
     const appType = await this.#flow.ticketApp(input.ticket);
-    if (!appType) return invalid;
+    if (!appType) return INVALID_TICKET;
     return this.#measure("confirm", appType, async (c) => {
       const result = await this.#flow.confirm(c, input.ticket);
       // A reconnect keeps the grant: the previous generation's scoped tokens are revoked one by one.
@@ -222,7 +222,7 @@ export class UserActor extends DurableObject<Env> {
     // Before any await: a connect in flight must see that a deletion began.
     this.#lifecycle.beginDeletion();
     if (!this.#readable()) return { ok: true, githubGrants: {} };
-    if (this.#ownerMismatch(input.userId)) return failure("invalid_request", "userId does not match this actor");
+    if (this.#ownerMismatch(input.userId)) return OWNER_MISMATCH;
     const service = await serviceContext(this.env);
     if (!service.ok) return service;
     const contextFor = async (appType: string): Promise<{ ok: true; value: CallContext }> => {
@@ -375,7 +375,7 @@ export class UserActor extends DurableObject<Env> {
   /** The call context for a read path; `not_connected` when the object holds nothing. */
   async #read(userId: string, appType: string): Promise<Context> {
     if (!this.#readable()) return failure("not_connected", "The user has not connected this App.");
-    if (this.#ownerMismatch(userId)) return failure("invalid_request", "userId does not match this actor");
+    if (this.#ownerMismatch(userId)) return OWNER_MISMATCH;
     return callContext(this.env, userId, appType);
   }
 
@@ -411,6 +411,6 @@ export class UserActor extends DurableObject<Env> {
       this.#owner = userId;
       return null;
     }
-    return owner === userId ? null : failure("invalid_request", "userId does not match this actor");
+    return owner === userId ? null : OWNER_MISMATCH;
   }
 }

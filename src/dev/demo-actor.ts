@@ -4,6 +4,7 @@
  * hours. It lives here, in the dev-only entry (src/dev/entry.ts, used by `npm start`), so
  * the production class has no demo method an RPC caller could reach.
  */
+import { forgetConnectionRows } from "../actor/connection-store";
 import { UserActor } from "../actor/user-actor";
 import { failure, type Failure } from "../contract";
 import { hasSchema } from "../schema";
@@ -22,6 +23,7 @@ export class DemoUserActor extends UserActor {
       Date.now() - 1000,
       input.appType,
     ).rowsWritten;
+    forgetConnectionRows(sql);
     return written > 0 ? { ok: true } : failure("not_connected", "Nothing to expire: not connected.");
   }
 }

@@ -16,10 +16,11 @@
  * loopback address: the API has no authentication beyond the demo cookie.
  */
 import * as api from "../api";
+import { userActor } from "../actors";
 import { capabilityRemote } from "../client";
 import { loadConfig } from "../config";
 import { failure, type CapabilityGrant, type Failure } from "../contract";
-import { PROVIDER_NAMES } from "../providers/provider";
+import { providerOf } from "../providers";
 import { readJsonBody } from "../validate";
 import type { DemoUserActor } from "./demo-actor";
 import { DEMO_USERS, demoPage, type DemoUser } from "./demo-page";
@@ -49,7 +50,7 @@ export async function handleDemo(request: Request, env: Env, url: URL): Promise<
     if (isDemoUser(as)) return redirect("/demo", { [USER_COOKIE]: `${as}; Path=/; HttpOnly; SameSite=Lax` });
     const config = loadConfig(env);
     const revokeUrl = `${config.webUrl}/settings/applications?return_to=${encodeURIComponent(`${config.publicBaseUrl}/demo`)}`;
-    const providers = Object.fromEntries([...config.apps.values()].map((a) => [a.appType, PROVIDER_NAMES[a.provider]]));
+    const providers = Object.fromEntries([...config.apps.values()].map((a) => [a.appType, providerOf(config, a).name]));
     return demoPage({ user, revokeUrl, providers });
   }
   if (request.method === "GET" && url.pathname === "/demo/return") return confirmReturn(env, request, user, url);
@@ -111,7 +112,7 @@ async function demoApi(env: Env, user: DemoUser, action: string, body: Record<st
       return answer;
     }
     case "expire": {
-      const stub = api.userActor(env, user) as unknown as DurableObjectStub<DemoUserActor>;
+      const stub = userActor(env, user) as unknown as DurableObjectStub<DemoUserActor>;
       return (await stub.demoExpireAccessToken({ appType })) as DemoResult;
     }
     case "disconnect":

@@ -5,7 +5,7 @@
  * `returnTo` with `github_connect=confirm&connect_ticket=<ticket>`. Nothing is connected
  * until the web app confirms. GitHub's own error text goes to the log only.
  */
-import { userActor } from "../api";
+import { userActor } from "../actors";
 import { loadConfig } from "../config";
 import { logEvent } from "../log";
 import { verifyState } from "../oauth";

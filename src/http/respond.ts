@@ -6,8 +6,7 @@
  * to the broker's own bugs.
  */
 import { failure, statusOf, type CallbackErrorCode, type Failure } from "../contract";
-import { ConfigError } from "../crypto";
-import { misconfigured } from "../config";
+import { configFailure } from "../config";
 import { logEvent } from "../log";
 
 const NO_STORE = { "cache-control": "no-store" };
@@ -15,8 +14,8 @@ const NO_STORE = { "cache-control": "no-store" };
 /** A JSON response; failures get the status their reason maps to. */
 export function json<T extends Failure | { ok: true }>(body: T, status?: number): Response {
   const code = status ?? (body.ok ? 200 : statusOf(body.reason));
-  const headers = new Headers({ "content-type": "application/json; charset=utf-8", ...NO_STORE });
-  if (!body.ok && body.retryAfterSeconds !== undefined) headers.set("retry-after", String(body.retryAfterSeconds));
+  const headers: Record<string, string> = { "content-type": "application/json; charset=utf-8", ...NO_STORE };
+  if (!body.ok && body.retryAfterSeconds !== undefined) headers["retry-after"] = String(body.retryAfterSeconds);
   return new Response(JSON.stringify(body), { status: code, headers });
 }
 
@@ -76,7 +75,8 @@ export function notFound(): Response {
 
 /** The routers' last resort: a configuration problem is the operator's, anything else a bug. */
 export function onError(err: unknown): Response {
-  if (err instanceof ConfigError) return json(misconfigured(err));
+  const misconfiguration = configFailure(err);
+  if (misconfiguration) return json(misconfiguration);
   const e = err as { name?: string; message?: string };
   logEvent({ event: "unhandled_error", level: "error", detail: `${e?.name ?? "Error"}: ${String(e?.message ?? "")}`.slice(0, 200) });
   return json(failure("internal_error", "The broker hit an internal error; it was logged."));

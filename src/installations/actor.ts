@@ -34,7 +34,7 @@
  * (tokens live an hour), so old keys stop mattering within the hour.
  */
 import { DurableObject } from "cloudflare:workers";
-import { loadConfig, misconfigured, type AppConfig, type BrokerConfig } from "../config";
+import { catchingConfigErrors, loadConfig, type AppConfig, type BrokerConfig } from "../config";
 import {
   failure,
   rfc3339,
@@ -136,13 +136,7 @@ export class InstallationActor extends DurableObject<Env> {
       return { ...hot.grant, repository: input.repository, expiresInSeconds: Math.floor((hot.expiresAt - started) / 1000) };
     }
     const seen = { installationId: undefined as string | undefined, githubCalls: 0 };
-    let result: InstallationTokenResult;
-    try {
-      result = await this.#token(input, seen, hotKey);
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      result = misconfigured(err);
-    }
+    const result: InstallationTokenResult = await catchingConfigErrors(() => this.#token(input, seen, hotKey));
     const outcome = result.ok ? "ok" : result.reason;
     const durationMs = Date.now() - started;
     recordMetric(this.env, { operation: "installation_token", outcome, appType: input.appType, durationMs, githubCalls: seen.githubCalls });

@@ -17,8 +17,9 @@ import {
   type InstallationPermissions,
   type Permission,
 } from "../contract";
-import type { Parsed } from "../validate";
-import { getInstallationToken } from "./api";
+import type { Provider } from "../providers";
+import { DEFAULT_MIN_VALIDITY_SECONDS, type Parsed } from "../validate";
+import { installationToken } from "./api";
 
 const IDENTITIES: readonly CapabilityIdentity[] = ["user", "app", "user_or_app"];
 
@@ -26,10 +27,10 @@ const IDENTITIES: readonly CapabilityIdentity[] = ["user", "app", "user_or_app"]
 const REDEEM_MIN_VALIDITY_SECONDS = 120;
 
 /** `identity`: absent (`user`), or one of {@link CapabilityIdentity}; the App's identity only for a GitHub App. */
-export function parseCapabilityIdentity(value: unknown, app: AppConfig): Parsed<CapabilityIdentity> {
+export function parseCapabilityIdentity(value: unknown, app: AppConfig, provider: Provider): Parsed<CapabilityIdentity> {
   if (value === undefined) return { ok: true, value: "user" };
   if (typeof value !== "string" || !(IDENTITIES as readonly string[]).includes(value)) return failure("invalid_request", 'identity must be "user", "app" or "user_or_app"');
-  if (value !== "user" && app.provider !== "github") return failure("invalid_request", `identity "${value}" needs a GitHub App's installation; ${app.appType} is not one`);
+  if (value !== "user" && !provider.installations) return failure("invalid_request", `identity "${value}" needs a GitHub App's installation; ${app.appType} is not one`);
   return { ok: true, value: value as CapabilityIdentity };
 }
 
@@ -66,10 +67,11 @@ export async function issueWithIdentity(
     if (!(FALLBACK_REASONS as readonly string[]).includes(user.reason)) return user;
     fallbackReason = user.reason as AppBinding["fallbackReason"];
   }
-  const token = await getInstallationToken(env, {
+  const token = await installationToken(env, {
     appType: input.appType,
     repository: input.repository,
     permissions: installationPermissionsFor(input.permission),
+    minValiditySeconds: DEFAULT_MIN_VALIDITY_SECONDS,
   });
   if (!token.ok) return token;
   return asApp(fallbackReason ? { committer: token.committer, fallbackReason } : { committer: token.committer });
@@ -77,7 +79,7 @@ export async function issueWithIdentity(
 
 /** The installation token for a redemption the user's actor answered with `app`. */
 export async function installationTokenFor(env: Env, redeemed: Redeemed & { identity: "app" }): Promise<{ ok: true; token: string } | Failure> {
-  const minted = await getInstallationToken(env, {
+  const minted = await installationToken(env, {
     appType: redeemed.appType,
     repository: redeemed.repository,
     permissions: installationPermissionsFor(redeemed.permission),

@@ -5,7 +5,7 @@
  * GitHub identity is known, `coAuthor` for a `Co-authored-by:` trailer. Outages, rate limits
  * and the broker's own failures are returned as they are: never masked by the other identity.
  */
-import { userActor } from "../api";
+import { userActor } from "../actors";
 import {
   FALLBACK_REASONS,
   failure,
@@ -15,7 +15,7 @@ import {
   type UserTokenResult,
 } from "../contract";
 import type { Parsed } from "../validate";
-import { getInstallationToken } from "./api";
+import { installationToken } from "./api";
 import { installationPermissionsFor } from "./capability-identity";
 
 /** `fallback`: absent, or `"app"`. */
@@ -37,7 +37,7 @@ export interface FallbackInput {
 export async function fallBackToApp(env: Env, input: FallbackInput, failed: Failure): Promise<UserTokenResult> {
   const reason = (FALLBACK_REASONS as readonly string[]).includes(failed.reason) ? (failed.reason as (typeof FALLBACK_REASONS)[number]) : null;
   if (!reason) return failed;
-  const app = await getInstallationToken(env, {
+  const app = await installationToken(env, {
     appType: input.appType,
     repository: input.repository,
     permissions: installationPermissionsFor(input.permission),

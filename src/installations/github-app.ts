@@ -7,7 +7,8 @@
  */
 import type { AppConfig, BrokerConfig } from "../config";
 import type { InstallationPermissions } from "../contract";
-import { httpFailure, readJson, serverTime, type GitHubError } from "../providers/github";
+import { githubFailure, type GitHubError } from "../providers/github";
+import { boundedFetch, readJson, serverTime, unavailable } from "../providers/http";
 import { appJwt } from "./app-jwt";
 
 /** `GET /repos/{owner}/{repo}/installation`, reduced to what the broker acts on. */
@@ -33,8 +34,6 @@ export interface MintedToken {
 export type AppCallError = GitHubError | { kind: "unprocessable"; permissions: boolean; detail: string };
 
 export type AppCallResult<T> = { ok: true; value: T } | { ok: false; error: AppCallError };
-
-const USER_AGENT = "github-token-broker";
 
 /** GitHub calls authenticated as one App. */
 export class GitHubAppClient {
@@ -75,25 +74,22 @@ export class GitHubAppClient {
     // A bad key is the operator's problem: ConfigError propagates to the caller's handler.
     const jwt = await appJwt(this.app);
     const label = `${method} ${path.replace(/\/installations\/\d+\//, "/installations/{id}/")}`;
-    let response: Response;
-    try {
-      response = await fetch(`${this.config.apiUrl}${path}`, {
+    const sent = await boundedFetch(
+      `${this.config.apiUrl}${path}`,
+      {
         method,
         headers: {
           accept: "application/vnd.github+json",
           authorization: `Bearer ${jwt}`,
           "x-github-api-version": "2022-11-28",
-          "user-agent": USER_AGENT,
           ...(json === undefined ? {} : { "content-type": "application/json" }),
         },
         body: json === undefined ? undefined : JSON.stringify(json),
-        redirect: "manual",
-        signal: AbortSignal.timeout(this.config.githubTimeoutMs),
-      });
-    } catch (err) {
-      const timedOut = err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
-      return { ok: false, error: { kind: "unavailable", retryAfterSeconds: 5, detail: timedOut ? `${label}: timeout` : `${label}: network error` } };
-    }
+      },
+      this.config.githubTimeoutMs,
+    );
+    if (!sent.ok) return unavailable(`${label}: ${sent.error.detail}`);
+    const response = sent.value;
     const status = response.status;
     if (status === 401 || status === 404 || status === 422) {
       const message = String(((await readJson(response)) as { message?: unknown } | null)?.message ?? "").slice(0, 200);
@@ -102,15 +98,14 @@ export class GitHubAppClient {
       if (status === 404) return { ok: false, error: { kind: "not_found", detail } };
       return { ok: false, error: { kind: "unprocessable", permissions: /permission/i.test(message), detail } };
     }
-    const fail = httpFailure(response, label);
+    const fail = await githubFailure(response, label);
     if (fail) {
-      await response.body?.cancel();
       // A 403 that is not a rate limit: the installation is suspended (or blocked by a policy).
       if (status === 403 && fail.error.kind === "unavailable") return { ok: false, error: { kind: "forbidden", detail: `${label}: 403` } };
       return fail;
     }
     const body = await readJson(response);
-    if (!body) return { ok: false, error: { kind: "unavailable", retryAfterSeconds: 5, detail: `${label}: body is not JSON` } };
+    if (!body) return unavailable(`${label}: body is not JSON`);
     return { ok: true, value: { body, serverNow: serverTime(response) } };
   }
 }

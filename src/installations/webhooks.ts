@@ -8,10 +8,9 @@
  * nothing again (src/installations/deliveries.ts); deliveries out of order are harmless, as
  * dropping a cache is idempotent: the worst it costs is one more lookup and mint.
  */
-import { callActor } from "../api";
+import { callActor, installationActor } from "../actors";
 import type { AppConfig } from "../config";
-import type { WebhookOutcome } from "../webhooks";
-import { installationActor } from "./api";
+import type { WebhookOutcome } from "../webhook-outcome";
 
 const INSTALLATION_ACTIONS = new Set(["deleted", "suspend", "unsuspend"]);
 const LOGIN = /^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$/;

@@ -13,7 +13,8 @@
  */
 import type { Committer } from "../contract";
 import type { AppConfig, BrokerConfig } from "../config";
-import type { Provider, ProviderError, ProviderResult, ProviderUser, TokenSet } from "./provider";
+import { boundedFetch, httpFailure, readJson, serverTime, unavailable } from "./http";
+import type { Provider, ProviderError, ProviderResult, ProviderUser, ScopedTokenMinter, TokenSet } from "./provider";
 
 export type { TokenSet } from "./provider";
 /** The GitHub names of the provider types (the seam's are `provider.ts`). */
@@ -21,19 +22,38 @@ export type GitHubUser = ProviderUser;
 export type GitHubError = ProviderError;
 export type GitHubResult<T> = ProviderResult<T>;
 
-/** Default wait suggested to callers after an outage with no `Retry-After`. */
-const DEFAULT_RETRY_AFTER = 5;
-
-const USER_AGENT = "github-token-broker";
-
-export class GitHubClient implements Provider {
+export class GitHubClient implements Provider, ScopedTokenMinter {
   readonly kind = "github";
+  readonly name = "GitHub";
   /** One grant per user and App: a reconnect renews it (see {@link Provider.separateAuthorizations}). */
   readonly separateAuthorizations = false;
+  readonly scopedTokens: ScopedTokenMinter = this;
+  readonly installations = true;
+  /** GitHub's proxy path names no App: `owner/name` is GitHub's own form. */
+  readonly pathApp = null;
+  readonly noRefreshToken = "The GitHub App does not issue expiring user tokens: turn on 'Expire user authorization tokens' in its settings.";
   /** Requests this client made (one client per actor call): the `githubCalls` of a metric. */
   calls = 0;
 
   constructor(private readonly config: BrokerConfig) {}
+
+  /** `GITHUB_WEB_URL`. */
+  get webUrl(): string {
+    return this.config.webUrl;
+  }
+
+  gitRemoteUrl(repository: string): string {
+    return `${this.config.webUrl}/${repository}.git`;
+  }
+
+  /** An App's user and installation tokens go to git as the `x-access-token` user's password. */
+  gitAuthorization(token: string): string {
+    return `Basic ${btoa(`x-access-token:${token}`)}`;
+  }
+
+  proxyPath(repository: string): string {
+    return `/git/${repository}.git`;
+  }
 
   /**
    * GitHub's authorize URL for `app`, with PKCE S256. `selectAccount` adds
@@ -143,11 +163,8 @@ export class GitHubClient implements Provider {
     }
     // 422: the request is invalid (validation failed): the caller's mistake, not a lack of access.
     if (response.status === 422) return { ok: false, error: { kind: "invalid_request", detail: `${label}: 422 ${await validationReason(response)}` } };
-    const fail = httpFailure(response, label);
-    if (fail) {
-      await response.body?.cancel();
-      return fail;
-    }
+    const fail = await githubFailure(response, label);
+    if (fail) return fail;
     const json = await readJson(response);
     if (!json || typeof json.token !== "string" || !json.token) return unavailable(`${label}: no token`);
     const githubExpiry = typeof json.expires_at === "string" ? Date.parse(json.expires_at) : NaN;
@@ -191,11 +208,8 @@ export class GitHubClient implements Provider {
     if (!res.ok) return res;
     const receivedAt = Date.now();
     const response = res.value;
-    const fail = httpFailure(response, "POST /login/oauth/access_token");
-    if (fail) {
-      await response.body?.cancel();
-      return fail;
-    }
+    const fail = await githubFailure(response, "POST /login/oauth/access_token");
+    if (fail) return fail;
     const body = await readJson(response);
     if (!body) return unavailable("token endpoint: body is not JSON");
     // GitHub reports OAuth errors with HTTP 200 and `error` in the body.
@@ -243,9 +257,8 @@ export class GitHubClient implements Provider {
       await response.body?.cancel();
       return { ok: false, error: { kind: "not_found", detail: `${label}: 404` } };
     }
-    const fail = httpFailure(response, label);
+    const fail = await githubFailure(response, label);
     if (fail) {
-      await response.body?.cancel();
       if (response.status === 403 && fail.error.kind === "unavailable") {
         const ssoUrl = ssoUrlOf(response, this.config.webUrl);
         return { ok: false, error: ssoUrl ? { kind: "forbidden", detail: `${label}: 403 (SAML SSO)`, ssoUrl } : { kind: "forbidden", detail: `${label}: 403` } };
@@ -257,33 +270,15 @@ export class GitHubClient implements Provider {
     return { ok: true, value: { body } };
   }
 
-  /** `fetch` with the configured timeout; never follows redirects; never throws. */
-  async #fetch(url: string, init: RequestInit): Promise<GitHubResult<Response>> {
+  /** {@link boundedFetch}, counted. */
+  #fetch(url: string, init: RequestInit): Promise<GitHubResult<Response>> {
     this.calls++;
-    const headers = new Headers(init.headers);
-    headers.set("user-agent", USER_AGENT);
-    try {
-      const response = await fetch(url, {
-        ...init,
-        headers,
-        redirect: "manual",
-        signal: AbortSignal.timeout(this.config.githubTimeoutMs),
-      });
-      return { ok: true, value: response };
-    } catch (err) {
-      const timedOut = err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
-      // The URL has no secret in it, but the message of a network error is not ours to trust.
-      return unavailable(timedOut ? `timeout after ${this.config.githubTimeoutMs} ms` : "network error");
-    }
+    return boundedFetch(url, init, this.config.githubTimeoutMs);
   }
 }
 
 function basic(app: AppConfig): string {
   return `Basic ${btoa(`${app.clientId}:${app.clientSecret}`)}`;
-}
-
-function unavailable(detail: string, retryAfterSeconds = DEFAULT_RETRY_AFTER): { ok: false; error: GitHubError } {
-  return { ok: false, error: { kind: "unavailable", retryAfterSeconds, detail } };
 }
 
 /**
@@ -303,40 +298,14 @@ export function ssoUrlOf(response: Response, webUrl: string): string | undefined
   }
 }
 
-/** Classifies non-2xx answers shared by every endpoint: rate limits and outages. */
-export function httpFailure(response: Response, label: string): { ok: false; error: GitHubError } | null {
+/**
+ * {@link httpFailure} with GitHub's rate limits: 429, and a 403 with `x-ratelimit-remaining: 0`
+ * or a `Retry-After` (a secondary rate limit).
+ */
+export function githubFailure(response: Response, label: string): Promise<{ ok: false; error: GitHubError } | null> {
   const status = response.status;
-  if (status >= 200 && status < 300) return null;
-  const limited =
-    status === 429 || (status === 403 && (response.headers.get("x-ratelimit-remaining") === "0" || response.headers.has("retry-after")));
-  if (limited) {
-    return { ok: false, error: { kind: "rate_limited", retryAfterSeconds: retryAfter(response, 60), detail: `${label}: ${status}` } };
-  }
-  return unavailable(`${label}: HTTP ${status}`, retryAfter(response, DEFAULT_RETRY_AFTER));
-}
-
-/** Seconds to wait, from `Retry-After` or `x-ratelimit-reset` (measured on GitHub's clock). */
-function retryAfter(response: Response, fallback: number): number {
-  const header = response.headers.get("retry-after");
-  if (header && /^\d+$/.test(header)) return Math.max(1, Number(header));
-  const reset = Number(response.headers.get("x-ratelimit-reset"));
-  if (Number.isFinite(reset) && reset > 0) return Math.max(1, Math.ceil(reset - serverTime(response) / 1000));
-  return fallback;
-}
-
-/** GitHub's `Date` header in epoch ms, or the local clock when it is missing or garbled. */
-export function serverTime(response: Response): number {
-  const date = Date.parse(response.headers.get("date") ?? "");
-  return Number.isFinite(date) ? date : Date.now();
-}
-
-export async function readJson(response: Response): Promise<Record<string, unknown> | null> {
-  try {
-    const body = (await response.json()) as unknown;
-    return body && typeof body === "object" ? (body as Record<string, unknown>) : null;
-  } catch {
-    return null;
-  }
+  const limited = status === 429 || (status === 403 && (response.headers.get("x-ratelimit-remaining") === "0" || response.headers.has("retry-after")));
+  return httpFailure(response, label, limited);
 }
 
 /** GitHub's reason for a 422 (`message` and each error's `message`/`code`), short and printable, for the log. */

@@ -15,6 +15,7 @@
  */
 import type { Committer } from "../contract";
 import type { AppConfig, BrokerConfig } from "../config";
+import { boundedFetch, httpFailure, readJson, unavailable } from "./http";
 import type { Provider, ProviderError, ProviderResult, ProviderUser, TokenSet } from "./provider";
 
 /** GitLab's access-token lifetime since 15.0 (2 hours). */
@@ -23,13 +24,17 @@ export const GITLAB_ACCESS_TTL_S = 7200;
 export const GITLAB_PUSH_LEVEL = 30;
 export const GITLAB_PULL_LEVEL = 20;
 
-const DEFAULT_RETRY_AFTER = 5;
-const USER_AGENT = "github-token-broker";
-
 export class GitLabClient implements Provider {
   readonly kind = "gitlab";
+  readonly name = "GitLab";
   /** Every authorization is a token of its own: a reconnect revokes the previous pair. */
   readonly separateAuthorizations = true;
+  /** GitLab has neither repository-scoped user tokens nor installations. */
+  readonly scopedTokens = null;
+  readonly installations = false;
+  /** A GitLab project path has no fixed depth, so the proxy path names the App: `/git/{appType}/...`. */
+  readonly pathApp: string;
+  readonly noRefreshToken = "GitLab issued no refresh token: check the OAuth application's settings.";
   calls = 0;
   readonly #base: string;
   readonly #host: string;
@@ -41,6 +46,25 @@ export class GitLabClient implements Provider {
   ) {
     this.#base = app.baseUrl ?? "https://gitlab.com";
     this.#host = new URL(this.#base).hostname;
+    this.pathApp = app.appType;
+  }
+
+  /** The App's instance (`baseUrl`). */
+  get webUrl(): string {
+    return this.#base;
+  }
+
+  gitRemoteUrl(repository: string): string {
+    return `${this.#base}/${repository}.git`;
+  }
+
+  /** GitLab's OAuth tokens go to git as the `oauth2` user's password. */
+  gitAuthorization(token: string): string {
+    return `Basic ${btoa(`oauth2:${token}`)}`;
+  }
+
+  proxyPath(repository: string): string {
+    return `/git/${this.pathApp}/${repository}.git`;
   }
 
   /** `{base}/oauth/authorize` with PKCE S256 and `scope`. GitLab has no account picker: `selectAccount` is ignored. */
@@ -103,6 +127,11 @@ export class GitLabClient implements Provider {
     return status === 200 ? "revoked" : "failed";
   }
 
+  /** Each authorization is its own token: revoking the token is revoking the grant. */
+  revokeToken(app: AppConfig, token: string): Promise<"revoked" | "already_gone" | "failed"> {
+    return this.revokeGrant(app, token);
+  }
+
   /** Display name (or username) and `{id}-{username}@users.noreply.{host}`. */
   committer(user: { id: string; login: string; name: string | null }): Committer {
     return { name: user.name ?? user.login, email: `${user.id}-${user.login}@users.noreply.${this.#host}` };
@@ -135,11 +164,8 @@ export class GitLabClient implements Provider {
       // Any other 400 (`invalid_request`, ...) says nothing about the grant: not a reason to disconnect.
       return unavailable(detail);
     }
-    const fail = httpFailure(response, label);
-    if (fail) {
-      await response.body?.cancel();
-      return fail;
-    }
+    const fail = await httpFailure(response, label);
+    if (fail) return fail;
     const body = await readJson(response);
     if (!body || typeof body.access_token !== "string" || !body.access_token) return unavailable(`${label}: no access_token`);
     const hasRefresh = typeof body.refresh_token === "string" && body.refresh_token !== "";
@@ -164,26 +190,16 @@ export class GitLabClient implements Provider {
       await response.body?.cancel();
       return { ok: false, error: { kind, detail: `${label}: ${response.status}` } as ProviderError };
     }
-    const fail = httpFailure(response, label);
-    if (fail) {
-      await response.body?.cancel();
-      return fail;
-    }
+    const fail = await httpFailure(response, label);
+    if (fail) return fail;
     const body = await readJson(response);
     return body ? { ok: true, value: body } : unavailable(`${label}: body is not JSON`);
   }
 
-  /** `fetch` with the configured timeout; never follows redirects; never throws. */
-  async #fetch(url: string, init: RequestInit): Promise<ProviderResult<Response>> {
+  /** {@link boundedFetch}, counted. */
+  #fetch(url: string, init: RequestInit): Promise<ProviderResult<Response>> {
     this.calls++;
-    const headers = new Headers(init.headers);
-    headers.set("user-agent", USER_AGENT);
-    try {
-      return { ok: true, value: await fetch(url, { ...init, headers, redirect: "manual", signal: AbortSignal.timeout(this.config.githubTimeoutMs) }) };
-    } catch (err) {
-      const timedOut = err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
-      return unavailable(timedOut ? `timeout after ${this.config.githubTimeoutMs} ms` : "network error");
-    }
+    return boundedFetch(url, init, this.config.githubTimeoutMs);
   }
 }
 
@@ -202,27 +218,4 @@ function lifetimeSeconds(body: Record<string, unknown>, response: Response): num
 
 function levelOf(access: { access_level?: unknown } | null | undefined): number {
   return typeof access?.access_level === "number" ? access.access_level : 0;
-}
-
-function unavailable(detail: string, retryAfterSeconds = DEFAULT_RETRY_AFTER): { ok: false; error: ProviderError } {
-  return { ok: false, error: { kind: "unavailable", retryAfterSeconds, detail } };
-}
-
-/** 429 is a rate limit (`Retry-After`, `RateLimit-Reset`); any other non-2xx an outage. */
-function httpFailure(response: Response, label: string): { ok: false; error: ProviderError } | null {
-  const status = response.status;
-  if (status >= 200 && status < 300) return null;
-  const header = response.headers.get("retry-after");
-  const wait = header && /^\d+$/.test(header) ? Math.max(1, Number(header)) : null;
-  if (status === 429) return { ok: false, error: { kind: "rate_limited", retryAfterSeconds: wait ?? 60, detail: `${label}: 429` } };
-  return unavailable(`${label}: HTTP ${status}`, wait ?? DEFAULT_RETRY_AFTER);
-}
-
-async function readJson(response: Response): Promise<Record<string, unknown> | null> {
-  try {
-    const body = (await response.json()) as unknown;
-    return body && typeof body === "object" ? (body as Record<string, unknown>) : null;
-  } catch {
-    return null;
-  }
 }

@@ -1,6 +1,7 @@
 /**
  * Which provider serves an App, and the repository paths each accepts: the only places that
- * branch on `app.provider` (everything else goes through the {@link Provider} interface).
+ * branch on `app.provider` (everything else asks the {@link Provider}; `scripts/check-seams.mjs`
+ * fails CI on a branch anywhere else).
  */
 import type { AppConfig, BrokerConfig } from "../config";
 import { failure } from "../contract";
@@ -9,14 +10,15 @@ import { GitHubClient } from "./github";
 import { GitLabClient } from "./gitlab";
 import type { Provider } from "./provider";
 
-export type { Provider, ProviderKind, ProviderError, ProviderResult, ProviderUser, TokenSet } from "./provider";
+export type { Provider, ProviderKind, ProviderError, ProviderResult, ProviderUser, ScopedTokenMinter, TokenSet } from "./provider";
 
 /**
- * The provider of `app` for one actor call. A GitHub App gets `github` itself (the call's
- * one GitHub client, which also serves GitHub-only features), so request counts stay one.
+ * A client of `app`'s provider. It counts its requests (a metric's `githubCalls`): an actor
+ * call keeps one per App (actor/context.ts); elsewhere one may be made just to ask it a
+ * question (its name, its URLs, its features), which costs no request.
  */
-export function providerFor(config: BrokerConfig, app: AppConfig, github: GitHubClient): Provider {
-  return app.provider === "gitlab" ? new GitLabClient(config, app) : github;
+export function providerOf(config: BrokerConfig, app: AppConfig): Provider {
+  return app.provider === "gitlab" ? new GitLabClient(config, app) : new GitHubClient(config);
 }
 
 /**

@@ -7,15 +7,20 @@
  * Results are the same small union on both sides ({@link ProviderError}), so `failures.ts`
  * maps them to contract reasons once. Nothing a provider returns carries a token, code or
  * secret in an error.
+ *
+ * The provider answers everything that differs between GitHub and GitLab (its name, its git
+ * URLs and credentials, the broker's proxy path, its optional features): the only branches on
+ * the kind of provider are in `providers/index.ts`, and `scripts/check-seams.mjs` keeps it so.
+ *
+ * **GitHub's names on every provider's data.** The contract's `githubUserId`, `githubLogin`,
+ * `githubGrant(s)`, the `github_unavailable` reason and the actors' `github_*` columns carry
+ * a GitLab account's id, username and grant too: they are the wire's and the storage's names,
+ * kept for compatibility; in code they mean "the provider account's".
  */
 import type { Committer } from "../contract";
-import type { AppConfig } from "../config";
+import type { AppConfig, ProviderKind } from "../config";
 
-/** Which implementation serves an App. */
-export type ProviderKind = "github" | "gitlab";
-
-/** How messages for people name each provider (reason codes stay the contract's, `github_unavailable` included). */
-export const PROVIDER_NAMES: Readonly<Record<ProviderKind, string>> = { github: "GitHub", gitlab: "GitLab" };
+export type { ProviderKind } from "../config";
 
 /**
  * A token pair with absolute expiries in epoch ms on **the broker's clock**: the moment the
@@ -29,7 +34,7 @@ export interface TokenSet {
   refreshTokenExpiresAt: number | null;
 }
 
-/** The account behind a token. Stored in the `github_*` columns whatever the provider (the names are historical). */
+/** The account behind a token. Stored in the `github_*` columns whatever the provider (see above). */
 export interface ProviderUser {
   /** Numeric id as a decimal string. */
   id: string;
@@ -62,9 +67,39 @@ export type ProviderError =
 
 export type ProviderResult<T> = { ok: true; value: T } | { ok: false; error: ProviderError };
 
-/** What the actor needs from a provider; one instance per actor call (it counts its requests). */
+/**
+ * Repository-scoped user tokens (GitHub's `POST /applications/{client_id}/token/scoped`): a
+ * user token limited to one repository, derived from the user's token.
+ */
+export interface ScopedTokenMinter {
+  /** A token for `repository` (and `permissions`, when given), expiring no later than `notAfter` (epoch ms, the broker's clock). */
+  scopedToken(
+    app: AppConfig,
+    accessToken: string,
+    repository: string,
+    permissions: Record<string, string> | null,
+    notAfter: number,
+  ): Promise<ProviderResult<{ token: string; expiresAt: number }>>;
+}
+
+/** What the broker needs from a provider; one instance per actor call (it counts its requests). */
 export interface Provider {
   readonly kind: ProviderKind;
+  /** How messages for people name the provider ("GitHub", "GitLab"); reason codes stay the contract's. */
+  readonly name: string;
+  /** The provider's web root (`https://github.com`, a GitLab instance's `baseUrl`): git remotes and authorize pages live here. */
+  readonly webUrl: string;
+  /** Repository-scoped user tokens, where the provider has them; `null` where it has not. */
+  readonly scopedTokens: ScopedTokenMinter | null;
+  /** Whether the App can have installation tokens (a GitHub App's installation: src/installations/). */
+  readonly installations: boolean;
+  /**
+   * The App the broker's git proxy path names (`/git/{appType}/{group/.../project}.git`), or
+   * `null` for the path that names none (`/git/{owner}/{name}.git`, GitHub's).
+   */
+  readonly pathApp: string | null;
+  /** What to tell the operator when an exchange issued no refresh token (the App's settings are wrong). */
+  readonly noRefreshToken: string;
   /** Requests this client made: the `githubCalls` of a metric. */
   readonly calls: number;
   /**
@@ -85,6 +120,14 @@ export interface Provider {
   getRepoPermissions(token: string, repository: string): Promise<ProviderResult<{ push: boolean; pull: boolean }>>;
   /** Revokes the user's authorization of the App (GitHub: the grant; GitLab: the token). */
   revokeGrant(app: AppConfig, accessToken: string): Promise<"revoked" | "already_gone" | "failed">;
+  /** Revokes this one token, not the grant (where each authorization is its own token, the same as {@link revokeGrant}). */
+  revokeToken(app: AppConfig, token: string): Promise<"revoked" | "already_gone" | "failed">;
+  /** The repository's own git URL at the provider (`{webUrl}/{repository}.git`). */
+  gitRemoteUrl(repository: string): string;
+  /** The `authorization` header git presents upstream with `token`. */
+  gitAuthorization(token: string): string;
+  /** The broker's git proxy path for `repository` (after `PUBLIC_BASE_URL`). */
+  proxyPath(repository: string): string;
   /** The user's git identity with the provider's no-reply address. */
   committer(user: { id: string; login: string; name: string | null }): Committer;
   /** Names the identity-index object of a provider account: `github:{id}`, `gitlab:{host}:{id}`. */

@@ -24,6 +24,7 @@
  *
  * Rotating `STATE_SIGNING_KEY` invalidates every capability (sessions ask for new ones).
  */
+import { catchingConfigErrors } from "../config";
 import { failure, type Failure } from "../contract";
 import { base64urlDecode, base64urlEncode, ConfigError, derivedHmacKey, sha256 } from "../crypto";
 import { parseUserId } from "../validate";
@@ -63,12 +64,8 @@ async function mac(key: CryptoKey, userPart: string, randomPart: Uint8Array, con
 
 /** Mints a capability for `userId` (bound to `containerId` when one is given); returns it and the hash the actor stores. */
 export async function mintCapability(env: Env, userId: string, containerId: string | null = null): Promise<{ ok: true; capability: string; secretHash: string } | Failure> {
-  let key: CryptoKey;
-  try {
-    key = await macKey(env);
-  } catch {
-    return failure("app_misconfigured", "The broker is misconfigured; an operator has to fix it.");
-  }
+  const key = await catchingConfigErrors(() => macKey(env));
+  if (!(key instanceof CryptoKey)) return key;
   const userPart = base64urlEncode(new TextEncoder().encode(userId));
   const random = crypto.getRandomValues(new Uint8Array(RANDOM_BYTES));
   const secret = new Uint8Array(RANDOM_BYTES + MAC_BYTES);

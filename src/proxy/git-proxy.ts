@@ -10,14 +10,14 @@
  * Bodies stream both ways (packs are never buffered), redirects are never followed, and
  * only the headers git and the REST API need cross in either direction.
  */
-import { callActor, userActor } from "../api";
+import { callActor, userActor } from "../actors";
 import type { Redeemed, RedeemedBase } from "../actor/capabilities";
-import { loadConfig, type AppConfig } from "../config";
+import { loadConfig } from "../config";
 import { failure, type Failure } from "../contract";
 import { gitFailure, json } from "../http/respond";
 import { installationTokenFor } from "../installations/capability-identity";
 import { logEvent } from "../log";
-import { PROVIDER_NAMES } from "../providers/provider";
+import { providerOf, type Provider } from "../providers";
 import { PUBLIC_DOOR, presentedCapability, verifyCapability, type Door, type VerifiedCapability } from "./capability-token";
 import { parseGitRoute, parseRestRoute } from "./paths";
 import { judgePush, readPush, type ReadPush } from "./push-check";
@@ -33,9 +33,9 @@ interface ProxySpec {
   /** The parsed route, or `null` when the path or method is not allowed. */
   route: { repository: string; write: boolean; service: string; appType: string | null } | null;
   refusal: string;
-  /** The upstream URL for the repository as issued, on the capability's App's host. */
-  upstream: (repository: string, app: AppConfig) => string;
-  authorization: (token: string, app: AppConfig) => string;
+  /** The upstream URL for the repository as issued, at the capability's App's provider. */
+  upstream: (repository: string, provider: Provider) => string;
+  authorization: (token: string, provider: Provider) => string;
   requestHeaders: string[];
   responseHeaders: string[];
   door: Door;
@@ -49,14 +49,12 @@ interface ProxySpec {
 export function proxyGit(request: Request, env: Env, door: Door = PUBLIC_DOOR): Promise<Response> {
   const url = new URL(request.url);
   const route = parseGitRoute(request.method, url.pathname, url.search.slice(1));
-  const config = loadConfig(env);
   return proxy(request, env, {
     kind: "git",
     route,
     refusal: "Only git smart-HTTP fetch and push of the bound repository go through here.",
-    // GitLab: `{baseUrl}/{group/.../project}.git`, its OAuth tokens as the `oauth2` user's password.
-    upstream: (repository, app) => `${app.provider === "gitlab" ? app.baseUrl : config.webUrl}/${repository}.git${route!.upstreamPath}${url.search}`,
-    authorization: (token, app) => `Basic ${btoa(`${app.provider === "gitlab" ? "oauth2" : "x-access-token"}:${token}`)}`,
+    upstream: (repository, provider) => `${provider.gitRemoteUrl(repository)}${route!.upstreamPath}${url.search}`,
+    authorization: (token, provider) => provider.gitAuthorization(token),
     requestHeaders: GIT_REQUEST_HEADERS,
     responseHeaders: GIT_RESPONSE_HEADERS,
     door,
@@ -125,10 +123,11 @@ async function proxy(request: Request, env: Env, spec: ProxySpec): Promise<Respo
   }
   // From the redemption to here, nothing was awaited for an allowed request: the token goes
   // upstream in the same turn as the actor's answer (a judged push awaits nothing either).
-  const app = loadConfig(env).apps.get(lent.appType)!;
+  const config = loadConfig(env);
+  const provider = providerOf(config, config.apps.get(lent.appType)!);
   const headers = pick(request.headers, spec.requestHeaders);
-  headers.set("authorization", spec.authorization(lent.token, app));
-  const response = await forward(spec.upstream(lent.repository, app), request, body, headers, spec.responseHeaders, spec.kind, lent.userId, PROVIDER_NAMES[app.provider]);
+  headers.set("authorization", spec.authorization(lent.token, provider));
+  const response = await forward(spec.upstream(lent.repository, provider), request, body, headers, spec.responseHeaders, spec.kind, lent.userId, provider.name);
   await recorded;
   return withIdentity(response, lent.identity);
 }

@@ -18,6 +18,7 @@ import { failure, type Failure } from "../contract";
 import { gitFailure } from "../http/respond";
 import type { Door } from "../proxy/capability-token";
 import { proxyGit } from "../proxy/git-proxy";
+import { providerOf } from "../providers";
 import { parseContainerId } from "../validate";
 import { graphqlProxy } from "./graphql-proxy";
 import { restProxy } from "./rest-proxy";
@@ -69,8 +70,9 @@ export function routeOf(config: BrokerConfig, url: URL): Route | null {
   const apiPath = api.pathname.replace(/\/$/, "");
   if (url.host === api.host && path.startsWith(`${apiPath}/`)) return { kind: "rest", rawPath: path.slice(apiPath.length) };
   for (const app of config.apps.values()) {
-    // GitLab: `{baseUrl}/{group/.../project}.git/...`, served by the git proxy's GitLab form.
-    if (git && app.provider === "gitlab" && app.baseUrl && url.host === new URL(app.baseUrl).host) return { kind: "git", prefix: app.appType, path };
+    // A provider whose proxy path names the App (GitLab: `{baseUrl}/{group/.../project}.git/...`).
+    const provider = providerOf(config, app);
+    if (git && provider.pathApp !== null && url.host === new URL(provider.webUrl).host) return { kind: "git", prefix: provider.pathApp, path };
   }
   return null;
 }

@@ -10,7 +10,7 @@
  * names the ref, else through a proof on the pull request or ref the input names.
  */
 import { getNullableType, isInputObjectType, isListType, type GraphQLInputType } from "graphql";
-import type { Binding, ProofRequest } from "./graphql-policy";
+import type { Binding, ProofRequest } from "./graphql-binding";
 
 export interface MutationSpec {
   /** The input field whose id, when proven, also has a branch to check (see ProofRequest.branch). */

@@ -21,8 +21,8 @@ export interface Harness {
   emulator: GitHubEmulator;
   /** Structured log lines the broker wrote (counted, not printed). */
   logLines(): number;
-  /** An internal-API call with the bearer token. */
-  call(path: string, body?: unknown, method?: string): Promise<Response>;
+  /** An internal-API call with the bearer token (and any extra headers). */
+  call(path: string, body?: unknown, method?: string, extraHeaders?: Record<string, string>): Promise<Response>;
   /** Connects a user through the real flow: connect → consent → callback → confirm. */
   connect(userId: string, githubId: number, repos?: Record<string, "push" | "pull">): Promise<void>;
   /** The same for the `gitlab` App (needs the GitLab emulator given to {@link startHarness}). */
@@ -118,8 +118,8 @@ export async function startHarness(
   );
   const url = await mf.ready;
   const headers = { authorization: `Bearer ${INTERNAL_API_TOKEN}`, "content-type": "application/json" };
-  const call = (path: string, body?: unknown, method = "POST") =>
-    fetch(new URL(path, url), { method, headers, body: body === undefined ? undefined : JSON.stringify(body), redirect: "manual" });
+  const call = (path: string, body?: unknown, method = "POST", extraHeaders?: Record<string, string>) =>
+    fetch(new URL(path, url), { method, headers: extraHeaders ? { ...headers, ...extraHeaders } : headers, body: body === undefined ? undefined : JSON.stringify(body), redirect: "manual" });
 
   /** The two-phase connect as a browser and the web app would drive it, after `consent` gave the code. */
   async function confirmFlow(userId: string, appType: string, consent: (authorize: URL) => string): Promise<void> {

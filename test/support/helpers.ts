@@ -7,6 +7,7 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import type { Endpoint, EmulatorSettings, FaultKind, TokenState } from "../../emulator/github";
 import { APPS, EMULATOR_URL, INTERNAL_API_TOKEN, PUBLIC_BASE_URL, RETURN_ORIGIN } from "./env";
+import { forgetConnectionRows } from "../../src/actor/connection-store";
 
 export type AppType = keyof typeof APPS;
 
@@ -100,6 +101,7 @@ export function storedRow(userId: string, appType: AppType = "standard"): Promis
 export function setStoredExpiry(userId: string, appType: AppType, accessTokenExpiresAt: number): Promise<void> {
   return runInDurableObject(actor(userId), (_instance, state) => {
     state.storage.sql.exec("UPDATE connections SET access_token_expires_at = ? WHERE app_type = ?", accessTokenExpiresAt, appType);
+    forgetConnectionRows(state.storage.sql);
   });
 }
 
