@@ -400,6 +400,7 @@ describe.each([GITHUB, GITLAB])("explorer, $name connections", (side) => {
         if (!paired(a, b)) continue;
         pairs++;
         for (let k = 0; k < points[a]; k++) {
+          const started = Date.now();
           const w = await setup(side, [a, b]);
           const hold = await emulator.hold({ skip: k });
           const pa = RUN[a](w);
@@ -414,6 +415,7 @@ describe.each([GITHUB, GITLAB])("explorer, $name connections", (side) => {
           await emulator.release(hold);
           const outcomes = await Promise.all([pa, pb]);
           interleavings++;
+          if (Date.now() - started > 4000) console.log(`slow interleaving: ${a} held at ${caught.endpoint} (#${k}), then ${b}: ${Date.now() - started} ms`);
           for (const v of await violations(w, [a, b], outcomes)) failures.push(`${a} held at ${caught.endpoint} (#${k}), then ${b}: ${v}`);
         }
       }
@@ -423,5 +425,5 @@ describe.each([GITHUB, GITLAB])("explorer, $name connections", (side) => {
     );
     expect(failures).toEqual([]);
     expect(interleavings).toBeGreaterThan(pairs);
-  }, 240_000);
+  }, 480_000);
 });
