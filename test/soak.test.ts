@@ -237,7 +237,7 @@ it(`soak: ${USERS} users (GitHub and GitLab) x ${SESSIONS} sessions for ${SECOND
   let fiveHundreds = 0;
   const churn: Record<string, number> = { evictions: 0, revocations: 0, reconnects: 0, otherAccount: 0, disconnects: 0, deletions: 0, capabilityRevocations: 0 };
   const redemptions: Record<string, number> = {};
-  const receiverDown = { from: Date.now() + (SECONDS * 1000) / 3, to: Date.now() + (2 * SECONDS * 1000) / 3, attempts: 0 };
+  const receiverDown = { from: Date.now() + (SECONDS * 1000) / 3, to: Date.now() + (2 * SECONDS * 1000) / 3, attempts: 0, queued: 0, spinning: [] as string[] };
   const end = Date.now() + SECONDS * 1000;
 
   /** One lifecycle operation at a time per user, as a web app would send them. */
@@ -329,8 +329,28 @@ it(`soak: ${USERS} users (GitHub and GitLab) x ${SESSIONS} sessions for ${SECOND
     await sleep(Math.max(0, receiverDown.from - Date.now()));
     await receiver.down();
     const before = (await receiver.state()).attempts;
+    // Queues of several events behind a failing head: three users reconnect twice.
+    for (const u of users.filter((x) => !x.busy && x.last === "connected").slice(0, 3)) {
+      void lifecycle(u, "reconnect").then(() => lifecycle(u, "reconnect"));
+    }
     await sleep(Math.max(0, receiverDown.to - Date.now()));
     receiverDown.attempts = (await receiver.state()).attempts - before;
+    // A queue behind a backing-off head: the alarm waits for the head (or a pending grant
+    // revocation), never for a row behind it, whose due time has passed.
+    for (const u of users) {
+      const q = await runInDurableObject(actor(u.userId), async (_i, state) => {
+        const sql = state.storage.sql;
+        if (!sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'event_outbox'").toArray().length) return null;
+        const head = sql.exec<{ t: number }>("SELECT next_attempt_at AS t FROM event_outbox ORDER BY seq LIMIT 1").toArray()[0]?.t ?? null;
+        const rows = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM event_outbox").one().n;
+        const revocation = sql.exec<{ t: number | null }>("SELECT MIN(next_attempt_at) AS t FROM pending_revocations").one().t;
+        return { head, rows, revocation, alarm: await state.storage.getAlarm() };
+      });
+      if (!q || q.head === null || q.rows < 2 || q.alarm === null) continue;
+      receiverDown.queued++;
+      const due = Math.min(q.head, q.revocation ?? Infinity);
+      if (q.alarm < due - 1000 && due > Date.now() + 1000) receiverDown.spinning.push(`${u.userId}: ${q.rows} events queued, head due in ${due - Date.now()} ms, alarm in ${q.alarm - Date.now()} ms`);
+    }
     await receiver.up();
   }
 
@@ -465,12 +485,13 @@ it(`soak: ${USERS} users (GitHub and GitLab) x ${SESSIONS} sessions for ${SECOND
   const outageSeconds = (receiverDown.to - receiverDown.from) / 1000;
   const attemptBound = USERS * (2 + outageSeconds);
   if (receiverDown.attempts > attemptBound) eventProblems.push(`${receiverDown.attempts} delivery attempts in the ${outageSeconds}s outage (bound ${attemptBound})`);
+  eventProblems.push(...receiverDown.spinning.map((s) => `the alarm spins: ${s}`));
   const [github, gitlabStats] = [await emulator.stats(), await gitlab.stats()];
   console.log(
     `soak: ${requests} requests, ${github.counts.refresh} GitHub and ${gitlabStats.counts.refresh} GitLab refreshes, ` +
       `faults and churn ${JSON.stringify({ github: github.faultsInjected, gitlab: gitlabStats.faultsInjected, ...churn })}, ` +
       `answers by provider and reason ${JSON.stringify(reasons)}, redemptions ${JSON.stringify(redemptions)}, ` +
-      `events ${delivered.length} delivered, ${receiverDown.attempts} attempts while the receiver was down, unexpected 5xx ${fiveHundreds}, lost connections ${lost.length}`,
+      `events ${delivered.length} delivered, ${receiverDown.attempts} attempts while the receiver was down (${receiverDown.queued} users with a queue),  unexpected 5xx ${fiveHundreds}, lost connections ${lost.length}`,
   );
   expect(lost).toEqual([]);
   expect(eventProblems).toEqual([]);
