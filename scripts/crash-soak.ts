@@ -122,6 +122,11 @@ for (const u of workload.users) {
     if (a.status >= 500) workload.violations.push(`${u.userId}: first use after the soak answered ${a.status} ${JSON.stringify(a.body)}`);
   }
 }
+// A confirm cut by a kill after GitHub's answer leaves its grant recorded for revocation, due a
+// minute later (CONFIRM_GRACE_MS in src/actor/connect-flow.ts, so a live confirm is never
+// disturbed): the calm lasts until the last kill's records are due, and a little more.
+const lastKill = Math.max(0, ...truth.kills.map((k) => k.at));
+while (Date.now() < lastKill + 65_000) await sleep(1000);
 for (let stable = 0, seen = -1, waited = 0; stable < 3 && waited < 30; waited++) {
   await sleep(1000);
   const now = world.receiver.deliveries.length;
