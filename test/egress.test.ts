@@ -11,7 +11,7 @@ import { env, exports } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { brokerEgress, egressBroker } from "../src/egress";
 import { verifyCapability } from "../src/proxy/capability-token";
-import { pktLine } from "../src/proxy/receive-pack";
+import { concatBytes, pktLine } from "../src/proxy/receive-pack";
 import { AGENT_HOST, EMULATOR_API_URL, EMULATOR_URL } from "./support/env";
 import { actor, callApi, connectUser, emulator, publicFetch } from "./support/helpers";
 
@@ -54,20 +54,11 @@ async function bytesOf(res: Response): Promise<Uint8Array> {
   return new Uint8Array(await res.arrayBuffer());
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
-}
 
 /** A pack with no objects: what git sends to create a ref at a commit the server has. */
 async function emptyPack(): Promise<Uint8Array> {
   const head = new Uint8Array([0x50, 0x41, 0x43, 0x4b, 0, 0, 0, 2, 0, 0, 0, 0]);
-  return concat([head, new Uint8Array(await crypto.subtle.digest("SHA-1", head))]);
+  return concatBytes([head, new Uint8Array(await crypto.subtle.digest("SHA-1", head))]);
 }
 
 /** The commit `main` points at, from the receive-pack advertisement through the handler. */
@@ -80,7 +71,7 @@ async function mainSha(): Promise<string> {
 
 async function receivePack(commands: string[]): Promise<Response> {
   const lines = commands.map((c, i) => pktLine(i === 0 ? `${c}\0report-status` : c));
-  const body = concat([...lines, new TextEncoder().encode("0000"), await emptyPack()]);
+  const body = concatBytes([...lines, new TextEncoder().encode("0000"), await emptyPack()]);
   return intercepted(`${EMULATOR_URL}/acme/app.git/git-receive-pack`, { method: "POST", headers: { "content-type": "application/x-git-receive-pack-request" }, body });
 }
 
@@ -93,7 +84,7 @@ describe("the egress handler", () => {
     expect(refs.headers.get("x-broker-identity")).toBe("user");
     const advertised = new TextDecoder().decode(await bytesOf(refs));
     const head = /([0-9a-f]{40}) refs\/heads\/main/.exec(advertised)![1]!;
-    const wants = concat([pktLine(`want ${head}\n`), new TextEncoder().encode("0000"), pktLine("done\n")]);
+    const wants = concatBytes([pktLine(`want ${head}\n`), new TextEncoder().encode("0000"), pktLine("done\n")]);
     const pack = await intercepted(`${EMULATOR_URL}/acme/app.git/git-upload-pack`, { method: "POST", headers: { "content-type": "application/x-git-upload-pack-request" }, body: wants });
     expect(pack.status).toBe(200);
     expect(new TextDecoder().decode(await bytesOf(pack))).toContain("PACK");

@@ -5,7 +5,7 @@
  * decompressed commands. (The real `git` client against it: test-node/push-policy.test.ts.)
  */
 import { beforeEach, describe, expect, it } from "vitest";
-import { pktLine } from "../src/proxy/receive-pack";
+import { concatBytes, pktLine } from "../src/proxy/receive-pack";
 import { callApi, connectUser, emulator, publicFetch } from "./support/helpers";
 
 const DEV = { id: 7070, login: "pusher", repos: { "acme/app": "push" as const } };
@@ -25,13 +25,7 @@ async function capability(body: Record<string, unknown>): Promise<string> {
 function commands(lines: [string, string, string][], caps = "report-status side-band-64k"): Uint8Array {
   const parts = lines.map(([o, n, ref], i) => pktLine(i === 0 ? `${o} ${n} ${ref}\0${caps}` : `${o} ${n} ${ref}`));
   parts.push(new TextEncoder().encode("0000PACK..."));
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 function push(cap: string, body: BodyInit, headers: Record<string, string> = {}) {

@@ -7,7 +7,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { MAX_COMMANDS, MAX_SECTION_BYTES, pktLine, readCommandSection, reportStatus } from "../src/proxy/receive-pack";
+import { concatBytes, MAX_COMMANDS, MAX_SECTION_BYTES, pktLine, readCommandSection, reportStatus } from "../src/proxy/receive-pack";
 import { decidePush, fullPattern, parsePushPolicy, refMatches, type PushPolicy, type RefCommand } from "../src/proxy/ref-policy";
 
 const RUNS = 300;
@@ -45,23 +45,11 @@ async function drain(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
     if (done) break;
     parts.push(value);
   }
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 function cat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 function encodePush(commands: RefCommand[], caps: string[], shallow: string[], tail: Uint8Array): Uint8Array {

@@ -250,16 +250,16 @@ export function reportStatus(capabilities: readonly string[], refusals: readonly
   const lines: Uint8Array[] = [pktLine("unpack ok\n")];
   for (const r of refusals) lines.push(pktLine(`ng ${r.ref} ${r.text.replace(/[\r\n]/g, " ")}\n`));
   lines.push(FLUSH);
-  const report = join(lines);
+  const report = concatBytes(lines);
   const band = capabilities.includes("side-band-64k") ? 65515 : capabilities.includes("side-band") ? 995 : 0;
   if (band === 0) return report;
   const out: Uint8Array[] = [];
-  if (notice) out.push(pktLine(join([new Uint8Array([2]), new TextEncoder().encode(`${notice}\n`)])));
+  if (notice) out.push(pktLine(concatBytes([new Uint8Array([2]), new TextEncoder().encode(`${notice}\n`)])));
   for (let at = 0; at < report.byteLength; at += band) {
-    out.push(pktLine(join([new Uint8Array([1]), report.subarray(at, at + band)])));
+    out.push(pktLine(concatBytes([new Uint8Array([1]), report.subarray(at, at + band)])));
   }
   out.push(FLUSH);
-  return join(out);
+  return concatBytes(out);
 }
 
 /** Whether the client asked for a report it can print (`report-status` or `report-status-v2`). */
@@ -267,7 +267,8 @@ export function wantsReport(capabilities: readonly string[]): boolean {
   return capabilities.includes("report-status") || capabilities.includes("report-status-v2");
 }
 
-function join(parts: Uint8Array[]): Uint8Array {
+/** The bytes of `parts`, one after another. */
+export function concatBytes(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
   let at = 0;
   for (const p of parts) {
