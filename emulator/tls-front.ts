@@ -6,7 +6,7 @@
  *
  * Also: {@link runGh}, the real `gh` with a clean environment, as a sandbox would run it.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { createServer, type Server } from "node:https";
@@ -207,3 +207,15 @@ export async function persistedCertificate(dir: string): Promise<Certificate> {
   writeFileSync(certPath, made.cert);
   return made;
 }
+
+/**
+ * Whether the real `gh` can be run here. Tests that drive it are skipped, with a line saying
+ * so, on a machine without it, and fail under CI (`CI=true`), which installs it (.ci/run).
+ */
+export const GH_MISSING: string | null = (() => {
+  const found = spawnSync("gh", ["--version"], { stdio: "ignore" });
+  if (found.status === 0) return null;
+  if (process.env.CI) return null; // CI installs gh: its absence there is a failure, not a skip.
+  console.log("gh is not installed: the tests that drive the real gh are skipped (apt-get install gh, or run .ci/run)");
+  return "gh is not installed";
+})();
