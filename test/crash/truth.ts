@@ -110,7 +110,9 @@ export class Truth {
         this.#pendingSeen.set(r.id, { userId: u.userId, provider: u.provider, accessToken: r.accessToken });
         // The revoker refreshes an expired pair to revoke it: that rotation can be lost too.
         const spent = r.refreshToken !== null && this.#spentByRotation(u, r.refreshToken);
-        const k = key(u.provider, r.account ?? "?");
+        // A confirm's record is written before the provider names the account: GitHub's records do.
+        const account = r.account ?? (u.provider === "github" && r.refreshToken ? this.#world.github.refreshTokenState(r.refreshToken)?.userId : undefined) ?? "?";
+        const k = key(u.provider, account);
         if (spent && !this.#lostKnown.has(`revocation:${r.id}:${r.refreshToken}`)) {
           this.#lostKnown.add(`revocation:${r.id}:${r.refreshToken}`);
           this.#lost.set(k, (this.#lost.get(k) ?? 0) + 1);
