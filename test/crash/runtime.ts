@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { build } from "esbuild";
+import { bundleEntry } from "../support/harness.ts";
 
 export interface RuntimeOptions {
   dir: string;
@@ -17,21 +17,9 @@ export interface RuntimeOptions {
 
 /** Bundles the soak's Worker to `<dir>/worker.js`; returns the path. */
 export async function bundleWorker(dir: string): Promise<string> {
-  const result = await build({
-    entryPoints: ["test/crash/worker.ts"],
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    target: "es2024",
-    conditions: ["workerd", "worker", "browser"],
-    mainFields: ["browser", "module", "main"],
-    external: ["cloudflare:*", "node:*"],
-    loader: { ".sql": "text" },
-    write: false,
-    logLevel: "error",
-  });
+  const code = await bundleEntry("test/crash/worker.ts", ["cloudflare:*", "node:*"]);
   const path = join(dir, "worker.js");
-  writeFileSync(path, result.outputFiles[0]!.text);
+  writeFileSync(path, code);
   return path;
 }
 

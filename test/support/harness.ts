@@ -30,21 +30,26 @@ export interface Harness {
   dispose(): Promise<void>;
 }
 
-async function bundle(): Promise<string> {
+/** Bundles a Worker entry the way wrangler does for workerd (the `.sql` migrations as text). */
+export async function bundleEntry(entry: string, external: string[] = ["cloudflare:*"]): Promise<string> {
   const result = await build({
-    entryPoints: ["bench/worker.ts"],
+    entryPoints: [entry],
     bundle: true,
     format: "esm",
     platform: "neutral",
     target: "es2024",
     conditions: ["workerd", "worker", "browser"],
     mainFields: ["browser", "module", "main"],
-    external: ["cloudflare:*"],
+    external,
     loader: { ".sql": "text" },
     write: false,
     logLevel: "error",
   });
   return result.outputFiles[0]!.text;
+}
+
+function bundle(): Promise<string> {
+  return bundleEntry("bench/worker.ts");
 }
 
 export function freePort(): Promise<number> {
