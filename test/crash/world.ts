@@ -12,8 +12,9 @@ import { EventReceiver } from "../../emulator/event-receiver.ts";
 import { GitHubEmulator, type IssuedPair } from "../../emulator/github.ts";
 import { GitLabEmulator } from "../../emulator/gitlab.ts";
 import { serve } from "../../emulator/serve.ts";
-import { APP_IDENTITIES, APP_KEY_BINDINGS } from "../support/app-keys.ts";
-import { APPS, EVENTS_SIGNING_KEY, GITHUB_APPS_JSON, GITLAB_APP, INTERNAL_API_TOKEN, KEY_K1, KEY_K2, RETURN_ORIGIN, STATE_SIGNING_KEY } from "../support/env.ts";
+import { APP_IDENTITIES } from "../support/app-keys.ts";
+import { brokerBindings } from "../support/harness.ts";
+import { APPS, EVENTS_SIGNING_KEY, GITLAB_APP } from "../support/env.ts";
 
 export const GITHUB_REPO = "acme/app";
 export const GITLAB_PROJECT = "acme/platform/api";
@@ -53,24 +54,11 @@ export async function startWorld(dir: string, brokerUrl: string): Promise<World>
     receiver,
     gitlabUrl: gitlabServer!.url,
     bindings: {
-      GITHUB_APPS: GITHUB_APPS_JSON,
-      ...APP_KEY_BINDINGS,
-      GITHUB_CLIENT_SECRET_STANDARD: APPS.standard.clientSecret,
-      GITHUB_CLIENT_SECRET_LITE: APPS.lite.clientSecret,
-      GITHUB_WEBHOOK_SECRET_STANDARD: APPS.standard.webhookSecret,
-      GITHUB_WEBHOOK_SECRET_LITE: APPS.lite.webhookSecret,
+      ...brokerBindings(githubServer!.url, brokerUrl, "5000"),
       GITLAB_APPS: JSON.stringify({ gitlab: { clientId: GITLAB_APP.clientId, baseUrl: gitlabServer!.url } }),
       GITLAB_CLIENT_SECRET_GITLAB: GITLAB_APP.clientSecret,
-      GITHUB_WEB_URL: githubServer!.url,
-      GITHUB_API_URL: githubServer!.url,
-      PUBLIC_BASE_URL: brokerUrl,
-      ALLOWED_RETURN_ORIGINS: RETURN_ORIGIN,
-      TOKEN_ENCRYPTION_KEYS: `k2:${KEY_K2},k1:${KEY_K1}`,
-      STATE_SIGNING_KEY,
-      INTERNAL_API_TOKEN,
       EVENTS_URL: `${receiverServer!.url}/hook`,
       EVENTS_SIGNING_KEY,
-      GITHUB_TIMEOUT_MS: "5000",
     },
     onIssued: null,
     close: async () => {

@@ -52,6 +52,29 @@ function bundle(): Promise<string> {
   return bundleEntry("bench/worker.ts");
 }
 
+/**
+ * The broker's configuration for a run against the emulators: GitHub (web and API) at
+ * `github`, the broker itself at `publicBaseUrl`, each GitHub call bounded by `timeoutMs`.
+ */
+export function brokerBindings(github: string, publicBaseUrl: string, timeoutMs: string): Record<string, string> {
+  return {
+    GITHUB_APPS: GITHUB_APPS_JSON,
+    ...(APP_KEY_BINDINGS as Record<string, string>),
+    GITHUB_CLIENT_SECRET_STANDARD: APPS.standard.clientSecret,
+    GITHUB_CLIENT_SECRET_LITE: APPS.lite.clientSecret,
+    GITHUB_WEBHOOK_SECRET_STANDARD: APPS.standard.webhookSecret!,
+    GITHUB_WEBHOOK_SECRET_LITE: APPS.lite.webhookSecret!,
+    GITHUB_WEB_URL: github,
+    GITHUB_API_URL: github,
+    PUBLIC_BASE_URL: publicBaseUrl,
+    ALLOWED_RETURN_ORIGINS: RETURN_ORIGIN,
+    TOKEN_ENCRYPTION_KEYS: `k2:${KEY_K2},k1:${KEY_K1}`,
+    STATE_SIGNING_KEY,
+    INTERNAL_API_TOKEN,
+    GITHUB_TIMEOUT_MS: timeoutMs,
+  };
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -92,22 +115,9 @@ export async function startHarness(
       // Metrics on, as in production: the hot path is measured with its data points.
       analyticsEngineDatasets: { METRICS: { dataset: "token_broker" } },
       bindings: {
-        GITHUB_APPS: GITHUB_APPS_JSON,
-        ...APP_KEY_BINDINGS,
-        GITHUB_CLIENT_SECRET_STANDARD: APPS.standard.clientSecret,
-        GITHUB_CLIENT_SECRET_LITE: APPS.lite.clientSecret,
-        GITHUB_WEBHOOK_SECRET_STANDARD: APPS.standard.webhookSecret,
-        GITHUB_WEBHOOK_SECRET_LITE: APPS.lite.webhookSecret,
-        GITHUB_WEB_URL: EMULATOR_ORIGIN,
-        GITHUB_API_URL: EMULATOR_ORIGIN,
-        PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
-        ALLOWED_RETURN_ORIGINS: RETURN_ORIGIN,
-        TOKEN_ENCRYPTION_KEYS: `k2:${KEY_K2},k1:${KEY_K1}`,
-        STATE_SIGNING_KEY,
-        INTERNAL_API_TOKEN,
-        GITHUB_TIMEOUT_MS: "10000",
-        // A `gitlab` App on the GitLab emulator, when one is given (test-node/gitlab-git.test.ts).
+        ...brokerBindings(EMULATOR_ORIGIN, `http://127.0.0.1:${port}`, "10000"),
         ...options.bindings,
+        // A `gitlab` App on the GitLab emulator, when one is given (test-node/gitlab-git.test.ts).
         ...(gitlab ? { GITLAB_APPS: JSON.stringify({ gitlab: { clientId: GITLAB_APP.clientId, baseUrl: GITLAB_HARNESS_ORIGIN } }), GITLAB_CLIENT_SECRET_GITLAB: GITLAB_APP.clientSecret } : {}),
       },
       // The broker's structured logs would go to Cloudflare's log pipeline: count them.
