@@ -42,3 +42,31 @@ export class FaultQueue<E extends string, K extends string, F extends QueuedFaul
     return fault;
   }
 }
+
+/** Thrown by a handler to turn its answer into a hang after the work was done (a lost response). */
+export class Hang extends Error {}
+
+/**
+ * Requests that never answer (a `hang` fault, or a response lost after the work): each waits
+ * until released (a reset, clearing faults) or until `ms` passed, then gets `answer()` (the
+ * 504 a proxy in front of the provider would send).
+ */
+export class Hangs {
+  readonly #releases = new Set<() => void>();
+
+  wait(ms: number, answer: () => Response): Promise<Response> {
+    return new Promise((resolve) => {
+      const release = () => {
+        clearTimeout(timer);
+        this.#releases.delete(release);
+        resolve(answer());
+      };
+      const timer = setTimeout(release, ms);
+      this.#releases.add(release);
+    });
+  }
+
+  releaseAll(): void {
+    for (const release of [...this.#releases]) release();
+  }
+}

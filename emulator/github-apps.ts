@@ -1,12 +1,10 @@
 /**
- * The App-installation side of the GitHub emulator (emulator/github.ts delegates to it):
+ * The App-installation side of the GitHub emulator (emulator/github-routes.ts routes to it):
  * App JWTs, installations and their tokens, the way GitHub behaves where the broker's
  * correctness depends on it.
  *
- * - App JWTs are verified against the App's public key (RS256), with GitHub's claim checks:
- *   `iss` the client id (or numeric App id), `exp` in the future and at most 10 minutes after
- *   `iat`, `iat` not in the future. A rotated key (`rotateKey`) makes the configured private
- *   key wrong, as deleting it on GitHub would.
+ * - App JWTs are verified as GitHub does (emulator/github-app-jwt.ts); `rotateKey` makes the
+ *   configured private key wrong, as deleting it on GitHub would.
  * - `GET /repos/{owner}/{repo}/installation` answers the installation (with `suspended_at`)
  *   or 404. `POST /app/installations/{id}/access_tokens` mints a `ghs_` token longer than 40
  *   characters, expiring in one hour, scoped to the repositories and permissions asked for
@@ -22,18 +20,14 @@
  * Web-standard APIs only, like the rest of the emulator.
  */
 import { sign } from "@octokit/webhooks-methods";
-import type { EmulatorApp, EmulatorUser, GitBackend } from "./github.ts";
+import { base64url } from "./encoding.ts";
+import { AppKeys, type EmulatorAppIdentity } from "./github-app-jwt.ts";
+import { gitRefusal, isPush, pathInfo } from "./github-git.ts";
+import type { EmulatorApp, EmulatorUser, GitBackend } from "./github-host.ts";
 import type { Caller } from "./github-store.ts";
+import { postWebhook } from "./webhooks.ts";
 
-/** An App's identity for installation tokens. */
-export interface EmulatorAppIdentity {
-  clientId: string;
-  appId: number;
-  slug: string;
-  botUserId: number;
-  /** SPKI PEM of the App's key pair; the broker holds the private half. */
-  publicKeyPem: string;
-}
+export type { EmulatorAppIdentity } from "./github-app-jwt.ts";
 
 export type Level = "read" | "write";
 
@@ -80,13 +74,6 @@ interface TokenRecord {
   expiresAt: number;
 }
 
-interface AppKey {
-  identity: EmulatorAppIdentity;
-  key: Promise<CryptoKey>;
-}
-
-const RS256 = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } as const;
-
 export class GitHubAppsEmulator {
   /** Life of installation tokens in seconds (GitHub: 3600). */
   installationTokenExpiresIn = 3600;
@@ -96,8 +83,7 @@ export class GitHubAppsEmulator {
   lastJwt: { iss: unknown; iat: number; exp: number; verifiedAt: number } | null = null;
 
   readonly #host: AppsHost;
-  readonly #registered = new Map<string, EmulatorAppIdentity>();
-  #keys = new Map<string, AppKey>();
+  readonly #keys = new AppKeys();
   readonly #installations = new Map<number, EmulatorInstallation>();
   readonly #tokens = new Map<string, TokenRecord>();
 
@@ -107,8 +93,7 @@ export class GitHubAppsEmulator {
 
   /** Makes an App able to use installation tokens (kept across {@link reset}). */
   registerApp(identity: EmulatorAppIdentity): void {
-    this.#registered.set(identity.clientId, identity);
-    this.#keys.set(identity.clientId, { identity, key: importSpki(identity.publicKeyPem) });
+    this.#keys.register(identity);
   }
 
   /** Minted tokens, for `npm start` to keep across restarts (the broker caches them up to an hour). */
@@ -128,18 +113,12 @@ export class GitHubAppsEmulator {
     this.installationTokenExpiresIn = 3600;
     this.jwtRejections = 0;
     this.lastJwt = null;
-    this.#keys = new Map();
-    for (const identity of this.#registered.values()) this.registerApp(identity);
+    this.#keys.reset();
   }
 
   /** GitHub now holds a new key for the App: the broker's private key no longer signs valid JWTs. */
   rotateKey(clientId: string): void {
-    const current = this.#keys.get(clientId);
-    if (!current) throw new Error("unknown App");
-    const key = crypto.subtle
-      .generateKey({ ...RS256, modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) }, false, ["sign", "verify"])
-      .then((pair) => (pair as CryptoKeyPair).publicKey);
-    this.#keys.set(clientId, { identity: current.identity, key });
+    this.#keys.rotate(clientId);
   }
 
   addInstallation(installation: EmulatorInstallation): void {
@@ -190,15 +169,6 @@ export class GitHubAppsEmulator {
 
   // ---- GitHub routes ----
 
-  /** Serves the App routes; `null` when `path` is not one of them. */
-  async route(request: Request, path: string): Promise<Response | null> {
-    const lookup = /^\/repos\/([^/]+)\/([^/]+)\/installation$/.exec(path);
-    if (request.method === "GET" && lookup) return this.#lookup(request, `${lookup[1]}/${lookup[2]}`);
-    const mint = /^\/app\/installations\/(\d+)\/access_tokens$/.exec(path);
-    if (request.method === "POST" && mint) return this.#mint(request, Number(mint[1]));
-    return null;
-  }
-
   /**
    * `GET /repos/{owner}/{repo}` with an installation token; `null` when the bearer is not
    * one (the user-token path answers then).
@@ -229,7 +199,7 @@ export class GitHubAppsEmulator {
   caller(token: string): Caller | null {
     const rec = this.#tokens.get(token);
     if (!rec || !this.#alive(rec)) return null;
-    const identity = this.#registered.get(this.#installations.get(rec.installationId)!.clientId)!;
+    const identity = this.#keys.identity(this.#installations.get(rec.installationId)!.clientId)!;
     return {
       login: `${identity.slug}[bot]`,
       id: identity.botUserId,
@@ -242,56 +212,19 @@ export class GitHubAppsEmulator {
   /** git smart-HTTP with an installation token (`x-access-token:<ghs_...>`). */
   git(request: Request, repository: string, url: URL, token: string, backend: GitBackend): Promise<Response> | Response {
     const rec = this.#tokens.get(token);
-    if (!rec || !this.#alive(rec)) {
-      return new Response("Invalid username or token.\n", { status: 401, headers: { "www-authenticate": 'Basic realm="GitHub"' } });
-    }
-    if (!this.#covers(rec, repository)) return new Response("Repository not found.\n", { status: 404 });
+    if (!rec || !this.#alive(rec)) return gitRefusal.unauthorized();
+    if (!this.#covers(rec, repository)) return gitRefusal.notFound();
     const inst = this.#installations.get(rec.installationId)!;
-    const identity = this.#registered.get(inst.clientId)!;
+    const identity = this.#keys.identity(inst.clientId)!;
     const bot: EmulatorUser = { id: identity.botUserId, login: `${identity.slug}[bot]`, name: null, repos: {} };
-    const push = url.pathname.endsWith("/git-receive-pack") || url.searchParams.get("service") === "git-receive-pack";
-    if (push && rec.permissions.contents !== "write") {
-      return new Response(`Permission to ${repository}.git denied to ${bot.login}.\n`, { status: 403 });
-    }
-    const pathInfo = `/${repository}.git${url.pathname.slice(url.pathname.indexOf(".git/") + 4)}`;
-    return backend(request, repository, pathInfo, bot);
-  }
-
-  // ---- control routes (`/_emulator/...`) ----
-
-  /** Serves the control routes of this module; `null` when `action` is not one of them. */
-  async control(method: string, action: string, body: Record<string, any>, url: URL): Promise<Response | null> {
-    const json = (value: unknown) => this.#host.json(200, value);
-    switch (`${method} ${action}`) {
-      case "POST installations":
-        this.addInstallation(body as EmulatorInstallation);
-        return json({ ok: true });
-      case "POST installations/suspend":
-        return json(await this.setSuspended(Number(body.id), true));
-      case "POST installations/unsuspend":
-        return json(await this.setSuspended(Number(body.id), false));
-      case "POST installations/uninstall":
-        return json(await this.uninstall(Number(body.id)));
-      case "POST installations/remove-repositories":
-        return json(await this.removeRepositories(Number(body.id), body.repositories as string[]));
-      case "POST apps/rotate-key":
-        this.rotateKey(String(body.clientId));
-        return json({ ok: true });
-      case "POST apps/settings":
-        if (body.installationTokenExpiresIn !== undefined) this.installationTokenExpiresIn = Number(body.installationTokenExpiresIn);
-        return json({ installationTokenExpiresIn: this.installationTokenExpiresIn });
-      case "GET apps/stats":
-        return json(this.stats());
-      case "GET installation-token":
-        return json({ state: this.tokenState(url.searchParams.get("token") ?? "") });
-      default:
-        return null;
-    }
+    if (isPush(url) && rec.permissions.contents !== "write") return gitRefusal.denied(repository, bot.login);
+    return backend(request, repository, pathInfo(repository, url), bot);
   }
 
   // ---- internals ----
 
-  async #lookup(request: Request, fullName: string): Promise<Response> {
+  /** `GET /repos/{owner}/{repo}/installation` with an App JWT (`fullName` still encoded). */
+  async lookup(request: Request, fullName: string): Promise<Response> {
     const early = await this.#host.enter("installation");
     if (early) return early;
     const app = await this.#verifyJwt(request);
@@ -305,7 +238,8 @@ export class GitHubAppsEmulator {
     return this.#host.json(200, this.#installationBody(inst));
   }
 
-  async #mint(request: Request, id: number): Promise<Response> {
+  /** `POST /app/installations/{id}/access_tokens` with an App JWT. */
+  async mint(request: Request, id: number): Promise<Response> {
     const early = await this.#host.enter("installation_token");
     if (early) return early;
     const app = await this.#verifyJwt(request);
@@ -346,38 +280,13 @@ export class GitHubAppsEmulator {
 
   /** Verifies the App JWT; the App it is for, or the 401 GitHub would send. */
   async #verifyJwt(request: Request): Promise<EmulatorAppIdentity | Response> {
-    const reject = (message: string) => {
+    const check = await this.#keys.verify(request, () => Math.floor(this.#host.now() / 1000));
+    if (!check.ok) {
       this.jwtRejections++;
-      return this.#host.json(401, { message, documentation_url: "https://docs.github.com/rest" });
-    };
-    const jwt = /^Bearer (\S+)$/i.exec(request.headers.get("authorization") ?? "")?.[1] ?? "";
-    const parts = jwt.split(".");
-    if (parts.length !== 3) return reject("A JSON web token could not be decoded");
-    let header: { alg?: unknown };
-    let claims: { iss?: unknown; iat?: unknown; exp?: unknown };
-    try {
-      header = JSON.parse(textOf(parts[0]!));
-      claims = JSON.parse(textOf(parts[1]!));
-    } catch {
-      return reject("A JSON web token could not be decoded");
+      return this.#host.json(401, { message: check.message, documentation_url: "https://docs.github.com/rest" });
     }
-    const entry = [...this.#keys.values()].find((k) => k.identity.clientId === claims.iss || k.identity.appId === claims.iss);
-    if (header.alg !== "RS256" || !entry) return reject("A JSON web token could not be decoded");
-    let valid = false;
-    try {
-      valid = await crypto.subtle.verify(RS256, await entry.key, bytesOf(parts[2]!), new TextEncoder().encode(`${parts[0]}.${parts[1]}`));
-    } catch {
-      valid = false;
-    }
-    if (!valid) return reject("A JSON web token could not be decoded");
-    const now = Math.floor(this.#host.now() / 1000);
-    const { iat, exp } = claims;
-    if (typeof iat !== "number" || typeof exp !== "number") return reject("A JSON web token could not be decoded");
-    if (iat > now + 1) return reject("'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued.");
-    if (exp <= now) return reject("'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires.");
-    if (exp - iat > 600) return reject("'Expiration time' claim ('exp') is too far in the future.");
-    this.lastJwt = { iss: claims.iss, iat, exp, verifiedAt: now };
-    return entry.identity;
+    this.lastJwt = { iss: check.iss, iat: check.iat, exp: check.exp, verifiedAt: check.verifiedAt };
+    return check.identity;
   }
 
   #installation(id: number): EmulatorInstallation {
@@ -387,7 +296,7 @@ export class GitHubAppsEmulator {
   }
 
   #installationBody(inst: EmulatorInstallation): Record<string, unknown> {
-    const identity = this.#registered.get(inst.clientId)!;
+    const identity = this.#keys.identity(inst.clientId)!;
     return {
       id: inst.id,
       account: { login: inst.account, id: 100_000 + inst.id, type: "Organization" },
@@ -417,43 +326,10 @@ export class GitHubAppsEmulator {
     const body = JSON.stringify({ ...fields, installation: this.#installationBody(inst), sender: { login: "octo-admin", id: 1, type: "User" } });
     const delivery: WebhookDelivery = { event, deliveryId: crypto.randomUUID(), signature: await sign(app.webhookSecret, body), body };
     if (app.webhookUrl) {
-      const res = await this.#host.webhookFetch(
-        new Request(app.webhookUrl, {
-          method: "POST",
-          headers: {
-            "content-type": "application/json",
-            "x-github-event": event,
-            "x-github-delivery": delivery.deliveryId,
-            "x-hub-signature-256": delivery.signature,
-            "user-agent": "GitHub-Hookshot/emulator",
-          },
-          body,
-        }),
-      );
+      const res = await postWebhook((req) => this.#host.webhookFetch(req), app.webhookUrl, delivery);
       delivery.status = res.status;
       await res.body?.cancel();
     }
     return delivery;
   }
-}
-
-function importSpki(pem: string): Promise<CryptoKey> {
-  const b64 = pem.replace(/-----(BEGIN|END) PUBLIC KEY-----/g, "").replace(/\s+/g, "");
-  const der = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-  return crypto.subtle.importKey("spki", der, RS256, false, ["verify"]);
-}
-
-function bytesOf(b64url: string): Uint8Array<ArrayBuffer> {
-  const b64 = b64url.replace(/-/g, "+").replace(/_/g, "/");
-  return Uint8Array.from(atob(b64.padEnd(b64.length + ((4 - (b64.length % 4)) % 4), "=")), (c) => c.charCodeAt(0));
-}
-
-function textOf(b64url: string): string {
-  return new TextDecoder().decode(bytesOf(b64url));
-}
-
-function base64url(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }

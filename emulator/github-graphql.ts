@@ -99,9 +99,8 @@ export class GitHubGraphQL {
     this.#source = source;
   }
 
-  /** Serves `POST /graphql`; `null` for any other request. */
-  async route(request: Request, path: string): Promise<Response | null> {
-    if (path !== "/graphql" || request.method !== "POST") return null;
+  /** Serves `POST /graphql`. */
+  async serve(request: Request): Promise<Response> {
     const caller = this.#host.caller(request);
     if (!caller) {
       return this.#host.json(401, { message: "This endpoint requires you to be authenticated.", documentation_url: "https://docs.github.com/graphql/guides/forming-calls-with-graphql#authenticating-with-graphql" });

@@ -7,9 +7,9 @@
  *   `GET /labels`, `GET /branches[/{b}]`, `DELETE /git/refs/heads/{b}`; Actions, checks and
  *   statuses in emulator/github-actions.ts; `GET /actions-logs/<key>` (no token).
  * - A token that cannot see the repository gets 404 (GitHub hides it); writes need `push`.
- * - Control (`/_emulator/...`): `POST check-runs`, `statuses`, `workflow-runs`, `issues`,
- *   `labels`, `comments`; `GET pulls?repository=`, `issues?repository=` (the truth, with
- *   authors), documented in docs/emulator.md.
+ * - Seeding for the control routes (`/_emulator/...`: `POST check-runs`, `statuses`,
+ *   `workflow-runs`, `pulls`, `issues`, `labels`, `comments`; `GET pulls?repository=`,
+ *   `issues?repository=`, the truth with authors), documented in docs/emulator.md.
  *
  * Web-standard APIs only.
  */
@@ -51,11 +51,16 @@ export class GitHubRest {
     this.#host = host;
   }
 
-  /** Serves the REST routes of this module; `null` when `path` is not one of them. */
-  async route(request: Request, path: string, url: URL): Promise<Response | null> {
+  /** `GET /actions-logs/<key>` (no token, as GitHub's signed blob URLs); `null` for a malformed key. */
+  log(key: string): Response | null {
+    if (!/^[0-9a-f]{32}$/.test(key)) return null;
+    return serveLog({ host: this.#host }, key) ?? this.#host.json(404, { message: "Not Found" });
+  }
+
+  /** Serves `/repos/{o}/{r}/...` for the routes of this module; `null` when the path is not one of them. */
+  async serve(request: Request, url: URL): Promise<Response | null> {
     const host = this.#host;
-    const log = /^\/actions-logs\/([0-9a-f]{32})$/.exec(path);
-    if (log && request.method === "GET") return serveLog({ host }, log[1]!) ?? host.json(404, { message: "Not Found" });
+    const path = url.pathname.replace(/\/+$/, "") || "/";
     const m = /^\/repos\/([^/]+)\/([^/]+)\/(.+)$/.exec(path);
     if (!m) return null;
     const full = `${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`;
@@ -201,51 +206,62 @@ export class GitHubRest {
     return { id: c.id, node_id: c.nodeId, body: c.body, user: userJson(c.author), created_at: c.createdAt, updated_at: c.createdAt, html_url: `${ctx.web}/${ctx.full}/${parent.kind === "pull" ? "pull" : "issues"}/${parent.number}#issuecomment-${c.id}` };
   }
 
-  // ---- control routes (`/_emulator/...`) ----
+  // ---- seeding, for the control routes (`/_emulator/...`, emulator/github-routes.ts) ----
 
-  /** Serves the control routes of this module; `null` when `action` is not one of them. */
-  async control(method: string, action: string, body: Record<string, any>, url: URL): Promise<Response | null> {
+  /** `POST check-runs`: a check run on a commit, or on a branch's tip. */
+  seedCheckRun(repository: string, body: Record<string, any>): Response {
+    return this.#host.json(200, this.#host.store.addCheckRun(repository, body as { name: string }));
+  }
+
+  /** `POST statuses`: a commit status. */
+  seedStatus(repository: string, body: Record<string, any>): Response {
+    return this.#host.json(200, this.#host.store.addStatus(repository, body as { state: "success" }));
+  }
+
+  /** `POST workflow-runs`: an Actions run (on the branch's tip unless `headSha`); its jobs. */
+  async seedRun(repository: string, body: Record<string, any>): Promise<Response> {
     const host = this.#host;
-    const store = host.store;
-    const repository = String(body.repository ?? url.searchParams.get("repository") ?? "");
-    const actor = (login: unknown): Actor => host.userByLogin(String(login ?? "")) ?? { login: String(login ?? "octocat"), id: 1, type: "User" };
-    const tip = async (branch: unknown) => (host.refs && typeof branch === "string" ? ((await host.refs.branches(repository)).get(branch) ?? null) : null);
-    switch (`${method} ${action}`) {
-      case "POST check-runs":
-        return host.json(200, store.addCheckRun(repository, body as { name: string }));
-      case "POST statuses":
-        return host.json(200, store.addStatus(repository, body as { state: "success" }));
-      case "POST workflow-runs": {
-        const headSha = body.headSha ?? (await tip(body.headBranch));
-        if (!headSha) return host.json(422, { message: "headSha, or a headBranch that exists, is required" });
-        const run = store.addRun(repository, { ...(body as { workflowName: string; headBranch: string; jobs: [] }), headSha, actor: actor(body.actor) });
-        return host.json(200, { id: run.id, jobs: run.jobs.map((j) => ({ id: j.id, name: j.name })) });
-      }
-      case "POST pulls": {
-        // A pull request as another session might have opened it (no branch needs to exist).
-        const pull = store.open(repository, { kind: "pull", title: String(body.title ?? "A pull request"), body: String(body.body ?? ""), author: actor(body.author), head: String(body.head ?? "feature"), base: String(body.base ?? "main") });
-        return host.json(200, { number: pull.number, id: pull.nodeId });
-      }
-      case "POST issues": {
-        const issue = store.open(repository, { kind: "issue", title: String(body.title ?? "An issue"), body: String(body.body ?? ""), author: actor(body.author), labels: body.labels as string[] | undefined });
-        return host.json(200, { number: issue.number, nodeId: issue.nodeId });
-      }
-      case "POST labels":
-        return host.json(200, store.label(repository, String(body.name), { color: body.color, description: body.description }));
-      case "POST comments": {
-        const item = store.issue(repository, Number(body.number));
-        if (!item) return host.json(404, { message: "no such issue or pull request" });
-        return host.json(200, store.comment(item, actor(body.author), String(body.body ?? "")));
-      }
-      case "GET pulls":
-      case "GET issues": {
-        const kind = action === "pulls" ? "pull" : "issue";
-        const items = store.issues.filter((i) => i.repo === repository.toLowerCase() && i.kind === kind);
-        return host.json(200, { [action]: items.map((i) => ({ ...i, author: i.author.login, mergedBy: i.mergedBy?.login ?? null, comments: i.comments.map((c) => ({ author: c.author.login, body: c.body })), reviews: i.reviews.map((r) => ({ author: r.author.login, state: r.state, body: r.body })) })) });
-      }
-      default:
-        return null;
-    }
+    const tip = async () => (host.refs && typeof body.headBranch === "string" ? ((await host.refs.branches(repository)).get(body.headBranch) ?? null) : null);
+    const headSha = body.headSha ?? (await tip());
+    if (!headSha) return host.json(422, { message: "headSha, or a headBranch that exists, is required" });
+    const run = host.store.addRun(repository, { ...(body as { workflowName: string; headBranch: string; jobs: [] }), headSha, actor: this.#actor(body.actor) });
+    return host.json(200, { id: run.id, jobs: run.jobs.map((j) => ({ id: j.id, name: j.name })) });
+  }
+
+  /** `POST pulls`: a pull request as another session might have opened it (no branch needs to exist). */
+  seedPull(repository: string, body: Record<string, any>): Response {
+    const pull = this.#host.store.open(repository, { kind: "pull", title: String(body.title ?? "A pull request"), body: String(body.body ?? ""), author: this.#actor(body.author), head: String(body.head ?? "feature"), base: String(body.base ?? "main") });
+    return this.#host.json(200, { number: pull.number, id: pull.nodeId });
+  }
+
+  /** `POST issues`: an issue. */
+  seedIssue(repository: string, body: Record<string, any>): Response {
+    const issue = this.#host.store.open(repository, { kind: "issue", title: String(body.title ?? "An issue"), body: String(body.body ?? ""), author: this.#actor(body.author), labels: body.labels as string[] | undefined });
+    return this.#host.json(200, { number: issue.number, nodeId: issue.nodeId });
+  }
+
+  /** `POST labels`: a label. */
+  seedLabel(repository: string, body: Record<string, any>): Response {
+    return this.#host.json(200, this.#host.store.label(repository, String(body.name), { color: body.color, description: body.description }));
+  }
+
+  /** `POST comments`: a comment on an issue or pull request. */
+  seedComment(repository: string, body: Record<string, any>): Response {
+    const item = this.#host.store.issue(repository, Number(body.number));
+    if (!item) return this.#host.json(404, { message: "no such issue or pull request" });
+    return this.#host.json(200, this.#host.store.comment(item, this.#actor(body.author), String(body.body ?? "")));
+  }
+
+  /** `GET pulls|issues?repository=`: the records, with logins for people (the truth for tests). */
+  records(action: "pulls" | "issues", repository: string): Response {
+    const kind = action === "pulls" ? "pull" : "issue";
+    const items = this.#host.store.issues.filter((i) => i.repo === repository.toLowerCase() && i.kind === kind);
+    return this.#host.json(200, { [action]: items.map((i) => ({ ...i, author: i.author.login, mergedBy: i.mergedBy?.login ?? null, comments: i.comments.map((c) => ({ author: c.author.login, body: c.body })), reviews: i.reviews.map((r) => ({ author: r.author.login, state: r.state, body: r.body })) })) });
+  }
+
+  /** A user of the emulator by login, else a made-up one of that login (`octocat` by default). */
+  #actor(login: unknown): Actor {
+    return this.#host.userByLogin(String(login ?? "")) ?? { login: String(login ?? "octocat"), id: 1, type: "User" };
   }
 }
 
