@@ -25,7 +25,7 @@ import { AppKeys, type EmulatorAppIdentity } from "./github-app-jwt.ts";
 import { gitRefusal, isPush, pathInfo } from "./github-git.ts";
 import type { EmulatorApp, EmulatorUser, GitBackend } from "./github-host.ts";
 import type { Caller } from "./github-store.ts";
-import { postWebhook } from "./webhooks.ts";
+import { postWebhook, type SignedDelivery } from "./webhooks.ts";
 
 export type { EmulatorAppIdentity } from "./github-app-jwt.ts";
 
@@ -57,12 +57,7 @@ export interface AppsHost {
 }
 
 /** A signed webhook as GitHub would POST it. */
-export interface WebhookDelivery {
-  event: string;
-  deliveryId: string;
-  /** `X-Hub-Signature-256`. */
-  signature: string;
-  body: string;
+export interface WebhookDelivery extends SignedDelivery {
   /** The broker's answer, when the emulator delivered it (the App has a `webhookUrl`). */
   status?: number;
 }

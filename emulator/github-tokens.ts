@@ -34,6 +34,7 @@ export interface TokenState {
   killedBy?: { cause: "rotation" | "revocation"; seq: number };
 }
 
+/** An authorization code (both emulators): bound to client, redirect and PKCE challenge; single use. */
 export interface CodeRecord {
   clientId: string;
   userId: number;

@@ -5,6 +5,7 @@
  */
 import { randomHex, s256 } from "./encoding.ts";
 import { Hang } from "./faults.ts";
+import type { CodeRecord } from "./github-tokens.ts";
 import type { GitLabEndpoint, GitLabFault, GitLabSettings } from "./gitlab.ts";
 
 /** Per user: rotations whose answer was (or may have been) lost, and rotated refresh tokens presented again. */
@@ -23,15 +24,6 @@ export interface GitLabTokenRecord {
   killedBy?: "rotation" | "revocation";
   /** The arrival number of the request that killed it (emulator/holds.ts `Arrivals`). */
   killedSeq?: number;
-}
-
-interface CodeRecord {
-  clientId: string;
-  userId: number;
-  redirectUri: string;
-  codeChallenge: string | null;
-  expiresAt: number;
-  used: boolean;
 }
 
 /** What emulator/gitlab.ts lends this module. */

@@ -4,6 +4,7 @@
 export interface SignedDelivery {
   event: string;
   deliveryId: string;
+  /** `X-Hub-Signature-256`. */
   signature: string;
   body: string;
 }
