@@ -15,9 +15,9 @@ export function randomToken(prefix: string): string {
   return prefix + base64url(crypto.getRandomValues(new Uint8Array(27)));
 }
 
-/** 20 random bytes as hex (GitLab's token and code shape). */
-export function randomHex(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(20));
+/** `length` random bytes as hex (GitLab's tokens and codes: 20; log keys: 16). */
+export function randomHex(length = 20): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(length));
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 

@@ -2,7 +2,8 @@
  * What the GitHub emulator knows about repositories beyond git and tokens: pull requests,
  * issues, comments, reviews, labels, check runs, commit statuses and Actions runs, with
  * GitHub-like ids (a database id and an opaque node id per object, stable for its life).
- * emulator/github-graphql.ts and emulator/github-rest.ts serve it; `/_emulator/` seeds it.
+ * emulator/github-graphql.ts and emulator/github-rest.ts serve it; `/_emulator/` seeds it. The
+ * records' shapes are in emulator/github-records.ts.
  *
  * Repositories are not declared: one exists as soon as somebody may see it (a user's
  * permission or an installation), and gets its record on first use. Branches and commits
@@ -11,181 +12,9 @@
  * Web-standard APIs only, like the rest of the emulator.
  */
 
-export type Permission = "push" | "pull";
-
-/** Who a token speaks for: a user, or an App's bot (`<slug>[bot]`) for an installation token. */
-export interface Actor {
-  login: string;
-  id: number;
-  type: "User" | "Bot";
-  name?: string | null;
-}
-
-/** An authenticated caller: who, and what it may do on a repository (`owner/name`, any case). */
-export interface Caller extends Actor {
-  permission(repository: string): Permission | undefined;
-}
-
-/** One commit, as read from the bare repository. */
-export interface CommitInfo {
-  oid: string;
-  messageHeadline: string;
-  messageBody: string;
-  committedDate: string;
-  authoredDate: string;
-  authorName: string;
-  authorEmail: string;
-}
-
-export type MergeMethod = "MERGE" | "SQUASH" | "REBASE";
-
-/**
- * The real bare repositories' refs and commits (emulator/git-refs.ts in Node). The emulator
- * itself stays Web-standard, so this is injected next to the git backend.
- */
-export interface GitRefs {
-  /** Branch name → tip oid (`refs/heads/*`). */
-  branches(repository: string): Promise<Map<string, string>>;
-  commit(repository: string, rev: string): Promise<CommitInfo | null>;
-  /** Commits reachable from `head` and not from `base`, oldest first. */
-  log(repository: string, base: string, head: string): Promise<CommitInfo[]>;
-  /** Merges `head` into branch `base` (a merge commit, or one squashed commit) and moves `base`. */
-  merge(repository: string, options: { base: string; head: string; method: MergeMethod; message: string; author: Actor }): Promise<{ ok: true; oid: string } | { ok: false; message: string }>;
-  deleteBranch(repository: string, branch: string): Promise<void>;
-}
-
-export interface RepoRecord {
-  id: number;
-  nodeId: string;
-  owner: string;
-  name: string;
-  createdAt: string;
-  nextNumber: number;
-  labels: LabelRecord[];
-}
-
-export interface LabelRecord {
-  id: number;
-  nodeId: string;
-  name: string;
-  color: string;
-  description: string | null;
-}
-
-export interface CommentRecord {
-  id: number;
-  nodeId: string;
-  author: Actor;
-  body: string;
-  createdAt: string;
-}
-
-export type ReviewState = "APPROVED" | "CHANGES_REQUESTED" | "COMMENTED";
-
-export interface ReviewRecord extends CommentRecord {
-  state: ReviewState;
-  commitOid: string | null;
-}
-
-/** An issue, or a pull request (GitHub numbers both in one sequence per repository). */
-export interface IssueRecord {
-  kind: "issue" | "pull";
-  id: number;
-  nodeId: string;
-  /** Lower-case `owner/name`. */
-  repo: string;
-  number: number;
-  title: string;
-  body: string;
-  state: "OPEN" | "CLOSED" | "MERGED";
-  author: Actor;
-  createdAt: string;
-  updatedAt: string;
-  closedAt: string | null;
-  labels: string[];
-  comments: CommentRecord[];
-  // Pull requests only.
-  base: string;
-  head: string;
-  isDraft: boolean;
-  reviews: ReviewRecord[];
-  mergedAt: string | null;
-  mergedBy: Actor | null;
-  mergeCommitOid: string | null;
-}
-
-export interface CheckRunRecord {
-  id: number;
-  nodeId: string;
-  repo: string;
-  /** Which commit it ran on: an oid, or (seeded ahead of a push) whatever tip `headBranch` has. */
-  headSha: string | null;
-  headBranch: string | null;
-  name: string;
-  status: "queued" | "in_progress" | "completed";
-  conclusion: "success" | "failure" | "neutral" | "cancelled" | "skipped" | "timed_out" | "action_required" | null;
-  startedAt: string;
-  completedAt: string | null;
-  detailsUrl: string;
-  workflowName: string | null;
-  output: { title: string | null; summary: string | null; text: string | null };
-}
-
-export interface StatusRecord {
-  id: number;
-  nodeId: string;
-  repo: string;
-  sha: string | null;
-  headBranch: string | null;
-  context: string;
-  state: "error" | "failure" | "pending" | "success";
-  description: string | null;
-  targetUrl: string | null;
-  createdAt: string;
-}
-
-export interface StepRecord {
-  name: string;
-  number: number;
-  status: "completed" | "in_progress" | "queued";
-  conclusion: string | null;
-  log: string;
-}
-
-export interface JobRecord {
-  id: number;
-  nodeId: string;
-  runId: number;
-  name: string;
-  status: "completed" | "in_progress" | "queued";
-  conclusion: string | null;
-  startedAt: string;
-  completedAt: string | null;
-  steps: StepRecord[];
-  /** The unguessable part of the log's download URL (served without a token, as GitHub's are). */
-  logKey: string;
-}
-
-export interface WorkflowRunRecord {
-  id: number;
-  nodeId: string;
-  repo: string;
-  workflowId: number;
-  workflowName: string;
-  workflowPath: string;
-  headBranch: string;
-  headSha: string;
-  event: string;
-  status: "completed" | "in_progress" | "queued";
-  conclusion: string | null;
-  displayTitle: string;
-  runNumber: number;
-  createdAt: string;
-  updatedAt: string;
-  actor: Actor;
-  jobs: JobRecord[];
-  logKey: string;
-}
+import { randomHex } from "./encoding.ts";
+import type { Actor, RepoRecord, LabelRecord, CommentRecord, ReviewState, ReviewRecord, IssueRecord, CheckRunRecord, StatusRecord, JobRecord, WorkflowRunRecord } from "./github-records.ts";
+export type { Permission, Actor, Caller, CommitInfo, MergeMethod, GitRefs, RepoRecord, LabelRecord, CommentRecord, ReviewState, ReviewRecord, IssueRecord, CheckRunRecord, StatusRecord, StepRecord, JobRecord, WorkflowRunRecord } from "./github-records.ts";
 
 type NodeEntry =
   | { type: "Repository"; record: RepoRecord }
@@ -410,7 +239,7 @@ export class GitHubStore {
         startedAt: now,
         completedAt: jobStatus === "completed" ? now : null,
         steps: j.steps.map((s, i) => ({ name: s.name, number: i + 1, status: jobStatus, conclusion: s.conclusion ?? (jobStatus === "completed" ? "success" : null), log: s.log ?? "" })),
-        logKey: randomKey(),
+        logKey: randomHex(16),
       };
     });
     const failed = jobs.some((j) => j.conclusion === "failure");
@@ -431,13 +260,9 @@ export class GitHubStore {
       updatedAt: now,
       actor: fields.actor,
       jobs,
-      logKey: randomKey(),
+      logKey: randomHex(16),
     };
     this.runs.push(rec);
     return rec;
   }
-}
-
-function randomKey(): string {
-  return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
