@@ -6,12 +6,10 @@
  */
 import type { GitHubAppsEmulator, EmulatorInstallation } from "./github-apps.ts";
 import type { GitHubBrowser } from "./github-browser.ts";
-import type { Fault } from "./github-faults.ts";
 import { serveGit } from "./github-git.ts";
 import type { GitHubGraphQL } from "./github-graphql.ts";
 import type { GitBackend, GitHubHost } from "./github-host.ts";
-import type { GitHubOAuth } from "./github-oauth.ts";
-import { tokenEndpointOf } from "./github-oauth.ts";
+import { tokenEndpointOf, type GitHubOAuth } from "./github-oauth.ts";
 import type { GitHubRest } from "./github-rest.ts";
 import type { GitHubUserApi } from "./github-user-api.ts";
 import type { GitHubEmulator } from "./github.ts";
@@ -42,7 +40,7 @@ export function githubRoutes(e: GitHubEmulator, r: GitHubRoles): EmulatorRouter 
   /** The `repository` a seeding route is about: in the body, else the query. */
   const repository = (request: EmulatorRequest) => String(request.content?.repository ?? query(request, "repository") ?? "");
   const id = (request: EmulatorRequest) => Number(request.content.id);
-  /** A git request, when the emulator serves git (else it is not found). */
+  /** A git request, when the emulator serves git (else it is not found); GitHub's git paths take no trailing slash. */
   function git(request: EmulatorRequest): Promise<Response> | undefined {
     if (!r.git) return undefined;
     const url = new URL(request.url);
@@ -76,7 +74,10 @@ export function githubRoutes(e: GitHubEmulator, r: GitHubRoles): EmulatorRouter 
       const token = query(request, "token") ?? "";
       return json(200, { refresh: e.refreshTokenState(token), access: e.accessTokenState(token) });
     })
-    .get("/_emulator/history", (request) => json(200, e.history(grant(request).clientId, grant(request).userId)))
+    .get("/_emulator/history", (request) => {
+      const { clientId, userId } = grant(request);
+      return json(200, e.history(clientId, userId));
+    })
     .get("/_emulator/pushes", () => json(200, { pushes: e.pushes }))
     .get("/_emulator/git-requests", (request) => json(200, { requests: e.gitRequests.slice(Number(query(request, "since") ?? 0)) }))
     .get("/_emulator/live", (request) => {

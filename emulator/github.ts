@@ -95,7 +95,6 @@ export class GitHubEmulator {
   #seq = 0;
   readonly #holds = new Holds();
   #webhookFetch: (req: Request) => Promise<Response>;
-  readonly #host: GitHubHost;
   readonly #tokens: GitHubTokens;
   readonly #faults: GitHubFaults;
   readonly #userApi: GitHubUserApi;
@@ -151,7 +150,6 @@ export class GitHubEmulator {
         return new Response(JSON.stringify(body), { status, headers });
       },
     };
-    this.#host = host;
     this.#tokens = new GitHubTokens(host);
     this.#faults = new GitHubFaults(host);
     this.installations = new GitHubAppsEmulator({ now: host.now, apps: this.apps, enter: (endpoint) => host.enter(endpoint), json: host.json, webhookFetch: (req) => this.#webhookFetch(req) });
