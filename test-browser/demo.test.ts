@@ -38,6 +38,7 @@ describe.skipIf(noBrowser)("the local demo in Chromium", () => {
   let agent: Service | undefined;
 
   beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: under CI the browser test must run (apt-get install chromium)`);
     mkdirSync(ARTIFACTS, { recursive: true });
     demo.work = mkdtempSync(join(tmpdir(), "e2e-git-"));
     checkout = freshCheckout();
