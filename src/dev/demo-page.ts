@@ -1,7 +1,7 @@
 /**
  * The demo page's HTML and script (served by src/dev/demo.ts). Every code the broker can
  * answer is shown in words (src/dev/words.ts); every state has a stable id or data attribute
- * the browser test (scripts/e2e.ts) reads.
+ * the browser test (test-browser/) reads.
  */
 import { forProvider, WORDS } from "./words";
 
