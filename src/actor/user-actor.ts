@@ -56,6 +56,9 @@ export interface TokenInput {
   minValiditySeconds: number;
 }
 
+/** A capability to issue (validated by the Worker, http/requests.ts). */
+type CapabilityIssue = { userId: string; appType: string } & IssueInput;
+
 type Context = { ok: true; value: CallContext } | Failure;
 
 
@@ -253,7 +256,7 @@ export class UserActor extends DurableObject<Env> {
   // ------------------------------------------------------------------ capabilities
 
   /** `POST /v1/users/{userId}/capabilities`, after the same repository check as a token. */
-  issueCapability(input: TokenInput & IssueInput): Promise<CapabilityGrant | Failure> {
+  issueCapability(input: CapabilityIssue): Promise<CapabilityGrant | Failure> {
     return this.#measure("capability_issue", input.appType, async (c) => {
       const minted = await mintCapability(this.env, input.userId, input.containerId ?? null);
       if (!minted.ok) return minted;
@@ -268,7 +271,7 @@ export class UserActor extends DurableObject<Env> {
    * checked the installation): stored even for a user who never connected, since the caller
    * is the authenticated platform and the session's audit trail and early revocation live here.
    */
-  async issueCapabilityAsApp(input: TokenInput & IssueInput & { app: AppBinding }): Promise<CapabilityGrant | Failure> {
+  async issueCapabilityAsApp(input: CapabilityIssue & { app: AppBinding }): Promise<CapabilityGrant | Failure> {
     this.#writable();
     const claimed = this.#claimOwner(input.userId);
     if (claimed) return claimed;

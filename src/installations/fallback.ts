@@ -14,15 +14,8 @@ import {
   type Permission,
   type UserTokenResult,
 } from "../contract";
-import type { Parsed } from "../validate";
 import { installationToken } from "./api";
 import { installationPermissionsFor } from "./capability-identity";
-
-/** `fallback`: absent, or `"app"`. */
-export function parseFallback(value: unknown): Parsed<"app" | undefined> {
-  if (value === undefined) return { ok: true, value: undefined };
-  return value === "app" ? { ok: true, value: "app" } : failure("invalid_request", 'fallback must be "app"');
-}
 
 /** The user-token request a fallback answers, as validated. */
 export interface FallbackInput {
