@@ -23,7 +23,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { failure, rfc3339, type AuditPage, type Committer, type CapabilityGrant, type ConnectConfirmed, type ConnectionView, type Failure, type GrantOutcome, type Permission, type TokenResult } from "../contract";
-import { INVALID_TICKET, OWNER_MISMATCH } from "../failures";
+import { INVALID_TICKET, OWNER_MISMATCH, UNKNOWN_CAPABILITY } from "../failures";
 import { logEvent } from "../log";
 import { recordMetric } from "../metrics";
 import { mintCapability } from "../proxy/capability-token";
@@ -298,7 +298,7 @@ export class UserActor extends DurableObject<Env> {
 
   /** A proxied request presents a capability (already MAC-checked by the Worker): see capabilities.ts. */
   async redeemCapability(input: RedeemInput & { userId: string }): Promise<Redeemed | Failure> {
-    if (!this.#readable() || this.#ownerMismatch(input.userId)) return failure("invalid_capability", "Unknown or revoked capability.");
+    if (!this.#readable() || this.#ownerMismatch(input.userId)) return UNKNOWN_CAPABILITY;
     const started = Date.now();
     let context: CallContext | null = null;
     const result = await this.#capabilities.redeem(input, async (appType) => {

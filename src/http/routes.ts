@@ -15,6 +15,7 @@ import { Router, type IRequest } from "itty-router";
 import * as api from "../api";
 import { loadConfig } from "../config";
 import { failure } from "../contract";
+import { UNKNOWN_APP_TYPE } from "../failures";
 import { proxyGit, proxyRest } from "../proxy/git-proxy";
 import { handleWebhook } from "../webhooks";
 import { getInstallationToken } from "../installations/api";
@@ -49,7 +50,7 @@ const webhook: Handler = async (request, env) => {
   const app = loadConfig(env).apps.get(param(request, "appType") ?? "");
   if (!app) {
     await request.body?.cancel();
-    return json(failure("invalid_request", "Unknown appType."), 404);
+    return json(UNKNOWN_APP_TYPE, 404);
   }
   const outcome = await handleWebhook(env, app, request);
   if (outcome.kind === "bad_signature") return json(failure("unauthorized", "Bad or missing X-Hub-Signature-256."));

@@ -6,14 +6,7 @@
  * and the broker's own failures are returned as they are: never masked by the other identity.
  */
 import { userActor } from "../actors";
-import {
-  FALLBACK_REASONS,
-  failure,
-  type Committer,
-  type Failure,
-  type Permission,
-  type UserTokenResult,
-} from "../contract";
+import { FALLBACK_REASONS, type Committer, type Failure, type Permission, type UserTokenResult } from "../contract";
 import { installationToken } from "./api";
 import { installationPermissionsFor } from "./capability-identity";
 
