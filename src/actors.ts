@@ -6,6 +6,7 @@
  */
 import { catchingConfigErrors } from "./config";
 import { failure, type Failure } from "./contract";
+import { INTERNAL_ERROR } from "./failures";
 import type { InstallationActor } from "./installations/actor";
 import { logEvent } from "./log";
 import type { UserActor } from "./actor/user-actor";
@@ -37,7 +38,7 @@ export async function callActor<T>(fn: () => Promise<T>): Promise<T | Failure> {
       // `remote`: thrown by the actor's own code, which never throws on purpose: a bug.
       // Anything else is the runtime's (the object was reset, moved or overloaded).
       return e.remote
-        ? failure("internal_error", "The broker hit an internal error; it was logged.")
+        ? INTERNAL_ERROR
         : failure("broker_unavailable", "The broker could not complete the request; try again.", 1);
     }
   }

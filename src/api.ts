@@ -1,17 +1,17 @@
 /**
- * The internal API's operations, transport-free: validate the input, call the user's actor,
- * return a contract result. The HTTP routes (`routes.ts`) and the RPC entrypoint
- * (`index.ts`, `BrokerApi`) are both thin shells over these functions, so a service-binding
- * caller and an HTTP caller get exactly the same behaviour.
+ * The internal API's operations, transport-free. Each entry here is parse → operate: the
+ * request's one parser (http/requests.ts) turns the raw path, query and body into validated
+ * input, and the operation takes only that, calls the user's actor and returns a contract
+ * result. The HTTP routes (`http/routes.ts`) and the RPC entrypoint (`index.ts`, `BrokerApi`)
+ * are both thin shells over these entries, so a service-binding caller and an HTTP caller get
+ * exactly the same behaviour.
  */
-import { parseTokenScope } from "./actor/scoped-tokens";
-import type { TokenInput } from "./actor/user-actor";
 import { callActor, userActor } from "./actors";
-import { withConfig, type AppConfig, type BrokerConfig } from "./config";
+import { withConfig, type BrokerConfig } from "./config";
 import {
-  failure,
   rfc3339,
   type AuditPage,
+  type AuditQuery,
   type CapabilityGrant,
   type ConnectConfirmed,
   type ConnectionView,
@@ -23,12 +23,23 @@ import {
   type UserTokenResult,
 } from "./contract";
 import { INVALID_TICKET } from "./failures";
-import { issueWithIdentity, parseCapabilityIdentity } from "./installations/capability-identity";
-import { fallBackToApp, parseFallback } from "./installations/fallback";
-import { authorizeUrl, checkReturnTo, signState } from "./oauth";
-import { parsePushPolicy } from "./proxy/ref-policy";
-import { parseRepositoryFor, providerOf } from "./providers";
-import { parseAppType, parseContainerId, parseMinValidity, parsePermission, parseSessionId, parseUserId } from "./validate";
+import {
+  parseAuditRequest,
+  parseCapabilityRequest,
+  parseCapabilityRevocation,
+  parseConnectConfirmRequest,
+  parseConnectionRequest,
+  parseConnectRequest,
+  parseRejectedTokenReport,
+  parseUserRequest,
+  parseUserTokenRequest,
+  type CapabilityInput,
+  type ConfirmInput,
+  type ConnectInput,
+} from "./http/requests";
+import { issueWithIdentity } from "./installations/capability-identity";
+import { fallBackToApp } from "./installations/fallback";
+import { authorizeUrl, signState } from "./oauth";
 import { ticketOwner } from "./connect-ticket";
 
 /** `GET /connection` answers the view with `ok: true` added, so every result is discriminated. */
@@ -37,78 +48,51 @@ export type ConnectionResult = ({ ok: true } & ConnectionView) | Failure;
 /** `POST /v1/users/{userId}/token` (with `fallback: "app"`, see src/installations/fallback.ts). */
 export function getToken(env: Env, userId: unknown, body: unknown): Promise<UserTokenResult> {
   return withConfig(env, async (config) => {
-    const input = parseTokenInput(config, userId, body);
+    const input = parseUserTokenRequest(config, userId, body);
     if (!input.ok) return input;
-    const provider = providerOf(config, config.apps.get(input.value.appType)!);
-    const scope = parseTokenScope(asObject(body).scope, asObject(body).permissions);
-    if (!scope.ok) return scope;
-    if (scope.value && !provider.scopedTokens) return failure("invalid_request", 'scope "repository" is a GitHub App feature');
-    const fallback = parseFallback(asObject(body).fallback);
-    if (!fallback.ok) return fallback;
-    if (fallback.value && !provider.installations) return failure("invalid_request", 'fallback "app" is a GitHub App feature');
-    const value = scope.value ? { ...input.value, scope: scope.value } : input.value;
+    const { value } = input;
     const result = await callActor(async (): Promise<TokenResult> => await userActor(env, value.userId).token(value));
-    // ---- installation-token fallback (src/installations/fallback.ts) ----
-    if (!result.ok && fallback.value === "app") return fallBackToApp(env, input.value, result);
-    // ----
-    return result;
+    return !result.ok && value.fallback === "app" ? fallBackToApp(env, value, result) : result;
   });
 }
 
 /** `POST /v1/users/{userId}/token/rejected`. */
 export function reportRejectedToken(env: Env, userId: unknown, body: unknown): Promise<TokenResult> {
   return withConfig(env, async (config) => {
-    const fields = asObject(body);
-    const who = parseUserAndApp(config, userId, fields.appType);
-    if (!who.ok) return who;
-    if (typeof fields.token !== "string" || fields.token.length === 0 || fields.token.length > 512) {
-      return failure("invalid_request", "token must be the access token the provider (GitHub or GitLab) refused");
-    }
-    const token = fields.token;
-    return callActor(
-      async (): Promise<TokenResult> => await userActor(env, who.userId).rejected({ userId: who.userId, appType: who.app.appType, token }),
-    );
+    const input = parseRejectedTokenReport(config, userId, body);
+    if (!input.ok) return input;
+    return callActor(async (): Promise<TokenResult> => await userActor(env, input.value.userId).rejected(input.value));
   });
 }
 
 /** `GET /v1/users/{userId}/connection?appType=`. */
 export function getConnection(env: Env, userId: unknown, appType: unknown): Promise<ConnectionResult> {
   return withConfig(env, async (config) => {
-    const who = parseUserAndApp(config, userId, appType);
-    if (!who.ok) return who;
-    return callActor(async () => ({
-      ok: true as const,
-      ...(await userActor(env, who.userId).connection({ userId: who.userId, appType: who.app.appType })),
-    }));
+    const input = parseConnectionRequest(config, userId, appType);
+    if (!input.ok) return input;
+    return callActor(async () => ({ ok: true as const, ...(await userActor(env, input.value.userId).connection(input.value)) }));
   });
 }
 
 /** `POST /v1/users/{userId}/connect`: the authorize URL to send the user's browser to. */
 export function startConnect(env: Env, userId: unknown, body: unknown): Promise<ConnectStarted | Failure> {
   return withConfig(env, async (config) => {
-    const fields = asObject(body);
-    const who = parseUserAndApp(config, userId, fields.appType);
-    if (!who.ok) return who;
-    const returnTo = checkReturnTo(config, fields.returnTo);
-    if (!returnTo) return failure("invalid_request", "returnTo must be an absolute URL on an origin in ALLOWED_RETURN_ORIGINS");
-    const selectAccount = fields.selectAccount ?? false;
-    if (typeof selectAccount !== "boolean") return failure("invalid_request", "selectAccount must be true or false");
-    return callActor(async () => {
-      const begun = await userActor(env, who.userId).beginConnect({ userId: who.userId, appType: who.app.appType, returnTo });
-      if (!begun.ok) return begun;
-      const state = await signState(env.STATE_SIGNING_KEY, {
-        userId: who.userId,
-        appType: who.app.appType,
-        returnTo,
-        nonce: begun.nonce,
-        expiresAt: Math.floor(begun.expiresAt / 1000),
-      });
-      return {
-        ok: true as const,
-        authorizeUrl: authorizeUrl(config, who.app, state, begun.codeChallenge, selectAccount),
-        expiresAt: rfc3339(begun.expiresAt),
-      };
-    });
+    const input = parseConnectRequest(config, userId, body);
+    return input.ok ? connect(env, config, input.value) : input;
+  });
+}
+
+function connect(env: Env, config: BrokerConfig, input: ConnectInput): Promise<ConnectStarted | Failure> {
+  const { userId, appType, returnTo } = input;
+  return callActor(async () => {
+    const begun = await userActor(env, userId).beginConnect({ userId, appType, returnTo });
+    if (!begun.ok) return begun;
+    const state = await signState(env.STATE_SIGNING_KEY, { userId, appType, returnTo, nonce: begun.nonce, expiresAt: Math.floor(begun.expiresAt / 1000) });
+    return {
+      ok: true as const,
+      authorizeUrl: authorizeUrl(config, config.apps.get(appType)!, state, begun.codeChallenge, input.selectAccount),
+      expiresAt: rfc3339(begun.expiresAt),
+    };
   });
 }
 
@@ -120,28 +104,31 @@ export function startConnect(env: Env, userId: unknown, body: unknown): Promise<
  */
 export function confirmConnect(env: Env, userId: unknown, body: unknown): Promise<ConnectConfirmed | Failure> {
   return withConfig(env, async () => {
-    const user = parseUserId(userId);
-    if (!user.ok) return user;
-    const ticket = asObject(body).ticket;
-    const owner = typeof ticket === "string" ? await ticketOwner(env.STATE_SIGNING_KEY, ticket) : null;
-    if (owner === null) return INVALID_TICKET;
-    if (owner !== user.value) {
-      // Refused, and spent for its owner too (src/connect-ticket.ts): a leaked redirect URL is
-      // worthless once any web app session has presented it.
-      const burnt = await callActor(async () => await userActor(env, owner).burnTicket({ userId: owner, ticket: ticket as string }));
-      return burnt ?? INVALID_TICKET;
-    }
-    return callActor(async (): Promise<ConnectConfirmed | Failure> => await userActor(env, user.value).confirmConnect({ userId: user.value, ticket: ticket as string }));
+    const input = parseConnectConfirmRequest(userId, body);
+    return input.ok ? confirm(env, input.value) : input;
   });
+}
+
+async function confirm(env: Env, input: ConfirmInput): Promise<ConnectConfirmed | Failure> {
+  const { userId, ticket } = input;
+  const owner = await ticketOwner(env.STATE_SIGNING_KEY, ticket);
+  if (owner === null) return INVALID_TICKET;
+  if (owner !== userId) {
+    // Refused, and spent for its owner too (src/connect-ticket.ts): a leaked redirect URL is
+    // worthless once any web app session has presented it.
+    const burnt = await callActor(async () => await userActor(env, owner).burnTicket({ userId: owner, ticket }));
+    return burnt ?? INVALID_TICKET;
+  }
+  return callActor(async (): Promise<ConnectConfirmed | Failure> => await userActor(env, userId).confirmConnect(input));
 }
 
 /** `DELETE /v1/users/{userId}/connection?appType=`. */
 export function disconnect(env: Env, userId: unknown, appType: unknown): Promise<Disconnected | Failure> {
   return withConfig(env, async (config) => {
-    const who = parseUserAndApp(config, userId, appType);
-    if (!who.ok) return who;
+    const input = parseConnectionRequest(config, userId, appType);
+    if (!input.ok) return input;
     return callActor(async () => {
-      const done = await userActor(env, who.userId).disconnect({ userId: who.userId, appType: who.app.appType });
+      const done = await userActor(env, input.value.userId).disconnect(input.value);
       return done.ok ? { ok: true as const, status: "not_connected" as const, githubGrant: done.githubGrant } : done;
     });
   });
@@ -150,102 +137,47 @@ export function disconnect(env: Env, userId: unknown, appType: unknown): Promise
 /** `DELETE /v1/users/{userId}`: the account-deletion path. */
 export function deleteUser(env: Env, userId: unknown): Promise<UserDeleted | Failure> {
   return withConfig(env, async () => {
-    const user = parseUserId(userId);
-    if (!user.ok) return user;
+    const input = parseUserRequest(userId);
+    if (!input.ok) return input;
     return callActor(async () => {
-      const done = await userActor(env, user.value).deleteUser({ userId: user.value });
+      const done = await userActor(env, input.value.userId).deleteUser(input.value);
       return done.ok ? { ok: true as const, deleted: true as const, githubGrants: done.githubGrants } : done;
     });
   });
 }
 
 /** `GET /v1/users/{userId}/audit?limit=&before=`: the user's audit trail, newest first. */
-export function getAudit(env: Env, userId: unknown, limit: unknown, before: unknown): Promise<AuditPage | Failure> {
+export function getAudit(env: Env, userId: unknown, query: { readonly [K in keyof AuditQuery]?: unknown }): Promise<AuditPage | Failure> {
   return withConfig(env, async () => {
-    const user = parseUserId(userId);
-    if (!user.ok) return user;
-    const n = limit === undefined || limit === null || limit === "" ? 50 : Number(limit);
-    if (!Number.isInteger(n) || n < 1 || n > 500) return failure("invalid_request", "limit must be an integer from 1 to 500");
-    const b = before === undefined || before === null || before === "" ? null : Number(before);
-    if (b !== null && (!Number.isSafeInteger(b) || b < 1)) return failure("invalid_request", "before must be the nextBefore of a previous page");
-    return callActor(async (): Promise<AuditPage | Failure> => await userActor(env, user.value).audit({ userId: user.value, limit: n, before: b }));
+    const input = parseAuditRequest(userId, query);
+    if (!input.ok) return input;
+    return callActor(async (): Promise<AuditPage | Failure> => await userActor(env, input.value.userId).audit(input.value));
   });
 }
 
 /** `POST /v1/users/{userId}/capabilities`: a session capability for one repository. */
 export function issueCapability(env: Env, userId: unknown, body: unknown): Promise<CapabilityGrant | Failure> {
   return withConfig(env, async (config) => {
-    const input = parseTokenInput(config, userId, body);
-    if (!input.ok) return input;
-    const fields = asObject(body);
-    const session = parseSessionId(fields.sessionId);
-    if (!session.ok) return session;
-    const ttl = fields.ttlSeconds ?? 3600;
-    if (typeof ttl !== "number" || !Number.isInteger(ttl) || ttl < 1 || ttl > 28_800) {
-      return failure("invalid_request", "ttlSeconds must be an integer from 1 to 28800");
-    }
-    const policy = parsePushPolicy(fields.branches, fields.allowDelete);
-    if (!policy.ok) return policy;
-    const app = config.apps.get(input.value.appType)!;
-    const identity = parseCapabilityIdentity(fields.identity, app, providerOf(config, app));
-    if (!identity.ok) return identity;
-    const containerId = parseContainerId(fields.containerId);
-    if (!containerId.ok) return containerId;
-    const issue = { ...input.value, sessionId: session.value, ttlSeconds: ttl, policy: policy.value, identity: identity.value, containerId: containerId.value };
-    const actor = () => userActor(env, issue.userId);
-    return issueWithIdentity(
-      env,
-      issue,
-      () => callActor(async (): Promise<CapabilityGrant | Failure> => await actor().issueCapability(issue)),
-      (app) => callActor(async (): Promise<CapabilityGrant | Failure> => await actor().issueCapabilityAsApp({ ...issue, app })),
-    );
+    const input = parseCapabilityRequest(config, userId, body);
+    return input.ok ? capability(env, input.value) : input;
   });
+}
+
+function capability(env: Env, input: CapabilityInput): Promise<CapabilityGrant | Failure> {
+  const actor = () => userActor(env, input.userId);
+  return issueWithIdentity(
+    env,
+    input,
+    () => callActor(async (): Promise<CapabilityGrant | Failure> => await actor().issueCapability(input)),
+    (app) => callActor(async (): Promise<CapabilityGrant | Failure> => await actor().issueCapabilityAsApp({ ...input, app })),
+  );
 }
 
 /** `DELETE /v1/users/{userId}/capabilities/{sessionId}`. */
 export function revokeCapabilities(env: Env, userId: unknown, sessionId: unknown): Promise<{ ok: true; revoked: number } | Failure> {
   return withConfig(env, async () => {
-    const user = parseUserId(userId);
-    if (!user.ok) return user;
-    const session = parseSessionId(sessionId);
-    if (!session.ok) return session;
-    return callActor(async () => await userActor(env, user.value).revokeCapabilities({ userId: user.value, sessionId: session.value }));
+    const input = parseCapabilityRevocation(userId, sessionId);
+    if (!input.ok) return input;
+    return callActor(async () => await userActor(env, input.value.userId).revokeCapabilities(input.value));
   });
-}
-
-// ---- helpers ----
-
-function parseTokenInput(config: BrokerConfig, userId: unknown, body: unknown): { ok: true; value: TokenInput } | Failure {
-  const fields = asObject(body);
-  const who = parseUserAndApp(config, userId, fields.appType);
-  if (!who.ok) return who;
-  const repository = parseRepositoryFor(config, who.app, fields.repository);
-  if (!repository.ok) return repository;
-  const permission = parsePermission(fields.permission);
-  if (!permission.ok) return permission;
-  const minValidity = parseMinValidity(fields.minValiditySeconds);
-  if (!minValidity.ok) return minValidity;
-  return {
-    ok: true,
-    value: {
-      userId: who.userId,
-      appType: who.app.appType,
-      repository: repository.value,
-      permission: permission.value,
-      minValiditySeconds: minValidity.value,
-    },
-  };
-}
-
-/** The user id and App every per-user operation starts from. */
-function parseUserAndApp(config: BrokerConfig, userId: unknown, appType: unknown): { ok: true; userId: string; app: AppConfig } | Failure {
-  const user = parseUserId(userId);
-  if (!user.ok) return user;
-  const app = parseAppType(config, appType);
-  if (!app.ok) return app;
-  return { ok: true, userId: user.value, app: app.value };
-}
-
-function asObject(body: unknown): Record<string, unknown> {
-  return body && typeof body === "object" && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
 }

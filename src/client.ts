@@ -26,6 +26,7 @@
  */
 import type {
   AuditPage,
+  AuditQuery,
   CapabilityGrant,
   CapabilityRequest,
   ConnectConfirmed,
@@ -81,7 +82,7 @@ export interface BrokerApiMethods {
   disconnect(userId: string, appType: string): Promise<Disconnected | Failure>;
   issueCapability(userId: string, request: CapabilityRequest): Promise<CapabilityGrant | Failure>;
   revokeCapabilities(userId: string, sessionId: string): Promise<{ ok: true; revoked: number } | Failure>;
-  getAudit(userId: string, options?: { limit?: number; before?: number }): Promise<AuditPage | Failure>;
+  getAudit(userId: string, options?: AuditQuery): Promise<AuditPage | Failure>;
   deleteUser(userId: string): Promise<UserDeleted | Failure>;
   getInstallationToken(request: InstallationTokenRequest): Promise<InstallationTokenResult>;
 }
@@ -312,7 +313,7 @@ export class BrokerClient {
   }
 
   /** The user's audit trail, newest first; pass the answer's `nextBefore` as `before` for older entries. */
-  getAudit(userId: string, options: { limit?: number; before?: number } = {}): Promise<ClientResult<AuditPage>> {
+  getAudit(userId: string, options: AuditQuery = {}): Promise<ClientResult<AuditPage>> {
     return reach(() => this.#broker.getAudit(userId, options));
   }
 

@@ -228,6 +228,14 @@ export interface ConnectConfirmRequest {
   ticket: string;
 }
 
+/** `GET /v1/users/{userId}/audit?limit=&before=` (query) and `BrokerApi.getAudit`'s options. */
+export interface AuditQuery {
+  /** Entries per page: 1 to 500, default 50. */
+  limit?: number;
+  /** The `nextBefore` of the previous page; absent for the newest. */
+  before?: number;
+}
+
 export interface CapabilityRequest {
   appType: string;
   repository: string;

@@ -70,6 +70,18 @@ export const CONNECTION_CHANGED: Failure = failure("github_unavailable", "The co
 /** A connect ticket that cannot confirm: unknown, used, expired, or another user's (they are told apart to no one). */
 export const INVALID_TICKET: Failure = failure("invalid_ticket", "The connect ticket is unknown, used, expired, or was issued for another user.");
 
+/** A capability the actor does not hold, or not for this container: told apart to no one. */
+export const UNKNOWN_CAPABILITY: Failure = failure("invalid_capability", "Unknown or revoked capability.");
+
+/** The connection changed under every round of a lifecycle step (a reconnect, a disconnect): retryable at once. */
+export const CONNECTION_KEPT_CHANGING: Failure = failure("github_unavailable", "The connection kept changing; try again.", 1);
+
+/** The broker's own bug (an unhandled throw): logged where it happened, never described to the caller. */
+export const INTERNAL_ERROR: Failure = failure("internal_error", "The broker hit an internal error; it was logged.");
+
+/** A path that names an App the configuration does not have. */
+export const UNKNOWN_APP_TYPE: Failure = failure("invalid_request", "Unknown appType.");
+
 /** A call that names another user than the one the actor serves (a caller's bug, never served). */
 export const OWNER_MISMATCH: Failure = failure("invalid_request", "userId does not match this actor");
 

@@ -12,7 +12,7 @@
  */
 import { WorkerEntrypoint } from "cloudflare:workers";
 import * as api from "./api";
-import type { CapabilityRequest, ConnectConfirmRequest, ConnectRequest, InstallationTokenRequest, RejectedTokenReport, TokenRequest } from "./contract";
+import type { AuditQuery, CapabilityRequest, ConnectConfirmRequest, ConnectRequest, InstallationTokenRequest, RejectedTokenReport, TokenRequest } from "./contract";
 import { apiRouter, publicRouter } from "./http/routes";
 import { tokenRoute } from "./http/token-route";
 import { getInstallationToken } from "./installations/api";
@@ -85,8 +85,8 @@ export class BrokerApi extends WorkerEntrypoint<Env> {
   }
 
   /** The user's audit trail, newest first. See `GET /v1/users/{userId}/audit`. */
-  getAudit(userId: string, options: { limit?: number; before?: number } = {}) {
-    return api.getAudit(this.env, userId, options.limit, options.before);
+  getAudit(userId: string, options: AuditQuery = {}) {
+    return api.getAudit(this.env, userId, options);
   }
 
   /** An App installation token for one repository. See `POST /v1/installations/token`. */

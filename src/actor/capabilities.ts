@@ -9,7 +9,7 @@
  * lent only under the generation the capability was issued under.
  */
 import { FALLBACK_REASONS, failure, rfc3339, type CapabilityGrant, type CapabilityIdentity, type Committer, type Failure, type Permission } from "../contract";
-import { CONNECTION_CHANGED } from "../failures";
+import { CONNECTION_CHANGED, UNKNOWN_CAPABILITY } from "../failures";
 import type { PushPolicy } from "../proxy/ref-policy";
 import type { AuditLog } from "./audit-log";
 import { CapabilityStore, NO_GENERATION, type CapabilityRow } from "./capability-store";
@@ -198,7 +198,7 @@ export class Capabilities {
     const cap = this.#d.rows.find(input.secretHash, input.repository, input.write, input.containerId ?? null);
     if ("ok" in cap) return cap;
     // A row is never rewritten in place; a different generation is a different grant.
-    return cap.generation === first.generation && cap.session_id === first.session_id ? cap : failure("invalid_capability", "Unknown or revoked capability.");
+    return cap.generation === first.generation && cap.session_id === first.session_id ? cap : UNKNOWN_CAPABILITY;
   }
 
   #asApp(cap: CapabilityRow, service: string): Redeemed {

@@ -5,6 +5,7 @@
  * connection generation it was issued under and dies with it.
  */
 import { failure, type CapabilityIdentity, type Failure, type Permission } from "../contract";
+import { UNKNOWN_CAPABILITY } from "../failures";
 import { DEFAULT_BRANCHES, type PushPolicy } from "../proxy/ref-policy";
 
 export interface CapabilityRow {
@@ -85,7 +86,7 @@ export class CapabilityStore {
         secretHash,
       )
       .toArray()[0] as unknown as CapabilityRow | undefined;
-    if (!cap || (cap.container_id !== null && cap.container_id !== containerId)) return failure("invalid_capability", "Unknown or revoked capability.");
+    if (!cap || (cap.container_id !== null && cap.container_id !== containerId)) return UNKNOWN_CAPABILITY;
     if (cap.expires_at <= Date.now()) {
       this.#sql.exec("DELETE FROM capabilities WHERE secret_hash = ?", secretHash);
       return failure("expired_capability", "The capability has expired; ask the broker for a new one.");

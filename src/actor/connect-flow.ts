@@ -14,7 +14,7 @@
  */
 import { failure, type CallbackErrorCode, type ConnectConfirmed, type Failure } from "../contract";
 import { base64urlEncode, randomString, sha256 } from "../crypto";
-import { exchangeFailure, INVALID_TICKET, missingKeyFailure } from "../failures";
+import { CONNECTION_KEPT_CHANGING, exchangeFailure, INVALID_TICKET, missingKeyFailure } from "../failures";
 import type { TokenSet } from "../providers/provider";
 import { mintTicket } from "../connect-ticket";
 import { identityIndexByKey } from "../identity-index";
@@ -252,7 +252,7 @@ export class ConnectFlow {
       // The grant is kept now: no longer one to revoke (the same synchronous step as the store).
       if (stored) this.#d.revoker.withdraw(record.id);
     }
-    if (!stored) return lost(failure("github_unavailable", "The connection kept changing; try again.", 1), "the previous connection kept changing");
+    if (!stored) return lost(CONNECTION_KEPT_CHANGING, "the previous connection kept changing");
     this.#d.vault.remember(appType, pair.accessToken, tokens.accessToken);
     resume();
     if (retiring) {

@@ -13,8 +13,8 @@
  * - A revocation webhook is confirmed with GitHub before anything is wiped (a late or
  *   replayed delivery for a grant GitHub still honours changes nothing).
  */
-import { failure, type Failure, type GrantOutcome } from "../contract";
-import { missingKeyFailure } from "../failures";
+import type { Failure, GrantOutcome } from "../contract";
+import { CONNECTION_KEPT_CHANGING, missingKeyFailure } from "../failures";
 import type { TokenSet } from "../providers/provider";
 import { identityIndexByKey } from "../identity-index";
 import { logEvent } from "../log";
@@ -86,7 +86,7 @@ export class Lifecycle {
       if (!this.commitRetirement(retirement.value, cause)) continue; // a refresh rotated meanwhile: take the new pair
       return { ok: true, row: retirement.value.row, revocation: retirement.value.prepared?.id ?? null };
     }
-    return failure("github_unavailable", "The connection kept changing; try again.", 1);
+    return CONNECTION_KEPT_CHANGING;
   }
 
   /**

@@ -20,7 +20,6 @@
  *   caller's answer is made from the connection as it is now.
  * - Concurrent callers for the same key share one mint.
  */
-import { REPOSITORY_PERMISSIONS } from "../installations/permissions";
 import { logEvent } from "../log";
 import { singleFlight } from "../single-flight";
 import { failure, rfc3339, type Failure, type TokenGrant } from "../contract";
@@ -31,7 +30,7 @@ import type { GrantRevoker } from "./grant-revoker";
 import type { Live } from "./refresher";
 import type { TokenVault } from "./token-vault";
 
-/** What a caller asked to scope to; `permissions: null` keeps the user token's permissions. */
+/** What a caller asked to scope to (parsed by http/fields.ts); `permissions: null` keeps the user token's permissions. */
 export interface ScopeRequest {
   permissions: Record<string, string> | null;
 }
@@ -47,31 +46,6 @@ interface ScopedRow {
 }
 
 type Minted = { ok: true; token: string; expiresAt: number } | Failure;
-
-const PERMISSION_NAME = /^[a-z][a-z_]{0,63}$/;
-
-/**
- * `scope` and `permissions` of a token request: `undefined` → an ordinary user token;
- * `"repository"` → scoped, with `permissions` an object of GitHub's repository permission names
- * (`contents`, `pull_requests`, ...; the list installation tokens use) to `read` or `write`, at most 30.
- */
-export function parseTokenScope(scope: unknown, permissions: unknown): { ok: true; value: ScopeRequest | null } | Failure {
-  if (scope === undefined) {
-    return permissions === undefined ? { ok: true, value: null } : failure("invalid_request", 'permissions needs scope: "repository"');
-  }
-  if (scope !== "repository") return failure("invalid_request", 'scope must be "repository" (or absent)');
-  if (permissions === undefined) return { ok: true, value: { permissions: null } };
-  const bad = failure("invalid_request", 'permissions must be an object of 1-30 GitHub permission names to "read" or "write"');
-  if (!permissions || typeof permissions !== "object" || Array.isArray(permissions)) return bad;
-  const entries = Object.entries(permissions as Record<string, unknown>);
-  if (entries.length === 0 || entries.length > 30) return bad;
-  if (!entries.every(([k, v]) => PERMISSION_NAME.test(k) && (v === "read" || v === "write"))) return bad;
-  // A misspelled name is the caller's mistake: said at once, never left for GitHub to refuse
-  // (which an agent would take for a lack of access and fall back to the App on).
-  const unknown = entries.find(([k]) => !REPOSITORY_PERMISSIONS.has(k));
-  if (unknown) return failure("invalid_request", `permissions: unknown repository permission "${unknown[0]}"`);
-  return { ok: true, value: { permissions: Object.fromEntries(entries.sort(([a], [b]) => (a < b ? -1 : 1))) as Record<string, string> } };
-}
 
 export class ScopedTokens {
   readonly #sql: SqlStorage;

@@ -14,7 +14,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { failure, rfc3339, type AuditPage, type Committer, type CapabilityGrant, type ConnectConfirmed, type ConnectionView, type Failure, type GrantOutcome, type Permission, type TokenResult } from "../contract";
-import { INVALID_TICKET, OWNER_MISMATCH } from "../failures";
+import { INVALID_TICKET, OWNER_MISMATCH, UNKNOWN_CAPABILITY } from "../failures";
 import { logEvent } from "../log";
 import { recordMetric } from "../metrics";
 import { mintCapability } from "../proxy/capability-token";
@@ -46,6 +46,9 @@ export interface TokenInput {
   permission: Permission;
   minValiditySeconds: number;
 }
+
+/** A capability to issue (validated by the Worker, http/requests.ts). */
+type CapabilityIssue = { userId: string; appType: string } & IssueInput;
 
 type Context = { ok: true; value: CallContext } | Failure;
 
@@ -242,7 +245,7 @@ export class UserActor extends DurableObject<Env> {
   // ------------------------------------------------------------------ capabilities
 
   /** `POST /v1/users/{userId}/capabilities`, after the same repository check as a token. */
-  issueCapability(input: TokenInput & IssueInput): Promise<CapabilityGrant | Failure> {
+  issueCapability(input: CapabilityIssue): Promise<CapabilityGrant | Failure> {
     return this.#measure("capability_issue", input.appType, async (c) => {
       const minted = await mintCapability(this.env, input.userId, input.containerId ?? null);
       if (!minted.ok) return minted;
@@ -257,7 +260,7 @@ export class UserActor extends DurableObject<Env> {
    * checked the installation): stored even for a user who never connected, since the caller
    * is the authenticated platform and the session's audit trail and early revocation live here.
    */
-  async issueCapabilityAsApp(input: TokenInput & IssueInput & { app: AppBinding }): Promise<CapabilityGrant | Failure> {
+  async issueCapabilityAsApp(input: CapabilityIssue & { app: AppBinding }): Promise<CapabilityGrant | Failure> {
     this.#writable();
     const claimed = this.#claimOwner(input.userId);
     if (claimed) return claimed;
@@ -284,7 +287,7 @@ export class UserActor extends DurableObject<Env> {
 
   /** A proxied request presents a capability (already MAC-checked by the Worker): see capabilities.ts. */
   async redeemCapability(input: RedeemInput & { userId: string }): Promise<Redeemed | Failure> {
-    if (!this.#readable() || this.#ownerMismatch(input.userId)) return failure("invalid_capability", "Unknown or revoked capability.");
+    if (!this.#readable() || this.#ownerMismatch(input.userId)) return UNKNOWN_CAPABILITY;
     const started = Date.now();
     let context: CallContext | null = null;
     const result = await this.#capabilities.redeem(input, async (appType) => {

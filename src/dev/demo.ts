@@ -136,7 +136,7 @@ async function demoApi(env: Env, user: DemoUser, action: string, body: Record<st
     case "revoke-capability":
       return api.revokeCapabilities(env, user, body.sessionId);
     case "audit":
-      return api.getAudit(env, user, Math.min(Number(body.limit) || 10, AUDIT_LIMIT_MAX), body.before);
+      return api.getAudit(env, user, { limit: Math.min(Number(body.limit) || 10, AUDIT_LIMIT_MAX), before: body.before });
     default:
       return failure("invalid_request", "unknown demo action");
   }

@@ -5,8 +5,9 @@
  * follows `retryAfterSeconds` everywhere. Also the answer
  * to the broker's own bugs.
  */
-import { failure, statusOf, type CallbackErrorCode, type Failure } from "../contract";
+import { statusOf, type CallbackErrorCode, type Failure } from "../contract";
 import { configFailure } from "../config";
+import { INTERNAL_ERROR } from "../failures";
 import { logEvent } from "../log";
 
 const NO_STORE = { "cache-control": "no-store" };
@@ -79,5 +80,5 @@ export function onError(err: unknown): Response {
   if (misconfiguration) return json(misconfiguration);
   const e = err as { name?: string; message?: string };
   logEvent({ event: "unhandled_error", level: "error", detail: `${e?.name ?? "Error"}: ${String(e?.message ?? "")}`.slice(0, 200) });
-  return json(failure("internal_error", "The broker hit an internal error; it was logged."));
+  return json(INTERNAL_ERROR);
 }

@@ -7,13 +7,15 @@
  *   webhooks, the git and REST proxies for session capabilities, `/v1` behind the bearer
  *   check. (The local demo is not here: src/dev/entry.ts adds it for `npm start` only.)
  *
- * Handlers are one line each: parse with middleware, call an operation (api.ts), answer
- * through respond.ts.
+ * Handlers are one line each: read the body with middleware, call the operation (api.ts),
+ * which parses the request (requests.ts) and acts on the parsed input, answer through
+ * respond.ts.
  */
 import { Router, type IRequest } from "itty-router";
 import * as api from "../api";
 import { loadConfig } from "../config";
 import { failure } from "../contract";
+import { UNKNOWN_APP_TYPE } from "../failures";
 import { proxyGit, proxyRest } from "../proxy/git-proxy";
 import { handleWebhook } from "../webhooks";
 import { getInstallationToken } from "../installations/api";
@@ -38,7 +40,7 @@ export const apiRouter = Router<IRequest, [Env]>({ base: "/v1", catch: onError }
   .delete("/users/:userId/capabilities/:sessionId", async (req, env) =>
     json(await api.revokeCapabilities(env, param(req, "userId"), param(req, "sessionId"))),
   )
-  .get("/users/:userId/audit", async (req, env) => json(await api.getAudit(env, param(req, "userId"), query(req, "limit"), query(req, "before"))))
+  .get("/users/:userId/audit", async (req, env) => json(await api.getAudit(env, param(req, "userId"), { limit: query(req, "limit"), before: query(req, "before") })))
   .delete("/users/:userId", async (req, env) => json(await api.deleteUser(env, param(req, "userId"))))
   .post("/installations/token", withJsonBody, async (req, env) => json(await getInstallationToken(env, req.content)))
   .all("*", noRoute);
@@ -48,7 +50,7 @@ const webhook: Handler = async (request, env) => {
   const app = loadConfig(env).apps.get(param(request, "appType") ?? "");
   if (!app) {
     await request.body?.cancel();
-    return json(failure("invalid_request", "Unknown appType."), 404);
+    return json(UNKNOWN_APP_TYPE, 404);
   }
   const outcome = await handleWebhook(env, app, request);
   if (outcome.kind === "bad_signature") return json(failure("unauthorized", "Bad or missing X-Hub-Signature-256."));

@@ -47,6 +47,7 @@ import { ConfigError, loadKeyring, open, seal, type Keyring, type SealContext } 
 import { logEvent } from "../log";
 import { recordMetric } from "../metrics";
 import { INSTALLATION_ACTOR_MIGRATIONS, migrate } from "../schema";
+import { UNKNOWN_APP_TYPE } from "../failures";
 import { appFailure, notInstalled } from "./failures";
 import { GitHubAppClient } from "./github-app";
 import { singleFlight } from "../single-flight";
@@ -221,7 +222,7 @@ export class InstallationActor extends DurableObject<Env> {
   async #context(appType: string): Promise<{ ok: true; value: Context } | Failure> {
     const config = loadConfig(this.env);
     const app = config.apps.get(appType);
-    if (!app) return failure("invalid_request", "Unknown appType.");
+    if (!app) return UNKNOWN_APP_TYPE;
     if (!app.slug || !app.botUserId) {
       throw new ConfigError(`GITHUB_APPS: ${appType} needs slug and botUserId for installation tokens`);
     }

@@ -6,33 +6,20 @@
  * nor the user's actor ever holds an installation token.
  */
 import type { AppBinding, Redeemed } from "../actor/capabilities";
-import type { AppConfig } from "../config";
 import {
   DEFAULT_INSTALLATION_PERMISSIONS,
   FALLBACK_REASONS,
-  failure,
   type CapabilityGrant,
   type CapabilityIdentity,
   type Failure,
   type InstallationPermissions,
   type Permission,
 } from "../contract";
-import type { Provider } from "../providers";
-import { DEFAULT_MIN_VALIDITY_SECONDS, type Parsed } from "../validate";
+import { DEFAULT_MIN_VALIDITY_SECONDS } from "../validate";
 import { installationToken } from "./api";
-
-const IDENTITIES: readonly CapabilityIdentity[] = ["user", "app", "user_or_app"];
 
 /** How long an installation token must stay valid for one proxied request (a long push). */
 const REDEEM_MIN_VALIDITY_SECONDS = 120;
-
-/** `identity`: absent (`user`), or one of {@link CapabilityIdentity}; the App's identity only for a GitHub App. */
-export function parseCapabilityIdentity(value: unknown, app: AppConfig, provider: Provider): Parsed<CapabilityIdentity> {
-  if (value === undefined) return { ok: true, value: "user" };
-  if (typeof value !== "string" || !(IDENTITIES as readonly string[]).includes(value)) return failure("invalid_request", 'identity must be "user", "app" or "user_or_app"');
-  if (value !== "user" && !provider.installations) return failure("invalid_request", `identity "${value}" needs a GitHub App's installation; ${app.appType} is not one`);
-  return { ok: true, value: value as CapabilityIdentity };
-}
 
 /** The installation token's scope standing in for a user's `permission`: push code and open pull requests, or read. */
 export function installationPermissionsFor(permission: Permission): InstallationPermissions {

@@ -6,23 +6,9 @@
  * and the broker's own failures are returned as they are: never masked by the other identity.
  */
 import { userActor } from "../actors";
-import {
-  FALLBACK_REASONS,
-  failure,
-  type Committer,
-  type Failure,
-  type Permission,
-  type UserTokenResult,
-} from "../contract";
-import type { Parsed } from "../validate";
+import { FALLBACK_REASONS, type Committer, type Failure, type Permission, type UserTokenResult } from "../contract";
 import { installationToken } from "./api";
 import { installationPermissionsFor } from "./capability-identity";
-
-/** `fallback`: absent, or `"app"`. */
-export function parseFallback(value: unknown): Parsed<"app" | undefined> {
-  if (value === undefined) return { ok: true, value: undefined };
-  return value === "app" ? { ok: true, value: "app" } : failure("invalid_request", 'fallback must be "app"');
-}
 
 /** The user-token request a fallback answers, as validated. */
 export interface FallbackInput {

@@ -5,7 +5,7 @@
  */
 import type { AppConfig, BrokerConfig } from "../config";
 import { failure } from "../contract";
-import { parseRepository, type Parsed } from "../validate";
+import { repositoryOf, type Parsed } from "../validate";
 import { GitHubClient } from "./github";
 import { GitLabClient } from "./gitlab";
 import type { Provider } from "./provider";
@@ -40,11 +40,12 @@ export function gitlabPathOf(path: string): string | null {
 }
 
 /**
- * A repository for `app`: GitHub's `owner/name` (validate.ts), or for a GitLab App a
- * project path with nested groups, bare or as a clone URL on the App's instance.
+ * A repository for `app`: GitHub's `owner/name`, bare or as a clone URL on the configured
+ * host, or for a GitLab App a project path with nested groups, bare or as a clone URL on the
+ * App's instance. (The request parsers, http/requests.ts, call it: the paths are the provider's.)
  */
 export function parseRepositoryFor(config: BrokerConfig, app: AppConfig, value: unknown): Parsed<string> {
-  if (app.provider !== "gitlab") return parseRepository(config, value);
+  if (app.provider !== "gitlab") return parseGitHubRepository(config, value);
   const bad = failure("invalid_request", "repository must be group/.../project or https://<gitlab host>/group/.../project(.git)");
   if (typeof value !== "string" || value.length > 1100) return bad;
   let path = value;
@@ -54,5 +55,34 @@ export function parseRepositoryFor(config: BrokerConfig, app: AppConfig, value: 
     path = value.slice(prefix.length).replace(/\.git$/, "");
   }
   const repository = gitlabPathOf(path);
+  return repository ? { ok: true, value: repository } : bad;
+}
+
+/**
+ * `owner/name`, or a clone URL of it on the configured GitHub host
+ * (`https://github.com/owner/name` with an optional `.git`). Returns `owner/name`.
+ */
+function parseGitHubRepository(config: BrokerConfig, value: unknown): Parsed<string> {
+  const bad = failure("invalid_request", "repository must be owner/name or https://<github host>/owner/name(.git)");
+  if (typeof value !== "string" || value.length > 300) return bad;
+  let path = value;
+  if (value.includes("://")) {
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      return bad;
+    }
+    const host = new URL(config.webUrl);
+    // The raw string must be exactly a clone URL: no userinfo, port tricks, query, fragment,
+    // percent-encoding or dot segments that URL parsing would quietly normalise away.
+    const expectedPrefix = `${host.origin}/`;
+    if (url.origin !== host.origin || url.username || url.password || url.search || url.hash) return bad;
+    if (!value.startsWith(expectedPrefix) || value.includes("%")) return bad;
+    path = value.slice(expectedPrefix.length).replace(/\.git$/, "");
+  }
+  const parts = path.split("/");
+  if (parts.length !== 2) return bad;
+  const repository = repositoryOf(parts[0]!, parts[1]!);
   return repository ? { ok: true, value: repository } : bad;
 }

@@ -27,7 +27,7 @@
 import { catchingConfigErrors } from "../config";
 import { failure, type Failure } from "../contract";
 import { base64urlDecode, base64urlEncode, ConfigError, derivedHmacKey, sha256 } from "../crypto";
-import { parseUserId } from "../validate";
+import { isName } from "../validate";
 
 const PREFIX = "gcap1";
 const BOUND_PREFIX = "gcapc1";
@@ -95,7 +95,7 @@ export async function verifyCapability(env: Env, value: string, containerId: str
   } catch {
     return null;
   }
-  if (!parseUserId(userId).ok || secret.length !== RANDOM_BYTES + MAC_BYTES) return null;
+  if (!isName(userId) || secret.length !== RANDOM_BYTES + MAC_BYTES) return null;
   const binding = bound ? containerId : null;
   const expected = await mac(await macKey(env), parts[1]!, secret.slice(0, RANDOM_BYTES), binding);
   if (!crypto.subtle.timingSafeEqual(expected, secret.slice(RANDOM_BYTES))) return null;

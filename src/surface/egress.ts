@@ -19,7 +19,7 @@ import { gitFailure } from "../http/respond";
 import type { Door } from "../proxy/capability-token";
 import { proxyGit } from "../proxy/git-proxy";
 import { providerOf } from "../providers";
-import { parseContainerId } from "../validate";
+import { isName } from "../validate";
 import { graphqlProxy } from "./graphql-proxy";
 import { restProxy } from "./rest-proxy";
 import { apiEndpoints, failureResponse, githubError } from "./upstream";
@@ -79,11 +79,11 @@ export function routeOf(config: BrokerConfig, url: URL): Route | null {
 
 function doorOf(binding: unknown): { ok: true; value: Door } | Failure {
   const fields = (binding && typeof binding === "object" ? binding : {}) as Record<string, unknown>;
-  const container = parseContainerId(fields.containerId);
-  if (!container.ok || container.value === null) return failure("invalid_request", "containerId must be the container's id (ctx.containerId)");
+  const containerId = fields.containerId;
+  if (!isName(containerId)) return failure("invalid_request", "containerId must be the container's id (ctx.containerId)");
   const capability = fields.capability ?? null;
   if (capability !== null && (typeof capability !== "string" || capability.length > 512)) return failure("invalid_request", "capability must be a string or null");
-  return { ok: true, value: { kind: "egress", containerId: container.value, capability: capability ?? "" } };
+  return { ok: true, value: { kind: "egress", containerId, capability: capability ?? "" } };
 }
 
 function isGitLike(path: string): boolean {
