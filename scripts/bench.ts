@@ -45,7 +45,7 @@ import { createRepository, gitHttpBackend, run } from "../emulator/git-backend.t
 import { serve } from "../emulator/serve.ts";
 import { GitHubEmulator } from "../emulator/github.ts";
 import { APPS } from "../test/support/env.ts";
-import { startHarness } from "../test/support/harness.ts";
+import { startHarness, type HarnessEntry } from "../test/support/harness.ts";
 import { load, median, percentile, spreadOf, type Phase } from "./bench-load.ts";
 import { profile, proxyProfile } from "./bench-profile.ts";
 import { benchEgress, benchSurface } from "./bench-surface.ts";
@@ -106,10 +106,13 @@ function merge(phases: Phase[]): { rps: number; p50: number; p99: number; reques
 
 const fmt = (n: number, d = 2) => n.toFixed(d);
 
+/** The broker plus the bench's routes and its no-op Durable Object (bench/worker.ts). */
+const BENCH_ENTRY: HarnessEntry = { path: "bench/worker.ts", durableObjects: { BARE: "BareObject" } };
+
 async function main() {
   const gitRoot = mkdtempSync(join(tmpdir(), "bench-git-"));
   const emulator = new GitHubEmulator(Object.values(APPS).map((a) => ({ ...a })), { gitBackend: gitHttpBackend(gitRoot) });
-  const harness = await startHarness(emulator);
+  const harness = await startHarness(emulator, undefined, { entry: BENCH_ENTRY });
   const { call, connect } = harness;
   const tokenBody = { appType: "standard", repository: "acme/app" };
   await connect("bench-hot", 1);
