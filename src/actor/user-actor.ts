@@ -1,25 +1,16 @@
 /**
  * `UserActor`: one Durable Object per platform user (`idFromName(userId)`) owns that user's
  * connections, one per App, in its SQLite storage. This class is the RPC surface and the
- * wiring only; each responsibility lives in its own module:
- *
- * | question | module |
- * | --- | --- |
- * | where is a row written? | connection-store.ts (synchronous, generation-checked) |
- * | where does a refresh happen? | refresher.ts |
- * | where is a connection's lifecycle decided? | lifecycle.ts (disconnect, deletion, revocation) and connect-flow.ts (connect) |
- * | what does a token request get? | token-desk.ts |
- * | where are tokens sealed? | token-vault.ts |
- * | where is a grant revoked? | grant-revoker.ts |
- * | capabilities, repository permissions | capabilities.ts, capability-store.ts, repo-access.ts |
- * | events, audit trail, the alarm | event-outbox.ts, audit-log.ts, housekeeping.ts |
+ * wiring only; each responsibility lives in a module of its own in this folder, named for it
+ * (the map is docs/architecture.md).
  *
  * Results cross the RPC boundary as discriminated unions (contract.ts), since exceptions
  * lose everything but their message on the way.
  *
  * The schema is created by the first write paths only (`beginConnect`, and an App capability
- * the authenticated platform asks for): a lookup for a user who never connected (a stale capability, a stale index link) finds no schema and answers
- * "nothing here" without creating one.
+ * the authenticated platform asks for): a lookup for a user who never connected (a stale
+ * capability, a stale index link) finds no schema and answers "nothing here" without creating
+ * one.
  */
 import { DurableObject } from "cloudflare:workers";
 import { failure, rfc3339, type AuditPage, type Committer, type CapabilityGrant, type ConnectConfirmed, type ConnectionView, type Failure, type GrantOutcome, type Permission, type TokenResult } from "../contract";
@@ -57,8 +48,6 @@ export interface TokenInput {
 }
 
 type Context = { ok: true; value: CallContext } | Failure;
-
-
 
 export class UserActor extends DurableObject<Env> {
   readonly #store: ConnectionStore;

@@ -13,7 +13,7 @@
  */
 import type { Committer } from "../contract";
 import type { AppConfig, BrokerConfig } from "../config";
-import { boundedFetch, httpFailure, readJson, serverTime, unavailable } from "./http";
+import { boundedFetch, httpFailure, readJson, serverTime, unavailable, NO_CLIENT_SECRET, tokenEndpointRequest } from "./http";
 import type { Provider, ProviderError, ProviderResult, ProviderUser, ScopedTokenMinter, TokenSet } from "./provider";
 
 export type { TokenSet } from "./provider";
@@ -199,12 +199,9 @@ export class GitHubClient implements Provider, ScopedTokenMinter {
   // ---- internals ----
 
   async #tokenRequest(app: AppConfig, params: Record<string, string>): Promise<GitHubResult<TokenSet>> {
-    if (!app.clientSecret) return { ok: false, error: { kind: "app_misconfigured", detail: "client secret not configured" } };
-    const res = await this.#fetch(`${this.config.webUrl}/login/oauth/access_token`, {
-      method: "POST",
-      headers: { accept: "application/json", "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({ client_id: app.clientId, client_secret: app.clientSecret, ...params }),
-    });
+    const init = tokenEndpointRequest(app, params);
+    if (!init) return NO_CLIENT_SECRET;
+    const res = await this.#fetch(`${this.config.webUrl}/login/oauth/access_token`, init);
     if (!res.ok) return res;
     const receivedAt = Date.now();
     const response = res.value;

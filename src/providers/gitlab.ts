@@ -15,7 +15,7 @@
  */
 import type { Committer } from "../contract";
 import type { AppConfig, BrokerConfig } from "../config";
-import { boundedFetch, httpFailure, readJson, unavailable } from "./http";
+import { boundedFetch, httpFailure, readJson, unavailable, NO_CLIENT_SECRET, tokenEndpointRequest } from "./http";
 import type { Provider, ProviderError, ProviderResult, ProviderUser, TokenSet } from "./provider";
 
 /** GitLab's access-token lifetime since 15.0 (2 hours). */
@@ -145,12 +145,9 @@ export class GitLabClient implements Provider {
   // ---- internals ----
 
   async #token(app: AppConfig, params: Record<string, string>): Promise<ProviderResult<TokenSet>> {
-    if (!app.clientSecret) return { ok: false, error: { kind: "app_misconfigured", detail: "client secret not configured" } };
-    const res = await this.#fetch(`${this.#base}/oauth/token`, {
-      method: "POST",
-      headers: { accept: "application/json", "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({ client_id: app.clientId, client_secret: app.clientSecret, ...params }),
-    });
+    const init = tokenEndpointRequest(app, params);
+    if (!init) return NO_CLIENT_SECRET;
+    const res = await this.#fetch(`${this.#base}/oauth/token`, init);
     if (!res.ok) return res;
     const receivedAt = Date.now();
     const response = res.value;

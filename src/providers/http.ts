@@ -6,6 +6,7 @@
  * Nothing here logs, and no error value carries a URL's query, a body or a header value:
  * only the status and a label the caller chose.
  */
+import type { AppConfig } from "../config";
 import type { ProviderError, ProviderResult } from "./provider";
 
 /** Default wait suggested to callers after an outage with no `Retry-After`. */
@@ -36,6 +37,23 @@ export async function boundedFetch(url: string, init: RequestInit, timeoutMs: nu
     return unavailable(timedOut ? `timeout after ${timeoutMs} ms` : "network error");
   }
 }
+
+/**
+ * The OAuth token endpoint's request (code exchange, refresh), the same on every provider:
+ * a form POST with the App's client credentials in the body. `null` when the App has no
+ * client secret, which is the configuration's fault, never the caller's.
+ */
+export function tokenEndpointRequest(app: AppConfig, params: Record<string, string>): RequestInit | null {
+  if (!app.clientSecret) return null;
+  return {
+    method: "POST",
+    headers: { accept: "application/json", "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ client_id: app.clientId, client_secret: app.clientSecret, ...params }),
+  };
+}
+
+/** What a provider answers when {@link tokenEndpointRequest} finds no client secret. */
+export const NO_CLIENT_SECRET = { ok: false, error: { kind: "app_misconfigured", detail: "client secret not configured" } } as const satisfies { ok: false; error: ProviderError };
 
 /**
  * Classifies a non-2xx answer every endpoint shares: a rate limit (`limited`: 429 unless the
