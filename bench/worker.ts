@@ -1,10 +1,9 @@
 /**
  * The benchmark's Worker: the broker as deployed, plus one route to a Durable Object that
  * does nothing, so "hot path" and "bare Durable Object round trip" are measured in the same
- * process, through the same HTTP and RPC layers; and `/bench/egress`, which stands in for a
- * platform's service binding so the egress handler can run in Node (test-node/egress.test.ts):
- * the intercepted request comes with `x-egress-url`, `-container` and `-capability` headers and
- * goes to the real `BrokerApi.egress` entrypoint.
+ * process, through the same HTTP and RPC layers; and the harness's egress stand-in
+ * (test/support/harness-entry.ts), for the bench's egress figure. `scripts/bench.ts` passes
+ * this entry to the harness; the tests run test/support/harness-entry.ts.
  *
  * For `--profile` (scripts/bench-profile.ts) it also answers variants of the hot path that
  * repeat one part of it many times within a request (`x-bench-repeat`), so that part's CPU
@@ -27,6 +26,7 @@ import { loadConfig } from "../src/config";
 import { redeem } from "../src/proxy/git-proxy";
 import { json } from "../src/http/respond";
 import { ProfileStages, type ActorStage, type StageInput } from "./profile-stages";
+import { egressStandIn } from "../test/support/harness-entry";
 
 export { IdentityIndex, InstallationActor, BrokerApi } from "../src/index";
 
@@ -43,9 +43,26 @@ export class BareObject extends DurableObject {
   #wrote = false;
 }
 
+/**
+ * What the user actors did since the isolate started, for the bench's scale phase: how many
+ * were constructed (a first request, or one after workerd evicted the object) and how many
+ * alarms ran. Counted per isolate: workerd runs the Worker and its objects in one.
+ */
+const actorCounts = { constructed: 0, alarms: 0 };
+
 /** The broker's actor, unchanged, plus the profile's stages over the same storage. */
 export class UserActor extends BrokerUserActor {
   #stages: ProfileStages | undefined;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    actorCounts.constructed++;
+  }
+
+  override async alarm(): Promise<void> {
+    actorCounts.alarms++;
+    return super.alarm();
+  }
 
   async benchStage(stage: ActorStage | "token", input: StageInput, repeat: number): Promise<{ ok: boolean }> {
     if (stage === "token") {
@@ -60,18 +77,12 @@ export class UserActor extends BrokerUserActor {
 
 type BenchEnv = Env & { BARE: DurableObjectNamespace<BareObject> };
 const BENCH = /^https?:\/\/[^/]+\/bench\/([a-z_]+)\/(?:([a-z_]+)\/)?([^/?]+)$/;
-const EGRESS = /^https?:\/\/[^/]+\/bench\/egress(?:\?|$)/;
-const EGRESS_HEADERS = ["x-egress-url", "x-egress-container", "x-egress-capability"];
 
 export default {
   async fetch(request, env, ctx) {
-    if (EGRESS.test(request.url)) {
-      const headers = new Headers(request.headers);
-      const [target, containerId, capability] = EGRESS_HEADERS.map((h) => headers.get(h));
-      for (const h of EGRESS_HEADERS) headers.delete(h);
-      const intercepted = new Request(target!, { method: request.method, headers, body: request.body, redirect: "manual" });
-      return ctx.exports.BrokerApi.egress(intercepted, { containerId: containerId ?? "", capability: capability ?? null });
-    }
+    const egress = egressStandIn(request, ctx);
+    if (egress) return egress;
+    if (request.url.endsWith("/bench/counts")) return Response.json(actorCounts);
     const bench = BENCH.exec(request.url);
     if (bench) return benchRoute(request, env, bench[1]!, bench[2], decodeURIComponent(bench[3]!));
     return broker.fetch(request, env);

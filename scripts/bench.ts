@@ -45,7 +45,7 @@ import { createRepository, gitHttpBackend, run } from "../emulator/git-backend.t
 import { serve } from "../emulator/serve.ts";
 import { GitHubEmulator } from "../emulator/github.ts";
 import { APPS } from "../test/support/env.ts";
-import { startHarness } from "../test/support/harness.ts";
+import { startHarness, type HarnessEntry } from "../test/support/harness.ts";
 import { load, median, percentile, spreadOf, type Phase } from "./bench-load.ts";
 import { profile, proxyProfile } from "./bench-profile.ts";
 import { benchEgress, benchSurface } from "./bench-surface.ts";
@@ -106,10 +106,37 @@ function merge(phases: Phase[]): { rps: number; p50: number; p99: number; reques
 
 const fmt = (n: number, d = 2) => n.toFixed(d);
 
+/** What the bench Worker's user actors did so far (bench/worker.ts counts them per isolate). */
+async function actorCounts(base: URL): Promise<{ constructed: number; alarms: number }> {
+  return (await (await fetch(new URL("/bench/counts", base))).json()) as { constructed: number; alarms: number };
+}
+
+type ScaleSnapshot = { constructed: number; alarms: number; github: number; logs: number };
+async function scaleSnapshot(harness: { url: URL; logLines(): number }, emulator: GitHubEmulator): Promise<ScaleSnapshot> {
+  return { ...(await actorCounts(harness.url)), github: Object.values(emulator.counts).reduce((n, v) => n + v, 0), logs: harness.logLines() };
+}
+
+/** Waits until no actor alarm has run for 2 s (at most 90 s): the alarms that ran meanwhile, and how long it took. */
+async function quiescence(base: URL): Promise<{ alarms: number; seconds: number }> {
+  const t0 = performance.now();
+  const start = (await actorCounts(base)).alarms;
+  let last = start;
+  let quietSince = performance.now();
+  while (performance.now() - quietSince < 2_000 && performance.now() - t0 < 90_000) {
+    await new Promise((r) => setTimeout(r, 250));
+    const now = (await actorCounts(base)).alarms;
+    if (now !== last) [last, quietSince] = [now, performance.now()];
+  }
+  return { alarms: last - start, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** The broker plus the bench's routes and its no-op Durable Object (bench/worker.ts). */
+const BENCH_ENTRY: HarnessEntry = { path: "bench/worker.ts", durableObjects: { BARE: "BareObject" } };
+
 async function main() {
   const gitRoot = mkdtempSync(join(tmpdir(), "bench-git-"));
   const emulator = new GitHubEmulator(Object.values(APPS).map((a) => ({ ...a })), { gitBackend: gitHttpBackend(gitRoot) });
-  const harness = await startHarness(emulator);
+  const harness = await startHarness(emulator, undefined, { entry: BENCH_ENTRY });
   const { call, connect } = harness;
   const tokenBody = { appType: "standard", repository: "acme/app" };
   await connect("bench-hot", 1);
@@ -212,9 +239,14 @@ async function main() {
 
   // Scale: the same hot path, on one user vs spread over USERS users.
   for (let i = 0; i < USERS; i++) await connect(`bench-scale-${i}`, 10_000 + i);
+  // Quiescence: setup's alarms (none are expected: a confirm releases its grace alarm) are
+  // waited out, so the phase measures requests only; then every actor is warmed.
+  const quiet = await quiescence(harness.url);
   for (let i = 0; i < USERS; i++) await (await call(`/v1/users/bench-scale-${i}/token`, tokenBody)).arrayBuffer();
   let next = 0;
+  const scaleBefore = await scaleSnapshot(harness, emulator);
   const manyVsOne = await paired(() => call(`/v1/users/bench-scale-${next++ % USERS}/token`, tokenBody), () => call("/v1/users/bench-hot/token", tokenBody));
+  const scaleAfter = await scaleSnapshot(harness, emulator);
   const [many, one] = [manyVsOne.a, manyVsOne.b];
   const o = merge(one);
   const m = merge(many);
@@ -341,6 +373,12 @@ async function main() {
   row(`hot path, 1 user`, o);
   row(`hot path, ${USERS} users`, m);
   console.log(`${USERS} users / 1 user throughput ratio: ${fmt(manyVsOne.ratio * 100, 1)}% (median; ${manyVsOne.spread}; target >= 95%)`);
+  const during = (k: keyof ScaleSnapshot) => scaleAfter[k] - scaleBefore[k];
+  console.log(
+    `during the scale phase: ${during("alarms")} actor alarm(s), ${during("constructed")} actor construction(s) (an actor workerd evicted after ~10 s idle starts again: ` +
+      `schema check, row read, decryption, and the repository check at GitHub, whose answer is kept in memory), ${during("github")} GitHub call(s), ` +
+      `${during("logs")} log line(s); setup's alarms waited out before it: ${quiet.alarms} in ${fmt(quiet.seconds, 1)} s`,
+  );
   console.log(
     `actor cold start (first request, schema migration included): p50 ${fmt(percentile(cold, 50))} ms, p99 ${fmt(percentile(cold, 99))} ms; ` +
       `warm: p50 ${fmt(percentile(warm, 50))} ms, p99 ${fmt(percentile(warm, 99))} ms; cold/warm p50 ratio ${fmt(percentile(cold, 50) / percentile(warm, 50))}x`,

@@ -6,7 +6,7 @@
  * it to the SAME handler a platform installs (`brokerEgress` from src/egress.ts).
  *
  * The handler's broker is a thin adapter standing in for the service binding: it sends each
- * request to the harness's broker (test/support/harness.ts, workerd), whose `/bench/egress`
+ * request to the harness's broker (test/support/harness.ts, workerd), whose `/_harness/egress`
  * route calls the real `BrokerApi.egress`. The broker here is configured with the emulator's
  * host for GitHub (as production is with github.com), so the adapter puts that host in the URL.
  */

@@ -347,4 +347,54 @@ describe("housekeeping", () => {
     expect(pending.connects).toBe(0);
     expect(pending.alarm).not.toBeNull();
   });
+
+  /** The actor's alarm time, with connection events off for it (a deployment without EVENTS_URL): nothing else moves the alarm. */
+  const alarmOf = (userId: string) => runInDurableObject(actor(userId), (_i, state) => state.storage.getAlarm());
+  async function withoutEvents<T>(userId: string, fn: () => Promise<T>): Promise<T> {
+    const saved = await runInDurableObject(actor(userId), (instance) => {
+      const vars = (instance as unknown as { env: Record<string, unknown> }).env;
+      const url = vars.EVENTS_URL;
+      vars.EVENTS_URL = "";
+      return url as string;
+    });
+    try {
+      return await fn();
+    } finally {
+      await runInDurableObject(actor(userId), (instance) => void ((instance as unknown as { env: Record<string, unknown> }).env.EVENTS_URL = saved));
+    }
+  }
+
+  it("a completed confirm leaves no wake-up a minute later: the alarm goes to the daily run", async () => {
+    const { A } = accounts();
+    await emulator.addUser(A);
+    const ticket = await callbackTicket(await authorizeAs("grace", A.id));
+    const confirmed = await withoutEvents("grace", () => confirmConnect("grace", ticket));
+    expect(confirmed.status).toBe(200);
+    expect((await alarmOf("grace"))! - Date.now()).toBeGreaterThan(23 * 3600_000);
+  });
+
+  it("a confirm's grace alarm stays while another connect of the user waits on GitHub", async () => {
+    const { A } = accounts();
+    await connectUser("grace2", A);
+    // A reconnect with a scoped token of the old generation: its confirm is held while the old token is revoked.
+    expect((await requestToken("grace2", { repository: "acme/app", scope: "repository" })).status).toBe(200);
+    const ticketStandard = await callbackTicket(await authorizeAs("grace2", A.id));
+    const ticketLite = await callbackTicket(await authorizeAs("grace2", A.id, "lite"));
+    await withoutEvents("grace2", async () => {
+      const revoking = await emulator.hold({ match: ["revoke_token"] });
+      const first = confirmConnect("grace2", ticketStandard);
+      expect(await emulator.waitHeld(revoking, first)).not.toBeNull();
+      const graceAt = await alarmOf("grace2");
+      expect(graceAt! - Date.now()).toBeLessThanOrEqual(60_000);
+      // The second connect has paused the App's revocations and relies on the same alarm.
+      const exchanging = await emulator.hold({ match: ["exchange"] });
+      const second = confirmConnect("grace2", ticketLite);
+      expect(await emulator.waitHeld(exchanging, second)).not.toBeNull();
+      await emulator.release(revoking);
+      expect((await first).status).toBe(200);
+      expect(await alarmOf("grace2")).toBe(graceAt);
+      await emulator.release(exchanging);
+      expect((await second).status).toBe(200);
+    });
+  });
 });

@@ -126,6 +126,11 @@ export class GrantRevoker {
     return this.#paused.has(appType);
   }
 
+  /** Whether a connect of any App is in progress here. */
+  anyPaused(): boolean {
+    return this.#paused.size > 0;
+  }
+
   /** Waits for the attempts in flight of `appType`'s grants. */
   async settle(appType: string): Promise<void> {
     const running = [...this.#attempts].filter(([id]) => this.appTypeOf(id) === appType).map(([, p]) => p.catch(() => undefined));

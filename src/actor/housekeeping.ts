@@ -83,17 +83,40 @@ export class Housekeeping {
   /** Sets the alarm to the next time it is needed, or deletes it when the actor holds nothing. */
   async schedule(): Promise<void> {
     if (!hasSchema(this.#d.storage)) return;
+    const next = this.#next();
+    if (next === null) {
+      await this.#d.storage.deleteAlarm();
+      return;
+    }
+    const current = await this.#d.storage.getAlarm();
+    if (current === null || current > next) await this.#d.storage.setAlarm(Math.max(next, Date.now() + 100));
+  }
+
+  /**
+   * A confirm's grace alarm (set for `at` before its exchange, connect-flow.ts) is not needed
+   * once the confirm has settled its record (withdrawn with the stored generation, or left
+   * due, which {@link schedule}'s time covers): the alarm goes to that time instead, so a
+   * connect does not leave a wake-up a minute later with nothing to do. Kept when it was moved
+   * meanwhile, or while another connect is in progress (its record may not be stored yet).
+   */
+  async release(at: number): Promise<void> {
+    const current = await this.#d.storage.getAlarm();
+    // Checked after the await, in the step that writes: a connect that began meanwhile keeps
+    // it, and an account deletion may be emptying the storage.
+    if (current !== at || this.#d.revoker.anyPaused() || !hasSchema(this.#d.storage)) return;
+    const next = this.#next();
+    if (next === null) await this.#d.storage.deleteAlarm();
+    else if (next > at) await this.#d.storage.setAlarm(next);
+  }
+
+  /** When the alarm is next needed (stored work due, or the daily run); `null` when the actor holds nothing. */
+  #next(): number | null {
     const sql = this.#d.storage.sql;
     const holds = ["connections", "pending_connects", "connect_tickets", "capabilities", "pending_revocations", "event_outbox", "audit", "scoped_tokens"].some(
       (t) => sql.exec(`SELECT 1 FROM ${t} LIMIT 1`).toArray().length > 0,
     );
-    if (!holds) {
-      await this.#d.storage.deleteAlarm();
-      return;
-    }
-    const next = Math.min(Date.now() + HOUSEKEEPING_INTERVAL_MS, this.#d.revoker.nextAttemptAt() ?? Infinity, this.#d.outbox.nextAttemptAt() ?? Infinity);
-    const current = await this.#d.storage.getAlarm();
-    if (current === null || current > next) await this.#d.storage.setAlarm(Math.max(next, Date.now() + 100));
+    if (!holds) return null;
+    return Math.min(Date.now() + HOUSEKEEPING_INTERVAL_MS, this.#d.revoker.nextAttemptAt() ?? Infinity, this.#d.outbox.nextAttemptAt() ?? Infinity);
   }
 
   /**

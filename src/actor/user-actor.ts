@@ -71,6 +71,8 @@ export class UserActor extends DurableObject<Env> {
   #ready = false;
   /** The user this object belongs to, once read from `meta`. */
   #owner: string | undefined;
+  /** The alarm time a confirm set for its grace ({@link Housekeeping.release}), until released. */
+  #graceAlarm: number | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -192,6 +194,9 @@ export class UserActor extends DurableObject<Env> {
       const result = await this.#flow.confirm(c, input.ticket);
       // A reconnect keeps the grant: the previous generation's scoped tokens are revoked one by one.
       if (result.ok) await this.#scoped.retireStale(c, input.userId);
+      const grace = this.#graceAlarm;
+      this.#graceAlarm = null;
+      if (grace !== null) await this.#housekeeping.release(grace);
       return result;
     }, input.userId, true);
   }
@@ -345,7 +350,10 @@ export class UserActor extends DurableObject<Env> {
 
   async #alarmBy(at: number): Promise<void> {
     const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+    if (current === null || current > at) {
+      this.#graceAlarm = at;
+      await this.ctx.storage.setAlarm(at);
+    }
   }
 
   /**

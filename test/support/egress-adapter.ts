@@ -1,7 +1,7 @@
 /**
  * The platform's service binding to the broker, stood in for over the harness's HTTP port: the
  * egress handler (src/egress.ts) runs in Node (test-node/egress.test.ts, the bench), and each
- * request it hands over goes to the harness's `/bench/egress` route (bench/worker.ts), which
+ * request it hands over goes to the harness's `/_harness/egress` route (test/support/harness-entry.ts), which
  * calls the real `BrokerApi.egress`. The harness's broker knows GitHub by the emulator's host
  * (as production knows github.com), so the adapter puts that host in the URL.
  */
@@ -18,7 +18,7 @@ export function harnessBroker(base: URL): EgressBroker {
       headers.set("x-egress-container", binding.containerId);
       if (binding.capability !== null) headers.set("x-egress-capability", binding.capability);
       const hasBody = request.method !== "GET" && request.method !== "HEAD";
-      const res = await fetch(new URL("/bench/egress", base), { method: request.method, headers, body: hasBody ? request.body : undefined, redirect: "manual", ...(hasBody ? { duplex: "half" } : {}) } as RequestInit);
+      const res = await fetch(new URL("/_harness/egress", base), { method: request.method, headers, body: hasBody ? request.body : undefined, redirect: "manual", ...(hasBody ? { duplex: "half" } : {}) } as RequestInit);
       // Node's fetch has already decoded the body: the encoding no longer describes it (RPC would pass it as it is).
       const out = new Headers(res.headers);
       out.delete("content-encoding");

@@ -1,8 +1,9 @@
 /**
- * The broker in workerd, driven from Node: bundles bench/worker.ts (the broker plus one
- * no-op Durable Object), runs it in Miniflare with SQLite-backed Durable Objects, and sends
- * every outbound fetch to a {@link GitHubEmulator} in this process. Used by the benchmark
- * and by the tests that need a real HTTP server (the real `git` client).
+ * The broker in workerd, driven from Node: bundles a Worker entry (test/support/harness-entry.ts,
+ * the production entry with the egress stand-in; the benchmark passes bench/worker.ts), runs it
+ * in Miniflare with SQLite-backed Durable Objects, and sends every outbound fetch to a
+ * {@link GitHubEmulator} in this process. Used by the tests that need a real HTTP server (the
+ * real `git` client) and by the benchmark.
  */
 import { build } from "esbuild";
 import { createServer } from "node:net";
@@ -48,9 +49,8 @@ export async function bundleEntry(entry: string, external: string[] = ["cloudfla
   return result.outputFiles[0]!.text;
 }
 
-function bundle(): Promise<string> {
-  return bundleEntry("bench/worker.ts");
-}
+/** The entry the tests run: the production entry and the egress stand-in, nothing else. */
+export const TEST_ENTRY = "test/support/harness-entry.ts";
 
 /**
  * The broker's configuration for a run against the emulators: GitHub (web and API) at
@@ -87,22 +87,31 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** A Worker entry other than {@link TEST_ENTRY}, with the Durable Object classes it adds (binding → class). */
+export interface HarnessEntry {
+  path: string;
+  durableObjects?: Record<string, string>;
+}
+
 /**
  * Starts the broker. `bindings` adds to or overrides the test configuration (e.g. `AGENT_HOST`
- * for the GitHub-shaped surface), `port` chooses its port (default: a free one).
+ * for the GitHub-shaped surface), `port` chooses its port (default: a free one), `entry` the
+ * Worker it bundles (default {@link TEST_ENTRY}).
  */
 export async function startHarness(
   emulator = new GitHubEmulator(Object.values(APPS).map((a) => ({ ...a }))),
   gitlab?: GitLabEmulator,
-  options: { bindings?: Record<string, string>; port?: number } = {},
+  options: { bindings?: Record<string, string>; port?: number; entry?: HarnessEntry } = {},
 ): Promise<Harness> {
+  const entry = options.entry ?? { path: TEST_ENTRY };
+  const extraObjects = Object.fromEntries(Object.entries(entry.durableObjects ?? {}).map(([binding, className]) => [binding, { className, useSQLite: true }]));
   let logLines = 0;
   // Installation tokens: the emulator verifies the Apps' JWTs with their public keys.
   for (const identity of APP_IDENTITIES) emulator.installations.registerApp(identity);
   const port = options.port ?? (await freePort());
   const mf = new Miniflare(
     convertV4MiniflareOptions({
-      modules: [{ type: "ESModule", path: "bench-worker.js", contents: await bundle() }],
+      modules: [{ type: "ESModule", path: "worker.js", contents: await bundleEntry(entry.path) }],
       compatibilityDate: "2026-11-01",
       host: "127.0.0.1",
       port,
@@ -110,7 +119,7 @@ export async function startHarness(
         USER_ACTOR: { className: "UserActor", useSQLite: true },
         IDENTITY_INDEX: { className: "IdentityIndex", useSQLite: true },
         INSTALLATION_ACTOR: { className: "InstallationActor", useSQLite: true },
-        BARE: { className: "BareObject", useSQLite: true },
+        ...extraObjects,
       },
       // Metrics on, as in production: the hot path is measured with its data points.
       analyticsEngineDatasets: { METRICS: { dataset: "token_broker" } },
