@@ -3,6 +3,7 @@
  * answer is shown in words (src/dev/words.ts); every state has a stable id or data attribute
  * the browser test (test-browser/) reads.
  */
+import { escapeHtml } from "../http/respond";
 import { forProvider, WORDS } from "./words";
 
 /** The demo's platform users: the web app's accounts, not GitHub's. */
@@ -33,10 +34,6 @@ export function demoPage(input: DemoPageInput): Response {
 
 function scriptJson(value: unknown): string {
   return JSON.stringify(value).replace(/</g, "\\u003c");
-}
-
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 const PAGE = `<!doctype html>

@@ -66,7 +66,8 @@ export function invalidStatePage(backTo: string | null): Response {
   );
 }
 
-function escapeHtml(s: string): string {
+/** Text made safe inside HTML: the five characters that could end an element or an attribute, as numeric references. */
+export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
