@@ -21,6 +21,7 @@ import {
   type ConnectRequest,
   type Failure,
   type InstallationTokenRequest,
+  type Permission,
   type RejectedTokenReport,
   type TokenRequest,
 } from "../contract";
@@ -106,12 +107,8 @@ export type { InstallationTokenInput };
 
 export function parseUserTokenRequest(config: BrokerConfig, userId: unknown, body: unknown): Parsed<UserTokenInput> {
   const f = bodyOf<TokenRequest>(body);
-  const who = parseUserAndApp(config, userId, f.appType);
+  const who = parseRepositoryAccess(config, userId, f);
   if (!who.ok) return who;
-  const repository = parseRepositoryFor(config, who.app, f.repository);
-  if (!repository.ok) return repository;
-  const permission = parsePermission(f.permission);
-  if (!permission.ok) return permission;
   const minValidity = parseMinValidity(f.minValiditySeconds);
   if (!minValidity.ok) return minValidity;
   const scope = parseTokenScope(f.scope, f.permissions);
@@ -124,8 +121,8 @@ export function parseUserTokenRequest(config: BrokerConfig, userId: unknown, bod
   const value: UserTokenInput = {
     userId: who.userId,
     appType: who.app.appType,
-    repository: repository.value,
-    permission: permission.value,
+    repository: who.repository,
+    permission: who.permission,
     minValiditySeconds: minValidity.value,
   };
   if (scope.value) value.scope = scope.value;
@@ -184,12 +181,8 @@ export function parseAuditRequest(userId: unknown, query: unknown): Parsed<Audit
 
 export function parseCapabilityRequest(config: BrokerConfig, userId: unknown, body: unknown): Parsed<CapabilityInput> {
   const f = bodyOf<CapabilityRequest>(body);
-  const who = parseUserAndApp(config, userId, f.appType);
+  const who = parseRepositoryAccess(config, userId, f);
   if (!who.ok) return who;
-  const repository = parseRepositoryFor(config, who.app, f.repository);
-  if (!repository.ok) return repository;
-  const permission = parsePermission(f.permission);
-  if (!permission.ok) return permission;
   const session = parseSessionId(f.sessionId);
   if (!session.ok) return session;
   const ttl = parseTtlSeconds(f.ttlSeconds);
@@ -206,8 +199,8 @@ export function parseCapabilityRequest(config: BrokerConfig, userId: unknown, bo
     value: {
       userId: who.userId,
       appType: who.app.appType,
-      repository: repository.value,
-      permission: permission.value,
+      repository: who.repository,
+      permission: who.permission,
       sessionId: session.value,
       ttlSeconds: ttl.value,
       policy: policy.value,
@@ -248,6 +241,21 @@ function parseUserAndApp(config: BrokerConfig, userId: unknown, appType: unknown
   const app = parseAppType(config, appType);
   if (!app.ok) return app;
   return { ok: true, userId: user.value, app: app.value };
+}
+
+/** The user, the App, a repository on the App's provider and the permission asked for it, in the contract's order. */
+function parseRepositoryAccess(
+  config: BrokerConfig,
+  userId: unknown,
+  f: Body<{ appType: unknown; repository: unknown; permission: unknown }>,
+): { ok: true; userId: string; app: AppConfig; repository: string; permission: Permission } | Failure {
+  const who = parseUserAndApp(config, userId, f.appType);
+  if (!who.ok) return who;
+  const repository = parseRepositoryFor(config, who.app, f.repository);
+  if (!repository.ok) return repository;
+  const permission = parsePermission(f.permission);
+  if (!permission.ok) return permission;
+  return { ...who, repository: repository.value, permission: permission.value };
 }
 
 /** A body as the contract's request type `C` names its fields, each still unchecked. */
