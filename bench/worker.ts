@@ -35,6 +35,11 @@ export class BareObject extends DurableObject {
     return { ok: true, userId: input.userId };
   }
 
+  /** The same with the token call's shapes: its input in, a grant-sized answer out (no other work). */
+  async pingGrant(input: TokenInput): Promise<TokenResult> {
+    return input.userId ? GRANT : GRANT;
+  }
+
   /** The same, from an object that has opened its SQLite storage (as every user actor has). */
   async pingStorage(input: { userId: string }): Promise<{ ok: true; userId: string }> {
     this.#wrote ||= (this.ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS t (x)"), this.ctx.storage.sql.exec("INSERT INTO t VALUES (1)"), true);
@@ -97,6 +102,10 @@ async function benchRoute(request: Request, env: BenchEnv, kind: string, stage: 
   switch (kind) {
     case "bare":
       return Response.json({ ...(await env.BARE.get(env.BARE.idFromName(userId)).ping({ userId })), echo: typeof body.repository });
+    case "bare_grant": {
+      const input: TokenInput = { userId, appType: String(body.appType), repository: String(body.repository), permission: "push", minValiditySeconds: 300 };
+      return json(await env.BARE.get(env.BARE.idFromName(userId)).pingGrant(input));
+    }
     case "bare_storage":
       return Response.json({ ...(await env.BARE.get(env.BARE.idFromName(`storage:${userId}`)).pingStorage({ userId })), echo: typeof body.repository });
     case "stage": {

@@ -48,6 +48,7 @@ export async function profile(options: { call: Call; workerd: number; userId: st
 
   const requests: Variant[] = [
     { name: "bare", adds: "bare Durable Object RPC: body parsed, a no-op object answers", send: () => call(`/bench/bare/${userId}`, body) },
+    { name: "bare+grant", adds: "the same no-op object given the token call's input, answering a grant-sized result with the broker's response builder", send: () => call(`/bench/bare_grant/${userId}`, body) },
     { name: "bare+sql", adds: "a no-op object that has opened its SQLite storage", send: () => call(`/bench/bare_storage/${userId}`, body) },
     { name: "actor rpc", adds: "the user's actor instead of the no-op object, doing nothing", send: stage("rpc", 1) },
     { name: "actor token", adds: "that actor's real token method, called straight from the Worker (no validation, routing, bearer check)", send: stage("token", 1) },
@@ -116,6 +117,7 @@ export async function profile(options: { call: Call; workerd: number; userId: st
   }
   const hot = perRequest.get("hot path")!;
   const rpc = perRequest.get("actor rpc")!;
+  const shapes = perRequest.get("bare+grant")!;
 
   const ladder = async (title: string, variants: Variant[], units: Variant[] = []) => {
     const totals = await measure([...variants, ...units]);
@@ -134,6 +136,8 @@ export async function profile(options: { call: Call; workerd: number; userId: st
     for (const v of units) console.log(`${v.name.padEnd(14)}${"".padStart(13)}  ${(each(totals.get(v.name)!) - each(context!)).toFixed(1).padStart(8)}  ${v.adds}`);
     return each(previous!);
   };
+  console.log("");
+  console.log(`the token call's shapes (input and grant over the RPC and HTTP) on the bare call: ${(us(shapes) - us(bare)).toFixed(0)} µs of workerd CPU per request, ${(shapes.nodeUs / shapes.requests - bare.nodeUs / bare.requests).toFixed(0)} µs of the load generator's`);
   if (options.only === "requests") return;
   const workerOwn = await ladder("the Worker's own work on a hot /token request", workerLadder);
   const actorOwn = await ladder("the actor's own work on a hot /token request", actorLadder, actorUnits);

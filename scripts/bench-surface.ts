@@ -43,8 +43,9 @@ export async function benchSurface(pairs = 60): Promise<void> {
   await createRepository(root, "acme/app", { "README.md": "# app\n" });
   const emulator = new GitHubEmulator(Object.values(APPS).map((a) => ({ ...a })), { gitBackend: gitHttpBackend(root), gitRefs: gitRefs(root) });
   const port = await freePort();
-  const harness = await startHarness(emulator, undefined, { port, bindings: { AGENT_HOST: `localhost:${port}` } });
+  // The broker reaches the emulator over the same HTTP server as the direct query.
   const direct = await serve((request) => emulator.fetch(request));
+  const harness = await startHarness(emulator, undefined, { port, bindings: { AGENT_HOST: `localhost:${port}` }, githubOrigin: direct.url });
   try {
     await harness.connect("bench-gh", 4242, { "acme/app": "push" });
     const grant = (await (await harness.call("/v1/users/bench-gh/capabilities", { appType: "standard", repository: "acme/app", sessionId: "bench", branches: ["agent/*"] })).json()) as { capability: string };
@@ -111,13 +112,15 @@ export async function benchEgress(pairs = 5): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), "bench-egress-"));
   await createRepository(root, "acme/app", { "README.md": "# app\n", "data.bin": randomBytes(2 * 1024 * 1024) });
   const emulator = new GitHubEmulator(Object.values(APPS).map((a) => ({ ...a })), { gitBackend: gitHttpBackend(root) });
-  const harness = await startHarness(emulator);
+  // Both paths reach the emulator over the same HTTP server (the broker as it reaches GitHub).
+  const served = await serve((request) => emulator.fetch(request));
+  const harness = await startHarness(emulator, undefined, { githubOrigin: served.url });
   const work = mkdtempSync(join(tmpdir(), "bench-egress-work-"));
   try {
     await harness.connect("bench-egress", 4343, { "acme/app": "push" });
     const container = "b2".repeat(32);
     const grant = (await (await harness.call("/v1/users/bench-egress/capabilities", { appType: "standard", repository: "acme/app", sessionId: "bench", containerId: container })).json()) as { capability: string };
-    const handler = brokerEgress<null>({ broker: () => harnessBroker(harness.url), capabilityFor: () => grant.capability });
+    const handler = brokerEgress<null>({ broker: () => harnessBroker(harness.url, harness.githubOrigin), capabilityFor: () => grant.capability });
     const token = emulator.issuePair(APPS.standard.clientId, 4343).accessToken;
     // The comparison: the same intercepted request, given to the emulator with the user's token.
     const straight = async (request: Request): Promise<Response> => {
@@ -125,7 +128,10 @@ export async function benchEgress(pairs = 5): Promise<void> {
       const headers = new Headers(request.headers);
       headers.set("authorization", `Basic ${btoa(`x-access-token:${token}`)}`);
       const hasBody = request.method !== "GET" && request.method !== "HEAD";
-      return emulator.fetch(new Request(`http://github.harness${url.pathname}${url.search}`, { method: request.method, headers, body: hasBody ? request.body : undefined, ...(hasBody ? { duplex: "half" } : {}) } as RequestInit));
+      const res = await fetch(`${served.url}${url.pathname}${url.search}`, { method: request.method, headers, body: hasBody ? request.body : undefined, redirect: "manual", ...(hasBody ? { duplex: "half" } : {}) } as RequestInit);
+      const out = new Headers(res.headers);
+      out.delete("content-encoding"); // Node's fetch has decoded the body
+      return new Response(res.body, { status: res.status, headers: out });
     };
     const viaEgress = await startInterceptingProxy(["github.com"], (request) => handler(request, null, { containerId: container }));
     const direct = await startInterceptingProxy(["github.com"], straight);
@@ -161,6 +167,7 @@ export async function benchEgress(pairs = 5): Promise<void> {
     await direct.close();
   } finally {
     await harness.dispose();
+    await served.close();
     rmSync(work, { recursive: true, force: true });
   }
 }

@@ -8,13 +8,13 @@
 import type { EgressBroker } from "../../src/egress.ts";
 import { EMULATOR_ORIGIN } from "./harness.ts";
 
-/** The service binding, over the harness's HTTP port. */
-export function harnessBroker(base: URL): EgressBroker {
+/** The service binding, over the harness's HTTP port; `githubOrigin` is the harness's `githubOrigin`. */
+export function harnessBroker(base: URL, githubOrigin: string = EMULATOR_ORIGIN): EgressBroker {
   return {
     async egress(request, binding) {
       const headers = new Headers(request.headers);
       const url = new URL(request.url);
-      headers.set("x-egress-url", `${EMULATOR_ORIGIN}${url.pathname}${url.search}`);
+      headers.set("x-egress-url", `${githubOrigin}${url.pathname}${url.search}`);
       headers.set("x-egress-container", binding.containerId);
       if (binding.capability !== null) headers.set("x-egress-capability", binding.capability);
       const hasBody = request.method !== "GET" && request.method !== "HEAD";

@@ -7,7 +7,7 @@
  */
 import { build } from "esbuild";
 import { createServer } from "node:net";
-import { convertV4MiniflareOptions, Miniflare, Response as MfResponse } from "miniflare";
+import { convertV4MiniflareOptions, Miniflare, Response as MfResponse, type Request as MfRequest } from "miniflare";
 import { GitHubEmulator } from "../../emulator/github.ts";
 import type { GitLabEmulator, GitLabUser } from "../../emulator/gitlab.ts";
 import { APP_IDENTITIES, APP_KEY_BINDINGS } from "./app-keys.ts";
@@ -20,6 +20,8 @@ export const GITLAB_HARNESS_ORIGIN = "http://gitlab.harness";
 export interface Harness {
   url: URL;
   emulator: GitHubEmulator;
+  /** The origin the broker knows GitHub by: {@link EMULATOR_ORIGIN}, or the `githubOrigin` given to {@link startHarness}. */
+  githubOrigin: string;
   /** Structured log lines the broker wrote (counted, not printed). */
   logLines(): number;
   /** An internal-API call with the bearer token (and any extra headers). */
@@ -97,12 +99,21 @@ export interface HarnessEntry {
  * Starts the broker. `bindings` adds to or overrides the test configuration (e.g. `AGENT_HOST`
  * for the GitHub-shaped surface), `port` chooses its port (default: a free one), `entry` the
  * Worker it bundles (default {@link TEST_ENTRY}).
+ *
+ * By default every outbound fetch of the broker goes through Miniflare's outbound bridge into
+ * this process, to `emulator.fetch`. `githubOrigin` (the emulator already served over HTTP at
+ * that origin, `emulator/serve.ts`) makes the broker reach it over plain HTTP instead, as a
+ * deployment reaches GitHub: the benchmark compares a proxied clone or push with a direct one
+ * to the same server, so the bridge's hop (~9 ms a request here) is not counted against the
+ * broker. Not with `gitlab`, which needs the bridge.
  */
 export async function startHarness(
   emulator = new GitHubEmulator(Object.values(APPS).map((a) => ({ ...a }))),
   gitlab?: GitLabEmulator,
-  options: { bindings?: Record<string, string>; port?: number; entry?: HarnessEntry } = {},
+  options: { bindings?: Record<string, string>; port?: number; entry?: HarnessEntry; githubOrigin?: string } = {},
 ): Promise<Harness> {
+  if (options.githubOrigin && gitlab) throw new Error("githubOrigin and a GitLab emulator do not go together");
+  const githubOrigin = options.githubOrigin ?? EMULATOR_ORIGIN;
   const entry = options.entry ?? { path: TEST_ENTRY };
   const extraObjects = Object.fromEntries(Object.entries(entry.durableObjects ?? {}).map(([binding, className]) => [binding, { className, useSQLite: true }]));
   let logLines = 0;
@@ -124,7 +135,7 @@ export async function startHarness(
       // Metrics on, as in production: the hot path is measured with its data points.
       analyticsEngineDatasets: { METRICS: { dataset: "token_broker" } },
       bindings: {
-        ...brokerBindings(EMULATOR_ORIGIN, `http://127.0.0.1:${port}`, "10000"),
+        ...brokerBindings(githubOrigin, `http://127.0.0.1:${port}`, "10000"),
         ...options.bindings,
         // A `gitlab` App on the GitLab emulator, when one is given (test-node/gitlab-git.test.ts).
         ...(gitlab ? { GITLAB_APPS: JSON.stringify({ gitlab: { clientId: GITLAB_APP.clientId, baseUrl: GITLAB_HARNESS_ORIGIN } }), GITLAB_CLIENT_SECRET_GITLAB: GITLAB_APP.clientSecret } : {}),
@@ -133,11 +144,15 @@ export async function startHarness(
       handleStructuredLogs: () => {
         logLines++;
       },
-      outboundService: async (request) => {
-        const toGitLab = gitlab && new URL(request.url).origin === GITLAB_HARNESS_ORIGIN;
-        const res = toGitLab ? await gitlab.fetch(request as unknown as Request) : await emulator.fetch(request as unknown as Request);
-        return new MfResponse(res.body as never, { status: res.status, headers: [...res.headers] });
-      },
+      ...(options.githubOrigin
+        ? {}
+        : {
+            outboundService: async (request: MfRequest) => {
+              const toGitLab = gitlab && new URL(request.url).origin === GITLAB_HARNESS_ORIGIN;
+              const res = toGitLab ? await gitlab.fetch(request as unknown as Request) : await emulator.fetch(request as unknown as Request);
+              return new MfResponse(res.body as never, { status: res.status, headers: [...res.headers] });
+            },
+          }),
     }),
   );
   const url = await mf.ready;
@@ -172,5 +187,5 @@ export async function startHarness(
     );
   }
 
-  return { url, emulator, logLines: () => logLines, call, connect, connectGitLab, dispose: () => mf.dispose() };
+  return { url, emulator, githubOrigin, logLines: () => logLines, call, connect, connectGitLab, dispose: () => mf.dispose() };
 }
