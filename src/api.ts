@@ -18,11 +18,13 @@ import {
   type ConnectStarted,
   type Disconnected,
   type Failure,
+  type TokenGrant,
   type TokenResult,
   type UserDeleted,
   type UserTokenResult,
 } from "./contract";
 import { INVALID_TICKET } from "./failures";
+import { parseJsonText, type JsonText } from "./json-text";
 import {
   parseAuditRequest,
   parseCapabilityRequest,
@@ -45,15 +47,28 @@ import { ticketOwner } from "./connect-ticket";
 /** `GET /connection` answers the view with `ok: true` added, so every result is discriminated. */
 export type ConnectionResult = ({ ok: true } & ConnectionView) | Failure;
 
-/** `POST /v1/users/{userId}/token` (with `fallback: "app"`, see src/installations/fallback.ts). */
-export function getToken(env: Env, userId: unknown, body: unknown): Promise<UserTokenResult> {
+/** What {@link getToken} answers: the user's grant as the actor's JSON text, or another result. */
+export type UserTokenAnswer = JsonText<TokenGrant> | UserTokenResult;
+
+/**
+ * `POST /v1/users/{userId}/token` (with `fallback: "app"`, see src/installations/fallback.ts).
+ * A user grant stays the JSON text the actor sent (the HTTP answer as it is); RPC callers
+ * parse it (`index.ts`).
+ */
+export function getToken(env: Env, userId: unknown, body: unknown): Promise<UserTokenAnswer> {
   return withConfig(env, async (config) => {
     const input = parseUserTokenRequest(config, userId, body);
     if (!input.ok) return input;
     const { value } = input;
-    const result = await callActor(async (): Promise<TokenResult> => await userActor(env, value.userId).token(value));
-    return !result.ok && value.fallback === "app" ? fallBackToApp(env, value, result) : result;
+    const result = await callActor(async () => await userActor(env, value.userId).tokenText(value));
+    if (typeof result === "string") return result;
+    return value.fallback === "app" ? fallBackToApp(env, value, result) : result;
   });
+}
+
+/** {@link getToken}'s answer as the contract's result. */
+export function userTokenResult(answer: UserTokenAnswer): UserTokenResult {
+  return typeof answer === "string" ? parseJsonText(answer) : answer;
 }
 
 /** `POST /v1/users/{userId}/token/rejected`. */

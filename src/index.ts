@@ -15,7 +15,7 @@ import * as api from "./api";
 import type { AuditQuery, CapabilityRequest, ConnectConfirmRequest, ConnectRequest, InstallationTokenRequest, RejectedTokenReport, TokenRequest } from "./contract";
 import { apiRouter, publicRouter } from "./http/routes";
 import { tokenRoute } from "./http/token-route";
-import { getInstallationToken } from "./installations/api";
+import { getInstallationToken, installationTokenResult } from "./installations/api";
 import { loadConfig } from "./config";
 import { agentHost } from "./surface/agent-host";
 import { egress, type EgressBinding } from "./surface/egress";
@@ -42,8 +42,8 @@ export class BrokerApi extends WorkerEntrypoint<Env> {
   }
 
   /** A checked user token for one repository. See `POST /v1/users/{userId}/token`. */
-  getToken(userId: string, request: TokenRequest) {
-    return api.getToken(this.env, userId, request);
+  async getToken(userId: string, request: TokenRequest) {
+    return api.userTokenResult(await api.getToken(this.env, userId, request));
   }
 
   /** Report a token GitHub refused. See `POST /v1/users/{userId}/token/rejected`. */
@@ -90,8 +90,8 @@ export class BrokerApi extends WorkerEntrypoint<Env> {
   }
 
   /** An App installation token for one repository. See `POST /v1/installations/token`. */
-  getInstallationToken(request: InstallationTokenRequest) {
-    return getInstallationToken(this.env, request);
+  async getInstallationToken(request: InstallationTokenRequest) {
+    return installationTokenResult(await getInstallationToken(this.env, request));
   }
 
   /** See `DELETE /v1/users/{userId}`. */

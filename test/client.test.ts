@@ -4,7 +4,8 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { BrokerClient, brokerBinding, capabilityRemote, connectionAction, isCallerBug, readConnectReturn, shouldFallBack, UserTokenClient, type BrokerApiMethods, type TokenBrokerBinding } from "../src/client";
 import type { BrokerApi } from "../src/index";
 import type { TokenResult } from "../src/contract";
-import { authorizeAs, callbackTicket, connectUser, emulator, requestToken, setStoredExpiry } from "./support/helpers";
+import { INTERNAL_API_TOKEN } from "./support/env";
+import { authorizeAs, callbackTicket, connectUser, emulator, publicFetch, requestToken, setStoredExpiry } from "./support/helpers";
 
 const GH = { id: 3003, login: "agent-user", name: "Agent User", repos: { "acme/app": "push" as const } };
 
@@ -35,6 +36,22 @@ describe("BrokerApi entrypoint", () => {
     expect(((await res.json()) as { status: string }).status).toBe("connected");
     const bad = await api.getToken("bad user", { appType: "standard", repository: "acme/app" });
     expect(bad).toMatchObject({ ok: false, reason: "invalid_request" });
+  });
+
+  it("answers a grant as JSON that no cache keeps, on the public URL's one-pass route and on the binding's router alike", async () => {
+    await connectUser("cl-h", GH);
+    const api = (exports as unknown as { BrokerApi: TokenBrokerBinding & Fetcher }).BrokerApi;
+    const init = { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ appType: "standard", repository: "acme/app" }) };
+    const routed = await api.fetch("https://broker.internal/v1/users/cl-h/token", init);
+    const onePass = await publicFetch("/v1/users/cl-h/token", { ...init, headers: { ...init.headers, authorization: `Bearer ${INTERNAL_API_TOKEN}` } });
+    const rpc = await api.getToken("cl-h", { appType: "standard", repository: "acme/app" });
+    for (const res of [routed, onePass]) {
+      expect(res.status).toBe(200);
+      expect(res.headers.get("cache-control")).toBe("no-store");
+      expect(res.headers.get("content-type")).toBe("application/json; charset=utf-8");
+      expect(await res.json()).toEqual(rpc);
+    }
+    expect(rpc).toMatchObject({ ok: true, identity: "user", githubLogin: GH.login });
   });
 });
 

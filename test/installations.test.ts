@@ -10,7 +10,7 @@ import type { InstallationTokenBinding } from "../src/client";
 import { InstallationTokenClient } from "../src/client";
 import { ConfigError } from "../src/crypto";
 import { toPkcs8Pem } from "../src/installations/app-jwt";
-import { APPS, EMULATOR_API_URL, EMULATOR_URL } from "./support/env";
+import { APPS, EMULATOR_API_URL, EMULATOR_URL, INTERNAL_API_TOKEN } from "./support/env";
 import { callApi, connectUser, emulator, publicFetch, requestToken } from "./support/helpers";
 import {
   apps,
@@ -351,9 +351,18 @@ describe("BrokerApi.getInstallationToken and InstallationTokenClient", () => {
     await install(7060, "acme", ["acme/app"]);
     const api = (exports as unknown as { BrokerApi: InstallationTokenBinding }).BrokerApi;
     const rpc = await api.getInstallationToken({ appType: "standard", repository: "acme/app" });
-    const http = await installationToken({ repository: "acme/app" });
-    expect(rpc.ok && http.body.ok).toBe(true);
-    expect(rpc.ok && rpc.token).toBe(http.body.token);
+    const res = await publicFetch("/v1/installations/token", {
+      method: "POST",
+      headers: { authorization: `Bearer ${INTERNAL_API_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ appType: "standard", repository: "acme/app" }),
+    });
+    // A grant is JSON that no cache keeps; the same grant over RPC (expiresInSeconds aside: it counts down).
+    expect(res.status).toBe(200);
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    expect(res.headers.get("content-type")).toBe("application/json; charset=utf-8");
+    const http = (await res.json()) as Record<string, unknown>;
+    expect(rpc.ok).toBe(true);
+    expect({ ...rpc, expiresInSeconds: 0 }).toEqual({ ...http, expiresInSeconds: 0 });
     let calls = 0;
     const client = new InstallationTokenClient({
       broker: { getInstallationToken: (r) => (calls++, api.getInstallationToken(r)) },

@@ -13,7 +13,8 @@
  * one.
  */
 import { DurableObject } from "cloudflare:workers";
-import { failure, rfc3339, type AuditPage, type Committer, type CapabilityGrant, type ConnectConfirmed, type ConnectionView, type Failure, type GrantOutcome, type Permission, type TokenResult } from "../contract";
+import { failure, rfc3339, type AuditPage, type Committer, type CapabilityGrant, type ConnectConfirmed, type ConnectionView, type Failure, type GrantOutcome, type Permission, type TokenGrant, type TokenResult } from "../contract";
+import { jsonText, type JsonText } from "../json-text";
 import { INVALID_TICKET, OWNER_MISMATCH, UNKNOWN_CAPABILITY } from "../failures";
 import { logEvent } from "../log";
 import { recordMetric } from "../metrics";
@@ -121,6 +122,16 @@ export class UserActor extends DurableObject<Env> {
       if (result.ok) this.#audit.recordCoalesced("token_issued", input.appType, { repository: input.repository, identity: "user", scope: input.scope ? "repository" : "user" });
       return result;
     }, input.userId);
+  }
+
+  /**
+   * {@link token} for the internal API: a grant comes back as its JSON text, which crosses
+   * the RPC boundary far cheaper than the object and is the HTTP answer as it is
+   * (src/json-text.ts); a failure stays a value, for the fallback and the status.
+   */
+  async tokenText(input: TokenInput): Promise<JsonText<TokenGrant> | Failure> {
+    const result = await this.token(input);
+    return result.ok ? jsonText(result) : result;
   }
 
   /** An agent reports that GitHub refused `token` (`POST /v1/users/{userId}/token/rejected`). */

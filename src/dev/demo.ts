@@ -104,7 +104,7 @@ async function demoApi(env: Env, user: DemoUser, action: string, body: Record<st
     case "token": {
       // A refresh is visible as a new access-token expiry; the demo says so in words.
       const before = await api.getConnection(env, user, appType);
-      const grant = await api.getToken(env, user, { appType, repository: body.repository });
+      const grant = api.userTokenResult(await api.getToken(env, user, { appType, repository: body.repository }));
       if (!grant.ok) return grant;
       const after = await api.getConnection(env, user, appType);
       const refreshed = before.ok && after.ok && before.accessTokenExpiresAt !== after.accessTokenExpiresAt;

@@ -8,12 +8,17 @@
 import { statusOf, type CallbackErrorCode, type Failure } from "../contract";
 import { configFailure } from "../config";
 import { INTERNAL_ERROR } from "../failures";
+import type { JsonText } from "../json-text";
 import { logEvent } from "../log";
 
 const NO_STORE = { "cache-control": "no-store" };
 
-/** A JSON response; failures get the status their reason maps to. */
-export function json<T extends Failure | { ok: true }>(body: T, status?: number): Response {
+/**
+ * A JSON response; failures get the status their reason maps to. A result an actor already
+ * serialized ({@link JsonText}, always a success) is sent as it is.
+ */
+export function json<T extends Failure | { ok: true }>(body: T | JsonText<{ ok: true }>, status?: number): Response {
+  if (typeof body === "string") return new Response(body, { status: status ?? 200, headers: { "content-type": "application/json; charset=utf-8", ...NO_STORE } });
   const code = status ?? (body.ok ? 200 : statusOf(body.reason));
   const headers: Record<string, string> = { "content-type": "application/json; charset=utf-8", ...NO_STORE };
   if (!body.ok && body.retryAfterSeconds !== undefined) headers["retry-after"] = String(body.retryAfterSeconds);

@@ -44,6 +44,7 @@ import {
   type InstallationTokenResult,
 } from "../contract";
 import { ConfigError, loadKeyring, open, seal, type Keyring, type SealContext } from "../crypto";
+import { jsonText, type JsonText } from "../json-text";
 import { logEvent } from "../log";
 import { recordMetric } from "../metrics";
 import { INSTALLATION_ACTOR_MIGRATIONS, migrate } from "../schema";
@@ -144,6 +145,16 @@ export class InstallationActor extends DurableObject<Env> {
     // Hand-outs are counted by the metric; failures are also logged, for the operator.
     if (!result.ok) logEvent({ event: "installation_token", appType: input.appType, installationId: seen.installationId, outcome, durationMs });
     return result;
+  }
+
+  /**
+   * {@link token} for the internal API: a grant comes back as its JSON text, which crosses
+   * the RPC boundary far cheaper than the object and is the HTTP answer as it is
+   * (src/json-text.ts); a failure stays a value.
+   */
+  async tokenText(input: InstallationTokenInput): Promise<JsonText<InstallationTokenGrant> | Failure> {
+    const result = await this.token(input);
+    return result.ok ? jsonText(result) : result;
   }
 
   /**
