@@ -25,6 +25,7 @@ import { userActor } from "../src/actors";
 import { loadConfig } from "../src/config";
 import { redeem } from "../src/proxy/git-proxy";
 import { json } from "../src/http/respond";
+import { jsonText } from "../src/json-text";
 import { ProfileStages, type ActorStage, type StageInput } from "./profile-stages";
 import { egressStandIn } from "../test/support/harness-entry";
 
@@ -155,7 +156,8 @@ const GRANT: TokenResult = {
   githubLogin: "user1",
   committer: { name: "user1", email: "1+user1@users.noreply.github.com" },
 };
-const instantActor = { idFromName: (name: string) => name, get: () => ({ token: async (_: TokenInput) => GRANT }) };
+const GRANT_TEXT = jsonText(GRANT);
+const instantActor = { idFromName: (name: string) => name, get: () => ({ tokenText: async (_: TokenInput) => GRANT_TEXT }) };
 const fakeEnvs = new WeakMap<object, Env>();
 
 /**
@@ -171,8 +173,8 @@ async function workerStage(request: Request, env: Env, stage: string, userId: st
   for (let i = 0; i < repeat; i++) {
     const copy = new Request(url, { method: "POST", headers: request.headers, body: text });
     let response: Response;
-    if (stage === "parse") response = Response.json(((await copy.json()) as unknown) && GRANT);
-    else if (stage === "api") response = Response.json(await api.getToken(fake, userId, await copy.json()));
+    if (stage === "parse") response = (await copy.json()) === undefined ? Response.json(null) : new Response(GRANT_TEXT);
+    else if (stage === "api") response = new Response(await api.getToken(fake, userId, await copy.json()) as string);
     else if (stage === "respond") response = json(await api.getToken(fake, userId, await copy.json()));
     else if (stage === "router") response = await apiRouter.fetch(copy, fake);
     else if (stage === "entry") response = await broker.fetch(copy as Request<unknown, IncomingRequestCfProperties>, fake);

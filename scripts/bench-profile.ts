@@ -56,7 +56,7 @@ export async function profile(options: { call: Call; workerd: number; userId: st
   ];
   const workerLadder: Variant[] = [
     { name: "(none)", adds: "the repeating route itself, no repetition", send: worker("parse", 0) },
-    { name: "parse", adds: "a copy of the request, its JSON body read, a JSON answer", send: worker("parse") },
+    { name: "parse", adds: "a copy of the request, its JSON body read, the grant's JSON text as the answer", send: worker("parse") },
     { name: "api", adds: "input validation and the call (api.getToken: config, parse, scope, fallback)", send: worker("api") },
     { name: "respond", adds: "the response builder (respond.ts json: status, headers)", send: worker("respond") },
     { name: "router", adds: "the /v1 router and withJsonBody instead of a direct call", send: worker("router") },
