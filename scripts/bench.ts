@@ -35,8 +35,8 @@
  * goes (scripts/bench-profile.ts, docs/benchmark.md), and a proxied git request's.
  *
  * Options: --seconds S (per measured path, default 8), --concurrency C (default 16),
- *          --storm N (default 1000), --users N (default 1000), --pushes N (default 7),
- *          --clones N (default 5),
+ *          --storm N (default 1000), --users N (default 1000), --pushes N (default 15),
+ *          --clones N (default 9),
  *          --big-mib N (default 50), --rounds N (paired rounds per figure, default 12).
  */
 import { randomBytes } from "node:crypto";
@@ -64,8 +64,8 @@ const SECONDS = Number(args.get("seconds") ?? 8);
 const CONCURRENCY = Number(args.get("concurrency") ?? 16);
 const STORM = Number(args.get("storm") ?? 1000);
 const USERS = Number(args.get("users") ?? 1000);
-const PUSHES = Number(args.get("pushes") ?? 7);
-const CLONES = Number(args.get("clones") ?? 5);
+const PUSHES = Number(args.get("pushes") ?? 15);
+const CLONES = Number(args.get("clones") ?? 9);
 const BIG_MIB = Number(args.get("big-mib") ?? 50);
 /** Paired rounds per figure: many short ones, so the median and its spread mean something. */
 const ROUNDS = Number(args.get("rounds") ?? 12);
