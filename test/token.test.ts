@@ -57,6 +57,20 @@ describe("token for a repository", () => {
     expect(after.counts.refresh).toBe(before.counts.refresh);
   });
 
+  it("asks GitHub once for a repository many requests need at the same moment (the check is single-flight)", async () => {
+    await connectUser("t-5b", { ...MONA, repos: { ...MONA.repos } });
+    const before = await emulator.stats();
+    const hold = await emulator.hold({ match: ["repo"] });
+    const all = Promise.all(Array.from({ length: 12 }, () => requestToken("t-5b", { repository: "acme/app" })));
+    // The first question is held at GitHub while the other eleven requests arrive.
+    expect(await emulator.waitHeld(hold, all)).not.toBeNull();
+    await new Promise((r) => setTimeout(r, 50));
+    await emulator.release(hold);
+    const answers = await all;
+    expect(answers.map((a) => a.status)).toEqual(Array(12).fill(200));
+    expect((await emulator.stats()).counts.repo - before.counts.repo).toBe(1);
+  });
+
   it("repository check rate-limited by GitHub: 429 with retryAfterSeconds; outage: 503", async () => {
     await connectUser("t-6", { ...MONA, repos: { ...MONA.repos } });
     await emulator.fault({ endpoint: "repo", kind: "rate_limit" });

@@ -4,10 +4,13 @@
  *
  * Answers are cached in memory for {@link REPO_CACHE_MS} per generation and repository, so a
  * busy session does not spend the user's rate limit; a new generation (reconnect) never sees
- * the previous one's answers, and nothing needs clearing by hand.
+ * the previous one's answers, and nothing needs clearing by hand. The question itself is
+ * single-flight per key and token: requests that need an answer while it is being asked share
+ * GitHub's reply (each then handles it, a 401 included, on its own).
  */
 import { failure, type Failure, type Permission } from "../contract";
 import { providerFailure, ssoFailure } from "../failures";
+import { singleFlight } from "../single-flight";
 import type { CallContext } from "./context";
 import type { Live, Refresher } from "./refresher";
 
@@ -22,6 +25,7 @@ interface Answer {
 
 export class RepoAccess {
   readonly #cache = new Map<string, Answer>();
+  readonly #asking = new Map<string, ReturnType<CallContext["provider"]["getRepoPermissions"]>>();
   readonly #refresher: Refresher;
 
   constructor(refresher: Refresher) {
@@ -37,7 +41,10 @@ export class RepoAccess {
     const key = `${c.app.appType}\0${live.row.generation}\0${repository.toLowerCase()}`;
     let answer = this.#cache.get(key);
     if (!answer || answer.until <= Date.now()) {
-      let res = await c.provider.getRepoPermissions(live.accessToken, repository);
+      // Shared only by callers holding the same token: a reply to a token since replaced (a
+      // 401) must not send a caller with the current one to refresh it.
+      const token = live.accessToken;
+      let res = await singleFlight(this.#asking, `${key}\0${live.row.access_token}`, () => c.provider.getRepoPermissions(token, repository));
       if (!res.ok && res.error.kind === "unauthorized") {
         const fresh = await this.#refresher.live(c, minValidityMs, live.row);
         if (!fresh.ok) return fresh;
@@ -64,5 +71,6 @@ export class RepoAccess {
 
   forget(): void {
     this.#cache.clear();
+    this.#asking.clear();
   }
 }
