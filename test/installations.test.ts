@@ -437,6 +437,9 @@ describe("POST /v1/users/{userId}/token with fallback: \"app\"", () => {
     expect(down.body.reason).toBe("github_unavailable");
     const nowhere = await requestToken("fb-out", { repository: "elsewhere/app", fallback: "app" });
     expect(nowhere.body.reason).toBe("not_installed");
+    // The co-author the user's actor attached for the fallback never rides on a failure.
+    expect(Object.keys(nowhere.body).sort()).toEqual(["message", "ok", "reason"]);
+    expect(down.body.coAuthor).toBeUndefined();
     expect((await requestToken("fb-out", { repository: "acme/app", fallback: "user" })).status).toBe(400);
   });
 });

@@ -13,7 +13,7 @@
  * one.
  */
 import { DurableObject } from "cloudflare:workers";
-import { failure, rfc3339, type AuditPage, type Committer, type CapabilityGrant, type ConnectConfirmed, type ConnectionView, type Failure, type GrantOutcome, type Permission, type TokenGrant, type TokenResult } from "../contract";
+import { FALLBACK_REASONS, failure, rfc3339, type AuditPage, type Committer, type CapabilityGrant, type ConnectConfirmed, type ConnectionView, type Failure, type GrantOutcome, type Permission, type TokenGrant, type TokenResult } from "../contract";
 import { jsonText, type JsonText } from "../json-text";
 import { INVALID_TICKET, OWNER_MISMATCH, UNKNOWN_CAPABILITY } from "../failures";
 import { logEvent } from "../log";
@@ -46,7 +46,17 @@ export interface TokenInput {
   repository: string;
   permission: Permission;
   minValiditySeconds: number;
+  /** `"app"`: a failure the App may stand in for carries the user's co-author ({@link TokenFailure}). */
+  fallback?: "app";
 }
+
+/**
+ * A token request's failure as the actor answers it. With `fallback: "app"` and a reason the
+ * App may stand in for, it carries the user's git identity where the actor knows it (even from
+ * a revoked connection), so the fallback (src/installations/fallback.ts) needs no second call.
+ * Never sent to a caller as it is: the fallback takes `coAuthor` off.
+ */
+export type TokenFailure = Failure & { coAuthor?: Committer };
 
 /** A capability to issue (validated by the Worker, http/requests.ts). */
 type CapabilityIssue = { userId: string; appType: string } & IssueInput;
@@ -129,9 +139,12 @@ export class UserActor extends DurableObject<Env> {
    * the RPC boundary far cheaper than the object and is the HTTP answer as it is
    * (src/json-text.ts); a failure stays a value, for the fallback and the status.
    */
-  async tokenText(input: TokenInput): Promise<JsonText<TokenGrant> | Failure> {
+  async tokenText(input: TokenInput): Promise<JsonText<TokenGrant> | TokenFailure> {
     const result = await this.token(input);
-    return result.ok ? jsonText(result) : result;
+    if (result.ok) return jsonText(result);
+    if (input.fallback !== "app" || !(FALLBACK_REASONS as readonly string[]).includes(result.reason)) return result;
+    const coAuthor = await this.#knownCommitter(input.userId, input.appType);
+    return coAuthor ? { ...result, coAuthor } : result;
   }
 
   /** An agent reports that GitHub refused `token` (`POST /v1/users/{userId}/token/rejected`). */
@@ -155,13 +168,6 @@ export class UserActor extends DurableObject<Env> {
     if (row.revoked_at !== null) view.revokedAt = rfc3339(row.revoked_at);
     if (row.reason !== null) view.reason = row.reason;
     return view;
-  }
-
-  /** The user's git identity for a `Co-authored-by:` trailer (src/installations/fallback.ts), where this actor knows it. */
-  async coAuthor(input: { userId: string; appType: string }): Promise<Committer | null> {
-    const c = await this.#read(input.userId, input.appType);
-    const row = c.ok ? this.#store.get(input.appType) : null;
-    return c.ok && row ? committerOf(row, c.value.provider) : null;
   }
 
   /** `GET /v1/users/{userId}/audit`: newest first. */
@@ -384,6 +390,13 @@ export class UserActor extends DurableObject<Env> {
   }
 
   /** The call context for a read path; `not_connected` when the object holds nothing. */
+  /** The user's git identity for a `Co-authored-by:` trailer, where this actor knows it (a revoked connection included). */
+  async #knownCommitter(userId: string, appType: string): Promise<Committer | null> {
+    const c = await this.#read(userId, appType);
+    const row = c.ok ? this.#store.get(appType) : null;
+    return c.ok && row ? committerOf(row, c.value.provider) : null;
+  }
+
   async #read(userId: string, appType: string): Promise<Context> {
     if (!this.#readable()) return failure("not_connected", "The user has not connected this App.");
     if (this.#ownerMismatch(userId)) return OWNER_MISMATCH;
