@@ -12,15 +12,16 @@ import type { JsonText } from "../json-text";
 import { logEvent } from "../log";
 
 const NO_STORE = { "cache-control": "no-store" };
+const JSON_HEADERS: Readonly<Record<string, string>> = { "content-type": "application/json; charset=utf-8", ...NO_STORE };
 
 /**
  * A JSON response; failures get the status their reason maps to. A result an actor already
  * serialized ({@link JsonText}, always a success) is sent as it is.
  */
 export function json<T extends Failure | { ok: true }>(body: T | JsonText<{ ok: true }>, status?: number): Response {
-  if (typeof body === "string") return new Response(body, { status: status ?? 200, headers: { "content-type": "application/json; charset=utf-8", ...NO_STORE } });
+  if (typeof body === "string") return new Response(body, { status: status ?? 200, headers: JSON_HEADERS });
   const code = status ?? (body.ok ? 200 : statusOf(body.reason));
-  const headers: Record<string, string> = { "content-type": "application/json; charset=utf-8", ...NO_STORE };
+  const headers: Record<string, string> = { ...JSON_HEADERS };
   if (!body.ok && body.retryAfterSeconds !== undefined) headers["retry-after"] = String(body.retryAfterSeconds);
   return new Response(JSON.stringify(body), { status: code, headers });
 }
