@@ -389,7 +389,6 @@ export class UserActor extends DurableObject<Env> {
     return result;
   }
 
-  /** The call context for a read path; `not_connected` when the object holds nothing. */
   /** The user's git identity for a `Co-authored-by:` trailer, where this actor knows it (a revoked connection included). */
   async #knownCommitter(userId: string, appType: string): Promise<Committer | null> {
     const c = await this.#read(userId, appType);
@@ -397,6 +396,7 @@ export class UserActor extends DurableObject<Env> {
     return c.ok && row ? committerOf(row, c.value.provider) : null;
   }
 
+  /** The call context for a read path; `not_connected` when the object holds nothing. */
   async #read(userId: string, appType: string): Promise<Context> {
     if (!this.#readable()) return failure("not_connected", "The user has not connected this App.");
     if (this.#ownerMismatch(userId)) return OWNER_MISMATCH;
