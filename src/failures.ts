@@ -5,7 +5,7 @@
  * becomes an HTTP response is `http/respond.ts`.) The reasons are the contract's whatever
  * the provider; the messages name it (`who`: "GitHub", "GitLab").
  */
-import { failure, type Failure } from "./contract";
+import { FALLBACK_REASONS, failure, type Failure } from "./contract";
 import type { ProviderError } from "./providers/provider";
 
 /** A provider error met while using the user's token (refresh, `/user`, a repository check). */
@@ -105,4 +105,9 @@ export function unusableFailure(row: { status: string; access_token: string | nu
     return failure("reconnect_required", `The user's ${who} connection expired or was rejected; they need to reconnect.`);
   }
   return null;
+}
+
+/** `f`'s reason when it is one the App may stand in for ({@link FALLBACK_REASONS}), else `null`. */
+export function fallbackReasonOf(f: Failure): (typeof FALLBACK_REASONS)[number] | null {
+  return (FALLBACK_REASONS as readonly string[]).includes(f.reason) ? (f.reason as (typeof FALLBACK_REASONS)[number]) : null;
 }

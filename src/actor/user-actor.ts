@@ -13,9 +13,9 @@
  * one.
  */
 import { DurableObject } from "cloudflare:workers";
-import { FALLBACK_REASONS, failure, rfc3339, type AuditPage, type Committer, type CapabilityGrant, type ConnectConfirmed, type ConnectionView, type Failure, type GrantOutcome, type Permission, type TokenGrant, type TokenResult } from "../contract";
+import { failure, rfc3339, type AuditPage, type Committer, type CapabilityGrant, type ConnectConfirmed, type ConnectionView, type Failure, type GrantOutcome, type Permission, type TokenGrant, type TokenResult } from "../contract";
 import { jsonText, type JsonText } from "../json-text";
-import { INVALID_TICKET, OWNER_MISMATCH, UNKNOWN_CAPABILITY } from "../failures";
+import { fallbackReasonOf, INVALID_TICKET, OWNER_MISMATCH, UNKNOWN_CAPABILITY } from "../failures";
 import { logEvent } from "../log";
 import { recordMetric } from "../metrics";
 import { mintCapability } from "../proxy/capability-token";
@@ -142,7 +142,7 @@ export class UserActor extends DurableObject<Env> {
   async tokenText(input: TokenInput): Promise<JsonText<TokenGrant> | TokenFailure> {
     const result = await this.token(input);
     if (result.ok) return jsonText(result);
-    if (input.fallback !== "app" || !(FALLBACK_REASONS as readonly string[]).includes(result.reason)) return result;
+    if (input.fallback !== "app" || !fallbackReasonOf(result)) return result;
     const coAuthor = await this.#knownCommitter(input.userId, input.appType);
     return coAuthor ? { ...result, coAuthor } : result;
   }

@@ -8,13 +8,13 @@
 import type { AppBinding, Redeemed } from "../actor/capabilities";
 import {
   DEFAULT_INSTALLATION_PERMISSIONS,
-  FALLBACK_REASONS,
   type CapabilityGrant,
   type CapabilityIdentity,
   type Failure,
   type InstallationPermissions,
   type Permission,
 } from "../contract";
+import { fallbackReasonOf } from "../failures";
 import { DEFAULT_MIN_VALIDITY_SECONDS } from "../validate";
 import { installationToken } from "./api";
 
@@ -51,8 +51,9 @@ export async function issueWithIdentity(
   if (input.identity !== "app") {
     const user = await asUser();
     if (user.ok || input.identity === "user") return user;
-    if (!(FALLBACK_REASONS as readonly string[]).includes(user.reason)) return user;
-    fallbackReason = user.reason as AppBinding["fallbackReason"];
+    const reason = fallbackReasonOf(user);
+    if (!reason) return user;
+    fallbackReason = reason;
   }
   const token = await installationToken(env, {
     appType: input.appType,

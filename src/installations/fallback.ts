@@ -1,13 +1,14 @@
 /**
  * `POST /v1/users/{userId}/token` with `fallback: "app"`: where the user's token cannot be
- * given for a reason only the user can fix ({@link FALLBACK_REASONS}), the answer is an
+ * given for a reason only the user can fix (`FALLBACK_REASONS`), the answer is an
  * installation token for the same repository, with `fallbackReason` and, where the user's
  * GitHub identity is known, `coAuthor` for a `Co-authored-by:` trailer (the same as the
  * user's own `committer`: token-desk.ts `committerOf`). Outages, rate limits
  * and the broker's own failures are returned as they are: never masked by the other identity.
  */
 import type { TokenFailure } from "../actor/user-actor";
-import { FALLBACK_REASONS, type Permission, type UserTokenResult } from "../contract";
+import type { Permission, UserTokenResult } from "../contract";
+import { fallbackReasonOf } from "../failures";
 import { installationToken } from "./api";
 import { installationPermissionsFor } from "./capability-identity";
 
@@ -27,7 +28,7 @@ export interface FallbackInput {
  */
 export async function fallBackToApp(env: Env, input: FallbackInput, failed: TokenFailure): Promise<UserTokenResult> {
   const { coAuthor, ...failure } = failed;
-  const reason = (FALLBACK_REASONS as readonly string[]).includes(failure.reason) ? (failure.reason as (typeof FALLBACK_REASONS)[number]) : null;
+  const reason = fallbackReasonOf(failure);
   if (!reason) return failure;
   const app = await installationToken(env, {
     appType: input.appType,
