@@ -29,10 +29,15 @@ export function quartiles(xs: number[]): [number, number] {
   return [q(0.25), q(0.75)];
 }
 
-/** How sure a paired figure is: the interquartile range of its rounds' ratios, and their count. */
-export function spreadOf(ratios: number[]): string {
+/** How sure a paired figure is: the interquartile range of its rounds' (or pairs') ratios, and their count. */
+export function spreadOf(ratios: number[], unit = "paired rounds"): string {
   const [q1, q3] = quartiles(ratios);
-  return `IQR ${q1.toFixed(3)}-${q3.toFixed(3)} over ${ratios.length} paired rounds`;
+  return `IQR ${q1.toFixed(3)}-${q3.toFixed(3)} over ${ratios.length} ${unit}`;
+}
+
+/** The `i`-th pair's order: `a` first on even pairs, `b` first on odd ones, so a drift lands on neither side. */
+export function alternating<T>(i: number, a: T, b: T): [T, T] {
+  return i % 2 ? [b, a] : [a, b];
 }
 
 /** `concurrency` loops sending `send()` back to back for `seconds`. */

@@ -48,7 +48,7 @@ import { serve } from "../emulator/serve.ts";
 import { GitHubEmulator } from "../emulator/github.ts";
 import { APPS } from "../test/support/env.ts";
 import { startHarness, type HarnessEntry } from "../test/support/harness.ts";
-import { load, median, percentile, spreadOf, type Phase } from "./bench-load.ts";
+import { alternating, load, median, percentile, spreadOf, type Phase } from "./bench-load.ts";
 import { profile, proxyProfile } from "./bench-profile.ts";
 import { benchEgress, benchSurface } from "./bench-surface.ts";
 import { findWorkerd, peakDuring } from "./proc-memory.ts";
@@ -108,6 +108,9 @@ function merge(phases: Phase[]): { rps: number; p50: number; p99: number; reques
 }
 
 const fmt = (n: number, d = 2) => n.toFixed(d);
+
+/** Each pair's proxied time over its direct one. */
+const pairRatios = (times: { direct: number[]; proxy: number[] }) => times.proxy.map((t, i) => t / times.direct[i]!);
 
 /** What the bench Worker's user actors did so far (bench/worker.ts counts them per isolate). */
 async function actorCounts(base: URL): Promise<{ constructed: number; alarms: number }> {
@@ -291,14 +294,13 @@ async function main() {
   const scratch = mkdtempSync(join(tmpdir(), "bench-clones-"));
   // One warm-up clone each way, then CLONES pairs, alternating which goes first.
   for (let i = 0; i <= CLONES; i++) {
-    const order = [["direct", directUrl], ["proxy", proxyUrl]] as const;
-    for (const [kind, remote] of i % 2 ? [...order].reverse() : order) {
+    for (const [kind, remote] of alternating(i, ["direct", directUrl] as const, ["proxy", proxyUrl] as const)) {
       const t0 = performance.now();
       await run("git", ["clone", "-q", remote.toString(), join(scratch, `${kind}-${i}`)]);
       if (i > 0) cloneTimes[kind].push(performance.now() - t0);
     }
   }
-  const cloneRatios = cloneTimes.proxy.map((t, i) => t / cloneTimes.direct[i]!);
+  const cloneRatios = pairRatios(cloneTimes);
   const { stdout: packSize } = await run("du", ["-sk", join(gitRoot, "acme/big.git")]);
 
   // Push policy: small pushes to allowed branches, through the proxy vs direct; then 50 MiB each way.
@@ -326,14 +328,14 @@ async function main() {
   };
   const pushTimes = { direct: [] as number[], proxy: [] as number[] };
   for (let i = 0; i < PUSHES + 1; i++) {
-    const order = [["direct", pushDirect], ["proxy", pushProxy]] as const;
-    for (const [kind, remote] of i % 2 ? [...order].reverse() : order) {
+    for (const [kind, remote] of alternating(i, ["direct", pushDirect] as const, ["proxy", pushProxy] as const)) {
       await commitFile(`${kind}-${i}`, 64 * 1024);
       const t0 = performance.now();
       await run("git", ["push", "-q", remote.toString(), `HEAD:refs/heads/agent/${kind}-${i}`], pushDir);
       if (i > 0) pushTimes[kind].push(performance.now() - t0); // the first round warms up
     }
   }
+  const pushRatios = pairRatios(pushTimes);
   const workerd = findWorkerd();
   type BigPush = { peakMiB: number; startMiB: number; ms: number; method: string };
   const big: { direct: BigPush | null; proxy: BigPush | null } = { direct: null, proxy: null };
@@ -394,11 +396,11 @@ async function main() {
   );
   console.log(
     `git clone of a ${(Number(packSize.split(/\s/)[0]) / 1024).toFixed(1)} MiB repository: direct from the emulator ${fmt(median(cloneTimes.direct), 0)} ms, ` +
-      `through the proxy ${fmt(median(cloneTimes.proxy), 0)} ms (median of ${CLONES}); proxy/direct ratio ${fmt(median(cloneRatios))}x (median of the ${CLONES} pairs, ${spreadOf(cloneRatios).replace("paired rounds", "pairs")}; target <= 1.05)`,
+      `through the proxy ${fmt(median(cloneTimes.proxy), 0)} ms (median of ${CLONES}); proxy/direct ratio ${fmt(median(cloneRatios))}x (median of the ${CLONES} pairs, ${spreadOf(cloneRatios, "pairs")}; target <= 1.05)`,
   );
   console.log(
     `git push of a 64 KiB commit to an allowed branch (policy agent/*): direct ${fmt(median(pushTimes.direct), 0)} ms, ` +
-      `through the proxy's policy check ${fmt(median(pushTimes.proxy), 0)} ms (median of ${PUSHES}); proxy/direct ratio ${fmt(median(pushTimes.proxy.map((t, i) => t / pushTimes.direct[i]!)))}x (median of the ${PUSHES} pairs, ${spreadOf(pushTimes.proxy.map((t, i) => t / pushTimes.direct[i]!)).replace("paired rounds", "pairs")}; target <= 1.05)`,
+      `through the proxy's policy check ${fmt(median(pushTimes.proxy), 0)} ms (median of ${PUSHES}); proxy/direct ratio ${fmt(median(pushRatios))}x (median of the ${PUSHES} pairs, ${spreadOf(pushRatios, "pairs")}; target <= 1.05)`,
   );
   if (big.direct && big.proxy) {
     console.log(
