@@ -20,7 +20,7 @@ import broker from "../src/index";
 import * as api from "../src/api";
 import { UserActor as BrokerUserActor, type TokenInput } from "../src/actor/user-actor";
 import type { TokenResult } from "../src/contract";
-import { apiRouter } from "../src/http/routes";
+import { tokenRoute } from "../src/http/token-route";
 import { userActor } from "../src/actors";
 import { loadConfig } from "../src/config";
 import { redeem } from "../src/proxy/git-proxy";
@@ -180,7 +180,7 @@ async function workerStage(request: Request, env: Env, stage: string, userId: st
       const answer = await api.getToken(fake, userId, await copy.json());
       response = new Response(typeof answer === "string" ? answer : JSON.stringify(answer));
     } else if (stage === "respond") response = json(await api.getToken(fake, userId, await copy.json()));
-    else if (stage === "router") response = await apiRouter.fetch(copy, fake);
+    else if (stage === "route") response = await tokenRoute(copy, fake, new URL(url).pathname)!;
     else if (stage === "entry") response = await broker.fetch(copy as Request<unknown, IncomingRequestCfProperties>, fake);
     else return new Response("no such stage", { status: 404 });
     await response.arrayBuffer();

@@ -59,8 +59,8 @@ export async function profile(options: { call: Call; workerd: number; userId: st
     { name: "parse", adds: "a copy of the request, its JSON body read, the grant's JSON text as the answer", send: worker("parse") },
     { name: "api", adds: "input validation and the call (api.getToken: config, parse, scope, fallback)", send: worker("api") },
     { name: "respond", adds: "the response builder (respond.ts json: status, headers)", send: worker("respond") },
-    { name: "router", adds: "the /v1 router and withJsonBody instead of a direct call", send: worker("router") },
-    { name: "entry", adds: "the public entry: AGENT_HOST check, public router, bearer check", send: worker("entry") },
+    { name: "route", adds: "the hot path's route (token-route.ts): bearer check, body read and checked, errors caught", send: worker("route") },
+    { name: "entry", adds: "the public entry: the URL parsed, configuration, AGENT_HOST check", send: worker("entry") },
   ];
   const actorLadder: Variant[] = [
     { name: "(none)", adds: "the stage route itself, no work", send: stage("rpc") },
@@ -101,24 +101,6 @@ export async function profile(options: { call: Call; workerd: number; userId: st
   };
   const us = (t: Totals) => t.workerdNs / 1000 / t.requests;
 
-  console.log(`hot /token profile: workerd's CPU per request from /proc, ${options.rounds} rounds of ${(options.seconds / options.rounds).toFixed(2)} s per variant, ${options.concurrency} concurrent clients`);
-  console.log("");
-  const perRequest = await measure(requests);
-  const bare = perRequest.get("bare")!;
-  console.log("request      req/s  workerd µs/req  load generator µs/req  req/s vs bare (median, IQR)");
-  for (const v of requests) {
-    const t = perRequest.get(v.name)!;
-    const ratios = t.rps.map((x, i) => x / bare.rps[i]!);
-    const [q1, q3] = quartiles(ratios);
-    console.log(
-      `${v.name.padEnd(11)}${median(t.rps).toFixed(0).padStart(7)}  ${us(t).toFixed(0).padStart(14)}  ${(t.nodeUs / t.requests).toFixed(0).padStart(21)}  ` +
-        `${v === requests[0] ? "" : `${median(ratios).toFixed(3)} (${q1.toFixed(2)}-${q3.toFixed(2)})`.padStart(27)}   ${v.adds}`,
-    );
-  }
-  const hot = perRequest.get("hot path")!;
-  const rpc = perRequest.get("actor rpc")!;
-  const shapes = perRequest.get("bare+grant")!;
-
   const ladder = async (title: string, variants: Variant[], units: Variant[] = []) => {
     const totals = await measure([...variants, ...units]);
     const none = totals.get(variants[0]!.name)!;
@@ -136,6 +118,29 @@ export async function profile(options: { call: Call; workerd: number; userId: st
     for (const v of units) console.log(`${v.name.padEnd(14)}${"".padStart(13)}  ${(each(totals.get(v.name)!) - each(context!)).toFixed(1).padStart(8)}  ${v.adds}`);
     return each(previous!);
   };
+
+  console.log(`hot /token profile: workerd's CPU per request from /proc, ${options.rounds} rounds of ${(options.seconds / options.rounds).toFixed(2)} s per variant, ${options.concurrency} concurrent clients`);
+  console.log("");
+  if (options.only === "worker") {
+    await ladder("the Worker's own work on a hot /token request", workerLadder);
+    return;
+  }
+  const perRequest = await measure(requests);
+  const bare = perRequest.get("bare")!;
+  console.log("request      req/s  workerd µs/req  load generator µs/req  req/s vs bare (median, IQR)");
+  for (const v of requests) {
+    const t = perRequest.get(v.name)!;
+    const ratios = t.rps.map((x, i) => x / bare.rps[i]!);
+    const [q1, q3] = quartiles(ratios);
+    console.log(
+      `${v.name.padEnd(11)}${median(t.rps).toFixed(0).padStart(7)}  ${us(t).toFixed(0).padStart(14)}  ${(t.nodeUs / t.requests).toFixed(0).padStart(21)}  ` +
+        `${v === requests[0] ? "" : `${median(ratios).toFixed(3)} (${q1.toFixed(2)}-${q3.toFixed(2)})`.padStart(27)}   ${v.adds}`,
+    );
+  }
+  const hot = perRequest.get("hot path")!;
+  const rpc = perRequest.get("actor rpc")!;
+  const shapes = perRequest.get("bare+grant")!;
+
   console.log("");
   console.log(`the token call's shapes (input and grant over the RPC and HTTP) on the bare call: ${(us(shapes) - us(bare)).toFixed(0)} µs of workerd CPU per request, ${(shapes.nodeUs / shapes.requests - bare.nodeUs / bare.requests).toFixed(0)} µs of the load generator's`);
   if (options.only === "requests") return;

@@ -45,7 +45,7 @@ export async function benchSurface(pairs = 60): Promise<void> {
   const port = await freePort();
   // The broker reaches the emulator over the same HTTP server as the direct query.
   const direct = await serve((request) => emulator.fetch(request));
-  const harness = await startHarness(emulator, undefined, { port, bindings: { AGENT_HOST: `localhost:${port}` }, githubOrigin: direct.url });
+  const harness = await startHarness(emulator, undefined, { port, bindings: { AGENT_HOST: `localhost:${port}` }, githubOrigin: direct.url, direct: true });
   try {
     await harness.connect("bench-gh", 4242, { "acme/app": "push" });
     const grant = (await (await harness.call("/v1/users/bench-gh/capabilities", { appType: "standard", repository: "acme/app", sessionId: "bench", branches: ["agent/*"] })).json()) as { capability: string };
@@ -114,7 +114,7 @@ export async function benchEgress(pairs = 5): Promise<void> {
   const emulator = new GitHubEmulator(Object.values(APPS).map((a) => ({ ...a })), { gitBackend: gitHttpBackend(root) });
   // Both paths reach the emulator over the same HTTP server (the broker as it reaches GitHub).
   const served = await serve((request) => emulator.fetch(request));
-  const harness = await startHarness(emulator, undefined, { githubOrigin: served.url });
+  const harness = await startHarness(emulator, undefined, { githubOrigin: served.url, direct: true });
   const work = mkdtempSync(join(tmpdir(), "bench-egress-work-"));
   try {
     await harness.connect("bench-egress", 4343, { "acme/app": "push" });

@@ -146,7 +146,7 @@ async function main() {
   // (as a deployment goes straight to GitHub), so a proxied/direct ratio counts the broker's hop
   // and not Miniflare's outbound bridge.
   const direct = await serve((req) => emulator.fetch(req));
-  const harness = await startHarness(emulator, undefined, { entry: BENCH_ENTRY, githubOrigin: direct.url });
+  const harness = await startHarness(emulator, undefined, { entry: BENCH_ENTRY, githubOrigin: direct.url, direct: true });
   const { call, connect } = harness;
   const tokenBody = { appType: "standard", repository: "acme/app" };
   await connect("bench-hot", 1);
