@@ -10,7 +10,9 @@
  *    audit trail and metrics on (a `METRICS` Analytics Engine dataset is bound);
  *  - bare: `POST /bench/bare/{id}`, one RPC to a Durable Object that does nothing;
  *    both through the same HTTP entry, in --rounds paired rounds (alternating which goes
- *    first), and their ratio as the median of the rounds' ratios with its interquartile range;
+ *    first), and their ratio as the median of the rounds' ratios with its interquartile range,
+ *    with workerd's CPU per request on each side (from /proc, which the machine's noise moves
+ *    far less than throughput);
  *  - refresh storm: N concurrent token requests on an expired token, the GitHub refresh
  *    calls they caused (target: 1) and their latency;
  *  - installation tokens: `POST /v1/installations/token` with the token cached in the
@@ -51,6 +53,7 @@ import { startHarness, type HarnessEntry } from "../test/support/harness.ts";
 import { alternating, load, median, percentile, spreadOf, type Phase } from "./bench-load.ts";
 import { profile, proxyProfile } from "./bench-profile.ts";
 import { benchEgress, benchSurface } from "./bench-surface.ts";
+import { cpuNs } from "./proc-cpu.ts";
 import { findWorkerd, peakDuring } from "./proc-memory.ts";
 
 const args = new Map<string, string>();
@@ -76,22 +79,33 @@ const ROUNDS = Number(args.get("rounds") ?? 12);
  * median of the per-round ratios, which a drift in the machine's speed (two shared cores) moves
  * far less than a ratio of totals.
  */
-async function paired(a: () => Promise<Response>, b: () => Promise<Response>, rounds = ROUNDS): Promise<{ a: Phase[]; b: Phase[]; ratio: number; spread: string }> {
+async function paired(a: () => Promise<Response>, b: () => Promise<Response>, rounds = ROUNDS): Promise<{ a: Phase[]; b: Phase[]; ratio: number; spread: string; cpu: string }> {
   const as: Phase[] = [];
   const bs: Phase[] = [];
+  const cpu = { a: 0, b: 0 };
   const rps = (p: Phase) => p.requests / p.seconds;
+  const measured = async (side: "a" | "b") => {
+    const w0 = workerdCpuNs();
+    const phase = await load(side === "a" ? a : b, SECONDS / rounds, CONCURRENCY);
+    cpu[side] += workerdCpuNs() - w0;
+    (side === "a" ? as : bs).push(phase);
+  };
   for (let r = 0; r < rounds; r++) {
-    if (r % 2 === 0) {
-      as.push(await load(a, SECONDS / rounds, CONCURRENCY));
-      bs.push(await load(b, SECONDS / rounds, CONCURRENCY));
-    } else {
-      bs.push(await load(b, SECONDS / rounds, CONCURRENCY));
-      as.push(await load(a, SECONDS / rounds, CONCURRENCY));
-    }
+    for (const side of r % 2 === 0 ? (["a", "b"] as const) : (["b", "a"] as const)) await measured(side);
   }
   const ratios = as.map((p, i) => rps(p) / rps(bs[i]!));
   if (process.env.BENCH_DEBUG) console.log(`paired rounds: ${ratios.map((r) => r.toFixed(3)).join(" ")}`);
-  return { a: as, b: bs, ratio: median(ratios), spread: spreadOf(ratios) };
+  const perRequest = (ns: number, phases: Phase[]) => ns / 1000 / phases.reduce((n, p) => n + p.requests, 0);
+  const [ua, ub] = [perRequest(cpu.a, as), perRequest(cpu.b, bs)];
+  const cpuLine = Number.isFinite(ua) ? `workerd CPU per request ${ua.toFixed(0)} µs against ${ub.toFixed(0)} µs (${ua >= ub ? "+" : ""}${(ua - ub).toFixed(0)} µs)` : "workerd CPU not readable here";
+  return { a: as, b: bs, ratio: median(ratios), spread: spreadOf(ratios), cpu: cpuLine };
+}
+
+/** workerd's CPU time so far (ns) from /proc, `NaN` where it cannot be read. */
+let workerdPid: number | null | undefined;
+function workerdCpuNs(): number {
+  workerdPid ??= findWorkerd();
+  return workerdPid === null ? NaN : cpuNs(workerdPid);
 }
 
 function merge(phases: Phase[]): { rps: number; p50: number; p99: number; requests: number; errors: number } {
@@ -365,7 +379,7 @@ async function main() {
   row("bare Durable Object RPC", b);
   row("hot path /token", h);
   console.log("");
-  console.log(`hot path (audit and metrics on) / bare throughput ratio: ${fmt(hotVsBare.ratio * 100, 1)}% (median; ${hotVsBare.spread}; target >= 95%)`);
+  console.log(`hot path (audit and metrics on) / bare throughput ratio: ${fmt(hotVsBare.ratio * 100, 1)}% (median; ${hotVsBare.spread}; target >= 95%); ${hotVsBare.cpu}`);
   console.log(`GitHub calls during the hot path: ${githubCalls} (target 0)`);
   console.log(
     `refresh storm: ${STORM} concurrent callers on an expired token -> ${stormRefreshes} GitHub refresh call(s) (target 1), ` +
@@ -374,7 +388,7 @@ async function main() {
   console.log("");
   row("bare Durable Object RPC", ib);
   row("installation token (cached)", ih);
-  console.log(`installation token (cached) / bare throughput ratio: ${fmt(instVsBare.ratio * 100, 1)}% (median; ${instVsBare.spread}; target >= 95%)`);
+  console.log(`installation token (cached) / bare throughput ratio: ${fmt(instVsBare.ratio * 100, 1)}% (median; ${instVsBare.spread}; target >= 95%); ${instVsBare.cpu}`);
   console.log(`GitHub calls during the cached installation-token path: ${appCalls} (target 0)`);
   console.log(
     `installation-token storm: ${STORM} concurrent callers on an expired installation token -> ${instStormMints} mint(s) at GitHub (target 1), ` +
@@ -383,7 +397,7 @@ async function main() {
   console.log("");
   row(`hot path, 1 user`, o);
   row(`hot path, ${USERS} users`, m);
-  console.log(`${USERS} users / 1 user throughput ratio: ${fmt(manyVsOne.ratio * 100, 1)}% (median; ${manyVsOne.spread}; target >= 95%)`);
+  console.log(`${USERS} users / 1 user throughput ratio: ${fmt(manyVsOne.ratio * 100, 1)}% (median; ${manyVsOne.spread}; target >= 95%); ${manyVsOne.cpu}`);
   const during = (k: keyof ScaleSnapshot) => scaleAfter[k] - scaleBefore[k];
   console.log(
     `during the scale phase: ${during("alarms")} actor alarm(s), ${during("constructed")} actor construction(s) (an actor workerd evicted after ~10 s idle starts again: ` +
