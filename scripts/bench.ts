@@ -33,8 +33,9 @@
  *
  * `BENCH_DEBUG=1` also prints each paired round's ratio (how noisy the machine is).
  *
- * `--profile [requests|proxy]`: instead of the figures, where a hot `/token` request's time
- * goes (scripts/bench-profile.ts, docs/benchmark.md), and a proxied git request's.
+ * `--profile [requests|worker|proxy]`: instead of the figures, where a hot `/token` request's
+ * time goes (scripts/bench-profile.ts, docs/benchmark.md), and a proxied git request's; with
+ * a part named, that part only.
  *
  * Options: --seconds S (per measured path, default 8), --concurrency C (default 16),
  *          --storm N (default 1000), --users N (default 1000), --pushes N (default 15),
@@ -72,6 +73,11 @@ const CLONES = Number(args.get("clones") ?? 9);
 const BIG_MIB = Number(args.get("big-mib") ?? 50);
 /** Paired rounds per figure: many short ones, so the median and its spread mean something. */
 const ROUNDS = Number(args.get("rounds") ?? 12);
+const PROFILE_PARTS = ["", "requests", "worker", "proxy"];
+if (args.has("profile") && !PROFILE_PARTS.includes(args.get("profile")!)) {
+  console.error(`--profile takes no part or one of: ${PROFILE_PARTS.slice(1).join(", ")}`);
+  process.exit(2);
+}
 
 /**
  * Two paths measured side by side: `rounds` short phases each, alternating which goes first
