@@ -204,6 +204,18 @@ describe("reading past the repository", () => {
     expectRefused(judge(`query($n: String!) { repository(owner: "o", name: $n) { name } }`, { n: 3 }), "invalid_query");
     expectRefused(judge(`subscription { x }`), "operation_not_allowed");
   });
+
+  it("variables that are not an object are refused, not judged as the declared defaults", () => {
+    // A server that decodes a JSON string of variables would run `victim/private`, while the
+    // policy, seeing no variables, would judge the defaults (the bound repository).
+    const query = `query($o: String! = "o", $n: String! = "r") { repository(owner: $o, name: $n) { issues(first: 1) { nodes { body } } } }`;
+    expect(judgeGraphQL({ query }, binding()).ok).toBe(true);
+    for (const variables of [JSON.stringify({ o: "victim", n: "private" }), ["victim"], 7, true]) {
+      expectRefused(judgeGraphQL({ query, variables } as unknown as GraphQLBody, binding()), "invalid_query");
+    }
+    expectRefused(judgeGraphQL({ query, operationName: 7 } as unknown as GraphQLBody, binding()), "invalid_query");
+    expect(judgeGraphQL({ query, variables: null, operationName: null }, binding()).ok).toBe(true);
+  });
 });
 
 describe("mutations", () => {

@@ -87,6 +87,11 @@ class Refusal {
 export function judgeGraphQL(body: GraphQLBody, binding: Binding): GraphQLDecision {
   if (typeof body?.query !== "string") return invalid("the body needs a query string");
   if (body.query.length > MAX_QUERY_LENGTH) return invalid(`query is longer than ${MAX_QUERY_LENGTH} characters`);
+  // Anything but an object (a JSON string of variables, say) would be judged as "no variables",
+  // with the declared defaults, while the server may decode it and run other values.
+  const variables = body.variables ?? {};
+  if (typeof variables !== "object" || Array.isArray(variables)) return invalid("variables must be a JSON object");
+  if (body.operationName != null && typeof body.operationName !== "string") return invalid("operationName must be a string");
   const gh = githubSchema();
   let document: DocumentNode;
   try {
@@ -98,7 +103,7 @@ export function judgeGraphQL(body: GraphQLBody, binding: Binding): GraphQLDecisi
   if (errors.length > 0) return { ok: false, rule: "invalid_query", message: errors[0]!.message, errors: [...errors] };
   const operation = pickOperation(document, body.operationName ?? undefined);
   if (typeof operation === "string") return invalid(operation);
-  const coerced = getVariableValues(gh.schema, operation.variableDefinitions ?? [], (body.variables ?? {}) as Record<string, unknown>, { maxErrors: 10 });
+  const coerced = getVariableValues(gh.schema, operation.variableDefinitions ?? [], variables as Record<string, unknown>, { maxErrors: 10 });
   if (coerced.errors) return { ok: false, rule: "invalid_query", message: coerced.errors[0]!.message, errors: [...coerced.errors] };
   const judge = new Judge(gh, binding, document, coerced.coerced);
   try {
