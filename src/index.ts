@@ -14,6 +14,7 @@ import { WorkerEntrypoint } from "cloudflare:workers";
 import * as api from "./api";
 import type { AuditQuery, CapabilityRequest, ConnectConfirmRequest, ConnectRequest, InstallationTokenRequest, RejectedTokenReport, TokenRequest } from "./contract";
 import { apiRouter, publicRouter } from "./http/routes";
+import { onError } from "./http/respond";
 import { tokenRoute } from "./http/token-route";
 import { getInstallationToken, installationTokenResult } from "./installations/api";
 import { loadConfig } from "./config";
@@ -25,13 +26,19 @@ export { IdentityIndex } from "./identity-index";
 export { InstallationActor } from "./installations/actor";
 
 export default {
-  fetch(request, env) {
-    const url = new URL(request.url);
-    // AGENT_HOST answers GitHub's own URL shapes for session capabilities (src/surface/).
-    const agentHostName = loadConfig(env).agentHost;
-    if (agentHostName !== null && url.host === agentHostName) return agentHost(request, env);
-    // The hot path skips the routers (same checks, same answers).
-    return tokenRoute(request, env, url.pathname) ?? publicRouter.fetch(request, env);
+  async fetch(request, env) {
+    // The routers catch their own; this catches the rest (a broken configuration read here, the
+    // GitHub-shaped surface), so no request ends in the runtime's bare 500.
+    try {
+      const url = new URL(request.url);
+      // AGENT_HOST answers GitHub's own URL shapes for session capabilities (src/surface/).
+      const agentHostName = loadConfig(env).agentHost;
+      if (agentHostName !== null && url.host === agentHostName) return await agentHost(request, env);
+      // The hot path skips the routers (same checks, same answers).
+      return await (tokenRoute(request, env, url.pathname) ?? publicRouter.fetch(request, env));
+    } catch (err) {
+      return onError(err);
+    }
   },
 } satisfies ExportedHandler<Env>;
 
@@ -106,6 +113,6 @@ export class BrokerApi extends WorkerEntrypoint<Env> {
    * serves it, so the public URL's `/v1` never reaches it. See docs/egress.md.
    */
   egress(request: Request, binding: EgressBinding): Promise<Response> {
-    return egress(request, this.env, binding);
+    return egress(request, this.env, binding).catch(onError);
   }
 }

@@ -2,7 +2,8 @@
  * The GitHub-shaped surface's REST half (`https://<AGENT_HOST>/api/v3/...`), inside workerd:
  * what `gh api` and `gh`'s REST calls get with a session capability as their token.
  */
-import { exports } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
+import worker from "../src/index";
 import { beforeEach, describe, expect, it } from "vitest";
 import { AGENT_HOST } from "./support/env";
 import { callApi, connectUser, emulator, publicFetch } from "./support/helpers";
@@ -84,6 +85,20 @@ describe("the GitHub-shaped surface: REST", () => {
     expect(user.status).toBe(200);
     expect(user.headers.get("x-broker-identity")).toBe("app");
     expect(((await user.json()) as { login: string; type: string })).toMatchObject({ type: "Bot" });
+  });
+
+  it("a broken configuration is the operator's 503 app_misconfigured, never the runtime's bare 500", async () => {
+    await connectUser("surf-4", DEV);
+    const cap = await capability("surf-4");
+    const broken = async (patch: Partial<Env>, url: string) => {
+      const res = await worker.fetch(new Request(url, { headers: { authorization: `token ${cap}` } }) as Request<unknown, IncomingRequestCfProperties>, { ...env, ...patch } as Env);
+      return { status: res.status, reason: ((await res.json()) as { reason?: string }).reason };
+    };
+    // The capability's key is read only when one is presented, on the GitHub-shaped surface.
+    expect(await broken({ STATE_SIGNING_KEY: "" }, `https://${AGENT_HOST}/api/v3/repos/acme/app`)).toEqual({ status: 503, reason: "app_misconfigured" });
+    // The configuration itself is read before any route is chosen.
+    expect(await broken({ GITHUB_APPS: "{not json" }, `https://${AGENT_HOST}/api/v3/user`)).toEqual({ status: 503, reason: "app_misconfigured" });
+    expect(await broken({ GITHUB_APPS: "{not json" }, "https://broker.test/healthz")).toEqual({ status: 503, reason: "app_misconfigured" });
   });
 
   it("is off where AGENT_HOST is another host: the public paths stay as they are", async () => {
