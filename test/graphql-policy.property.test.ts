@@ -159,4 +159,19 @@ describe("generated documents", () => {
     expect(allowed).toBeGreaterThan(60);
     expect(refusedWithLeak).toBeGreaterThan(60);
   });
+
+  it("variables in any shape but an object are refused, whatever the defaults name", () => {
+    // Defaults that name the bound repository: judged with no variables, the document passes.
+    const query = `query($o: String! = "o", $n: String! = "r") { repository(owner: $o, name: $n) { issues(first: 1) { nodes { body } } } }`;
+    expect(judgeGraphQL({ query }, binding).ok).toBe(true);
+    const notAnObject = fc.oneof(fc.string(), fc.integer(), fc.double(), fc.boolean(), fc.array(fc.anything()), fc.json());
+    fc.assert(
+      fc.property(notAnObject, (variables) => {
+        fc.pre(variables !== null && (typeof variables !== "object" || Array.isArray(variables)));
+        const d = judgeGraphQL({ query, variables } as never, binding);
+        expect(d.ok ? "allowed" : d.rule).toBe("invalid_query");
+      }),
+      { numRuns: 300 },
+    );
+  });
 });
