@@ -290,6 +290,22 @@ describe("ref patterns", () => {
     expect(refMatches("agent/*", "refs/tags/agent/x")).toBe(false);
   });
 
+  it("a ref name git would refuse matches no pattern, however it is dressed", () => {
+    // `..`, `.`, empty segments, `.lock`, control characters, `@{`, a trailing dot or slash: a
+    // segment-by-segment match would let `refs/heads/agent/../main` pass `agent/**`.
+    const smuggle = fc.constantFrom("..", ".", "", "x.lock", ".hidden", "a\u0000b", "a b", "a~1", "a^", "a:b", "a?", "a[", "a\\b", "@{u}", "x.", "a\u007f");
+    const plain = fc.constantFrom("agent", "main", "x", "a", "fix-1");
+    const refArb = fc
+      .tuple(fc.array(plain, { maxLength: 3 }), smuggle, fc.array(fc.oneof(plain, smuggle), { maxLength: 3 }))
+      .map(([before, bad, after]) => `refs/heads/${[...before, bad, ...after].join("/")}`);
+    const pattern = fc.constantFrom("agent/*", "agent/**", "**", "refs/**", "*", "x/**/a", "refs/heads/**", "main");
+    fc.assert(fc.property(pattern, refArb, (p, ref) => {
+          expect(refMatches(p, ref), `${p} ~ ${JSON.stringify(ref)}`).toBe(false);
+        }), { numRuns: 2000 });
+    expect(refMatches("agent/**", "refs/heads/agent/../main")).toBe(false);
+    expect(decidePush({ branches: ["agent/**"], allowDelete: false }, [{ oldId: "0".repeat(40), newId: "1".repeat(40), ref: "refs/heads/agent/../main" }]).allowed).toBe(false);
+  });
+
   it("deletes need allowDelete, and still a matching pattern", () => {
     const del = { oldId: "1".repeat(40), newId: "0".repeat(40), ref: "refs/heads/agent/x" };
     expect(decidePush({ branches: ["agent/*"], allowDelete: false }, [del])).toEqual({ allowed: false, refusals: [{ ref: del.ref, reason: "delete_not_allowed" }] });

@@ -99,8 +99,13 @@ export function parseBranchPatterns(value: unknown): { ok: true; value: string[]
   return { ok: true, value: out };
 }
 
-/** Whether a full ref matches one (caller's) pattern. Linear-time matching, no regex built from input. */
+/**
+ * Whether a full ref matches one (caller's) pattern. Linear-time matching, no regex built from
+ * input. A ref git would not accept matches nothing: `refs/heads/agent/../main` would match
+ * `agent/**` segment by segment, and only the host's own check would stand between it and `main`.
+ */
 export function refMatches(pattern: string, ref: string): boolean {
+  if (!isValidRefName(ref)) return false;
   const full = fullPattern(pattern);
   if (ref.startsWith("refs/tags/") && !full.startsWith("refs/tags/")) return false;
   return matchSegments(full.split("/"), ref.split("/"));
