@@ -299,9 +299,12 @@ describe("ref patterns", () => {
       .tuple(fc.array(plain, { maxLength: 3 }), smuggle, fc.array(fc.oneof(plain, smuggle), { maxLength: 3 }))
       .map(([before, bad, after]) => `refs/heads/${[...before, bad, ...after].join("/")}`);
     const pattern = fc.constantFrom("agent/*", "agent/**", "**", "refs/**", "*", "x/**/a", "refs/heads/**", "main");
-    fc.assert(fc.property(pattern, refArb, (p, ref) => {
-          expect(refMatches(p, ref), `${p} ~ ${JSON.stringify(ref)}`).toBe(false);
-        }), { numRuns: 2000 });
+    fc.assert(
+      fc.property(pattern, refArb, (p, ref) => {
+        expect(refMatches(p, ref), `${p} ~ ${JSON.stringify(ref)}`).toBe(false);
+      }),
+      { numRuns: 2000 },
+    );
     expect(refMatches("agent/**", "refs/heads/agent/../main")).toBe(false);
     expect(decidePush({ branches: ["agent/**"], allowDelete: false }, [{ oldId: "0".repeat(40), newId: "1".repeat(40), ref: "refs/heads/agent/../main" }]).allowed).toBe(false);
   });
