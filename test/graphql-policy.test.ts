@@ -20,8 +20,15 @@ const GH_DOCUMENTS = Object.entries(FIXTURES)
   .filter(([path]) => !path.endsWith("rest-calls.json"))
   .map(([path, text]) => ({ name: path.replace(/^.*\//, ""), body: JSON.parse(text) as GraphQLBody }));
 
-/** `gh pr edit --add-reviewer` lists the owner organization's teams: an organization root, outside by design. */
-const REFUSED_BY_DESIGN = new Set(["pr-edit.3.OrganizationTeamList.json"]);
+/**
+ * Refused by design, with the rule: `gh pr edit --add-reviewer` lists the owner organization's
+ * teams (an organization root, outside); `gh issue create` writes an issue, which a session may
+ * only read and comment on (the contract's allow-list).
+ */
+const REFUSED_BY_DESIGN = new Map([
+  ["pr-edit.3.OrganizationTeamList.json", "operation_not_allowed"],
+  ["issue-create.2.IssueCreate.json", "operation_not_allowed"],
+]);
 
 export function binding(overrides: Partial<Binding> = {}): Binding {
   return { owner: "o", name: "r", permission: "push", allowDelete: false, branchAllowed: (ref) => ref.startsWith("refs/heads/agent/"), ...overrides };
@@ -48,7 +55,11 @@ describe("what gh sends", () => {
   });
 
   for (const { name, body } of GH_DOCUMENTS) {
-    if (REFUSED_BY_DESIGN.has(name)) continue;
+    const rule = REFUSED_BY_DESIGN.get(name);
+    if (rule) {
+      it(`${name} is refused for the bound repository too (${rule})`, () => expectRefused(judgeGraphQL(body, binding()), rule));
+      continue;
+    }
     it(`${name} is allowed for the bound repository`, () => {
       const d = judgeGraphQL(body, binding());
       expect(d.ok ? "ok" : `${d.rule}: ${d.message}`).toBe("ok");
@@ -226,6 +237,12 @@ describe("mutations", () => {
   it("only from the allow-list", () => {
     expectRefused(judge(`mutation { deleteRepository: archiveRepository(input: { repositoryId: "R_1" }) { clientMutationId } }`), "operation_not_allowed");
     expectRefused(judge(`mutation { updateRepository(input: { repositoryId: "R_1", name: "x" }) { clientMutationId } }`), "operation_not_allowed");
+    // Issues are read and commented on, never written; no reactions or assignments of their own.
+    expectRefused(judge(`mutation { createIssue(input: { repositoryId: "R_1", title: "x" }) { clientMutationId } }`), "operation_not_allowed");
+    expectRefused(judge(`mutation { closeIssue(input: { issueId: "I_1" }) { clientMutationId } }`), "operation_not_allowed");
+    expectRefused(judge(`mutation { addReaction(input: { subjectId: "I_1", content: HOORAY }) { clientMutationId } }`), "operation_not_allowed");
+    expectRefused(judge(`mutation { addAssigneesToAssignable(input: { assignableId: "I_1", assigneeIds: ["U_1"] }) { clientMutationId } }`), "operation_not_allowed");
+    expect(judge(`mutation { addComment(input: { subjectId: "I_1", body: "x" }) { clientMutationId } }`).ok).toBe(true);
   });
 
   it("every id in the input, nested and in lists, literal or from variables, is to prove", () => {

@@ -19,7 +19,11 @@ export interface MutationSpec {
   createsRef?: string;
 }
 
-/** The allow-list: what `gh pr ...`/`gh issue ...` use, and their close relatives. */
+/**
+ * The allow-list, the contract's: pull requests, reviews, comments, labels on the bound
+ * repository's issues and pull requests, ref writes. What `gh pr ...` and `gh issue comment`
+ * use, and their close relatives; issues themselves are read-only here, as on REST.
+ */
 export const MUTATIONS: Readonly<Record<string, MutationSpec>> = {
   createPullRequest: {},
   updatePullRequest: {},
@@ -46,16 +50,8 @@ export const MUTATIONS: Readonly<Record<string, MutationSpec>> = {
   addComment: {},
   updateIssueComment: {},
   deleteIssueComment: {},
-  createIssue: {},
-  updateIssue: {},
-  closeIssue: {},
-  reopenIssue: {},
   addLabelsToLabelable: {},
   removeLabelsFromLabelable: {},
-  addAssigneesToAssignable: {},
-  removeAssigneesFromAssignable: {},
-  addReaction: {},
-  removeReaction: {},
   createRef: { createsRef: "name" },
   updateRef: { branch: { field: "refId", kind: "ref" } },
   deleteRef: { branch: { field: "refId", kind: "ref-delete" } },
