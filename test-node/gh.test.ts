@@ -158,6 +158,8 @@ describe.skipIf(GH_MISSING !== null)("gh and git through one capability", () => 
       ["another repository's pull request by id", gh(["api", "graphql", "-f", "query=query($id: ID!) { node(id: $id) { ... on PullRequest { title body } } }", "-f", `id=${otherPull.id}`]), /repository_mismatch/],
       ["a search without the repository qualifier", gh(["api", "graphql", "-f", 'query={ search(query: "secret", type: ISSUE, first: 3) { issueCount } }']), /repository_mismatch/],
       ["gh pr merge into main, outside agent/*", gh(["pr", "merge", "1", "-R", REPO, "--merge"]), /branch_not_allowed/],
+      ["gh pr edit --base: a new base is judged as a merge into it", gh(["pr", "edit", "1", "-R", REPO, "--base", "release"]), /branch_not_allowed/],
+      ["gh issue create: issues are read and commented on, not written", gh(["issue", "create", "-R", REPO, "--title", "x", "--body", "y"]), /operation_not_allowed/],
     ];
     for (const [name, pending, words] of cases) {
       const out = await pending;

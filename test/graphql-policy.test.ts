@@ -272,6 +272,17 @@ describe("mutations", () => {
     ]);
   });
 
+  it("moving a pull request's base is judged as a merge into the new base (an enabled auto-merge follows the move)", () => {
+    const move = (base: unknown) => judge(`mutation($u: UpdatePullRequestInput!) { updatePullRequest(input: $u) { clientMutationId } }`, { u: { pullRequestId: "PR_1", baseRefName: base } });
+    expectRefused(move("main"), "branch_not_allowed");
+    expectRefused(judge(`mutation { updatePullRequest(input: { pullRequestId: "PR_1", baseRefName: "main" }) { clientMutationId } }`), "branch_not_allowed");
+    expectRefused(move("agent/../main"), "branch_not_allowed");
+    expectRefused(judge(`mutation { createRef(input: { repositoryId: "R_1", name: "refs/heads/agent/../main", oid: "${"1".repeat(40)}" }) { clientMutationId } }`), "branch_not_allowed");
+    expect(move("agent/next").ok).toBe(true);
+    expect(move(null).ok).toBe(true);
+    expect(judge(`mutation { updatePullRequest(input: { pullRequestId: "PR_1", title: "t" }) { clientMutationId } }`).ok).toBe(true);
+  });
+
   it("merging proves the pull request's base branch; ref writes are judged by branches", () => {
     const merge = judge(`mutation { mergePullRequest(input: { pullRequestId: "PR_1" }) { pullRequest { merged } } }`);
     expect(merge.ok && merge.proveIds).toEqual([{ id: "PR_1", mustBe: "in_repository", branch: "base", at: "input.pullRequestId" }]);

@@ -7,7 +7,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { refMatches, type PushPolicy } from "../src/proxy/ref-policy";
-import { judgeRest, type Binding } from "../src/surface/rest-policy";
+import { judgeBaseChange, judgeRest, type Binding } from "../src/surface/rest-policy";
 
 const policy: PushPolicy = { branches: ["refs/heads/agent/*"], allowDelete: false };
 const bound = (permission: "push" | "pull"): Binding => ({ repository: "acme/app", permission, policy });
@@ -54,6 +54,11 @@ describe("the surface's REST policy", () => {
     expect(judgeRest("DELETE", "/repos/acme/app/git/refs/heads/agent/fix", bound("push"))).toMatchObject({ ok: false, rule: "operation_not_allowed" });
     expect(judgeRest("GET", "/repos/acme/app/hooks", bound("push"))).toMatchObject({ ok: false, rule: "operation_not_allowed" });
     expect(judgeRest("PUT", "/repos/acme/app/pulls/7/merge", bound("push"))).toMatchObject({ ok: true, mergeOf: 7 });
+    expect(judgeRest("PATCH", "/repos/acme/app/pulls/7", bound("push"))).toMatchObject({ ok: true, baseFromBody: true });
+    expect(judgeBaseChange(bound("push"), "main")).toMatchObject({ ok: false, rule: "branch_not_allowed" });
+    expect(judgeBaseChange(bound("push"), "agent/next")).toBeNull();
+    expect(judgeBaseChange(bound("push"), undefined)).toBeNull();
+    expect(judgeBaseChange(bound("push"), 7)).toMatchObject({ ok: false, rule: "operation_not_allowed" });
     expect(judgeRest("GET", "/repos/acme/app/actions/jobs/9/logs", bound("pull"))).toMatchObject({ ok: true, passRedirect: true });
   });
 });

@@ -59,6 +59,8 @@ describe("the GitHub-shaped surface: REST", () => {
       ["outside /repos", gh("/api/v3/orgs/acme/repos", cap), 403, "operation_not_allowed"],
       ["a write with a pull capability", gh("/api/v3/repos/acme/app/pulls", pull, { method: "POST", body: "{}" }), 403, "insufficient_permission"],
       ["a ref write outside branches", gh("/api/v3/repos/acme/app/git/refs/heads/main", cap, { method: "PATCH", body: '{"sha":"abc"}' }), 403, "branch_not_allowed"],
+      ["moving a pull request's base outside branches", gh("/api/v3/repos/acme/app/pulls/1", cap, { method: "PATCH", body: '{"title":"t","base":"main"}' }), 403, "branch_not_allowed"],
+      ["a ref name git would refuse", gh("/api/v3/repos/acme/app/git/refs", cap, { method: "POST", body: '{"ref":"refs/heads/agent/../main","sha":"abc"}' }), 403, "branch_not_allowed"],
       ["a new ref outside branches", gh("/api/v3/repos/acme/app/git/refs", cap, { method: "POST", body: '{"ref":"refs/heads/main","sha":"abc"}' }), 403, "branch_not_allowed"],
       ["a tag", gh("/api/v3/repos/acme/app/git/refs", cap, { method: "POST", body: '{"ref":"refs/tags/v1","sha":"abc"}' }), 403, "branch_not_allowed"],
       ["a deletion", gh("/api/v3/repos/acme/app/git/refs/heads/agent/x", cap, { method: "DELETE" }), 403, "operation_not_allowed"],

@@ -7,9 +7,11 @@
  * name people (`userIds`, `teamIds`, `botIds`, `assigneeIds`, `reviewerIds`) are
  * references to accounts, not data of another repository, and are passed as they are.
  * Ref writes are judged by the session's `branches` like a push: by name when the input
- * names the ref, else through a proof on the pull request or ref the input names.
+ * names the ref, else through a proof on the pull request or ref the input names. Moving a
+ * pull request's base is judged as a merge into the new base.
  */
 import { getNullableType, isInputObjectType, isListType, type GraphQLInputType } from "graphql";
+import { isValidRefName } from "../proxy/ref-policy";
 import type { Binding, ProofRequest } from "./graphql-binding";
 
 export interface MutationSpec {
@@ -17,6 +19,11 @@ export interface MutationSpec {
   branch?: { field: string; kind: NonNullable<ProofRequest["branch"]> };
   /** The input field holding a full ref name the mutation creates (createRef). */
   createsRef?: string;
+  /**
+   * The input field holding a branch name the pull request's base moves to (updatePullRequest):
+   * judged as a merge into it, since GitHub keeps an enabled auto-merge across the move.
+   */
+  movesBase?: string;
 }
 
 /**
@@ -26,7 +33,7 @@ export interface MutationSpec {
  */
 export const MUTATIONS: Readonly<Record<string, MutationSpec>> = {
   createPullRequest: {},
-  updatePullRequest: {},
+  updatePullRequest: { movesBase: "baseRefName" },
   closePullRequest: {},
   reopenPullRequest: {},
   mergePullRequest: { branch: { field: "pullRequestId", kind: "base" } },
@@ -98,8 +105,16 @@ export function judgeMutationInput(name: string, spec: MutationSpec, input: unkn
     if (typeof ref !== "string" || !ref.startsWith("refs/")) {
       return { ok: false, rule: "operation_not_allowed", message: `${name} needs a full ref name (refs/heads/...)` };
     }
-    if (!binding.branchAllowed(ref)) return { ok: false, rule: "branch_not_allowed", message: `${ref} is not a branch this session may write` };
+    if (!isValidRefName(ref) || !binding.branchAllowed(ref)) return { ok: false, rule: "branch_not_allowed", message: `${ref} is not a branch this session may write` };
     refWrites.push(ref);
+  }
+  if (spec.movesBase) {
+    const base = (input as Record<string, unknown> | undefined)?.[spec.movesBase];
+    if (base !== undefined && base !== null) {
+      if (typeof base !== "string" || base === "") return { ok: false, rule: "operation_not_allowed", message: `${name}.${spec.movesBase} must be a branch name` };
+      const ref = `refs/heads/${base}`;
+      if (!isValidRefName(ref) || !binding.branchAllowed(ref)) return { ok: false, rule: "branch_not_allowed", message: `moving a pull request's base to ${base}: not a branch this session may merge into` };
+    }
   }
   return { ok: true, proofs, refWrites };
 }

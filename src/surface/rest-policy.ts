@@ -7,6 +7,8 @@
  * change. Writes need a `push` capability; a ref write is judged by the session's branch
  * policy like a push, and a merge writes the pull request's base branch, which only GitHub
  * knows: the decision then asks the caller to look it up ({@link RestDecision} `mergeOf`).
+ * Moving a pull request's base is judged as a merge into the new base: GitHub keeps an enabled
+ * auto-merge across the move, so it would merge where the session may not write.
  */
 import type { Permission } from "../contract";
 import { decidePush, refusalText, type PushPolicy } from "../proxy/ref-policy";
@@ -39,6 +41,8 @@ export interface RestAllowed {
   mergeOf?: number;
   /** `POST .../git/refs`: the body names the ref; judge it with {@link judgeRefCreate}. */
   refFromBody?: true;
+  /** `PATCH .../pulls/{n}`: the body may move the pull request's base; judge it with {@link judgeBaseChange}. */
+  baseFromBody?: true;
   /** `/user`: answered for the capability's identity (the App's bot has no `/user`). */
   identity?: true;
 }
@@ -128,6 +132,7 @@ export function judgeRest(method: string, rawPath: string, binding: Binding): Re
   if (merge && method === "GET") return { ok: true, upstreamPath, write: false, passRedirect: false };
   if (merge && method === "PUT") return { ok: true, upstreamPath, write: true, passRedirect: false, mergeOf: Number(merge[1]) };
   if (sub === "/git/refs" && method === "POST") return { ok: true, upstreamPath, write: true, passRedirect: false, refFromBody: true };
+  if (method === "PATCH" && new RegExp(`^/pulls/${N}$`).test(sub)) return { ok: true, upstreamPath, write: true, passRedirect: false, baseFromBody: true };
   const refWrite = new RegExp(`^/git/refs/(heads/${SHA_OR_REF})$`).exec(sub);
   if (refWrite && (method === "PATCH" || method === "DELETE")) {
     const refused = judgeRef(binding, `refs/${refWrite[1]}`, method === "DELETE");
@@ -143,6 +148,13 @@ export function judgeRest(method: string, rawPath: string, binding: Binding): Re
 /** A merge into `baseRef` (a branch name, as GitHub reports a pull request's base). */
 export function judgeMergeBase(binding: Binding, baseRef: string): SurfaceRefusal | null {
   return judgeRef(binding, `refs/heads/${baseRef}`, false);
+}
+
+/** `PATCH /pulls/{n}` with `{base?}` from its body: a new base is judged as a merge into it. */
+export function judgeBaseChange(binding: Binding, base: unknown): SurfaceRefusal | null {
+  if (base === undefined) return null;
+  if (typeof base !== "string" || base === "") return refuse("operation_not_allowed", "base must be a branch name");
+  return judgeRef(binding, `refs/heads/${base}`, false);
 }
 
 /** `POST /git/refs` with `{ref}` from its body. */

@@ -1,7 +1,8 @@
 /**
  * `/api/v3/...` on AGENT_HOST: GitHub's REST API for one session, as GitHub Enterprise Server
  * shapes it. The capability is redeemed (the repository the path names must be the bound one),
- * the call judged by rest-policy.ts, a merge's base branch looked up and judged, and the call
+ * the call judged by rest-policy.ts, a merge's base branch looked up and judged (a pull request's
+ * new base, or a new ref, read from the body and judged), and the call
  * forwarded with the live token of the capability's identity.
  */
 import { loadConfig } from "../config";
@@ -9,8 +10,11 @@ import { PUBLIC_DOOR, type Door } from "../proxy/capability-token";
 import { failure } from "../contract";
 import { withIdentity, type Lent } from "../proxy/git-proxy";
 import { MAX_BODY_BYTES, readLimited, repositoryOf } from "../validate";
-import { judgeMergeBase, judgeRefCreate, judgeRest, type Binding, type SurfaceRefusal } from "./rest-policy";
+import { judgeBaseChange, judgeMergeBase, judgeRefCreate, judgeRest, type Binding, type SurfaceRefusal } from "./rest-policy";
 import { apiEndpoints, failureResponse, forward, githubError, redeemSurface, upstreamHeaders } from "./upstream";
+
+/** GitHub caps a pull request's body at 65,536 characters: at most 256 KiB of UTF-8, and its other fields are short. */
+const MAX_PULL_BODY_BYTES = 512 * 1024;
 
 /** Serves `rawPath` (the path below `/api/v3`, as sent); `door`: where the capability comes from. */
 export async function restProxy(request: Request, env: Env, rawPath: string, door: Door = PUBLIC_DOOR): Promise<Response> {
@@ -37,15 +41,19 @@ export async function restProxy(request: Request, env: Env, rawPath: string, doo
     const bot = { login, id: Number(app?.botUserId ?? 0), type: "Bot", name: login, site_admin: false };
     return withIdentity(new Response(JSON.stringify(bot), { headers: { "content-type": "application/json; charset=utf-8" } }), "app");
   }
-  if (decision.refFromBody) {
-    const text = await readLimited(request, MAX_BODY_BYTES);
-    let ref: unknown = null;
+  if (decision.refFromBody || decision.baseFromBody) {
+    // The body names what the call writes: read (bounded) and judged before it goes anywhere.
+    const limit = decision.baseFromBody ? MAX_PULL_BODY_BYTES : MAX_BODY_BYTES;
+    const text = await readLimited(request, limit);
+    if (text === null) return withIdentity(githubError(413, `This request body is at most ${limit / 1024} KiB.`), lent.identity);
+    let fields: { ref?: unknown; base?: unknown };
     try {
-      ref = text === null ? null : (JSON.parse(text) as { ref?: unknown }).ref;
+      fields = JSON.parse(text) as typeof fields;
+      if (!fields || typeof fields !== "object" || Array.isArray(fields)) throw new Error();
     } catch {
-      return githubError(400, "Problems parsing JSON");
+      return withIdentity(githubError(400, "Problems parsing JSON"), lent.identity);
     }
-    const bad = judgeRefCreate(binding, ref);
+    const bad = decision.refFromBody ? judgeRefCreate(binding, fields.ref) : judgeBaseChange(binding, fields.base);
     if (bad) return refused(request, lent, bad);
     body = text;
   }
