@@ -23,7 +23,7 @@ import { sign } from "@octokit/webhooks-methods";
 import { base64url } from "./encoding.ts";
 import { AppKeys, type EmulatorAppIdentity } from "./github-app-jwt.ts";
 import { gitRefusal, isPush, pathInfo } from "./github-git.ts";
-import type { EmulatorApp, EmulatorUser, GitBackend } from "./github-host.ts";
+import { movedPermanently, type EmulatorApp, type EmulatorUser, type GitBackend } from "./github-host.ts";
 import type { Caller } from "./github-store.ts";
 import { postWebhook, type SignedDelivery } from "./webhooks.ts";
 
@@ -50,6 +50,8 @@ export type AppEndpoint = "installation" | "installation_token";
 export interface AppsHost {
   now(): number;
   apps: ReadonlyMap<string, EmulatorApp>;
+  /** Renamed or transferred repositories (GitHubHost.moved). */
+  moved: ReadonlyMap<string, string>;
   /** Counts the request and applies an injected fault; a Response ends the request. */
   enter(endpoint: AppEndpoint): Promise<Response | null>;
   json(status: number, body: unknown, extra?: Record<string, string>): Response;
@@ -224,12 +226,15 @@ export class GitHubAppsEmulator {
     if (early) return early;
     const app = await this.#verifyJwt(request);
     if (app instanceof Response) return app;
-    const name = decodeURIComponent(fullName).toLowerCase();
+    const asked = decodeURIComponent(fullName).toLowerCase();
+    const current = this.#host.moved.get(asked);
+    const name = (current ?? asked).toLowerCase();
     const [owner] = name.split("/");
     const inst = [...this.#installations.values()].find(
       (i) => i.clientId === app.clientId && i.account.toLowerCase() === owner && i.repositories.includes(name),
     );
     if (!inst) return this.#host.json(404, { message: "Not Found", documentation_url: "https://docs.github.com/rest/apps/apps" });
+    if (current) return movedPermanently(this.#host.json, current);
     return this.#host.json(200, this.#installationBody(inst));
   }
 

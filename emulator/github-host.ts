@@ -50,6 +50,23 @@ export interface EmulatorSettings {
   clientTimeoutMs: number | null;
 }
 
+/**
+ * GitHub's answer to a renamed or transferred repository's old name: `301` pointing at the
+ * repository by id (`/repositories/{id}`), which a client that does not follow redirects
+ * must treat as "not here under this name".
+ */
+export function movedPermanently(json: GitHubHost["json"], current: string): Response {
+  const url = `https://api.github.com/repositories/${repositoryNumber(current)}`;
+  return json(301, { message: "Moved Permanently", url, documentation_url: "https://docs.github.com/v3/#http-redirects" }, { location: url });
+}
+
+/** A stable number for a repository name (the emulator has no repository ids of its own here). */
+function repositoryNumber(fullName: string): number {
+  let n = 7;
+  for (const c of fullName.toLowerCase()) n = (n * 31 + c.charCodeAt(0)) % 1_000_000_007;
+  return n;
+}
+
 export const DEFAULT_SETTINGS: EmulatorSettings = {
   accessTokenExpiresIn: 28_800,
   refreshTokenExpiresIn: 15_897_600,
@@ -75,6 +92,11 @@ export interface GitHubHost {
   readonly faults: GitHubFaults;
   /** Requests per counted endpoint. */
   readonly counts: Record<Endpoint, number>;
+  /**
+   * Renamed or transferred repositories: the old `owner/name` (lower case) → the current one.
+   * GitHub's REST API answers the old name with `301 Moved Permanently` to the caller who can see it.
+   */
+  readonly moved: ReadonlyMap<string, string>;
   readonly onIssued: ((issued: IssuedPair) => void | Promise<void>) | null;
   /** The emulator's clock (ms). */
   now(): number;

@@ -69,6 +69,11 @@ export function githubRoutes(e: GitHubEmulator, r: GitHubRoles): EmulatorRouter 
       return json(200, ok);
     })
     .post("/_emulator/mark", () => json(200, { seq: e.mark() }))
+    // A rename or transfer: the old name answers 301 from then on, as GitHub's does.
+    .post("/_emulator/moved", (request) => {
+      e.moved.set(String(request.content.from).toLowerCase(), String(request.content.to));
+      return json(200, ok);
+    })
     .get("/_emulator/stats", () => json(200, { counts: e.counts, faultsInjected: e.faultsInjected, apps: apps.stats() }))
     .get("/_emulator/token", (request) => {
       const token = query(request, "token") ?? "";

@@ -4,7 +4,7 @@
  * GraphQL act as). Installation tokens are answered by emulator/github-apps.ts.
  */
 import type { GitHubAppsEmulator } from "./github-apps.ts";
-import type { GitHubHost } from "./github-host.ts";
+import { movedPermanently, type GitHubHost } from "./github-host.ts";
 import type { Actor, Caller } from "./github-store.ts";
 
 export class GitHubUserApi {
@@ -51,8 +51,10 @@ export class GitHubUserApi {
     if (asApp) return asApp;
     const rec = host.tokens.bearer(request);
     if (!rec) return host.json(401, { message: "Bad credentials" });
-    const perm = host.tokens.permission(rec, decodeURIComponent(fullName));
+    const current = host.moved.get(decodeURIComponent(fullName).toLowerCase());
+    const perm = host.tokens.permission(rec, current ?? decodeURIComponent(fullName));
     if (!perm) return host.json(404, { message: "Not Found" });
+    if (current) return movedPermanently(host.json, current);
     const [owner, name] = decodeURIComponent(fullName).split("/");
     return host.json(200, {
       full_name: `${owner}/${name}`,

@@ -85,6 +85,8 @@ export class GitHubEmulator {
    * one holds and marks count): who fetched and pushed, as GitHub records it.
    */
   readonly gitRequests: { repository: string; login: string; push: boolean; seq: number }[] = [];
+  /** See GitHubHost.moved. */
+  readonly moved = new Map<string, string>();
 
   /** The pushes among {@link gitRequests}. */
   get pushes(): { repository: string; login: string }[] {
@@ -134,6 +136,7 @@ export class GitHubEmulator {
         return emulator.#faults;
       },
       counts: this.counts,
+      moved: this.moved,
       get onIssued() {
         return emulator.onIssued;
       },
@@ -152,7 +155,7 @@ export class GitHubEmulator {
     };
     this.#tokens = new GitHubTokens(host);
     this.#faults = new GitHubFaults(host);
-    this.installations = new GitHubAppsEmulator({ now: host.now, apps: this.apps, enter: (endpoint) => host.enter(endpoint), json: host.json, webhookFetch: (req) => this.#webhookFetch(req) });
+    this.installations = new GitHubAppsEmulator({ now: host.now, apps: this.apps, moved: this.moved, enter: (endpoint) => host.enter(endpoint), json: host.json, webhookFetch: (req) => this.#webhookFetch(req) });
     this.#userApi = new GitHubUserApi(host, this.installations);
     const api: ApiHost = {
       store: this.store,
@@ -202,6 +205,7 @@ export class GitHubEmulator {
     this.users.clear();
     this.#tokens.reset();
     this.gitRequests.length = 0;
+    this.moved.clear();
     this.#faults.queue.reset();
     this.#faults.releaseHangs();
     this.#holds.releaseAll();

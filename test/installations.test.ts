@@ -179,6 +179,16 @@ describe("not installed", () => {
     }
   });
 
+  it("a renamed repository's old name is not_installed: GitHub's 301 is not an outage, and is never followed", async () => {
+    await install(7021, "acme", ["acme/app"]);
+    await emulator.move("acme/old-app", "acme/app");
+    const res = await installationToken({ repository: "acme/old-app" });
+    expect(res.status).toBe(404);
+    expect(res.body).toMatchObject({ ok: false, reason: "not_installed" });
+    expect(res.body.retryAfterSeconds).toBeUndefined();
+    expect((await installationToken({ repository: "acme/app" })).status).toBe(200);
+  });
+
   it("a suspended installation answers not_installed at once after its webhook, and works again after unsuspend", async () => {
     await install(7021, "acme", ["acme/app"]);
     const first = await installationToken({ repository: "acme/app" });

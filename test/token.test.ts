@@ -25,6 +25,16 @@ describe("token for a repository", () => {
     expect(state.access!.alive).toBe(true);
   });
 
+  it("a renamed repository's old name is no_repo_access: GitHub's 301 is not an outage, and is never followed", async () => {
+    await connectUser("t-moved", { ...MONA, repos: { ...MONA.repos } });
+    await emulator.move("acme/old-app", "acme/app");
+    const res = await requestToken("t-moved", { repository: "acme/old-app" });
+    expect(res.status).toBe(403);
+    expect(res.body).toMatchObject({ ok: false, reason: "no_repo_access" });
+    expect(res.body.retryAfterSeconds).toBeUndefined();
+    expect((await requestToken("t-moved", { repository: "acme/app" })).status).toBe(200);
+  });
+
   it("uses the login as committer name when the user has no display name", async () => {
     await connectUser("t-2", { id: 7, login: "noname", name: null, repos: { "acme/app": "push" } });
     const res = await requestToken("t-2", { repository: "acme/app" });

@@ -98,6 +98,11 @@ export class GitHubAppClient {
       if (status === 404) return { ok: false, error: { kind: "not_found", detail } };
       return { ok: false, error: { kind: "unprocessable", permissions: /permission/i.test(message), detail } };
     }
+    if (status >= 300 && status < 400) {
+      // A renamed or transferred repository: not here under this name (never followed with the JWT).
+      await response.body?.cancel();
+      return { ok: false, error: { kind: "not_found", detail: `${label}: ${status} (moved)` } };
+    }
     const fail = await githubFailure(response, label);
     if (fail) {
       // A 403 that is not a rate limit: the installation is suspended (or blocked by a policy).

@@ -254,6 +254,11 @@ export class GitHubClient implements Provider, ScopedTokenMinter {
       await response.body?.cancel();
       return { ok: false, error: { kind: "not_found", detail: `${label}: 404` } };
     }
+    if (response.status >= 300 && response.status < 400) {
+      // A renamed or transferred repository: not here under this name (never followed with the token).
+      await response.body?.cancel();
+      return { ok: false, error: { kind: "not_found", detail: `${label}: ${response.status} (moved)` } };
+    }
     const fail = await githubFailure(response, label);
     if (fail) {
       if (response.status === 403 && fail.error.kind === "unavailable") {

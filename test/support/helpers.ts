@@ -59,6 +59,8 @@ export const emulator = {
   release: (id: number) => control("POST", `holds/${id}/release`),
   /** An arrival number: every request the emulator numbered below it has arrived. */
   mark: () => control<{ seq: number }>("POST", "mark").then((r) => r.seq),
+  /** A rename or transfer: GitHub answers the old name with 301 from then on. */
+  move: (from: string, to: string) => control("POST", "moved", { from, to }),
   /** The git requests the emulator served from index `since` on, with the login each token belonged to. */
   gitRequests: (since = 0) => control<{ requests: { repository: string; login: string; push: boolean; seq: number }[] }>("GET", `git-requests?since=${since}`).then((r) => r.requests),
   revoke: (appType: AppType, githubUserId: number, notify = false) =>
