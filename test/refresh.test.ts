@@ -8,6 +8,12 @@ import { emulator, connectUser, requestToken, setStoredExpiry, storedRow, callAp
 import { runInDurableObject } from "cloudflare:test";
 import { open, loadKeyring } from "../src/crypto";
 import { env } from "cloudflare:workers";
+import { ConnectionStore } from "../src/actor/connection-store";
+import { callContext } from "../src/actor/context";
+import { Refresher } from "../src/actor/refresher";
+import { TokenVault } from "../src/actor/token-vault";
+import type { ConnectionRow } from "../src/actor/connection-store";
+import type { Keyring } from "../src/crypto";
 
 const GH = { id: 4242, login: "mona", name: "Mona Lisa", repos: { "acme/widgets": "push" as const } };
 
@@ -123,6 +129,39 @@ describe("single-flight refresh", () => {
     expect(granted.body.expiresInSeconds).toBeLessThanOrEqual(28_800);
     // On the old, two-clock code the stored expiry was ten hours away: tokens were handed
     // out for two hours after GitHub had killed them.
+  });
+
+  it("a token opened while a rotation lands is not handed out with the rotated row: the new one is", async () => {
+    await connectUser("sf-open", GH);
+    await runInDurableObject(actor("sf-open"), async (_instance, state) => {
+      // The actor's own parts on its storage, with the opening of the access token held open.
+      let entered!: () => void;
+      let release!: () => void;
+      const inside = new Promise<void>((r) => (entered = r));
+      const gate = new Promise<void>((r) => (release = r));
+      class HeldVault extends TokenVault {
+        override async openAccess(keyring: Keyring, userId: string, row: ConnectionRow) {
+          const opened = await super.openAccess(keyring, userId, row);
+          entered();
+          await gate;
+          return opened;
+        }
+      }
+      const store = new ConnectionStore(state.storage.sql);
+      const vault = new HeldVault();
+      const refresher = new Refresher(store, vault);
+      const c = await callContext(env, "sf-open", "standard");
+      if (!c.ok) throw new Error(c.message);
+      const pending = refresher.live(c.value, 60_000);
+      await inside;
+      // A rotation is stored while the old token is being opened.
+      const row = store.get("standard")!;
+      const tokens = { accessToken: "ghu_rotated", accessTokenExpiresAt: Date.now() + 3_600_000, refreshToken: "ghr_rotated", refreshTokenExpiresAt: Date.now() + 86_400_000 };
+      expect(store.storeRotated("standard", row, await vault.sealPair(c.value.keyring, "sf-open", "standard", tokens))).not.toBeNull();
+      release();
+      const live = await pending;
+      expect(live.ok && live.accessToken).toBe("ghu_rotated");
+    });
   });
 
   it("the DO's calls really reach the emulator (outbound route proof)", async () => {

@@ -112,8 +112,11 @@ export class Refresher {
           return broken;
         }
         if (this.#vault.needsReseal(c.keyring, row!.access_token, row!.refresh_token)) await this.#reseal(c, row!, opened.value);
-        const live: Live = { ok: true, row: this.#store.get(appType)!, accessToken: opened.value };
-        if (this.isCurrent(live) && live.row.access_token !== null) return live;
+        // The token is the one opened from `row`: it may go out only while the stored pair is
+        // still that one (a reseal keeps it; a rotation during the awaits above does not).
+        const current = this.#store.get(appType);
+        const live: Live = { ok: true, row: current!, accessToken: opened.value };
+        if (sameStamp(current, row!) && this.isCurrent(live) && current!.access_token !== null) return live;
         continue;
       }
       // No await between the checks above and starting the shared refresh.
