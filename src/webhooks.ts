@@ -35,9 +35,10 @@ export async function handleWebhook(env: Env, app: AppConfig, request: Request):
     return { kind: "bad_signature" };
   }
   const body = await readLimited(request, MAX_WEBHOOK_BYTES);
-  if (body === "") return { kind: "invalid", message: "empty payload" };
+  // A body too large to read cannot be verified: refused as too large, never buffered.
   if (body === null) return { kind: "invalid", message: `payload over ${MAX_WEBHOOK_BYTES} bytes` };
-  if (!(await verifyAny(app.webhookSecrets, body, signature))) return { kind: "bad_signature" };
+  // GitHub never sends an empty delivery, and @octokit/webhooks-methods verifies none: unverified.
+  if (body === "" || !(await verifyAny(app.webhookSecrets, body, signature))) return { kind: "bad_signature" };
 
   let payload: unknown;
   try {

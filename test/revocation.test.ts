@@ -150,6 +150,9 @@ describe("revocation webhook", () => {
       const res = await publicFetch("/webhooks/github/standard", { method: "POST", headers: { "x-hub-signature-256": sig }, body: "{}" });
       expect(res.status, sig).toBe(401);
     }
+    // An empty body is never a verified delivery: 401, as for any signature that does not verify.
+    const empty = await publicFetch("/webhooks/github/standard", { method: "POST", headers: { "x-hub-signature-256": `sha256=${"0".repeat(64)}` } });
+    expect(empty.status).toBe(401);
   });
 
   it("a late delivery for a user who re-authorized since changes nothing (GitHub still honours the token)", async () => {
