@@ -138,7 +138,7 @@ function parse(env: BrokerEnv): BrokerConfig {
     });
   }
   parseGitLabApps(env, apps);
-  const publicBaseUrl = trimSlash(str(env.PUBLIC_BASE_URL) || "http://localhost:8787");
+  const publicBaseUrl = parsePublicBaseUrl(env.PUBLIC_BASE_URL);
   const timeout = Number(str(env.GITHUB_TIMEOUT_MS) || 10_000);
   return {
     apps,
@@ -230,6 +230,25 @@ function str(v: unknown): string {
 
 function trimSlash(s: string): string {
   return s.replace(/\/+$/, "");
+}
+
+/**
+ * `PUBLIC_BASE_URL`: this Worker's public origin, required. No default: a deployment that
+ * forgot it would send GitHub a callback on some other host, and every connect would fail
+ * at the provider instead of here.
+ */
+function parsePublicBaseUrl(value: unknown): string {
+  const raw = trimSlash(str(value).trim());
+  let url: URL | null = null;
+  try {
+    url = raw ? new URL(raw) : null;
+  } catch {
+    url = null;
+  }
+  if (!url || (url.protocol !== "https:" && url.protocol !== "http:") || url.username || url.password || url.search || url.hash) {
+    throw new ConfigError("PUBLIC_BASE_URL must be this Worker's public origin, e.g. https://broker.example.com");
+  }
+  return raw;
 }
 
 /** `AGENT_HOST`: a host name (and port), nothing else; unset or empty turns the surface off. */

@@ -2,7 +2,7 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { env } from "cloudflare:workers";
 import { publicRouter } from "../src/http/routes";
-import { INTERNAL_API_TOKEN, PUBLIC_BASE_URL } from "./support/env";
+import { INTERNAL_API_TOKEN, PUBLIC_BASE_URL, RETURN_ORIGIN } from "./support/env";
 import { callApi, connectUser, dumpStorage, emulator, publicFetch } from "./support/helpers";
 
 const GH = { id: 5, login: "valid", name: null, repos: { "acme/app": "push" as const } };
@@ -84,6 +84,18 @@ describe("bad input", () => {
     }
     const health = await publicRouter.fetch(new Request(`${PUBLIC_BASE_URL}/healthz`), closed);
     expect(health.status).toBe(200);
+  });
+
+  it("PUBLIC_BASE_URL is required and must be an origin: without it a connect is 503 app_misconfigured, never a callback on another host", async () => {
+    const bearer = { authorization: `Bearer ${INTERNAL_API_TOKEN}`, "content-type": "application/json" };
+    const body = JSON.stringify({ appType: "standard", returnTo: `${RETURN_ORIGIN}/done` });
+    for (const value of [undefined, "", "not a url", "ftp://broker.test", "https://broker.test/?x=1", "https://user:pw@broker.test"]) {
+      const broken = { ...env, PUBLIC_BASE_URL: value } as Env;
+      const res = await publicRouter.fetch(new Request(`${PUBLIC_BASE_URL}/v1/users/v-url/connect`, { method: "POST", headers: bearer, body }), broken);
+      expect(res.status, String(value)).toBe(503);
+      // The operator's detail goes to the log; the caller learns only that the broker is misconfigured.
+      expect(((await res.json()) as { reason: string }).reason, String(value)).toBe("app_misconfigured");
+    }
   });
 
   it("the token routes' one-pass path answers exactly as the routers do, refusals included", async () => {
