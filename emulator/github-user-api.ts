@@ -51,11 +51,12 @@ export class GitHubUserApi {
     if (asApp) return asApp;
     const rec = host.tokens.bearer(request);
     if (!rec) return host.json(401, { message: "Bad credentials" });
-    const current = host.moved.get(decodeURIComponent(fullName).toLowerCase());
-    const perm = host.tokens.permission(rec, current ?? decodeURIComponent(fullName));
+    const asked = decodeURIComponent(fullName);
+    const current = host.moved.get(asked.toLowerCase());
+    const perm = host.tokens.permission(rec, current ?? asked);
     if (!perm) return host.json(404, { message: "Not Found" });
     if (current) return movedPermanently(host.json, current);
-    const [owner, name] = decodeURIComponent(fullName).split("/");
+    const [owner, name] = asked.split("/");
     return host.json(200, {
       full_name: `${owner}/${name}`,
       name,

@@ -7,7 +7,7 @@
  */
 import type { AppConfig, BrokerConfig } from "../config";
 import type { InstallationPermissions } from "../contract";
-import { githubFailure, type GitHubError } from "../providers/github";
+import { githubFailure, movedRepository, type GitHubError } from "../providers/github";
 import { boundedFetch, readJson, serverTime, unavailable } from "../providers/http";
 import { appJwt } from "./app-jwt";
 
@@ -98,11 +98,8 @@ export class GitHubAppClient {
       if (status === 404) return { ok: false, error: { kind: "not_found", detail } };
       return { ok: false, error: { kind: "unprocessable", permissions: /permission/i.test(message), detail } };
     }
-    if (status >= 300 && status < 400) {
-      // A renamed or transferred repository: not here under this name (never followed with the JWT).
-      await response.body?.cancel();
-      return { ok: false, error: { kind: "not_found", detail: `${label}: ${status} (moved)` } };
-    }
+    const moved = await movedRepository(response, label);
+    if (moved) return moved;
     const fail = await githubFailure(response, label);
     if (fail) {
       // A 403 that is not a rate limit: the installation is suspended (or blocked by a policy).

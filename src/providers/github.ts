@@ -254,11 +254,8 @@ export class GitHubClient implements Provider, ScopedTokenMinter {
       await response.body?.cancel();
       return { ok: false, error: { kind: "not_found", detail: `${label}: 404` } };
     }
-    if (response.status >= 300 && response.status < 400) {
-      // A renamed or transferred repository: not here under this name (never followed with the token).
-      await response.body?.cancel();
-      return { ok: false, error: { kind: "not_found", detail: `${label}: ${response.status} (moved)` } };
-    }
+    const moved = await movedRepository(response, label);
+    if (moved) return moved;
     const fail = await githubFailure(response, label);
     if (fail) {
       if (response.status === 403 && fail.error.kind === "unavailable") {
@@ -308,6 +305,17 @@ export function githubFailure(response: Response, label: string): Promise<{ ok: 
   const status = response.status;
   const limited = status === 429 || (status === 403 && (response.headers.get("x-ratelimit-remaining") === "0" || response.headers.has("retry-after")));
   return httpFailure(response, label, limited);
+}
+
+/**
+ * A 3xx from a repository route: GitHub's answer for a renamed or transferred repository's old
+ * name. Not here under this name (the redirect is never followed with a credential); `null`
+ * for any other status.
+ */
+export async function movedRepository(response: Response, label: string): Promise<{ ok: false; error: GitHubError } | null> {
+  if (response.status < 300 || response.status >= 400) return null;
+  await response.body?.cancel();
+  return { ok: false, error: { kind: "not_found", detail: `${label}: ${response.status} (moved)` } };
 }
 
 /** GitHub's reason for a 422 (`message` and each error's `message`/`code`), short and printable, for the log. */

@@ -105,16 +105,20 @@ export function judgeMutationInput(name: string, spec: MutationSpec, input: unkn
     if (typeof ref !== "string" || !ref.startsWith("refs/")) {
       return { ok: false, rule: "operation_not_allowed", message: `${name} needs a full ref name (refs/heads/...)` };
     }
-    if (!isValidRefName(ref) || !binding.branchAllowed(ref)) return { ok: false, rule: "branch_not_allowed", message: `${ref} is not a branch this session may write` };
+    if (!mayWrite(binding, ref)) return { ok: false, rule: "branch_not_allowed", message: `${ref} is not a branch this session may write` };
     refWrites.push(ref);
   }
   if (spec.movesBase) {
     const base = (input as Record<string, unknown> | undefined)?.[spec.movesBase];
     if (base !== undefined && base !== null) {
       if (typeof base !== "string" || base === "") return { ok: false, rule: "operation_not_allowed", message: `${name}.${spec.movesBase} must be a branch name` };
-      const ref = `refs/heads/${base}`;
-      if (!isValidRefName(ref) || !binding.branchAllowed(ref)) return { ok: false, rule: "branch_not_allowed", message: `moving a pull request's base to ${base}: not a branch this session may merge into` };
+      if (!mayWrite(binding, `refs/heads/${base}`)) return { ok: false, rule: "branch_not_allowed", message: `moving a pull request's base to ${base}: not a branch this session may merge into` };
     }
   }
   return { ok: true, proofs, refWrites };
+}
+
+/** A ref the session may write: one git accepts, within its branches. */
+function mayWrite(binding: Binding, ref: string): boolean {
+  return isValidRefName(ref) && binding.branchAllowed(ref);
 }
